@@ -1,0 +1,312 @@
+//! DynamoDB: the registry items, their history and the once-only ledger, all in one table
+//! keyed by `repository` (partition) and `tag` (sort).
+//!
+//! | item            | `repository`                      | `tag`                    |
+//! |-----------------|-----------------------------------|--------------------------|
+//! | protected tag   | `ACCOUNT/REGION/NAME`             | the tag                  |
+//! | history line    | `history#ACCOUNT/REGION/NAME:TAG` | `TIME#EVENT_ID#N`        |
+//! | ledger record   | `ledger#EVENT_ID`                 | `ledger`                 |
+//!
+//! Ledger records carry `expires_at` (epoch seconds), the table's TTL attribute.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use serde_json::{Map, Number, Value};
+
+use super::call_error;
+use crate::error::CallError;
+use crate::page::Page;
+use crate::ports::{Claim, HistoryRecord, Ledger, Registry, CLAIM_LEASE_SECS, LEDGER_TTL_SECS};
+use crate::registry::{self, field, Entry, InvalidEntry, Pin, RepoKey};
+
+/// The TTL attribute of ledger records.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A DynamoDB attribute as plain JSON (`S`→string, `N`→number, `L`/`SS`/`NS`→array,
+/// `M`→object, `B`→string when UTF-8). The registry parser reads this form.
+pub fn attr_to_json(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(x) => Value::String(x.clone()),
+        AttributeValue::N(x) => x
+            .parse::<i64>()
+            .map(Value::from)
+            .ok()
+            .or_else(|| x.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+            .unwrap_or_else(|| Value::String(x.clone())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(items) => Value::Array(items.iter().map(attr_to_json).collect()),
+        AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect()),
+        AttributeValue::Ss(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(items) => Value::Array(items.iter().map(|x| attr_to_json(&AttributeValue::N(x.clone()))).collect()),
+        AttributeValue::B(b) => String::from_utf8(b.as_ref().to_vec()).map(Value::String).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// Plain JSON as a DynamoDB attribute (the inverse of [`attr_to_json`] for what it makes).
+pub fn json_to_attr(v: &Value) -> AttributeValue {
+    match v {
+        Value::String(x) => s(x.clone()),
+        Value::Number(x) => AttributeValue::N(x.to_string()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Null => AttributeValue::Null(true),
+        Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attr).collect()),
+        Value::Object(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), json_to_attr(v))).collect()),
+    }
+}
+
+fn item_to_json(item: &Item) -> Value {
+    Value::Object(item.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect::<Map<_, _>>())
+}
+
+fn conditional_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+/// The registry in a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoRegistry {
+    /// The client.
+    pub client: Client,
+    /// The table.
+    pub table: String,
+}
+
+impl Registry for DynamoRegistry {
+    async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#r = :r")
+                .expression_attribute_names("#r", field::REPOSITORY)
+                .expression_attribute_values(":r", s(repo.key()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| call_error("dynamodb:Query", &e))?;
+            out.extend(page.items().iter().map(|i| registry::parse_item(&item_to_json(i))));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn set_pin(&self, repo: &RepoKey, tag: &str, expect: Option<&str>, pin: Option<&Pin>) -> Result<bool, CallError> {
+        let fields = pin.map(registry::pin_fields).unwrap_or_default();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(repo.key()))
+            .key(field::TAG, s(tag))
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_names("#d", field::DIGEST);
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        for (i, f) in [field::DIGEST, field::MANIFEST, field::MEDIA_TYPE, field::CHILDREN, field::PINNED_BY, field::PINNED_AT]
+            .iter()
+            .enumerate()
+        {
+            req = req.expression_attribute_names(format!("#f{i}"), *f);
+            match fields.get(*f) {
+                Some(v) => {
+                    req = req.expression_attribute_values(format!(":f{i}"), json_to_attr(v));
+                    sets.push(format!("#f{i} = :f{i}"));
+                }
+                None => removes.push(format!("#f{i}")),
+            }
+        }
+        let mut update = String::new();
+        if !sets.is_empty() {
+            update.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        req = req.update_expression(update.trim());
+        req = match expect {
+            Some(d) => req.condition_expression("attribute_exists(#r) AND #d = :expect").expression_attribute_values(":expect", s(d)),
+            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(conditional_failed) => Ok(false),
+            Err(e) => Err(call_error("dynamodb:UpdateItem", &e)),
+        }
+    }
+
+    async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
+        let mut writes = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let mut item: Item = HashMap::new();
+            item.insert(field::REPOSITORY.into(), s(format!("history#{}:{}", r.repo.key(), r.tag)));
+            item.insert(field::TAG.into(), s(format!("{}#{}#{i}", r.at, r.event_id)));
+            if let Ok(Value::Object(m)) = serde_json::to_value(r) {
+                for (k, v) in m {
+                    if k != "repo" && k != field::TAG && !v.is_null() {
+                        item.insert(k, json_to_attr(&v));
+                    }
+                }
+            }
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| CallError::fatal("dynamodb:BatchWriteItem", e.to_string()))?;
+            writes.push(WriteRequest::builder().put_request(put).build());
+        }
+        for chunk in writes.chunks(25) {
+            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
+            // Unprocessed items are sent again a few times, then reported.
+            for _ in 0..3 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|e| call_error("dynamodb:BatchWriteItem", &e))?;
+                pending = out.unprocessed_items().cloned().unwrap_or_default();
+                if pending.values().all(Vec::is_empty) {
+                    break;
+                }
+            }
+            if pending.values().any(|v| !v.is_empty()) {
+                return Err(CallError::transient("dynamodb:BatchWriteItem", "some history items were left unprocessed"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The once-only ledger in the same table.
+#[derive(Clone, Debug)]
+pub struct DynamoLedger {
+    /// The client.
+    pub client: Client,
+    /// The table.
+    pub table: String,
+}
+
+impl DynamoLedger {
+    fn key(event_id: &str) -> [(String, AttributeValue); 2] {
+        [(field::REPOSITORY.into(), s(format!("ledger#{event_id}"))), (field::TAG.into(), s("ledger"))]
+    }
+
+    fn record(event_id: &str, now: i64, state: &str) -> Item {
+        let mut item: Item = Self::key(event_id).into_iter().collect();
+        item.insert("state".into(), s(state));
+        item.insert("claimed_at".into(), n(now));
+        item.insert(TTL_ATTRIBUTE.into(), n(now + LEDGER_TTL_SECS));
+        item
+    }
+
+    fn read_claim(old: &Item) -> Claim {
+        match old.get("state").and_then(|v| v.as_s().ok()).map(String::as_str) {
+            Some("done") => Claim::Done,
+            Some("pending") => {
+                let pages: Vec<Page> = old
+                    .get("pages")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                Claim::PagesPending(pages)
+            }
+            _ => Claim::Busy,
+        }
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError> {
+        // One call: create the record, or take over a claim whose lease ran out.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::record(event_id, now, "claimed")))
+            .condition_expression("attribute_not_exists(#r) OR (#s = :claimed AND claimed_at < :stale)")
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":stale", n(now - CLAIM_LEASE_SECS))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) if out.attributes().is_some_and(|a| !a.is_empty()) => Ok(Claim::Resumed),
+            Ok(_) => Ok(Claim::Fresh),
+            Err(e) => {
+                let Some(old) = e.as_service_error().filter(|se| conditional_failed(*se)).map(|se| match se {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    _ => None,
+                }) else {
+                    return Err(call_error("dynamodb:PutItem", &e));
+                };
+                let old = match old {
+                    Some(item) => item,
+                    None => self
+                        .client
+                        .get_item()
+                        .table_name(&self.table)
+                        .set_key(Some(Self::key(event_id).into_iter().collect()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| call_error("dynamodb:GetItem", &e))?
+                        .item()
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                Ok(Self::read_claim(&old))
+            }
+        }
+    }
+
+    async fn finish(&self, event_id: &str, now: i64, pending: &[Page]) -> Result<(), CallError> {
+        let mut item = Self::record(event_id, now, if pending.is_empty() { "done" } else { "pending" });
+        if !pending.is_empty() {
+            let text = serde_json::to_string(pending).map_err(|e| CallError::fatal("dynamodb:PutItem", e.to_string()))?;
+            item.insert("pages".into(), s(text));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn release(&self, event_id: &str) -> Result<(), CallError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(event_id).into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:DeleteItem", &e))?;
+        Ok(())
+    }
+}

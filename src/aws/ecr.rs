@@ -1,0 +1,95 @@
+//! ECR: `PutImage` and `BatchGetImage`.
+
+use aws_sdk_ecr::error::ProvideErrorMetadata;
+use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::Client;
+
+use super::call_error;
+use crate::error::CallError;
+use crate::guard::{Failure, PutStep};
+use crate::ports::{Images, Put, PutError};
+use crate::registry::{Manifest, RepoKey};
+
+/// Every manifest type ECR stores; `BatchGetImage` otherwise may convert or refuse.
+const MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+];
+
+/// ECR through the SDK. Every call names the registry (account) of the repository.
+#[derive(Clone, Debug)]
+pub struct EcrImages {
+    /// The client.
+    pub client: Client,
+}
+
+impl Images for EcrImages {
+    async fn put(&self, repo: &RepoKey, step: &PutStep) -> Result<Put, PutError> {
+        let m = &step.manifest;
+        let result = self
+            .client
+            .put_image()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .image_manifest(&m.body)
+            .set_image_manifest_media_type(m.media_type.clone())
+            .image_digest(&m.digest)
+            .set_image_tag(step.tag.clone())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Put::Written),
+            Err(e) => e,
+        };
+        let message = format!("{}: {}", err.code().unwrap_or("error"), err.message().unwrap_or(""));
+        let refused = |f: Failure| Err(PutError::Refused(f, message.clone()));
+        match err.code() {
+            Some("ImageAlreadyExistsException") => Ok(Put::AlreadyThere),
+            Some("LayersNotFoundException") => refused(Failure::LayersGone),
+            Some("ReferencedImagesNotFoundException") => refused(Failure::ChildrenGone),
+            Some("ImageTagAlreadyExistsException") => refused(Failure::TagHeldElsewhere),
+            Some("RepositoryNotFoundException") => refused(Failure::RepositoryGone),
+            Some("ImageDigestDoesNotMatchException") => refused(Failure::DigestMismatch),
+            _ => {
+                let c = call_error("ecr:PutImage", &err);
+                if c.retryable {
+                    Err(PutError::Call(c))
+                } else {
+                    Err(PutError::Refused(Failure::Other, c.message))
+                }
+            }
+        }
+    }
+
+    async fn manifest(&self, repo: &RepoKey, digest: &str) -> Result<Option<Manifest>, CallError> {
+        let result = self
+            .client
+            .batch_get_image()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .set_accepted_media_types(Some(MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(None),
+            Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
+        };
+        Ok(out.images().iter().find_map(|im| {
+            let same = im.image_id().and_then(|id| id.image_digest()).is_none_or(|d| d == digest);
+            match (same, im.image_manifest()) {
+                (true, Some(body)) => Some(Manifest {
+                    digest: digest.to_string(),
+                    media_type: im.image_manifest_media_type().map(String::from),
+                    body: body.to_string(),
+                }),
+                _ => None,
+            }
+        }))
+    }
+}

@@ -1,0 +1,91 @@
+//! The AWS adapters: the SDK clients behind the ports. They translate requests and errors
+//! (every `match` on an AWS error code lives here) and decide nothing.
+
+mod dynamodb;
+mod ecr;
+mod sns;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+pub use dynamodb::{attr_to_json, json_to_attr, DynamoLedger, DynamoRegistry};
+pub use ecr::EcrImages;
+pub use sns::SnsPager;
+
+use crate::config::Config;
+use crate::error::CallError;
+use crate::guard::Settings;
+use crate::handler::Handler;
+
+/// The handler wired to AWS.
+pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger>;
+
+/// Builds the handler from an SDK configuration: clients only, no network call.
+pub fn handler(sdk: &aws_config::SdkConfig, table: &str, topic_arn: &str, settings: Settings, dry_run: bool) -> AwsHandler {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    Handler {
+        registry: DynamoRegistry { client: ddb.clone(), table: table.to_string() },
+        images: EcrImages { client: aws_sdk_ecr::Client::new(sdk) },
+        pager: SnsPager { client: aws_sdk_sns::Client::new(sdk), topic_arn: topic_arn.to_string() },
+        ledger: DynamoLedger { client: ddb, table: table.to_string() },
+        settings,
+        dry_run,
+    }
+}
+
+/// [`handler`] for a [`Config`].
+pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> AwsHandler {
+    handler(sdk, &cfg.table, &cfg.topic_arn, cfg.settings.clone(), dry_run)
+}
+
+/// Error codes that mean "slow down" or "try again": a retry can help.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ServerException",
+    "KMSThrottlingException",
+    "TransactionConflictException",
+];
+
+/// Turns any SDK error into a [`CallError`], deciding whether a retry can help:
+/// throttling codes, HTTP 5xx and transport failures can; everything else cannot.
+pub fn call_error<E>(op: &str, err: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (retryable, message) = match err {
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("Unknown");
+            let status = s.raw().status().as_u16();
+            let msg = s.err().message().unwrap_or("");
+            (RETRYABLE_CODES.contains(&code) || status >= 500 || status == 429, format!("{code} (HTTP {status}): {msg}"))
+        }
+        SdkError::TimeoutError(_) => (true, "timed out".to_string()),
+        SdkError::DispatchFailure(d) => (!d.is_user(), format!("request not sent: {}", chain(err))),
+        SdkError::ResponseError(_) => (true, format!("unreadable response: {}", chain(err))),
+        _ => (false, chain(err)),
+    };
+    CallError { op: op.to_string(), message, retryable }
+}
+
+/// An error and its sources on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,207 @@
+//! `replay`: events through the same handler the Lambda runs, on the embedded world (after
+//! making the recorded change happen in it) or against AWS.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::events::{self, input, Parsed};
+use crate::guard::Settings;
+use crate::handler::{Handler, Now, Report};
+use crate::memory::{Memory, Scenario};
+use crate::ports::{Images, Ledger, Pager, Registry};
+use crate::text::short_digest;
+
+/// What `replay` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Files and directories of events.
+    pub paths: Vec<PathBuf>,
+    /// Scenario file (embedded world only).
+    pub state: Option<PathBuf>,
+    /// Where to write the final state (embedded world only).
+    pub save_state: Option<PathBuf>,
+    /// JSON lines output.
+    pub json: bool,
+    /// Full page text.
+    pub verbose: bool,
+    /// Real AWS clients.
+    pub aws: bool,
+    /// No writes (with `aws`).
+    pub dry_run: bool,
+    /// Registry table (with `aws`).
+    pub table: Option<String>,
+    /// Pager topic (with `aws`).
+    pub topic_arn: Option<String>,
+}
+
+/// Runs the replay, writing to `out`. `Ok(false)` when some input could not be handled.
+pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Result<bool> {
+    let files = input::expand(&opts.paths)?;
+    if files.is_empty() {
+        bail!("no event files in {}", show(&opts.paths));
+    }
+    if opts.aws {
+        if opts.state.is_some() || opts.save_state.is_some() {
+            bail!("--state and --save-state describe the embedded world; they do not go with --aws");
+        }
+        let lookup = |k: &str| match k {
+            crate::config::TABLE => opts.table.clone(),
+            crate::config::TOPIC_ARN => opts.topic_arn.clone(),
+            _ => std::env::var(k).ok(),
+        };
+        let cfg = Config::from_lookup(lookup)?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let handler = crate::aws::from_config(&sdk, &cfg, opts.dry_run);
+        return run(&handler, None, &files, opts, out).await;
+    }
+    let (scenario, name) = match &opts.state {
+        Some(p) => (Scenario::load(p)?, p.display().to_string()),
+        None => {
+            let default = Path::new("events").join(input::SCENARIO_FILE);
+            if default.exists() {
+                (Scenario::load(&default)?, default.display().to_string())
+            } else {
+                (Scenario::default(), "(empty world)".to_string())
+            }
+        }
+    };
+    let role = scenario.guard_role_arn.clone();
+    let world = Memory::new(scenario.into_state(&name)?);
+    let handler = Handler {
+        registry: world.clone(),
+        images: world.clone(),
+        pager: world.clone(),
+        ledger: world.clone(),
+        settings: Settings { own_role_arn: role.clone(), ..Settings::default() },
+        dry_run: false,
+    };
+    if !opts.json {
+        writeln!(out, "replaying {} file(s) on the embedded world from {name}\n", files.len())?;
+    }
+    let ok = run(&handler, Some(&world), &files, opts, out).await?;
+    if let Some(path) = &opts.save_state {
+        let saved = Scenario::from_state(&world.state(), role);
+        let text = serde_json::to_string_pretty(&saved)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ok)
+}
+
+async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
+    handler: &Handler<R, I, P, L>,
+    world: Option<&Memory>,
+    files: &[PathBuf],
+    opts: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let (mut handled, mut failed) = (0usize, 0usize);
+    for file in files {
+        let loaded = match input::load(file) {
+            Ok(l) => l,
+            Err(e) => {
+                failed += 1;
+                error_line(out, opts.json, &e.path, &e.problem)?;
+                continue;
+            }
+        };
+        for ev in loaded {
+            if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
+                world.apply(&i);
+            }
+            match handler.handle(&ev.value, &Now::system()).await {
+                Ok(report) => {
+                    handled += 1;
+                    if opts.json {
+                        writeln!(out, "{}", json!({"input": ev.label, "report": report}))?;
+                    } else {
+                        human(out, &ev.label, &report, opts.verbose)?;
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    let retry = if e.is_retryable() { " (a retry may help)" } else { "" };
+                    error_line(out, opts.json, &ev.label, &format!("{e}{retry}"))?;
+                }
+            }
+        }
+    }
+    if !opts.json {
+        writeln!(out, "{handled} event(s) handled, {failed} failed")?;
+    }
+    Ok(failed == 0)
+}
+
+fn error_line(out: &mut impl Write, json: bool, input: &str, problem: &str) -> std::io::Result<()> {
+    if json {
+        writeln!(out, "{}", json!({"input": input, "error": problem}))
+    } else {
+        writeln!(out, "{input}\n  ERROR: {problem}\n")
+    }
+}
+
+fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::io::Result<()> {
+    match &r.incident {
+        Some(i) => writeln!(out, "{label}\n  {} on {} by {}", i.source, i.repo, who(&i.actor))?,
+        None => writeln!(out, "{label}")?,
+    }
+    if let Some(reason) = &r.ignored {
+        writeln!(out, "  ignored: {reason}")?;
+    }
+    if let Some(note) = r.incident.as_ref().and_then(|i| i.note.as_ref()) {
+        writeln!(out, "  note: {note}")?;
+    }
+    for bad in &r.invalid_entries {
+        writeln!(out, "  invalid registry item {}: {}", bad.key, bad.problems.join("; "))?;
+    }
+    if r.duplicate {
+        writeln!(out, "  duplicate: already handled, nothing done again")?;
+    }
+    if r.ignored.is_none() && r.decisions.is_empty() && !r.duplicate {
+        writeln!(out, "  no protected tag touched")?;
+    }
+    for d in &r.decisions {
+        let v = serde_json::to_value(d).unwrap_or(Value::Null);
+        let kind = |k: &str| v[k]["kind"].as_str().unwrap_or("-").to_string();
+        let pin = d.decision.entry.digest().map_or("unpinned", short_digest);
+        writeln!(
+            out,
+            "  {} (pin {pin}): {} -> {} -> {}  [{}]",
+            d.decision.tag,
+            kind("cause"),
+            kind("action"),
+            v["outcome"]["kind"].as_str().unwrap_or("planned"),
+            d.decision.why
+        )?;
+        if let Some(why) = v["outcome"]["why"].as_str().or(v["outcome"]["detail"].as_str()) {
+            writeln!(out, "      {why}")?;
+        }
+    }
+    for p in &r.pages {
+        writeln!(out, "  page: {}", p.subject)?;
+        if verbose {
+            for line in p.message.lines() {
+                writeln!(out, "      | {line}")?;
+            }
+        }
+    }
+    for w in &r.warnings {
+        writeln!(out, "  warning: {w}")?;
+    }
+    writeln!(out)
+}
+
+fn who(a: &events::Actor) -> String {
+    match a {
+        events::Actor::Principal { arn, .. } => arn.clone(),
+        events::Actor::Lifecycle => "lifecycle policy".into(),
+        events::Actor::Unknown { label } => label.clone(),
+    }
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,97 @@
+//! The deployment's settings, from environment variables (the Lambda's, and the CLI's
+//! defaults). Names are listed in [`VARS`]; the README's Configuration section explains each.
+
+use crate::error::Error;
+use crate::guard::Settings;
+
+/// DynamoDB table holding the registry, history and once-only ledger.
+pub const TABLE: &str = "TAG_GUARD_TABLE";
+/// SNS topic ARN for pages.
+pub const TOPIC_ARN: &str = "TAG_GUARD_TOPIC_ARN";
+/// The function's own IAM role ARN: calls it makes are not acted on.
+pub const ROLE_ARN: &str = "TAG_GUARD_ROLE_ARN";
+/// Comma-separated registry account ids to guard (empty: all).
+pub const ACCOUNTS: &str = "TAG_GUARD_ACCOUNTS";
+/// Comma-separated regions to guard (empty: all).
+pub const REGIONS: &str = "TAG_GUARD_REGIONS";
+/// Log filter, e.g. `info` or `ecr_tag_guard=debug` (default `info`).
+pub const LOG: &str = "TAG_GUARD_LOG";
+
+/// Every variable the binary reads.
+pub const VARS: &[&str] = &[TABLE, TOPIC_ARN, ROLE_ARN, ACCOUNTS, REGIONS, LOG];
+
+/// Settings for a deployment that talks to AWS.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Registry table name.
+    pub table: String,
+    /// Pager topic ARN.
+    pub topic_arn: String,
+    /// What is guarded and who the guard is.
+    pub settings: Settings,
+}
+
+impl Config {
+    /// Reads the environment through `get` (so tests need not touch the process environment).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let required = |name: &str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| Error::Config(format!("{name} is not set")))
+        };
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let accounts = list(ACCOUNTS);
+        if let Some(bad) = accounts.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(Error::Config(format!("{ACCOUNTS}: `{bad}` is not a 12-digit account id")));
+        }
+        let own_role_arn = get(ROLE_ARN).filter(|v| !v.trim().is_empty());
+        if let Some(arn) = &own_role_arn {
+            if !arn.starts_with("arn:") || !arn.contains(":role/") {
+                return Err(Error::Config(format!("{ROLE_ARN}: `{arn}` is not an IAM role ARN")));
+            }
+        }
+        Ok(Config {
+            table: required(TABLE)?,
+            topic_arn: required(TOPIC_ARN)?,
+            settings: Settings { accounts, regions: list(REGIONS), own_role_arn },
+        })
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, Error> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, Error> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_lists_and_requires_table_and_topic() {
+        let c = cfg(&[(TABLE, "t"), (TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:p"), (ACCOUNTS, " 123456789012, ,210987654321"), (REGIONS, "eu-west-1")]).unwrap();
+        assert_eq!(c.settings.accounts, vec!["123456789012", "210987654321"]);
+        assert_eq!(c.settings.regions, vec!["eu-west-1"]);
+        assert_eq!(c.settings.own_role_arn, None);
+        let e = cfg(&[(TOPIC_ARN, "x")]).unwrap_err().to_string();
+        assert!(e.contains(TABLE), "{e}");
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ACCOUNTS, "12345")]).unwrap_err().to_string();
+        assert!(e.contains("12345"), "{e}");
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ROLE_ARN, "guard")]).unwrap_err().to_string();
+        assert!(e.contains("not an IAM role ARN"), "{e}");
+    }
+}

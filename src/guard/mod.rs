@@ -1,0 +1,516 @@
+//! The decisions: the part of the guard a newcomer should read first.
+//!
+//! Everything here is pure: an [`Incident`] (what an event says happened), the registry
+//! [`Entry`]s of its repository and the [`Settings`] go in; [`Decision`]s come out. After the
+//! handler has acted, [`report`] turns each decision and its [`Outcome`] into a page (or none)
+//! and a history record. No AWS types, no I/O, no clock: the handler passes the time in.
+//!
+//! The rules, per protected tag an event touches:
+//!
+//! | what happened                          | decision                                          |
+//! |----------------------------------------|---------------------------------------------------|
+//! | deleted (by tag, digest, lifecycle, with its repository) | restore (`on_delete: alert` → page only; an `allow`ed caller → release the pin) |
+//! | moved to another digest                | revert; follow when the caller is `allow`ed or `on_move: follow`; `on_move: alert` → page only |
+//! | pushed again to its pinned digest      | nothing                                           |
+//! | seen for the first time (item not pinned) | pin what the event shows, then as above         |
+//! | anything done by the guard's own role  | nothing (this is what stops loops)                |
+
+mod restore;
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+
+pub use restore::{plan_restore, PutStep};
+
+use crate::events::{Actor, Change, Incident};
+use crate::registry::{Entry, Manifest, OnDelete, OnMove, Severity};
+use crate::text::short_digest;
+
+/// What the deployment guards and who it is.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Registry accounts guarded; empty = every account.
+    pub accounts: Vec<String>,
+    /// Regions guarded; empty = every region.
+    pub regions: Vec<String>,
+    /// The IAM role the guard acts as: calls made by it are never acted on.
+    pub own_role_arn: Option<String>,
+}
+
+/// Why an incident is none of the guard's business, or `None` when it is.
+pub fn screen(incident: &Incident, settings: &Settings) -> Option<String> {
+    let repo = &incident.repo;
+    if !settings.accounts.is_empty() && !settings.accounts.contains(&repo.account) {
+        return Some(format!("account {} is not guarded", repo.account));
+    }
+    if !settings.regions.is_empty() && !settings.regions.contains(&repo.region) {
+        return Some(format!("region {} is not guarded", repo.region));
+    }
+    if let Some(own) = &settings.own_role_arn {
+        if incident.actor.arns().iter().any(|a| is_same_role(own, a)) {
+            return Some("made by the guard's own role: not acted on (no loops)".into());
+        }
+    }
+    None
+}
+
+/// True when `arn` is the role `role_arn` itself or a session of it
+/// (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`).
+fn is_same_role(role_arn: &str, arn: &str) -> bool {
+    if role_arn == arn {
+        return true;
+    }
+    // arn:aws:iam::ACCOUNT:role/path/NAME → ACCOUNT and NAME
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    let (Some(account), Some(resource)) = (parts.get(4), parts.get(5)) else {
+        return false;
+    };
+    let Some(name) = resource.strip_prefix("role/").map(|p| p.rsplit('/').next().unwrap_or(p))
+    else {
+        return false;
+    };
+    let partition = parts.get(1).copied().unwrap_or("aws");
+    let session_prefix = format!("arn:{partition}:sts::{account}:assumed-role/{name}/");
+    arn.starts_with(&session_prefix)
+}
+
+/// What happened to one protected tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause {
+    /// The tag was deleted, or its image was; `digest` is the image it was on, if known.
+    Deleted {
+        /// The image the tag was removed from.
+        digest: Option<String>,
+    },
+    /// A lifecycle rule expired the tag's image.
+    Expired {
+        /// The image.
+        digest: String,
+        /// The rule's priority.
+        rule: Option<u32>,
+    },
+    /// The repository was deleted.
+    RepositoryDeleted,
+    /// The tag now points at another digest.
+    Moved {
+        /// The digest it points at now.
+        to: String,
+    },
+    /// The tag was pushed (to its pin, or for the first time).
+    Pushed {
+        /// The digest pushed.
+        digest: String,
+    },
+}
+
+/// What the guard will do for one protected tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Put the tag back on the pinned digest (a delete).
+    Restore,
+    /// Put the tag back on the pinned digest (a move).
+    Revert,
+    /// Pin the digest the tag was moved to; the old pin goes to history.
+    Follow {
+        /// The new digest.
+        to: String,
+        /// Its manifest, from the event (checked before it is stored).
+        #[serde(skip)]
+        manifest: Option<Manifest>,
+    },
+    /// Pin a tag seen for the first time; then restore it when `restore` is set.
+    Pin {
+        /// The digest to pin.
+        digest: String,
+        /// Its manifest, from the event (checked before it is stored).
+        #[serde(skip)]
+        manifest: Option<Manifest>,
+        /// Whether the tag was deleted and must be put back.
+        restore: bool,
+    },
+    /// An allowed principal deleted the tag: clear the pin, do not restore.
+    Release,
+    /// Page only.
+    Alert,
+    /// Nothing to do.
+    Nothing,
+}
+
+/// One decision: the entry, what happened to it, what to do and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The tag.
+    pub tag: String,
+    /// What happened.
+    pub cause: Cause,
+    /// What to do.
+    pub action: Action,
+    /// Why, in a sentence.
+    pub why: String,
+    /// The registry entry as read.
+    #[serde(skip)]
+    pub entry: Entry,
+}
+
+/// Decides, for every protected tag the incident touches, what to do. One decision per tag,
+/// in the order the event names them; tags the registry does not hold are not touched.
+pub fn decide(incident: &Incident, entries: &[Entry]) -> Vec<Decision> {
+    let mut out: Vec<Decision> = Vec::new();
+    let push = |d: Decision, out: &mut Vec<Decision>| {
+        if !out.iter().any(|o| o.tag == d.tag) {
+            out.push(d);
+        }
+    };
+    for change in &incident.changes {
+        match change {
+            Change::TagRemoved { tag, digest } => {
+                for e in entries.iter().filter(|e| &e.tag == tag) {
+                    let cause = Cause::Deleted {
+                        digest: digest.clone(),
+                    };
+                    push(on_delete(incident, e, cause, digest.as_deref()), &mut out);
+                }
+            }
+            Change::ImageDeleted { digest, tags, rule } => {
+                let hit = |e: &&Entry| e.digest() == Some(digest.as_str()) || tags.contains(&e.tag);
+                for e in entries.iter().filter(hit) {
+                    let cause = match incident.actor {
+                        Actor::Lifecycle => Cause::Expired {
+                            digest: digest.clone(),
+                            rule: *rule,
+                        },
+                        _ => Cause::Deleted {
+                            digest: Some(digest.clone()),
+                        },
+                    };
+                    push(on_delete(incident, e, cause, Some(digest)), &mut out);
+                }
+            }
+            Change::TagPushed {
+                tag,
+                digest,
+                manifest,
+            } => {
+                for e in entries.iter().filter(|e| &e.tag == tag) {
+                    push(on_push(incident, e, digest, manifest.as_ref()), &mut out);
+                }
+            }
+            Change::RepositoryDeleted => {
+                for e in entries {
+                    let d = decision(e, Cause::RepositoryDeleted, Action::Restore, "");
+                    push(
+                        match e.pin {
+                            Some(_) => Decision {
+                                why: "the repository was deleted with the tag in it".into(),
+                                ..d
+                            },
+                            None => Decision {
+                                action: Action::Alert,
+                                why: "the repository was deleted; the tag was never pinned, so it cannot be put back".into(),
+                                ..d
+                            },
+                        },
+                        &mut out,
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn decision(e: &Entry, cause: Cause, action: Action, why: &str) -> Decision {
+    Decision {
+        tag: e.tag.clone(),
+        cause,
+        action,
+        why: why.to_string(),
+        entry: e.clone(),
+    }
+}
+
+fn on_delete(incident: &Incident, e: &Entry, cause: Cause, from: Option<&str>) -> Decision {
+    let allowed = e.allows(&incident.actor.arns());
+    let restore = e.on_delete == OnDelete::Restore && !allowed;
+    match (e.digest(), from) {
+        (None, Some(d)) => decision(
+            e,
+            cause,
+            Action::Pin {
+                digest: d.to_string(),
+                manifest: None,
+                restore,
+            },
+            "first sight of the tag: pin the image it was removed from",
+        ),
+        (None, None) => decision(
+            e,
+            cause,
+            Action::Alert,
+            "the tag was never pinned and the event does not say which image it was on",
+        ),
+        (Some(pin), Some(d)) if pin != d => decision(
+            e,
+            cause,
+            Action::Alert,
+            &format!(
+                "the tag was removed from {}, not from its pin {}: check which is right",
+                short_digest(d),
+                short_digest(pin)
+            ),
+        ),
+        (Some(_), _) if e.on_delete == OnDelete::Alert => {
+            decision(e, cause, Action::Alert, "on_delete is alert")
+        }
+        (Some(_), _) if allowed => decision(
+            e,
+            cause,
+            Action::Release,
+            "deleted by an allowed principal: not put back, pin released",
+        ),
+        (Some(_), _) => decision(e, cause, Action::Restore, "a protected tag was deleted"),
+    }
+}
+
+fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>) -> Decision {
+    let Some(pin) = e.digest() else {
+        return decision(
+            e,
+            Cause::Pushed { digest: to.into() },
+            Action::Pin {
+                digest: to.into(),
+                manifest: manifest.cloned(),
+                restore: false,
+            },
+            "first sight of the tag: pin the pushed image",
+        );
+    };
+    if pin == to {
+        return decision(
+            e,
+            Cause::Pushed { digest: to.into() },
+            Action::Nothing,
+            "pushed again to its pinned digest",
+        );
+    }
+    let cause = Cause::Moved { to: to.into() };
+    let follow = Action::Follow {
+        to: to.into(),
+        manifest: manifest.cloned(),
+    };
+    let known_caller = matches!(incident.actor, Actor::Principal { .. });
+    match e.on_move {
+        OnMove::Alert => decision(e, cause, Action::Alert, "on_move is alert"),
+        OnMove::Follow => decision(e, cause, follow, "on_move is follow"),
+        OnMove::Revert if e.allows(&incident.actor.arns()) => {
+            decision(e, cause, follow, "moved by an allowed principal")
+        }
+        OnMove::Revert if !known_caller && !e.allow.is_empty() => decision(
+            e,
+            cause,
+            Action::Nothing,
+            "this event does not name the caller and some callers are allowed: the CloudTrail record of the same push decides",
+        ),
+        OnMove::Revert => decision(e, cause, Action::Revert, "moved by a caller not allowed to"),
+    }
+}
+
+/// Why a restore could not be done; each says what a person should do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// ECR no longer has the image's layers.
+    LayersGone,
+    /// An index's child manifests are gone.
+    ChildrenGone,
+    /// Immutable repository: the tag already sits on another image.
+    TagHeldElsewhere,
+    /// The repository does not exist.
+    RepositoryGone,
+    /// ECR computed another digest for the bytes sent.
+    DigestMismatch,
+    /// ECR refused for another reason.
+    Other,
+}
+
+impl Failure {
+    /// What a person on call should do about it.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Failure::LayersGone => "ECR has cleaned up the image's layers. Push the image again from your build (same digest) or from a backup, then re-run the deploy.",
+            Failure::ChildrenGone => "the platform images this index refers to are gone. Push the multi-arch image again from your build.",
+            Failure::TagHeldElsewhere => "the repository has immutable tags and the tag now sits on another image. Check that image; if it is wrong, delete that tag (aws ecr batch-delete-image) and the guard's next event or a re-run restores the pin.",
+            Failure::RepositoryGone => "the repository no longer exists. Recreate it with its settings and push the pinned image again; the registry item still has the digest and manifest.",
+            Failure::DigestMismatch => "ECR computed another digest for the stored manifest: the stored bytes are not the image. Re-pin the tag from a known-good push.",
+            Failure::Other => "see the detail and the function's logs; restore by hand with aws ecr put-image using the manifest in the registry item.",
+        }
+    }
+}
+
+/// How acting on a decision went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The tag was put back on the pin.
+    Restored,
+    /// The tag already sat on the pin: nothing to put back.
+    AlreadyInPlace,
+    /// The pin now follows the tag.
+    Followed,
+    /// The tag was pinned for the first time.
+    Pinned,
+    /// The pin was released.
+    Released,
+    /// Only a page.
+    Alerted,
+    /// Nothing was done.
+    Skipped,
+    /// The guard would not push: the stored image is not the pin, or there is none.
+    Refused {
+        /// Why.
+        why: String,
+    },
+    /// ECR refused the restore.
+    Failed {
+        /// The kind of failure.
+        failure: Failure,
+        /// ECR's words.
+        detail: String,
+    },
+    /// Someone changed the registry item meanwhile; nothing was written.
+    Conflict,
+}
+
+/// What to page about one decision; [`crate::page`] renders it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    /// One word for filters: restored, reverted, followed, released, refused, failed, alert.
+    pub action: &'static str,
+    /// Page severity.
+    pub severity: Severity,
+    /// The headline, e.g. `deleted; restored`.
+    pub headline: String,
+    /// What happened, in a sentence.
+    pub happened: String,
+    /// What the guard did.
+    pub did: String,
+    /// What a person should do, if anything.
+    pub todo: Option<String>,
+    /// The pinned digest before the event.
+    pub old_digest: Option<String>,
+    /// The digest involved now (moved to, pinned).
+    pub new_digest: Option<String>,
+}
+
+/// Turns a decision and its outcome into a page, or `None` when nobody needs to hear of it.
+/// `resumed` says the event is being retried after an attempt that may have acted already:
+/// then a tag found in place is taken as put back by that attempt, and paged.
+pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
+    let old = d.entry.digest().map(String::from);
+    let happened = happened(&d.cause);
+    let sev = d.entry.severity;
+    let alarm = |action, severity, headline: &str, did: String, todo: Option<String>, new| Alarm {
+        action,
+        severity,
+        headline: headline.to_string(),
+        happened: happened.clone(),
+        did,
+        todo,
+        old_digest: old.clone(),
+        new_digest: new,
+    };
+    let moved_to = match &d.cause {
+        Cause::Moved { to } => Some(to.clone()),
+        _ => None,
+    };
+    match outcome {
+        Outcome::Restored | Outcome::AlreadyInPlace
+            if matches!(outcome, Outcome::Restored) || resumed =>
+        {
+            let (word, head) = match d.action {
+                Action::Revert => ("reverted", "moved; reverted"),
+                _ => ("restored", "deleted; restored"),
+            };
+            Some(alarm(
+                word,
+                sev,
+                head,
+                format!("put the tag back on the pinned digest with PutImage ({word})."),
+                None,
+                moved_to,
+            ))
+        }
+        Outcome::Followed => Some(alarm(
+            "followed",
+            Severity::Low,
+            "moved; pin followed",
+            format!("kept the move and pinned the new digest ({}); the old pin is in the tag's history.", d.why),
+            None,
+            moved_to,
+        )),
+        Outcome::Released => Some(alarm(
+            "released",
+            Severity::Low,
+            "deleted by an allowed principal",
+            "did not put the tag back; released the pin (it is in the tag's history).".into(),
+            Some("nothing, if the delete was intended. To protect the tag again, push it: the guard pins it.".into()),
+            None,
+        )),
+        Outcome::Alerted => Some(alarm(
+            "alert",
+            sev,
+            if matches!(d.cause, Cause::Moved { .. }) { "moved; not reverted" } else { "removed; not restored" },
+            format!("changed nothing in ECR: {}.", d.why),
+            Some("check the tag and put it right by hand if needed.".into()),
+            moved_to,
+        )),
+        Outcome::Refused { why } => Some(alarm(
+            "refused",
+            sev.max(Severity::High),
+            "NOT restored (refused)",
+            format!("refused to push: {why}."),
+            Some("push the right image to the tag by hand, then re-pin it in the registry.".into()),
+            moved_to,
+        )),
+        Outcome::Failed { failure, detail } => Some(alarm(
+            "failed",
+            sev.max(Severity::High),
+            "NOT restored (failed)",
+            format!("tried to put the tag back; ECR refused: {}.", crate::text::clean(detail, 300)),
+            Some(failure.advice().into()),
+            moved_to,
+        )),
+        Outcome::Restored
+        | Outcome::AlreadyInPlace
+        | Outcome::Pinned
+        | Outcome::Skipped
+        | Outcome::Conflict => None,
+    }
+}
+
+fn happened(cause: &Cause) -> String {
+    match cause {
+        Cause::Deleted { digest: Some(d) } => format!("the tag was deleted from {d}"),
+        Cause::Deleted { digest: None } => "the tag was deleted".into(),
+        Cause::Expired { digest, rule } => format!(
+            "lifecycle policy rule {} expired image {digest}",
+            rule.map_or("?".to_string(), |r| r.to_string())
+        ),
+        Cause::RepositoryDeleted => "the repository was deleted".into(),
+        Cause::Moved { to } => format!("the tag was moved to {to}"),
+        Cause::Pushed { digest } => format!("the tag was pushed to {digest}"),
+    }
+}
+
+/// Who did it, for a person: the caller ARN, the lifecycle rule, or what the event says.
+pub fn who(incident: &Incident, cause: &Cause) -> String {
+    match (&incident.actor, cause) {
+        (_, Cause::Expired { rule: Some(r), .. }) => format!("lifecycle policy rule {r}"),
+        (Actor::Lifecycle, _) => "lifecycle policy".into(),
+        (Actor::Principal { arn, .. }, _) => arn.clone(),
+        (Actor::Unknown { label }, _) => label.clone(),
+    }
+}

@@ -1,0 +1,393 @@
+//! The one handler the Lambda and the replay CLI both run:
+//! parse → look up → decide → act → page → record.
+//!
+//! Round trips for a deleted protected tag: (1) the registry read and the once-only claim,
+//! together; (2) `PutImage`; (3) the page, the history and the ledger's "done", together.
+//! A push is read first and claimed only when it touches a protected tag, so an unprotected
+//! push costs one read; an event dismissed by its own content costs nothing.
+
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::error::{CallError, Error};
+use crate::events::{self, Change, Incident, Parsed};
+use crate::guard::{self, plan_restore, Action, Decision, Outcome, Settings};
+use crate::page::{self, Page};
+use crate::ports::{Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry};
+use crate::registry::{InvalidEntry, Manifest, Pin, RepoKey};
+
+/// The moment the handler runs, read once by the caller (the core never reads a clock).
+#[derive(Clone, Debug)]
+pub struct Now {
+    /// Seconds since the epoch.
+    pub epoch: i64,
+    /// The same, RFC 3339.
+    pub rfc3339: String,
+}
+
+impl Now {
+    /// The system clock.
+    pub fn system() -> Now {
+        let t = time::OffsetDateTime::now_utc();
+        Now {
+            epoch: t.unix_timestamp(),
+            rfc3339: t
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.unix_timestamp().to_string()),
+        }
+    }
+}
+
+/// The adapters and settings one handler works with.
+pub struct Handler<R, I, P, L> {
+    /// The registry of protected tags.
+    pub registry: R,
+    /// ECR.
+    pub images: I,
+    /// SNS.
+    pub pager: P,
+    /// The once-only ledger.
+    pub ledger: L,
+    /// What is guarded and who the guard is.
+    pub settings: Settings,
+    /// Decide only: make no write call and no page.
+    pub dry_run: bool,
+}
+
+/// One decision and how it went.
+#[derive(Clone, Debug, Serialize)]
+pub struct Done {
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// How acting on it went (`None` in a dry run).
+    pub outcome: Option<Outcome>,
+}
+
+/// What the handler did with one event.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// The event's id, where known.
+    pub event_id: Option<String>,
+    /// Why nothing was done, when the event is none of the guard's business.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// The facts read from the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    /// Registry items of the repository that are not valid.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_entries: Vec<InvalidEntry>,
+    /// One per protected tag the event touches.
+    pub decisions: Vec<Done>,
+    /// The pages published.
+    pub pages: Vec<Page>,
+    /// The event had been handled before: nothing was done again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// Things that went wrong without failing the event (a lost history write).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Handles one event. An `Err` that [`Error::is_retryable`] should fail the invocation.
+    pub async fn handle(&self, event: &Value, now: &Now) -> Result<Report, Error> {
+        let incident = match events::parse(event)? {
+            Parsed::Ignored { event_id, reason } => return Ok(ignored(event_id, reason, None)),
+            Parsed::Incident(i) => i,
+        };
+        if let Some(reason) = guard::screen(&incident, &self.settings) {
+            return Ok(ignored(Some(incident.event_id.clone()), reason, Some(incident)));
+        }
+        let mut report = Report {
+            event_id: Some(incident.event_id.clone()),
+            ..Report::default()
+        };
+        let event_id = incident.event_id.clone();
+        let id = event_id.as_str();
+        let claim_early = !self.dry_run && incident.changes.iter().any(Change::is_removal);
+        let (entries, mut claim) = if claim_early {
+            let (entries, claim) =
+                futures::join!(self.registry.entries(&incident.repo), self.ledger.claim(id, now.epoch));
+            (entries?, Some(claim?))
+        } else {
+            (self.registry.entries(&incident.repo).await?, None)
+        };
+        let mut valid = Vec::new();
+        for e in entries {
+            match e {
+                Ok(e) => valid.push(e),
+                Err(bad) => {
+                    warn!(event_id = id, item = %bad.key, problems = ?bad.problems, "invalid registry item skipped");
+                    report.invalid_entries.push(bad);
+                }
+            }
+        }
+        let decisions = guard::decide(&incident, &valid);
+        let work = decisions.iter().any(|d| d.action != Action::Nothing);
+        if self.dry_run || !work {
+            for d in &decisions {
+                log_decision(&incident, d, None);
+            }
+            report.decisions = decisions.into_iter().map(|decision| Done { decision, outcome: None }).collect();
+            report.incident = Some(incident);
+            return Ok(report);
+        }
+        if claim.is_none() {
+            claim = Some(self.ledger.claim(id, now.epoch).await?);
+        }
+        let resumed = match claim {
+            Some(Claim::Fresh) | None => false,
+            Some(Claim::Resumed) => true,
+            Some(Claim::Done) => {
+                info!(event_id = id, "duplicate event: already handled");
+                report.duplicate = true;
+                report.incident = Some(incident);
+                return Ok(report);
+            }
+            Some(Claim::Busy) => return Err(Error::Busy(id.to_string())),
+            Some(Claim::PagesPending(pages)) => {
+                info!(event_id = id, pages = pages.len(), "retry: sending the pages an earlier attempt could not");
+                report.duplicate = true;
+                report.incident = Some(incident);
+                self.send(id, now, pages, &mut report).await?;
+                return Ok(report);
+            }
+        };
+
+        let results = join_all(decisions.iter().map(|d| self.act(&incident.repo, d, now))).await;
+        let mut pages = Vec::new();
+        let mut history = Vec::new();
+        let mut retry: Option<Error> = None;
+        for (d, result) in decisions.into_iter().zip(results) {
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(event_id = id, tag = %d.tag, error = %e, "acting failed; the event will be retried");
+                    retry.get_or_insert(e);
+                    continue;
+                }
+            };
+            log_decision(&incident, &d, Some(&outcome));
+            if let Some(alarm) = guard::report(&d, &outcome, resumed) {
+                pages.push(page::render(&incident, &d, &alarm));
+            }
+            if d.action != Action::Nothing {
+                history.push(record(&incident, &d, &outcome, now));
+            }
+            report.decisions.push(Done { decision: d, outcome: Some(outcome) });
+        }
+        report.incident = Some(incident);
+        let (sent, hist) = futures::join!(self.send_pages(id, now, pages, retry.is_none(), &mut report), async {
+            if history.is_empty() { Ok(()) } else { self.registry.add_history(&history).await }
+        });
+        if let Err(e) = hist {
+            warn!(event_id = id, error = %e, "history not written");
+            report.warnings.push(format!("history not written: {e}"));
+        }
+        sent?;
+        if let Some(e) = retry {
+            // Pages for what did work went out; a retry redoes the rest (restores are
+            // idempotent, and a tag found in place is not paged again).
+            if let Err(r) = self.ledger.release(id).await {
+                warn!(event_id = id, error = %r, "could not release the claim; it lapses after its lease");
+            }
+            return Err(e);
+        }
+        Ok(report)
+    }
+
+    /// Publishes pages while marking the event done; pages that fail are kept in the ledger
+    /// for the retry, which sends them without acting again. `finish` is false when the
+    /// event will be retried anyway (then the ledger is released instead).
+    async fn send_pages(&self, id: &str, now: &Now, pages: Vec<Page>, finish: bool, report: &mut Report) -> Result<(), Error> {
+        let (results, done) = futures::join!(join_all(pages.iter().map(|p| self.pager.publish(p))), async {
+            if finish { self.ledger.finish(id, now.epoch, &[]).await } else { Ok(()) }
+        });
+        let mut failed = Vec::new();
+        let mut first_err: Option<CallError> = None;
+        for (p, r) in pages.into_iter().zip(results) {
+            match r {
+                Ok(()) => report.pages.push(p),
+                Err(e) => {
+                    warn!(event_id = id, subject = %p.subject, error = %e, "page not sent");
+                    first_err.get_or_insert(e);
+                    failed.push(p);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            self.ledger.finish(id, now.epoch, &failed).await?;
+            return Err(Error::Call(CallError { retryable: true, ..e }));
+        }
+        done?;
+        Ok(())
+    }
+
+    /// Sends pages left over by an earlier attempt.
+    async fn send(&self, id: &str, now: &Now, pages: Vec<Page>, report: &mut Report) -> Result<(), Error> {
+        self.send_pages(id, now, pages, true, report).await
+    }
+
+    /// Carries out one decision. `Err` only for failures a retry may mend.
+    async fn act(&self, repo: &RepoKey, d: &Decision, now: &Now) -> Result<Outcome, Error> {
+        let e = &d.entry;
+        match &d.action {
+            Action::Nothing => Ok(Outcome::Skipped),
+            Action::Alert => Ok(Outcome::Alerted),
+            Action::Restore | Action::Revert => match &e.pin {
+                Some(pin) => self.restore(repo, &d.tag, pin, now).await,
+                None => Ok(Outcome::Refused { why: "the tag is not pinned".into() }),
+            },
+            Action::Release => {
+                let written = self.registry.set_pin(repo, &d.tag, e.digest(), None).await?;
+                Ok(if written { Outcome::Released } else { Outcome::Conflict })
+            }
+            Action::Follow { to, manifest } => {
+                let pin = self.capture(repo, to, manifest.as_ref(), now, "followed the move").await?;
+                let written = self.registry.set_pin(repo, &d.tag, e.digest(), Some(&pin)).await?;
+                Ok(if written { Outcome::Followed } else { Outcome::Conflict })
+            }
+            Action::Pin { digest, manifest, restore } => {
+                let pin = self.capture(repo, digest, manifest.as_ref(), now, "first sight").await?;
+                if !self.registry.set_pin(repo, &d.tag, None, Some(&pin)).await? {
+                    return Ok(Outcome::Conflict);
+                }
+                if *restore {
+                    self.restore(repo, &d.tag, &pin, now).await
+                } else {
+                    Ok(Outcome::Pinned)
+                }
+            }
+        }
+    }
+
+    /// Builds a pin for `digest`: the event's manifest when its sha256 is the digest, else
+    /// the manifest ECR still has (and an index's children), else a pin without manifest.
+    async fn capture(&self, repo: &RepoKey, digest: &str, from_event: Option<&Manifest>, now: &Now, why: &str) -> Result<Pin, Error> {
+        let manifest = match from_event.filter(|m| m.digest == digest && m.verify()) {
+            Some(m) => Some(m.clone()),
+            None => self.images.manifest(repo, digest).await?,
+        };
+        let mut children = Vec::new();
+        if let Some(m) = &manifest {
+            for child in join_all(m.child_digests().iter().map(|c| self.images.manifest(repo, c))).await {
+                children.extend(child?.filter(Manifest::verify));
+            }
+        }
+        Ok(Pin {
+            digest: digest.to_string(),
+            manifest: manifest.filter(Manifest::verify),
+            children,
+            pinned_by: Some(format!("ecr-tag-guard ({why})")),
+            pinned_at: Some(now.rfc3339.clone()),
+        })
+    }
+
+    /// Puts `tag` back on `pin`: index children first, then the tagged manifest.
+    async fn restore(&self, repo: &RepoKey, tag: &str, pin: &Pin, now: &Now) -> Result<Outcome, Error> {
+        let fetched = match pin.manifest {
+            Some(_) => None,
+            None => self.images.manifest(repo, &pin.digest).await?,
+        };
+        let steps = match plan_restore(tag, pin, fetched.as_ref()) {
+            Ok(steps) => steps,
+            Err(why) => return Ok(Outcome::Refused { why }),
+        };
+        let Some((last, children)) = steps.split_last() else {
+            return Ok(Outcome::Refused { why: "nothing to push".into() });
+        };
+        for r in join_all(children.iter().map(|s| self.images.put(repo, s))).await {
+            if let Err(e) = r {
+                return put_failed(e);
+            }
+        }
+        let outcome = match self.images.put(repo, last).await {
+            Ok(Put::Written) => Outcome::Restored,
+            Ok(Put::AlreadyThere) => Outcome::AlreadyInPlace,
+            Err(e) => return put_failed(e),
+        };
+        if let Some(m) = fetched.filter(Manifest::verify) {
+            // Keep the manifest ECR still had, so the next restore does not depend on it.
+            let pin = Pin { manifest: Some(m), pinned_at: Some(now.rfc3339.clone()), ..pin.clone() };
+            if let Err(e) = self.registry.set_pin(repo, tag, Some(&pin.digest), Some(&pin)).await {
+                warn!(tag, error = %e, "could not store the fetched manifest");
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+fn put_failed(e: PutError) -> Result<Outcome, Error> {
+    match e {
+        PutError::Refused(failure, detail) => Ok(Outcome::Failed { failure, detail }),
+        PutError::Call(c) => Err(Error::Call(c)),
+    }
+}
+
+fn ignored(event_id: Option<String>, reason: String, incident: Option<Incident>) -> Report {
+    info!(event_id = event_id.as_deref().unwrap_or("-"), reason = %reason, "event ignored");
+    Report {
+        event_id,
+        ignored: Some(reason),
+        incident,
+        ..Report::default()
+    }
+}
+
+fn outcome_name(o: &Outcome) -> String {
+    serde_json::to_value(o)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn action_name(a: &Action) -> String {
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn log_decision(i: &Incident, d: &Decision, outcome: Option<&Outcome>) {
+    info!(
+        event_id = %i.event_id,
+        repository = %i.repo,
+        tag = %crate::text::clean(&d.tag, 128),
+        action = %action_name(&d.action),
+        outcome = %outcome.map_or("planned".to_string(), outcome_name),
+        why = %d.why,
+        "decision"
+    );
+}
+
+fn record(i: &Incident, d: &Decision, o: &Outcome, now: &Now) -> HistoryRecord {
+    let new_digest = match &d.action {
+        Action::Follow { to, .. } => Some(to.clone()),
+        Action::Pin { digest, .. } => Some(digest.clone()),
+        _ => match &d.cause {
+            guard::Cause::Moved { to } => Some(to.clone()),
+            _ => None,
+        },
+    };
+    let detail = match o {
+        Outcome::Refused { why } => why.clone(),
+        Outcome::Failed { detail, .. } => crate::text::clean(detail, 500),
+        _ => d.why.clone(),
+    };
+    HistoryRecord {
+        repo: i.repo.clone(),
+        tag: d.tag.clone(),
+        at: now.rfc3339.clone(),
+        event_id: i.event_id.clone(),
+        action: action_name(&d.action),
+        outcome: outcome_name(o),
+        old_digest: d.entry.digest().map(String::from),
+        new_digest,
+        who: crate::text::clean(&guard::who(i, &d.cause), 300),
+        detail,
+    }
+}

@@ -1,0 +1,44 @@
+//! The Lambda entry point: one EventBridge event per invocation, through the same handler
+//! the replay CLI runs. A failed event fails the invocation, so Lambda retries it and, after
+//! the retries, sends it to the on-failure destination: nothing is dropped silently.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use tracing::error;
+
+use crate::config::Config;
+use crate::handler::{Handler, Now};
+use crate::ports::{Images, Ledger, Pager, Registry};
+
+/// Runs the Lambda runtime loop. At start it only reads the environment and builds clients:
+/// no network call (credentials and region come from the Lambda environment).
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    let cfg = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let handler = crate::aws::from_config(&sdk, &cfg, false);
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        invoke(handler, &ev.payload).await
+    }))
+    .await
+}
+
+/// Handles one invocation and returns a short summary.
+pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
+    handler: &Handler<R, I, P, L>,
+    event: &Value,
+) -> Result<Value, lambda_runtime::Error> {
+    match handler.handle(event, &Now::system()).await {
+        Ok(report) => Ok(json!({
+            "event_id": report.event_id,
+            "ignored": report.ignored,
+            "duplicate": report.duplicate,
+            "decisions": report.decisions.len(),
+            "pages": report.pages.len(),
+        })),
+        Err(e) => {
+            error!(retryable = e.is_retryable(), error = %e, "event not handled");
+            Err(Box::new(e))
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The narrow traits the handler needs. [`crate::aws`] implements them with the AWS SDK,
+//! [`crate::memory`] with an embedded in-memory world. Adapters translate; they never decide.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CallError;
+use crate::guard::{Failure, PutStep};
+use crate::page::Page;
+use crate::registry::{Entry, InvalidEntry, Manifest, Pin, RepoKey};
+
+/// The registry of protected tags.
+#[allow(async_fn_in_trait)]
+pub trait Registry {
+    /// Every item of one repository, each read and validated on its own (an invalid item
+    /// never hides the others).
+    async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError>;
+
+    /// Writes `pin` (or, with `None`, removes the pin fields) on the item, only if its digest is
+    /// still `expect` (`None`: not pinned). Returns `false` when the item changed meanwhile.
+    async fn set_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: Option<&str>,
+        pin: Option<&Pin>,
+    ) -> Result<bool, CallError>;
+
+    /// Appends records to the tags' history.
+    async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError>;
+}
+
+/// What `PutImage` answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Put {
+    /// The image (and tag) were written.
+    Written,
+    /// `ImageAlreadyExistsException`: the tag already sits on that digest.
+    AlreadyThere,
+}
+
+/// Why a `PutImage` did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutError {
+    /// ECR refused for a reason a person must look at.
+    Refused(Failure, String),
+    /// The call failed (possibly retryable).
+    Call(CallError),
+}
+
+/// The images in ECR.
+#[allow(async_fn_in_trait)]
+pub trait Images {
+    /// `PutImage` of one step: manifest bytes, media type, `imageDigest`, and the tag if any.
+    async fn put(&self, repo: &RepoKey, step: &PutStep) -> Result<Put, PutError>;
+
+    /// `BatchGetImage` by digest: the manifest, or `None` when ECR no longer has the image.
+    async fn manifest(&self, repo: &RepoKey, digest: &str) -> Result<Option<Manifest>, CallError>;
+}
+
+/// The on-call channel.
+#[allow(async_fn_in_trait)]
+pub trait Pager {
+    /// Publishes one page.
+    async fn publish(&self, page: &Page) -> Result<(), CallError>;
+}
+
+/// What the ledger knew of an event when it was claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Never seen: go ahead.
+    Fresh,
+    /// Handled and paged: a duplicate, do nothing.
+    Done,
+    /// Acted on, but these pages did not go out: send them, act on nothing.
+    PagesPending(Vec<Page>),
+    /// Another invocation holds the claim and is still within its lease.
+    Busy,
+    /// An earlier attempt claimed it and stopped without finishing: go ahead, knowing that
+    /// it may have acted already.
+    Resumed,
+}
+
+/// Once-only records, keyed by event id, that expire after a while.
+#[allow(async_fn_in_trait)]
+pub trait Ledger {
+    /// Claims the event at `now` (epoch seconds).
+    async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError>;
+    /// Marks the event handled; `pending` are pages still to send (empty: done).
+    async fn finish(&self, event_id: &str, now: i64, pending: &[Page]) -> Result<(), CallError>;
+    /// Drops the claim so that a retry starts afresh.
+    async fn release(&self, event_id: &str) -> Result<(), CallError>;
+}
+
+/// One line of a tag's history: what happened and what the guard did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// The repository.
+    pub repo: RepoKey,
+    /// The tag.
+    pub tag: String,
+    /// When the guard handled it (RFC 3339).
+    pub at: String,
+    /// The event that caused it.
+    pub event_id: String,
+    /// What the guard decided (restore, revert, follow, pin, release, alert).
+    pub action: String,
+    /// How it went (restored, failed, ...).
+    pub outcome: String,
+    /// The pin before.
+    pub old_digest: Option<String>,
+    /// The pin after, or the digest the tag moved to.
+    pub new_digest: Option<String>,
+    /// Who made the change.
+    pub who: String,
+    /// Anything else: the reason, ECR's words.
+    pub detail: String,
+}
+
+/// How long a claim protects an event being handled: longer than one invocation may run.
+pub const CLAIM_LEASE_SECS: i64 = 120;
+
+/// How long ledger records are kept (DynamoDB TTL): longer than EventBridge retries (24 h).
+pub const LEDGER_TTL_SECS: i64 = 3 * 24 * 3600;

@@ -1,0 +1,500 @@
+//! The registry of critical tags: the item a user writes into DynamoDB by hand, its
+//! validation, and its plain-JSON form (the JSON Schema is `registry/item.schema.json`).
+//!
+//! Items are read as plain JSON (the DynamoDB adapter maps `S`/`N`/`L`/`SS`/`M` to JSON) so
+//! the embedded store, the scenario file and DynamoDB all share this one parser.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::text::{is_digest, sha256_digest};
+
+/// The JSON Schema of a registry item, shipped with the binary.
+pub const SCHEMA: &str = include_str!("item.schema.json");
+
+/// One ECR repository: registry account, region and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RepoKey {
+    /// The registry's 12-digit account id.
+    pub account: String,
+    /// The region, e.g. `eu-west-1`.
+    pub region: String,
+    /// The repository name, e.g. `team/web`.
+    pub name: String,
+}
+
+impl RepoKey {
+    /// The registry partition key: `ACCOUNT/REGION/NAME`.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.account, self.region, self.name)
+    }
+
+    /// Reads `ACCOUNT/REGION/NAME`, checking each part.
+    pub fn parse(s: &str) -> Result<RepoKey, String> {
+        let mut parts = s.splitn(3, '/');
+        let (Some(account), Some(region), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("`{}` is not ACCOUNT/REGION/REPOSITORY", crate::text::clean(s, 300)));
+        };
+        let key = RepoKey {
+            account: account.into(),
+            region: region.into(),
+            name: name.into(),
+        };
+        key.check()?;
+        Ok(key)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("account `{}` is not 12 digits", crate::text::clean(&self.account, 40)));
+        }
+        if !is_region(&self.region) {
+            return Err(format!("region `{}` is not a region name", crate::text::clean(&self.region, 40)));
+        }
+        if !is_repository_name(&self.name) {
+            return Err(format!(
+                "repository `{}` is not a valid ECR repository name",
+                crate::text::clean(&self.name, 300)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for RepoKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// A manifest exactly as ECR stores it: the bytes are the image, their sha256 its digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The digest this manifest is said to have (checked with [`Manifest::verify`]).
+    pub digest: String,
+    /// `imageManifestMediaType`, where known.
+    pub media_type: Option<String>,
+    /// The manifest text, byte for byte.
+    pub body: String,
+}
+
+impl Manifest {
+    /// True when the sha256 of the bytes is the digest: only then may it be pushed.
+    pub fn verify(&self) -> bool {
+        sha256_digest(self.body.as_bytes()) == self.digest
+    }
+
+    /// The digests of the manifests an image index (or manifest list) refers to; empty for
+    /// a single-platform manifest or text that is not JSON.
+    pub fn child_digests(&self) -> Vec<String> {
+        let Ok(v) = serde_json::from_str::<Value>(&self.body) else {
+            return Vec::new();
+        };
+        v.get("manifests")
+            .and_then(Value::as_array)
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| m.get("digest").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// What the guard pins a tag to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    /// The pinned digest.
+    pub digest: String,
+    /// The manifest captured when pinned, if any.
+    pub manifest: Option<Manifest>,
+    /// For an image index: every child manifest, to be put back before the index.
+    pub children: Vec<Manifest>,
+    /// Who pinned it (an ARN, or `ecr-tag-guard (...)`).
+    pub pinned_by: Option<String>,
+    /// When, RFC 3339.
+    pub pinned_at: Option<String>,
+}
+
+/// What to do when a protected tag is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Put it back on the pinned digest and page (the default).
+    Restore,
+    /// Page only.
+    Alert,
+}
+
+/// What to do when a protected tag is moved to another digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMove {
+    /// Move it back to the pin and page (the default).
+    Revert,
+    /// Keep the move and pin the new digest when the caller is allowed; revert otherwise.
+    Follow,
+    /// Page only.
+    Alert,
+}
+
+/// How loudly to page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Informational.
+    Low,
+    /// Needs a look during working hours.
+    Medium,
+    /// Needs a look now (the default).
+    High,
+    /// Production is at risk.
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name used in items, pages and message attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// A valid registry item: one protected tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Where the tag lives.
+    pub repo: RepoKey,
+    /// The protected tag.
+    pub tag: String,
+    /// The pin; `None` until the guard first sees the tag.
+    pub pin: Option<Pin>,
+    /// What a delete does.
+    pub on_delete: OnDelete,
+    /// What a move does.
+    pub on_move: OnMove,
+    /// ARN globs of principals that may move or delete the tag without a revert.
+    pub allow: Vec<String>,
+    /// Page severity.
+    pub severity: Severity,
+    /// Who to ask.
+    pub owner: Option<String>,
+    /// Free text for the person on call.
+    pub notes: Option<String>,
+}
+
+impl Entry {
+    /// The pinned digest, if pinned.
+    pub fn digest(&self) -> Option<&str> {
+        self.pin.as_ref().map(|p| p.digest.as_str())
+    }
+
+    /// True when one of `arns` matches an `allow` glob.
+    pub fn allows(&self, arns: &[&str]) -> bool {
+        self.allow
+            .iter()
+            .any(|g| arns.iter().any(|a| crate::text::glob_match(g, a)))
+    }
+}
+
+/// An item that is not a valid registry entry, with every problem found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvalidEntry {
+    /// `repository` and `tag` as far as they could be read.
+    pub key: String,
+    /// What is wrong, one line each.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for InvalidEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "registry item {}: {}", self.key, self.problems.join("; "))
+    }
+}
+
+/// True for a valid ECR tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_tag(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// True for a valid ECR repository name: 2–256 characters, lowercase components of
+/// `[a-z0-9]` joined by `.`, `_`, `__`, `-` runs, separated by `/`.
+pub fn is_repository_name(s: &str) -> bool {
+    (2..=256).contains(&s.len())
+        && s.split('/').all(|comp| {
+            let b = comp.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
+                && b[b.len() - 1].is_ascii_lowercase() | b[b.len() - 1].is_ascii_digit()
+                && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        })
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+}
+
+/// Field names, as written in DynamoDB and in the scenario file.
+pub mod field {
+    /// Partition key: `ACCOUNT/REGION/REPOSITORY`.
+    pub const REPOSITORY: &str = "repository";
+    /// Sort key: the tag.
+    pub const TAG: &str = "tag";
+    /// Pinned digest.
+    pub const DIGEST: &str = "digest";
+    /// Manifest text.
+    pub const MANIFEST: &str = "manifest";
+    /// Manifest media type.
+    pub const MEDIA_TYPE: &str = "media_type";
+    /// Child manifests of an index.
+    pub const CHILDREN: &str = "children";
+    /// Delete mode.
+    pub const ON_DELETE: &str = "on_delete";
+    /// Move mode.
+    pub const ON_MOVE: &str = "on_move";
+    /// Allowed principals.
+    pub const ALLOW: &str = "allow";
+    /// Severity.
+    pub const SEVERITY: &str = "severity";
+    /// Owner.
+    pub const OWNER: &str = "owner";
+    /// Notes.
+    pub const NOTES: &str = "notes";
+    /// Who pinned.
+    pub const PINNED_BY: &str = "pinned_by";
+    /// When pinned.
+    pub const PINNED_AT: &str = "pinned_at";
+}
+
+const KNOWN: &[&str] = &[
+    field::REPOSITORY,
+    field::TAG,
+    field::DIGEST,
+    field::MANIFEST,
+    field::MEDIA_TYPE,
+    field::CHILDREN,
+    field::ON_DELETE,
+    field::ON_MOVE,
+    field::ALLOW,
+    field::SEVERITY,
+    field::OWNER,
+    field::NOTES,
+    field::PINNED_BY,
+    field::PINNED_AT,
+];
+
+/// Reads and validates one item. Every problem is listed, not only the first.
+pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
+    let Some(obj) = item.as_object() else {
+        return Err(InvalidEntry {
+            key: "(not an object)".into(),
+            problems: vec!["an item must be a JSON object".into()],
+        });
+    };
+    let mut problems = Vec::new();
+    let s = |name: &str, problems: &mut Vec<String>| -> Option<String> {
+        match obj.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(v)) => Some(v.clone()),
+            Some(_) => {
+                problems.push(format!("`{name}` must be a string"));
+                None
+            }
+        }
+    };
+    let repo_text = s(field::REPOSITORY, &mut problems);
+    let tag = s(field::TAG, &mut problems);
+    let key = format!(
+        "{}:{}",
+        crate::text::clean(repo_text.as_deref().unwrap_or("?"), 300),
+        crate::text::clean(tag.as_deref().unwrap_or("?"), 130)
+    );
+    let repo = match &repo_text {
+        None => {
+            problems.push("`repository` (ACCOUNT/REGION/REPOSITORY) is missing".into());
+            None
+        }
+        Some(r) => RepoKey::parse(r).map_err(|e| problems.push(e)).ok(),
+    };
+    match &tag {
+        None => problems.push("`tag` is missing".into()),
+        Some(t) if !is_tag(t) => problems.push(format!(
+            "tag `{}` is not a valid ECR tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})",
+            crate::text::clean(t, 130)
+        )),
+        Some(_) => {}
+    }
+    for k in obj.keys() {
+        if !KNOWN.contains(&k.as_str()) {
+            problems.push(format!("unknown field `{}`", crate::text::clean(k, 60)));
+        }
+    }
+    let digest = s(field::DIGEST, &mut problems);
+    if let Some(d) = &digest {
+        if !is_digest(d) {
+            problems.push(format!(
+                "digest `{}` is not sha256: and 64 lowercase hex digits",
+                crate::text::clean(d, 80)
+            ));
+        }
+    }
+    let manifest_body = s(field::MANIFEST, &mut problems);
+    let media_type = s(field::MEDIA_TYPE, &mut problems);
+    if manifest_body.is_some() && digest.is_none() {
+        problems.push("`manifest` is set but `digest` is not".into());
+    }
+    let children = parse_children(obj.get(field::CHILDREN), &mut problems);
+    let on_delete = match s(field::ON_DELETE, &mut problems).as_deref() {
+        None | Some("restore") => OnDelete::Restore,
+        Some("alert") => OnDelete::Alert,
+        Some(other) => {
+            problems.push(format!("on_delete `{}` is not restore or alert", crate::text::clean(other, 40)));
+            OnDelete::Restore
+        }
+    };
+    let on_move = match s(field::ON_MOVE, &mut problems).as_deref() {
+        None | Some("revert") => OnMove::Revert,
+        Some("follow") => OnMove::Follow,
+        Some("alert") => OnMove::Alert,
+        Some(other) => {
+            problems.push(format!(
+                "on_move `{}` is not revert, follow or alert",
+                crate::text::clean(other, 40)
+            ));
+            OnMove::Revert
+        }
+    };
+    let severity = match s(field::SEVERITY, &mut problems).as_deref() {
+        None | Some("high") => Severity::High,
+        Some("critical") => Severity::Critical,
+        Some("medium") => Severity::Medium,
+        Some("low") => Severity::Low,
+        Some(other) => {
+            problems.push(format!(
+                "severity `{}` is not critical, high, medium or low",
+                crate::text::clean(other, 40)
+            ));
+            Severity::High
+        }
+    };
+    let allow = match obj.get(field::ALLOW) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| match v.as_str() {
+                Some(g) if !g.is_empty() => Some(g.to_string()),
+                _ => {
+                    problems.push("`allow` must list non-empty ARN glob strings".into());
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            problems.push("`allow` must be a list of ARN globs".into());
+            Vec::new()
+        }
+    };
+    let owner = s(field::OWNER, &mut problems);
+    let notes = s(field::NOTES, &mut problems);
+    let pinned_by = s(field::PINNED_BY, &mut problems);
+    let pinned_at = s(field::PINNED_AT, &mut problems);
+    let (Some(repo), Some(tag), true) = (repo, tag, problems.is_empty()) else {
+        problems.dedup();
+        return Err(InvalidEntry { key, problems });
+    };
+    let pin = digest.map(|digest| Pin {
+        manifest: manifest_body.map(|body| Manifest {
+            digest: digest.clone(),
+            media_type,
+            body,
+        }),
+        digest,
+        children,
+        pinned_by,
+        pinned_at,
+    });
+    Ok(Entry {
+        repo,
+        tag,
+        pin,
+        on_delete,
+        on_move,
+        allow,
+        severity,
+        owner,
+        notes,
+    })
+}
+
+fn parse_children(v: Option<&Value>, problems: &mut Vec<String>) -> Vec<Manifest> {
+    let items = match v {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            problems.push("`children` must be a list".into());
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, c) in items.iter().enumerate() {
+        let get = |k: &str| c.get(k).and_then(Value::as_str).map(String::from);
+        match (get("digest"), get("manifest")) {
+            (Some(digest), Some(body)) if is_digest(&digest) => out.push(Manifest {
+                digest,
+                media_type: get("media_type"),
+                body,
+            }),
+            _ => problems.push(format!(
+                "children[{i}] needs `digest` (sha256:…) and `manifest` strings"
+            )),
+        }
+    }
+    out
+}
+
+/// The pin fields of an item, as written back by the guard when it pins or follows.
+pub fn pin_fields(pin: &Pin) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(field::DIGEST.into(), json!(pin.digest));
+    if let Some(man) = &pin.manifest {
+        m.insert(field::MANIFEST.into(), json!(man.body));
+        if let Some(mt) = &man.media_type {
+            m.insert(field::MEDIA_TYPE.into(), json!(mt));
+        }
+    }
+    if !pin.children.is_empty() {
+        let children: Vec<Value> = pin
+            .children
+            .iter()
+            .map(|c| {
+                let mut o = json!({"digest": c.digest, "manifest": c.body});
+                if let Some(mt) = &c.media_type {
+                    o["media_type"] = json!(mt);
+                }
+                o
+            })
+            .collect();
+        m.insert(field::CHILDREN.into(), Value::Array(children));
+    }
+    if let Some(by) = &pin.pinned_by {
+        m.insert(field::PINNED_BY.into(), json!(by));
+    }
+    if let Some(at) = &pin.pinned_at {
+        m.insert(field::PINNED_AT.into(), json!(at));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,103 @@
+//! Small text helpers shared by several floors: digests and untrusted strings.
+
+use sha2::{Digest as _, Sha256};
+
+/// `sha256:` followed by the lowercase hex SHA-256 of `bytes`: the digest ECR gives a manifest.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// True when `s` has the form of an ECR image digest: `sha256:` and 64 lowercase hex digits.
+pub fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// The first 12 hex digits of a digest, for short human output (`sha256:0123456789ab`).
+pub fn short_digest(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// Text from an event made safe for a page or a log line: control characters become `?`,
+/// and anything past `max` characters is cut and marked with `...`.
+pub fn clean(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().count() > max {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Matches `text` against a glob where `*` stands for any run of characters (also none) and
+/// `?` for exactly one; everything else matches itself. Used for ARN globs in `allow`.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Iterative matcher with one back-tracking point for the last `*` seen.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_known_bytes() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(is_digest(&sha256_digest(b"x")));
+    }
+
+    #[test]
+    fn digest_shape() {
+        assert!(!is_digest("sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234"));
+        assert!(!is_digest(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!is_digest(&format!("sha512:{}", "a".repeat(64))));
+        assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
+    }
+
+    #[test]
+    fn clean_replaces_controls_and_cuts() {
+        assert_eq!(clean("a\nb\u{1b}[31m", 100), "a?b?[31m");
+        assert_eq!(clean("abcdef", 3), "abc...");
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "sha256:0123456789ab");
+        assert_eq!(short_digest("x"), "x");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("arn:aws:iam::*:role/deploy-*", "arn:aws:iam::123:role/deploy-prod"));
+        assert!(!glob_match("arn:aws:iam::*:role/deploy-*", "arn:aws:iam::123:role/admin"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("*a*b", "xxaxxb"));
+        assert!(!glob_match("*a*b", "xxaxxbx"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+    }
+}
