@@ -132,7 +132,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             for d in &decisions {
                 log_decision(&incident, d, None);
             }
-            report.decisions = decisions.into_iter().map(|decision| Done { decision, outcome: None }).collect();
+            // Without work there is nothing to act on: the outcome is "skipped"; a dry run
+            // leaves it open.
+            let outcome = (!self.dry_run).then_some(Outcome::Skipped);
+            report.decisions = decisions
+                .into_iter()
+                .map(|decision| Done { decision, outcome: outcome.clone() })
+                .collect();
             report.incident = Some(incident);
             return Ok(report);
         }

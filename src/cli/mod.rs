@@ -60,10 +60,11 @@ struct ReplayArgs {
 }
 
 /// Sets up logging: JSON lines for the Lambda (level from `TAG_GUARD_LOG`, default info);
-/// for the CLI, text on stderr, warnings only unless `TAG_GUARD_LOG` says otherwise.
+/// for the CLI, text on stderr, errors only unless `TAG_GUARD_LOG` says otherwise (the
+/// replay report already shows what warnings would).
 pub fn init_logging(lambda: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if lambda { "info" } else { "warn" };
+    let default = if lambda { "info" } else { "error" };
     let filter = EnvFilter::try_from_env(crate::config::LOG).unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if lambda {

@@ -1,6 +1,7 @@
 //! `replay`: events through the same handler the Lambda runs, on the embedded world (after
 //! making the recorded change happen in it) or against AWS.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::events::{self, input, Parsed};
+use crate::events::{self, input, Change, Parsed};
 use crate::guard::Settings;
 use crate::handler::{Handler, Now, Report};
 use crate::memory::{Memory, Scenario};
@@ -99,6 +100,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (mut handled, mut failed) = (0usize, 0usize);
+    let mut applied = HashSet::new();
     for file in files {
         let loaded = match input::load(file) {
             Ok(l) => l,
@@ -110,7 +112,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
         };
         for ev in loaded {
             if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
-                world.apply(&i);
+                apply_once(world, i, &mut applied);
             }
             match handler.handle(&ev.value, &Now::system()).await {
                 Ok(report) => {
@@ -133,6 +135,29 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
         writeln!(out, "{handled} event(s) handled, {failed} failed")?;
     }
     Ok(failed == 0)
+}
+
+/// Makes the change an event reports happen in the embedded world, once: a change reported
+/// again (the same event delivered twice, or CloudTrail and ECR's own event reporting one
+/// delete with the same time) happened only once.
+fn apply_once(world: &Memory, mut i: events::Incident, applied: &mut HashSet<String>) {
+    if !applied.insert(format!("id|{}", i.event_id)) {
+        return;
+    }
+    let key = |c: &Change| {
+        let what = match c {
+            Change::TagRemoved { tag, .. } => format!("removed {tag}"),
+            Change::ImageDeleted { digest, .. } => format!("deleted {digest}"),
+            Change::TagPushed { tag, digest, .. } => format!("pushed {tag} {digest}"),
+            Change::RepositoryDeleted => "repository deleted".to_string(),
+        };
+        format!("{}|{}|{what}", i.repo, i.time)
+    };
+    let fresh: Vec<Change> = i.changes.iter().filter(|c| applied.insert(key(c))).cloned().collect();
+    if !fresh.is_empty() {
+        i.changes = fresh;
+        world.apply(&i);
+    }
 }
 
 fn error_line(out: &mut impl Write, json: bool, input: &str, problem: &str) -> std::io::Result<()> {

@@ -430,8 +430,10 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
         Outcome::Restored | Outcome::AlreadyInPlace
             if matches!(outcome, Outcome::Restored) || resumed =>
         {
-            let (word, head) = match d.action {
-                Action::Revert => ("reverted", "moved; reverted"),
+            let (word, head) = match (&d.action, &d.cause) {
+                (Action::Revert, _) => ("reverted", "moved; reverted"),
+                (_, Cause::Expired { .. }) => ("restored", "expired by lifecycle; restored"),
+                (_, Cause::RepositoryDeleted) => ("restored", "repository deleted; restored"),
                 _ => ("restored", "deleted; restored"),
             };
             Some(alarm(
