@@ -1,0 +1,453 @@
+//! The integration-test harness: one `moto_server` per test binary (started through
+//! `tests/moto_launcher.py`, which makes its ECR answer like AWS), one moto account per
+//! test, the real SDK clients, and a log of every AWS call the handler makes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use ecr_tag_guard::aws::{json_to_attr, AwsHandler, DynamoLedger, DynamoRegistry, EcrImages, SnsPager};
+use ecr_tag_guard::guard::Settings;
+use ecr_tag_guard::handler::{Handler, Now, Report};
+use ecr_tag_guard::registry::RepoKey;
+use serde_json::{json, Value};
+
+pub const REGION: &str = "eu-west-1";
+pub const GUARD_ROLE: &str = "ecr-tag-guard-role";
+
+struct Server {
+    url: String,
+    _child: Child,
+}
+
+static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+static NEXT_ACCOUNT: AtomicU64 = AtomicU64::new(1);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python that has moto: `MOTO_PYTHON`, else the project's `.venv`.
+fn python() -> Option<PathBuf> {
+    std::env::var_os("MOTO_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| Some(root().join(".venv/bin/python")))
+        .filter(|p| p.exists())
+}
+
+fn start() -> Option<Server> {
+    let Some(py) = python() else {
+        let msg = "moto is not installed (.venv/bin/python missing): run ./scripts/test.sh, which installs it";
+        if std::env::var_os("REQUIRE_MOTO").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+    let mut child = Command::new(py)
+        .arg(root().join("tests/moto_launcher.py"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("moto_launcher.py starts");
+    // Its stdin stays open as long as this process lives; the launcher exits when it closes.
+    std::mem::forget(child.stdin.take());
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push_str(&line);
+                l.push('\n');
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("moto_server exited ({status}):\n{}", log.lock().map(|l| l.clone()).unwrap_or_default());
+        }
+        assert!(Instant::now() < deadline, "moto_server did not start within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Server { url: format!("http://127.0.0.1:{port}"), _child: child })
+}
+
+/// Sends every request to one moto account and logs each operation as `service:Operation`.
+#[derive(Debug, Clone)]
+struct MotoAccount {
+    account: String,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Intercept for MotoAccount {
+    fn name(&self) -> &'static str {
+        "MotoAccount"
+    }
+
+    fn modify_before_transmit(&self, ctx: &mut BeforeTransmitInterceptorContextMut<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        ctx.request_mut().headers_mut().insert("x-moto-account-id", self.account.clone());
+        // Retries are off in these tests, so one transmit is one call.
+        let op = cfg.load::<Metadata>().map(|m| format!("{}:{}", service_name(m.service()), m.name()));
+        self.calls.lock().expect("calls").push(op.unwrap_or_else(|| "unknown".into()));
+        Ok(())
+    }
+}
+
+fn service_name(s: &str) -> String {
+    match s.to_lowercase().replace(' ', "").as_str() {
+        "ecr" | "amazonec2containerregistry" => "ecr".into(),
+        other => other.into(),
+    }
+}
+
+/// One test's world: its own moto account with a registry table, a topic and a queue
+/// subscribed to it.
+pub struct World {
+    pub account: String,
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub ecr: aws_sdk_ecr::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub table: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+impl World {
+    /// A fresh world, or `None` (after saying so) when moto is not installed.
+    pub async fn new() -> Option<World> {
+        let server = SERVER.get_or_init(start).as_ref()?;
+        let n = NEXT_ACCOUNT.fetch_add(1, Ordering::SeqCst);
+        let account = format!("{:012}", 100_000_000_000 + std::process::id() as u64 * 1000 + n);
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let icpt = MotoAccount { account: account.clone(), calls: calls.clone() };
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&server.url)
+            .credentials_provider(aws_sdk_ecr::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let ecr = aws_sdk_ecr::Client::from_conf(aws_sdk_ecr::config::Builder::from(&sdk).interceptor(icpt.clone()).build());
+        let ddb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(icpt.clone()).build());
+        let sns = aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&sdk).interceptor(icpt.clone()).build());
+        let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).interceptor(icpt).build());
+        let table = "tag-guard".to_string();
+        create_table(&ddb, &table).await;
+        let topic_arn = sns.create_topic().name("pages").send().await.expect("topic").topic_arn().expect("arn").to_string();
+        let queue_url = sqs.create_queue().queue_name("on-call").send().await.expect("queue").queue_url().expect("url").to_string();
+        let queue_arn = format!("arn:aws:sqs:{REGION}:{account}:on-call");
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&queue_arn).send().await.expect("subscribe");
+        let w = World { account, calls, ecr, ddb, sns, sqs, table, topic_arn, queue_url };
+        w.take_calls();
+        Some(w)
+    }
+
+    pub fn guard_role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{GUARD_ROLE}", self.account)
+    }
+
+    /// The handler as the Lambda builds it, on this world's clients.
+    pub fn handler(&self) -> AwsHandler {
+        Handler {
+            registry: DynamoRegistry { client: self.ddb.clone(), table: self.table.clone() },
+            images: EcrImages { client: self.ecr.clone() },
+            pager: SnsPager { client: self.sns.clone(), topic_arn: self.topic_arn.clone() },
+            ledger: DynamoLedger { client: self.ddb.clone(), table: self.table.clone() },
+            settings: Settings { accounts: vec![self.account.clone()], regions: vec![REGION.into()], own_role_arn: Some(self.guard_role_arn()) },
+            dry_run: false,
+        }
+    }
+
+    /// Runs the handler on `event`, returning its report and the AWS calls it made.
+    pub async fn handle(&self, event: &Value) -> (Report, Vec<String>) {
+        self.take_calls();
+        let report = self.handler().handle(event, &Now::system()).await.expect("handled");
+        (report, self.take_calls())
+    }
+
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().expect("calls"))
+    }
+
+    pub fn repo(&self, name: &str) -> RepoKey {
+        RepoKey { account: self.account.clone(), region: REGION.into(), name: name.into() }
+    }
+
+    pub async fn create_repo(&self, name: &str, immutable: bool) {
+        let m = if immutable { ImageTagMutability::Immutable } else { ImageTagMutability::Mutable };
+        self.ecr.create_repository().repository_name(name).image_tag_mutability(m).send().await.expect("repository");
+    }
+
+    /// Pushes a manifest (with a tag, or untagged) and returns its digest.
+    pub async fn push(&self, repo: &str, manifest: &str, media_type: &str, tag: Option<&str>) -> String {
+        let out = self
+            .ecr
+            .put_image()
+            .repository_name(repo)
+            .image_manifest(manifest)
+            .image_manifest_media_type(media_type)
+            .set_image_tag(tag.map(String::from))
+            .send()
+            .await
+            .expect("push");
+        let digest = out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string();
+        assert_eq!(digest, sha256(manifest), "the launcher makes moto's digests AWS's");
+        digest
+    }
+
+    /// Deletes image ids as `BatchDeleteImage` does; returns the response's image ids.
+    pub async fn delete(&self, repo: &str, ids: &[(Option<&str>, Option<&str>)]) -> Vec<Value> {
+        let ids: Vec<ImageIdentifier> = ids
+            .iter()
+            .map(|(tag, digest)| ImageIdentifier::builder().set_image_tag(tag.map(String::from)).set_image_digest(digest.map(String::from)).build())
+            .collect();
+        let out = self.ecr.batch_delete_image().repository_name(repo).set_image_ids(Some(ids)).send().await.expect("delete");
+        assert!(out.failures().is_empty(), "delete failures: {:?}", out.failures());
+        out.image_ids()
+            .iter()
+            .map(|i| {
+                let mut v = json!({"imageDigest": i.image_digest()});
+                if let Some(t) = i.image_tag() {
+                    v["imageTag"] = json!(t);
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The digest a tag sits on now.
+    pub async fn digest_of(&self, repo: &str, tag: &str) -> Option<String> {
+        let out = self
+            .ecr
+            .batch_get_image()
+            .repository_name(repo)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await
+            .ok()?;
+        out.images().first().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).map(String::from)
+    }
+
+    /// The digests in a repository.
+    pub async fn digests(&self, repo: &str) -> Vec<String> {
+        let out = self.ecr.list_images().repository_name(repo).send().await.expect("list");
+        let mut v: Vec<String> = out.image_ids().iter().filter_map(|i| i.image_digest().map(String::from)).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Writes a registry item given in its plain-JSON form, as a user would by hand.
+    pub async fn put_item(&self, item: Value) {
+        let Value::Object(m) = item else { panic!("item must be an object") };
+        let attrs = m.iter().map(|(k, v)| (k.clone(), json_to_attr(v))).collect();
+        self.ddb.put_item().table_name(&self.table).set_item(Some(attrs)).send().await.expect("put item");
+    }
+
+    /// A registry item, in plain JSON (attribute values decoded).
+    pub async fn item(&self, repo: &str, tag: &str) -> Option<Value> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("repository", json_to_attr(&json!(self.repo(repo).key())))
+            .key("tag", json_to_attr(&json!(tag)))
+            .send()
+            .await
+            .expect("get item");
+        out.item().map(|i| Value::Object(i.iter().map(|(k, v)| (k.clone(), ecr_tag_guard::aws::attr_to_json(v))).collect()))
+    }
+
+    /// History items of a tag.
+    pub async fn history(&self, repo: &str, tag: &str) -> Vec<Value> {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#r = :r")
+            .expression_attribute_names("#r", "repository")
+            .expression_attribute_values(":r", json_to_attr(&json!(format!("history#{}:{tag}", self.repo(repo).key()))))
+            .send()
+            .await
+            .expect("history");
+        out.items().iter().map(|i| Value::Object(i.iter().map(|(k, v)| (k.clone(), ecr_tag_guard::aws::attr_to_json(v))).collect())).collect()
+    }
+
+    /// Every page waiting in the on-call queue: the SNS envelope with `Subject`, `Message`
+    /// and `MessageAttributes`.
+    pub async fn pages(&self) -> Vec<Value> {
+        let mut pages = Vec::new();
+        loop {
+            let out = self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.expect("receive");
+            if out.messages().is_empty() {
+                return pages;
+            }
+            for m in out.messages() {
+                pages.push(serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope"));
+                self.sqs.delete_message().queue_url(&self.queue_url).set_receipt_handle(m.receipt_handle().map(String::from)).send().await.expect("delete");
+            }
+        }
+    }
+}
+
+async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) {
+    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().expect("attr");
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().expect("key");
+    ddb.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("repository"))
+        .attribute_definitions(attr("tag"))
+        .key_schema(key("repository", KeyType::Hash))
+        .key_schema(key("tag", KeyType::Range))
+        .send()
+        .await
+        .expect("table");
+}
+
+pub fn sha256(s: &str) -> String {
+    ecr_tag_guard::text::sha256_digest(s.as_bytes())
+}
+
+pub const DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A docker v2 manifest unique to `name`, pretty-printed like `docker` sends it.
+pub fn manifest(name: &str) -> String {
+    let layer = |i: u32| json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1000 + i, "digest": sha256(&format!("{name}-layer-{i}"))});
+    serde_json::to_string_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469, "digest": sha256(&format!("{name}-config"))},
+        "layers": [layer(0), layer(1)]
+    }))
+    .expect("json")
+}
+
+/// A single-platform OCI manifest.
+pub fn oci_manifest(name: &str) -> String {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": OCI,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 800, "digest": sha256(&format!("{name}-config"))},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 3000, "digest": sha256(&format!("{name}-layer"))}]
+    })
+    .to_string()
+}
+
+/// An OCI index over `children`.
+pub fn index(children: &[(&str, &str)]) -> String {
+    let ms: Vec<Value> = children
+        .iter()
+        .map(|(m, arch)| json!({"mediaType": OCI, "size": m.len(), "digest": sha256(m), "platform": {"architecture": arch, "os": "linux"}}))
+        .collect();
+    serde_json::to_string_pretty(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms})).expect("json")
+}
+
+/// A protected-tag item with a full pin.
+pub fn pinned_item(w: &World, repo: &str, tag: &str, manifest: &str, media_type: &str) -> Value {
+    json!({
+        "repository": w.repo(repo).key(), "tag": tag,
+        "digest": sha256(manifest), "manifest": manifest, "media_type": media_type,
+        "pinned_by": "arn:aws:iam::123456789012:user/ana", "pinned_at": "2026-11-01T00:00:00Z",
+    })
+}
+
+fn next_id() -> String {
+    static ID: AtomicU64 = AtomicU64::new(1);
+    format!("0e1d2c3b-4a59-4687-9a0b-{:012}", ID.fetch_add(1, Ordering::SeqCst))
+}
+
+/// An IAM user identity.
+pub fn user(w: &World, name: &str) -> Value {
+    json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": format!("arn:aws:iam::{}:user/{name}", w.account), "accountId": w.account, "userName": name})
+}
+
+/// An assumed-role identity.
+pub fn role(w: &World, name: &str, session: &str) -> Value {
+    json!({
+        "type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{session}"),
+        "arn": format!("arn:aws:sts::{}:assumed-role/{name}/{session}", w.account), "accountId": w.account,
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{}:role/{name}", w.account), "accountId": w.account, "userName": name}, "attributes": {}}
+    })
+}
+
+/// A CloudTrail API call inside its EventBridge envelope.
+pub fn cloudtrail(w: &World, name: &str, identity: Value, request: Value, response: Value) -> Value {
+    json!({
+        "version": "0", "id": next_id(), "detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr",
+        "account": w.account, "time": "2026-11-20T10:00:00Z", "region": REGION, "resources": [],
+        "detail": {
+            "eventVersion": "1.08", "userIdentity": identity, "eventTime": "2026-11-20T10:00:00Z",
+            "eventSource": "ecr.amazonaws.com", "eventName": name, "awsRegion": REGION,
+            "sourceIPAddress": "203.0.113.7", "userAgent": "aws-cli/2",
+            "requestParameters": request, "responseElements": response,
+            "requestID": next_id(), "eventID": next_id(), "eventType": "AwsApiCall",
+            "recipientAccountId": w.account
+        }
+    })
+}
+
+/// `BatchDeleteImage` as CloudTrail records it.
+pub fn batch_delete(w: &World, identity: Value, repo: &str, request_ids: Value, response_ids: Vec<Value>) -> Value {
+    cloudtrail(
+        w,
+        "BatchDeleteImage",
+        identity,
+        json!({"registryId": w.account, "repositoryName": repo, "imageIds": request_ids}),
+        json!({"imageIds": response_ids, "failures": []}),
+    )
+}
+
+/// `PutImage` as CloudTrail records it.
+pub fn put_image(w: &World, identity: Value, repo: &str, tag: &str, manifest: &str) -> Value {
+    cloudtrail(
+        w,
+        "PutImage",
+        identity,
+        json!({"registryId": w.account, "repositoryName": repo, "imageTag": tag, "imageManifest": manifest}),
+        json!({"image": {"registryId": w.account, "repositoryName": repo, "imageManifest": manifest, "imageId": {"imageDigest": sha256(manifest), "imageTag": tag}}}),
+    )
+}
+
+/// A lifecycle expiry (`PolicyExecutionEvent`) of `images` (digest, tags).
+pub fn lifecycle(w: &World, repo: &str, images: &[(&str, &[&str])]) -> Value {
+    let actions: Vec<Value> = images
+        .iter()
+        .map(|(d, tags)| json!({"lifecycleEventImage": {"digest": d, "tagStatus": "Tagged", "tagList": tags, "pushedAt": 1_762_070_400_000_u64}, "rulePriority": 2}))
+        .collect();
+    json!({
+        "version": "0", "id": next_id(), "detail-type": "AWS Service Event via CloudTrail", "source": "aws.ecr",
+        "account": w.account, "time": "2026-11-21T03:00:00Z", "region": REGION, "resources": [],
+        "detail": {
+            "eventVersion": "1.09", "userIdentity": {"accountId": w.account, "invokedBy": "AWS Internal"},
+            "eventTime": "2026-11-21T03:00:00Z", "eventSource": "ecr.amazonaws.com", "eventName": "PolicyExecutionEvent",
+            "awsRegion": REGION, "sourceIPAddress": "AWS Internal", "userAgent": "AWS Internal",
+            "requestParameters": null, "responseElements": null, "eventID": next_id(), "readOnly": true,
+            "eventType": "AwsServiceEvent", "recipientAccountId": w.account,
+            "serviceEventDetails": {"repositoryName": repo, "lifecycleEventImageActions": actions, "lifecycleEventFailureDetails": []}
+        }
+    })
+}
