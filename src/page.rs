@@ -117,3 +117,62 @@ fn subject(alarm: &Alarm, repo: &str, tag: &str) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Actor, Incident};
+    use crate::guard::{Action, Alarm, Cause, Decision};
+    use crate::registry::{parse_item, RepoKey, Severity};
+
+    fn setup(repo_name: &str, tag: &str, arn: &str) -> (Incident, Decision, Alarm) {
+        let item = serde_json::json!({"repository": "123456789012/eu-west-1/web", "tag": "prod", "owner": "team\u{7}web"});
+        let entry = parse_item(&item).unwrap();
+        let incident = Incident {
+            event_id: "ev\n1".into(),
+            source: "CloudTrail BatchDeleteImage".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            repo: RepoKey { account: "123456789012".into(), region: "eu-west-1".into(), name: repo_name.into() },
+            actor: Actor::Principal { arn: arn.into(), role_arn: None },
+            changes: vec![],
+            note: None,
+        };
+        let d = Decision { tag: tag.into(), cause: Cause::Deleted { digest: None }, action: Action::Restore, why: "w".into(), entry };
+        let a = crate::guard::report(&d, &crate::guard::Outcome::Restored, false).unwrap();
+        (incident, d, a)
+    }
+
+    #[test]
+    fn a_page_says_what_who_when_and_carries_json_and_attributes() {
+        let (i, d, a) = setup("web", "prod", "arn:aws:iam::123456789012:user/bob");
+        let p = render(&i, &d, &a);
+        assert_eq!(p.subject, "[HIGH] prod in web: deleted; restored");
+        for want in ["What:", "arn:aws:iam::123456789012:user/bob", "2026-01-01T00:00:00Z", "Guard did:", "Event id:     ev?1", "Owner:        team?web"] {
+            assert!(p.message.contains(want), "missing {want:?} in\n{}", p.message);
+        }
+        let json_part = p.message.split("--- JSON ---\n").nth(1).unwrap();
+        let facts: serde_json::Value = serde_json::from_str(json_part).unwrap();
+        assert_eq!(facts["action"], "restored");
+        assert_eq!(facts["who"], "arn:aws:iam::123456789012:user/bob");
+        assert_eq!(p.attributes["severity"], "high");
+        assert_eq!(p.attributes["action"], "restored");
+        assert_eq!(p.attributes["tag"], "prod");
+        assert_eq!(p.attributes["repository"], "123456789012/eu-west-1/web");
+        assert_eq!(a.severity, Severity::High);
+    }
+
+    #[test]
+    fn untrusted_text_cannot_break_the_page() {
+        let long = format!("{}/é\u{1b}x", "r".repeat(300));
+        let (i, d, a) = setup(&long, "prod", "arn:aws:iam::1:user/x\r\nInjected: yes");
+        let p = render(&i, &d, &a);
+        assert!(p.subject.len() < 100, "{}", p.subject);
+        assert!(p.subject.is_ascii());
+        assert!(p.subject.ends_with("deleted; restored"), "the repository is cut, not the news: {}", p.subject);
+        assert!(!p.message.chars().any(|c| c.is_control() && c != '\n'), "{:?}", p.message);
+        assert!(!p.message.contains("\nInjected"));
+        let (i, d, a) = setup("web", &"t".repeat(128), "arn");
+        let p = render(&i, &d, &a);
+        assert!(p.subject.len() < 100 && p.subject.ends_with("..."), "{}", p.subject);
+    }
+}

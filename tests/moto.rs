@@ -360,3 +360,25 @@ async fn a_failed_page_is_sent_on_the_retry_without_restoring_again() {
     assert_eq!(pages.len(), 1);
     assert_eq!(attr(&pages[0], "action"), "restored");
 }
+
+#[tokio::test]
+async fn the_registry_writes_a_pin_only_over_the_digest_it_read() {
+    use ecr_tag_guard::ports::Registry;
+    use ecr_tag_guard::registry::Pin;
+    let Some(w) = World::new().await else { return };
+    let (a, b) = (manifest("a"), manifest("b"));
+    w.put_item(with(pinned_item(&w, "web", "prod", &a, DOCKER), json!({"owner": "team"}))).await;
+    let reg = w.handler().registry;
+    let pin = Pin { digest: sha256(&b), manifest: None, children: vec![], pinned_by: Some("t".into()), pinned_at: None };
+    assert!(!reg.set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), Some(&pin)).await.expect("call"));
+    assert!(!reg.set_pin(&w.repo("web"), "prod", None, Some(&pin)).await.expect("call"));
+    assert!(!reg.set_pin(&w.repo("web"), "nope", None, Some(&pin)).await.expect("call"), "no item is created");
+    assert!(w.item("web", "nope").await.is_none());
+    assert!(reg.set_pin(&w.repo("web"), "prod", Some(&sha256(&a)), Some(&pin)).await.expect("call"));
+    let item = w.item("web", "prod").await.expect("item");
+    assert_eq!(item["digest"], sha256(&b));
+    assert!(item.get("manifest").is_none());
+    assert_eq!(item["owner"], "team", "the user's fields stay");
+    assert!(reg.set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), None).await.expect("call"));
+    assert!(w.item("web", "prod").await.expect("item").get("digest").is_none());
+}

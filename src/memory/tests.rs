@@ -1,0 +1,199 @@
+//! The handler on the embedded world: the exactly-once and failure paths, with the calls
+//! each costs.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::handler::{Handler, Now};
+use crate::ports::Claim;
+
+const REPO: &str = "123456789012/eu-west-1/web";
+
+fn body(name: &str) -> String {
+    format!("{{\"mediaType\":\"m\",\"name\":\"{name}\"}}")
+}
+
+fn d(name: &str) -> String {
+    sha256_digest(body(name).as_bytes())
+}
+
+fn world(items: Vec<Value>) -> Memory {
+    let scenario: Scenario = serde_json::from_value(json!({
+        "guard_role_arn": "arn:aws:iam::123456789012:role/guard",
+        "repositories": [{"repository": REPO, "images": [
+            {"manifest": body("a"), "media_type": "m", "tags": ["keep"]},
+            {"manifest": body("b"), "media_type": "m", "tags": ["other"]}
+        ]}],
+        "registry": items
+    }))
+    .unwrap();
+    Memory::new(scenario.into_state("test").unwrap())
+}
+
+fn pinned(tag: &str, name: &str) -> Value {
+    json!({"repository": REPO, "tag": tag, "digest": d(name), "manifest": body(name), "media_type": "m"})
+}
+
+fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory> {
+    Handler {
+        registry: w.clone(),
+        images: w.clone(),
+        pager: w.clone(),
+        ledger: w.clone(),
+        settings: crate::guard::Settings { own_role_arn: Some("arn:aws:iam::123456789012:role/guard".into()), ..Default::default() },
+        dry_run: false,
+    }
+}
+
+fn now(epoch: i64) -> Now {
+    Now { epoch, rfc3339: "2026-01-01T00:00:00Z".into() }
+}
+
+fn delete_event(id: &str, tag: &str, name: &str) -> Value {
+    json!({
+        "eventSource": "ecr.amazonaws.com", "eventName": "BatchDeleteImage", "eventID": id,
+        "awsRegion": "eu-west-1", "eventTime": "2026-01-01T00:00:00Z",
+        "userIdentity": {"arn": "arn:aws:iam::123456789012:user/bob"},
+        "requestParameters": {"registryId": "123456789012", "repositoryName": "web", "imageIds": [{"imageTag": tag}]},
+        "responseElements": {"imageIds": [{"imageTag": tag, "imageDigest": d(name)}], "failures": []}
+    })
+}
+
+fn take_calls(w: &Memory) -> Vec<String> {
+    let mut c = std::mem::take(&mut w.state().calls);
+    c.sort();
+    c
+}
+
+fn tag_on(w: &Memory, tag: &str) -> Option<String> {
+    let key = RepoKey::parse(REPO).unwrap();
+    w.state().repos.get(&key).and_then(|r| r.digest_of(tag).map(String::from))
+}
+
+#[tokio::test]
+async fn restore_then_duplicate() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    let ev = delete_event("e1", "prod", "a");
+    let r = h.handle(&ev, &now(100)).await.unwrap();
+    assert_eq!(r.pages.len(), 1);
+    assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+    assert_eq!(take_calls(&w), ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:PutItem", "dynamodb:Query", "ecr:PutImage", "sns:Publish"]);
+    let r = h.handle(&ev, &now(101)).await.unwrap();
+    assert!(r.duplicate);
+    assert_eq!(take_calls(&w), ["dynamodb:PutItem", "dynamodb:Query"]);
+    assert_eq!(w.state().pages.len(), 1);
+    assert_eq!(w.state().history.len(), 1);
+}
+
+#[tokio::test]
+async fn a_throttled_restore_fails_the_event_releases_the_claim_and_the_retry_restores() {
+    let w = world(vec![pinned("prod", "a"), pinned("keep", "a")]);
+    let h = handler(&w);
+    w.state().faults.insert("ecr:PutImage".into(), crate::error::CallError::transient("ecr:PutImage", "ThrottlingException"));
+    let ev = delete_event("e1", "prod", "a");
+    let err = h.handle(&ev, &now(100)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(w.state().pages.is_empty(), "no page for a restore that will be retried");
+    assert!(!w.state().ledger.contains_key("e1"), "claim released");
+    assert_eq!(tag_on(&w, "prod"), None);
+    let r = h.handle(&ev, &now(160)).await.unwrap();
+    assert_eq!(r.pages.len(), 1);
+    assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+}
+
+#[tokio::test]
+async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    w.state().faults.insert("sns:Publish".into(), crate::error::CallError::fatal("sns:Publish", "NotFound"));
+    let ev = delete_event("e1", "prod", "a");
+    let err = h.handle(&ev, &now(100)).await.unwrap_err();
+    assert!(err.is_retryable(), "a page that did not go out is always worth a retry: {err}");
+    assert_eq!(w.state().ledger["e1"].pending.len(), 1);
+    take_calls(&w);
+    let r = h.handle(&ev, &now(200)).await.unwrap();
+    assert!(r.duplicate);
+    assert_eq!(r.pages.len(), 1);
+    assert_eq!(take_calls(&w), ["dynamodb:PutItem", "dynamodb:PutItem", "dynamodb:Query", "sns:Publish"]);
+    assert!(w.state().ledger["e1"].done);
+    assert_eq!(w.state().pages.len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_resumed() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    w.state().ledger.insert("e1".into(), LedgerRecord { claimed_at: 100, done: false, pending: vec![] });
+    let ev = delete_event("e1", "prod", "a");
+    assert!(matches!(h.handle(&ev, &now(110)).await, Err(crate::error::Error::Busy(_))));
+    // The other invocation died after restoring: the tag is in place, yet it was never paged.
+    let key = RepoKey::parse(REPO).unwrap();
+    w.state().repos.get_mut(&key).unwrap().images.get_mut(&d("a")).unwrap().tags.insert("prod".into());
+    let r = h.handle(&ev, &now(100 + CLAIM_LEASE_SECS + 1)).await.unwrap();
+    assert_eq!(r.pages.len(), 1, "the resumed attempt pages what the first one did");
+}
+
+#[tokio::test]
+async fn ignored_events_cost_nothing_and_unprotected_pushes_one_read() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    let mut ev = delete_event("e1", "prod", "a");
+    ev["errorCode"] = json!("AccessDenied");
+    assert!(h.handle(&ev, &now(1)).await.unwrap().ignored.is_some());
+    assert!(take_calls(&w).is_empty());
+    let push = json!({"detail-type": "ECR Image Action", "source": "aws.ecr", "id": "p1", "account": "123456789012", "region": "eu-west-1",
+        "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": "web", "image-digest": d("b"), "image-tag": "dev"}});
+    assert!(h.handle(&push, &now(1)).await.unwrap().decisions.is_empty());
+    assert_eq!(take_calls(&w), ["dynamodb:Query"]);
+}
+
+#[tokio::test]
+async fn invalid_items_are_reported_and_do_not_hide_the_others() {
+    let w = world(vec![pinned("prod", "a"), json!({"repository": REPO, "tag": "bad", "on_move": "sideways"})]);
+    let r = handler(&w).handle(&delete_event("e1", "prod", "a"), &now(1)).await.unwrap();
+    assert_eq!(r.invalid_entries.len(), 1);
+    assert!(r.invalid_entries[0].problems[0].contains("sideways"));
+    assert_eq!(r.pages.len(), 1);
+    assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+}
+
+#[tokio::test]
+async fn a_pin_is_only_written_over_the_digest_it_was_read_with() {
+    let w = world(vec![pinned("prod", "a"), json!({"repository": REPO, "tag": "qa"})]);
+    let key = RepoKey::parse(REPO).unwrap();
+    let new_pin = Pin { digest: d("b"), manifest: None, children: vec![], pinned_by: Some("t".into()), pinned_at: None };
+    assert!(!w.set_pin(&key, "prod", Some(&d("b")), Some(&new_pin)).await.unwrap(), "changed meanwhile");
+    assert!(!w.set_pin(&key, "prod", None, Some(&new_pin)).await.unwrap(), "already pinned");
+    assert!(!w.set_pin(&key, "missing", None, Some(&new_pin)).await.unwrap(), "no such item");
+    assert_eq!(w.state().items[&(REPO.to_string(), "prod".to_string())]["digest"], json!(d("a")));
+    assert!(w.set_pin(&key, "prod", Some(&d("a")), Some(&new_pin)).await.unwrap());
+    let item = w.state().items[&(REPO.to_string(), "prod".to_string())].clone();
+    assert_eq!(item["digest"], json!(d("b")));
+    assert!(item.get("manifest").is_none(), "the old manifest does not stay with the new digest");
+    assert!(w.set_pin(&key, "qa", None, Some(&new_pin)).await.unwrap());
+    assert!(w.set_pin(&key, "qa", Some(&d("b")), None).await.unwrap(), "released");
+    assert!(w.state().items[&(REPO.to_string(), "qa".to_string())].get("digest").is_none());
+    assert!(matches!(w.claim("fresh", 1).await.unwrap(), Claim::Fresh));
+}
+
+#[test]
+fn scenario_errors_name_the_place() {
+    let bad: Scenario = serde_json::from_value(json!({"repositories": [{"repository": "nope", "images": []}]})).unwrap();
+    let e = bad.into_state("s.json").unwrap_err().to_string();
+    assert!(e.starts_with("s.json: repositories[0]"), "{e}");
+    let bad: Scenario = serde_json::from_value(json!({"repositories": [{"repository": REPO, "images": [{"tags": ["x"]}]}]})).unwrap();
+    assert!(bad.into_state("s").unwrap_err().problem.contains("images[0]"));
+    let twice: Scenario = serde_json::from_value(json!({"registry": [{"repository": REPO, "tag": "t"}, {"repository": REPO, "tag": "t"}]})).unwrap();
+    assert!(twice.into_state("s").unwrap_err().problem.contains("twice"));
+    assert!(serde_json::from_value::<Scenario>(json!({"repos": []})).is_err(), "unknown fields are refused");
+}
+
+#[test]
+fn a_saved_state_loads_back_the_same() {
+    let w = world(vec![pinned("prod", "a")]);
+    let saved = Scenario::from_state(&w.state(), Some("arn:aws:iam::123456789012:role/guard".into()));
+    let again = Memory::new(saved.clone().into_state("saved").unwrap());
+    assert_eq!(again.state().repos, w.state().repos);
+    assert_eq!(again.state().items, w.state().items);
+}

@@ -1,0 +1,110 @@
+//! Faults moto cannot produce (throttling, 5xx) and ECR's refusals, through the real ECR
+//! adapter with responses from the SDK's own mock utilities; the rest of the world is the
+//! embedded one.
+
+use aws_sdk_ecr::config::retry::RetryConfig;
+use aws_sdk_ecr::error::ErrorMetadata;
+use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
+use aws_sdk_ecr::Client;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use ecr_tag_guard::aws::EcrImages;
+use ecr_tag_guard::handler::{Handler, Now, Report};
+use ecr_tag_guard::memory::{Memory, Scenario};
+use serde_json::{json, Value};
+
+const REPO: &str = "123456789012/eu-west-1/web";
+const BODY: &str = "{\"mediaType\":\"m\",\"v\":1}";
+
+fn digest() -> String {
+    ecr_tag_guard::text::sha256_digest(BODY.as_bytes())
+}
+
+fn event() -> Value {
+    json!({
+        "eventSource": "ecr.amazonaws.com", "eventName": "BatchDeleteImage", "eventID": "f-1",
+        "awsRegion": "eu-west-1", "userIdentity": {"arn": "arn:aws:iam::123456789012:user/bob"},
+        "requestParameters": {"registryId": "123456789012", "repositoryName": "web", "imageIds": [{"imageTag": "prod"}]},
+        "responseElements": {"imageIds": [{"imageTag": "prod", "imageDigest": digest()}]}
+    })
+}
+
+async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory) {
+    let ecr: Client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&rule], |c| c.retry_config(RetryConfig::disabled()));
+    let scenario: Scenario = serde_json::from_value(json!({
+        "registry": [{"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "low"}]
+    }))
+    .expect("scenario");
+    let world = Memory::new(scenario.into_state("test").expect("state"));
+    let h = Handler {
+        registry: world.clone(),
+        images: EcrImages { client: ecr },
+        pager: world.clone(),
+        ledger: world.clone(),
+        settings: Default::default(),
+        dry_run: false,
+    };
+    (h.handle(&event(), &Now::system()).await, world)
+}
+
+fn ecr_error(code: &str) -> Rule {
+    let code = code.to_string();
+    mock!(Client::put_image).then_error(move || PutImageError::generic(ErrorMetadata::builder().code(code.clone()).message("from ECR").build()))
+}
+
+#[tokio::test]
+async fn throttling_fails_the_invocation_so_it_is_retried() {
+    let (result, world) = run(ecr_error("ThrottlingException")).await;
+    let err = result.expect_err("throttled");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+    assert!(world.state().pages.is_empty());
+    assert!(world.state().ledger.is_empty(), "the claim is released for the retry");
+}
+
+#[tokio::test]
+async fn a_5xx_fails_the_invocation_so_it_is_retried() {
+    let rule = mock!(Client::put_image).then_http_response(|| Response::new(StatusCode::try_from(503).expect("status"), SdkBody::from("{}")));
+    let (result, _) = run(rule).await;
+    assert!(result.expect_err("503").is_retryable());
+}
+
+#[tokio::test]
+async fn layers_gone_is_paged_as_a_failure_with_what_to_do() {
+    let (result, world) = run(ecr_error("LayersNotFoundException")).await;
+    let report = result.expect("handled");
+    assert_eq!(report.pages.len(), 1);
+    let page = &world.state().pages[0];
+    assert_eq!(page.attributes["action"], "failed");
+    assert_eq!(page.attributes["severity"], "high", "a failed restore is paged at least high");
+    assert!(page.message.contains("LayersNotFoundException"));
+    assert!(page.message.contains("Push the image again"));
+}
+
+#[tokio::test]
+async fn an_unknown_refusal_is_paged_not_retried() {
+    let (result, world) = run(ecr_error("AccessDeniedException")).await;
+    assert!(result.is_ok());
+    assert_eq!(world.state().pages[0].attributes["action"], "failed");
+}
+
+#[tokio::test]
+async fn image_already_exists_means_the_tag_is_in_place() {
+    let (result, world) = run(ecr_error("ImageAlreadyExistsException")).await;
+    let report = result.expect("handled");
+    assert!(report.pages.is_empty(), "nothing was put back, nobody is paged");
+    assert_eq!(world.state().history[0].outcome, "already_in_place");
+}
+
+#[tokio::test]
+async fn a_restore_sends_the_pinned_bytes_digest_and_tag() {
+    let rule = mock!(Client::put_image)
+        .match_requests(|r| r.image_manifest() == Some(BODY) && r.image_digest() == Some(digest().as_str()) && r.image_tag() == Some("prod") && r.registry_id() == Some("123456789012") && r.repository_name() == Some("web"))
+        .then_output(|| PutImageOutput::builder().build());
+    let (result, _) = run(rule.clone()).await;
+    let report = result.expect("handled");
+    assert_eq!(report.pages.len(), 1);
+    assert_eq!(report.pages[0].attributes["action"], "restored");
+    assert_eq!(rule.num_calls(), 1);
+}
