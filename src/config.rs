@@ -49,19 +49,30 @@ impl Config {
                 .collect()
         };
         let accounts = list(ACCOUNTS);
-        if let Some(bad) = accounts.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
-            return Err(Error::Config(format!("{ACCOUNTS}: `{bad}` is not a 12-digit account id")));
+        if let Some(bad) = accounts
+            .iter()
+            .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(Error::Config(format!(
+                "{ACCOUNTS}: `{bad}` is not a 12-digit account id"
+            )));
         }
         let own_role_arn = get(ROLE_ARN).filter(|v| !v.trim().is_empty());
         if let Some(arn) = &own_role_arn {
             if !arn.starts_with("arn:") || !arn.contains(":role/") {
-                return Err(Error::Config(format!("{ROLE_ARN}: `{arn}` is not an IAM role ARN")));
+                return Err(Error::Config(format!(
+                    "{ROLE_ARN}: `{arn}` is not an IAM role ARN"
+                )));
             }
         }
         Ok(Config {
             table: required(TABLE)?,
             topic_arn: required(TOPIC_ARN)?,
-            settings: Settings { accounts, regions: list(REGIONS), own_role_arn },
+            settings: Settings {
+                accounts,
+                regions: list(REGIONS),
+                own_role_arn,
+            },
         })
     }
 
@@ -77,21 +88,34 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, Error> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
     #[test]
     fn reads_lists_and_requires_table_and_topic() {
-        let c = cfg(&[(TABLE, "t"), (TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:p"), (ACCOUNTS, " 123456789012, ,210987654321"), (REGIONS, "eu-west-1")]).unwrap();
+        let c = cfg(&[
+            (TABLE, "t"),
+            (TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:p"),
+            (ACCOUNTS, " 123456789012, ,210987654321"),
+            (REGIONS, "eu-west-1"),
+        ])
+        .unwrap();
         assert_eq!(c.settings.accounts, vec!["123456789012", "210987654321"]);
         assert_eq!(c.settings.regions, vec!["eu-west-1"]);
         assert_eq!(c.settings.own_role_arn, None);
         let e = cfg(&[(TOPIC_ARN, "x")]).unwrap_err().to_string();
         assert!(e.contains(TABLE), "{e}");
-        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ACCOUNTS, "12345")]).unwrap_err().to_string();
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ACCOUNTS, "12345")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("12345"), "{e}");
-        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ROLE_ARN, "guard")]).unwrap_err().to_string();
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ROLE_ARN, "guard")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not an IAM role ARN"), "{e}");
     }
 }

@@ -100,7 +100,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             Parsed::Incident(i) => i,
         };
         if let Some(reason) = guard::screen(&incident, &self.settings) {
-            return Ok(ignored(Some(incident.event_id.clone()), reason, Some(incident)));
+            return Ok(ignored(
+                Some(incident.event_id.clone()),
+                reason,
+                Some(incident),
+            ));
         }
         let mut report = Report {
             event_id: Some(incident.event_id.clone()),
@@ -110,8 +114,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let id = event_id.as_str();
         let claim_early = !self.dry_run && incident.changes.iter().any(Change::is_removal);
         let (entries, mut claim) = if claim_early {
-            let (entries, claim) =
-                futures::join!(self.registry.entries(&incident.repo), self.ledger.claim(id, now.epoch));
+            let (entries, claim) = futures::join!(
+                self.registry.entries(&incident.repo),
+                self.ledger.claim(id, now.epoch)
+            );
             (entries?, Some(claim?))
         } else {
             (self.registry.entries(&incident.repo).await?, None)
@@ -137,7 +143,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             let outcome = (!self.dry_run).then_some(Outcome::Skipped);
             report.decisions = decisions
                 .into_iter()
-                .map(|decision| Done { decision, outcome: outcome.clone() })
+                .map(|decision| Done {
+                    decision,
+                    outcome: outcome.clone(),
+                })
                 .collect();
             report.incident = Some(incident);
             return Ok(report);
@@ -156,7 +165,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
             Some(Claim::Busy) => return Err(Error::Busy(id.to_string())),
             Some(Claim::PagesPending(pages)) => {
-                info!(event_id = id, pages = pages.len(), "retry: sending the pages an earlier attempt could not");
+                info!(
+                    event_id = id,
+                    pages = pages.len(),
+                    "retry: sending the pages an earlier attempt could not"
+                );
                 report.duplicate = true;
                 report.incident = Some(incident);
                 self.send(id, now, pages, &mut report).await?;
@@ -184,12 +197,22 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             if d.action != Action::Nothing {
                 history.push(record(&incident, &d, &outcome, now));
             }
-            report.decisions.push(Done { decision: d, outcome: Some(outcome) });
+            report.decisions.push(Done {
+                decision: d,
+                outcome: Some(outcome),
+            });
         }
         report.incident = Some(incident);
-        let (sent, hist) = futures::join!(self.send_pages(id, now, pages, retry.is_none(), &mut report), async {
-            if history.is_empty() { Ok(()) } else { self.registry.add_history(&history).await }
-        });
+        let (sent, hist) = futures::join!(
+            self.send_pages(id, now, pages, retry.is_none(), &mut report),
+            async {
+                if history.is_empty() {
+                    Ok(())
+                } else {
+                    self.registry.add_history(&history).await
+                }
+            }
+        );
         if let Err(e) = hist {
             warn!(event_id = id, error = %e, "history not written");
             report.warnings.push(format!("history not written: {e}"));
@@ -209,10 +232,24 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     /// Publishes pages while marking the event done; pages that fail are kept in the ledger
     /// for the retry, which sends them without acting again. `finish` is false when the
     /// event will be retried anyway (then the ledger is released instead).
-    async fn send_pages(&self, id: &str, now: &Now, pages: Vec<Page>, finish: bool, report: &mut Report) -> Result<(), Error> {
-        let (results, done) = futures::join!(join_all(pages.iter().map(|p| self.pager.publish(p))), async {
-            if finish { self.ledger.finish(id, now.epoch, &[]).await } else { Ok(()) }
-        });
+    async fn send_pages(
+        &self,
+        id: &str,
+        now: &Now,
+        pages: Vec<Page>,
+        finish: bool,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let (results, done) = futures::join!(
+            join_all(pages.iter().map(|p| self.pager.publish(p))),
+            async {
+                if finish {
+                    self.ledger.finish(id, now.epoch, &[]).await
+                } else {
+                    Ok(())
+                }
+            }
+        );
         let mut failed = Vec::new();
         let mut first_err: Option<CallError> = None;
         for (p, r) in pages.into_iter().zip(results) {
@@ -227,14 +264,23 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         if let Some(e) = first_err {
             self.ledger.finish(id, now.epoch, &failed).await?;
-            return Err(Error::Call(CallError { retryable: true, ..e }));
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
         }
         done?;
         Ok(())
     }
 
     /// Sends pages left over by an earlier attempt.
-    async fn send(&self, id: &str, now: &Now, pages: Vec<Page>, report: &mut Report) -> Result<(), Error> {
+    async fn send(
+        &self,
+        id: &str,
+        now: &Now,
+        pages: Vec<Page>,
+        report: &mut Report,
+    ) -> Result<(), Error> {
         self.send_pages(id, now, pages, true, report).await
     }
 
@@ -246,20 +292,48 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             Action::Alert => Ok(Outcome::Alerted),
             Action::Restore | Action::Revert => match &e.pin {
                 Some(pin) => self.restore(repo, &d.tag, pin, now).await,
-                None => Ok(Outcome::Refused { why: "the tag is not pinned".into() }),
+                None => Ok(Outcome::Refused {
+                    why: "the tag is not pinned".into(),
+                }),
             },
             Action::Release => {
-                let written = self.registry.set_pin(repo, &d.tag, e.digest(), None).await?;
-                Ok(if written { Outcome::Released } else { Outcome::Conflict })
+                let written = self
+                    .registry
+                    .set_pin(repo, &d.tag, e.digest(), None)
+                    .await?;
+                Ok(if written {
+                    Outcome::Released
+                } else {
+                    Outcome::Conflict
+                })
             }
             Action::Follow { to, manifest } => {
-                let pin = self.capture(repo, to, manifest.as_ref(), now, "followed the move").await?;
-                let written = self.registry.set_pin(repo, &d.tag, e.digest(), Some(&pin)).await?;
-                Ok(if written { Outcome::Followed } else { Outcome::Conflict })
+                let pin = self
+                    .capture(repo, to, manifest.as_ref(), now, "followed the move")
+                    .await?;
+                let written = self
+                    .registry
+                    .set_pin(repo, &d.tag, e.digest(), Some(&pin))
+                    .await?;
+                Ok(if written {
+                    Outcome::Followed
+                } else {
+                    Outcome::Conflict
+                })
             }
-            Action::Pin { digest, manifest, restore } => {
-                let pin = self.capture(repo, digest, manifest.as_ref(), now, "first sight").await?;
-                if !self.registry.set_pin(repo, &d.tag, None, Some(&pin)).await? {
+            Action::Pin {
+                digest,
+                manifest,
+                restore,
+            } => {
+                let pin = self
+                    .capture(repo, digest, manifest.as_ref(), now, "first sight")
+                    .await?;
+                if !self
+                    .registry
+                    .set_pin(repo, &d.tag, None, Some(&pin))
+                    .await?
+                {
                     return Ok(Outcome::Conflict);
                 }
                 if *restore {
@@ -273,14 +347,27 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
 
     /// Builds a pin for `digest`: the event's manifest when its sha256 is the digest, else
     /// the manifest ECR still has (and an index's children), else a pin without manifest.
-    async fn capture(&self, repo: &RepoKey, digest: &str, from_event: Option<&Manifest>, now: &Now, why: &str) -> Result<Pin, Error> {
+    async fn capture(
+        &self,
+        repo: &RepoKey,
+        digest: &str,
+        from_event: Option<&Manifest>,
+        now: &Now,
+        why: &str,
+    ) -> Result<Pin, Error> {
         let manifest = match from_event.filter(|m| m.digest == digest && m.verify()) {
             Some(m) => Some(m.clone()),
             None => self.images.manifest(repo, digest).await?,
         };
         let mut children = Vec::new();
         if let Some(m) = &manifest {
-            for child in join_all(m.child_digests().iter().map(|c| self.images.manifest(repo, c))).await {
+            for child in join_all(
+                m.child_digests()
+                    .iter()
+                    .map(|c| self.images.manifest(repo, c)),
+            )
+            .await
+            {
                 children.extend(child?.filter(Manifest::verify));
             }
         }
@@ -294,7 +381,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     /// Puts `tag` back on `pin`: index children first, then the tagged manifest.
-    async fn restore(&self, repo: &RepoKey, tag: &str, pin: &Pin, now: &Now) -> Result<Outcome, Error> {
+    async fn restore(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        pin: &Pin,
+        now: &Now,
+    ) -> Result<Outcome, Error> {
         let fetched = match pin.manifest {
             Some(_) => None,
             None => self.images.manifest(repo, &pin.digest).await?,
@@ -304,7 +397,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             Err(why) => return Ok(Outcome::Refused { why }),
         };
         let Some((last, children)) = steps.split_last() else {
-            return Ok(Outcome::Refused { why: "nothing to push".into() });
+            return Ok(Outcome::Refused {
+                why: "nothing to push".into(),
+            });
         };
         for r in join_all(children.iter().map(|s| self.images.put(repo, s))).await {
             if let Err(e) = r {
@@ -318,8 +413,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         };
         if let Some(m) = fetched.filter(Manifest::verify) {
             // Keep the manifest ECR still had, so the next restore does not depend on it.
-            let pin = Pin { manifest: Some(m), pinned_at: Some(now.rfc3339.clone()), ..pin.clone() };
-            if let Err(e) = self.registry.set_pin(repo, tag, Some(&pin.digest), Some(&pin)).await {
+            let pin = Pin {
+                manifest: Some(m),
+                pinned_at: Some(now.rfc3339.clone()),
+                ..pin.clone()
+            };
+            if let Err(e) = self
+                .registry
+                .set_pin(repo, tag, Some(&pin.digest), Some(&pin))
+                .await
+            {
                 warn!(tag, error = %e, "could not store the fetched manifest");
             }
         }

@@ -97,11 +97,21 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
 fn subject(alarm: &Alarm, repo: &str, tag: &str) -> String {
     let ascii = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect()
     };
     // Everything below is ASCII, so byte offsets are character offsets.
-    let (sev, tag, head) = (alarm.severity.as_str().to_uppercase(), ascii(tag), ascii(&alarm.headline));
+    let (sev, tag, head) = (
+        alarm.severity.as_str().to_uppercase(),
+        ascii(tag),
+        ascii(&alarm.headline),
+    );
     let repo = ascii(repo);
     let fixed = format!("[{sev}] {tag} in : {head}").len();
     let room = SUBJECT_MAX.saturating_sub(fixed).max(8);
@@ -132,12 +142,25 @@ mod tests {
             event_id: "ev\n1".into(),
             source: "CloudTrail BatchDeleteImage".into(),
             time: "2026-01-01T00:00:00Z".into(),
-            repo: RepoKey { account: "123456789012".into(), region: "eu-west-1".into(), name: repo_name.into() },
-            actor: Actor::Principal { arn: arn.into(), role_arn: None },
+            repo: RepoKey {
+                account: "123456789012".into(),
+                region: "eu-west-1".into(),
+                name: repo_name.into(),
+            },
+            actor: Actor::Principal {
+                arn: arn.into(),
+                role_arn: None,
+            },
             changes: vec![],
             note: None,
         };
-        let d = Decision { tag: tag.into(), cause: Cause::Deleted { digest: None }, action: Action::Restore, why: "w".into(), entry };
+        let d = Decision {
+            tag: tag.into(),
+            cause: Cause::Deleted { digest: None },
+            action: Action::Restore,
+            why: "w".into(),
+            entry,
+        };
         let a = crate::guard::report(&d, &crate::guard::Outcome::Restored, false).unwrap();
         (incident, d, a)
     }
@@ -147,8 +170,19 @@ mod tests {
         let (i, d, a) = setup("web", "prod", "arn:aws:iam::123456789012:user/bob");
         let p = render(&i, &d, &a);
         assert_eq!(p.subject, "[HIGH] prod in web: deleted; restored");
-        for want in ["What:", "arn:aws:iam::123456789012:user/bob", "2026-01-01T00:00:00Z", "Guard did:", "Event id:     ev?1", "Owner:        team?web"] {
-            assert!(p.message.contains(want), "missing {want:?} in\n{}", p.message);
+        for want in [
+            "What:",
+            "arn:aws:iam::123456789012:user/bob",
+            "2026-01-01T00:00:00Z",
+            "Guard did:",
+            "Event id:     ev?1",
+            "Owner:        team?web",
+        ] {
+            assert!(
+                p.message.contains(want),
+                "missing {want:?} in\n{}",
+                p.message
+            );
         }
         let json_part = p.message.split("--- JSON ---\n").nth(1).unwrap();
         let facts: serde_json::Value = serde_json::from_str(json_part).unwrap();
@@ -168,11 +202,23 @@ mod tests {
         let p = render(&i, &d, &a);
         assert!(p.subject.len() < 100, "{}", p.subject);
         assert!(p.subject.is_ascii());
-        assert!(p.subject.ends_with("deleted; restored"), "the repository is cut, not the news: {}", p.subject);
-        assert!(!p.message.chars().any(|c| c.is_control() && c != '\n'), "{:?}", p.message);
+        assert!(
+            p.subject.ends_with("deleted; restored"),
+            "the repository is cut, not the news: {}",
+            p.subject
+        );
+        assert!(
+            !p.message.chars().any(|c| c.is_control() && c != '\n'),
+            "{:?}",
+            p.message
+        );
         assert!(!p.message.contains("\nInjected"));
         let (i, d, a) = setup("web", &"t".repeat(128), "arn");
         let p = render(&i, &d, &a);
-        assert!(p.subject.len() < 100 && p.subject.ends_with("..."), "{}", p.subject);
+        assert!(
+            p.subject.len() < 100 && p.subject.ends_with("..."),
+            "{}",
+            p.subject
+        );
     }
 }

@@ -10,7 +10,10 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 /// True when `s` has the form of an ECR image digest: `sha256:` and 64 lowercase hex digits.
 pub fn is_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -74,7 +77,9 @@ mod tests {
 
     #[test]
     fn digest_shape() {
-        assert!(!is_digest("sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234"));
+        assert!(!is_digest(
+            "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234"
+        ));
         assert!(!is_digest(&format!("sha256:{}", "A".repeat(64))));
         assert!(!is_digest(&format!("sha512:{}", "a".repeat(64))));
         assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
@@ -84,14 +89,23 @@ mod tests {
     fn clean_replaces_controls_and_cuts() {
         assert_eq!(clean("a\nb\u{1b}[31m", 100), "a?b?[31m");
         assert_eq!(clean("abcdef", 3), "abc...");
-        assert_eq!(short_digest("sha256:0123456789abcdef"), "sha256:0123456789ab");
+        assert_eq!(
+            short_digest("sha256:0123456789abcdef"),
+            "sha256:0123456789ab"
+        );
         assert_eq!(short_digest("x"), "x");
     }
 
     #[test]
     fn globs() {
-        assert!(glob_match("arn:aws:iam::*:role/deploy-*", "arn:aws:iam::123:role/deploy-prod"));
-        assert!(!glob_match("arn:aws:iam::*:role/deploy-*", "arn:aws:iam::123:role/admin"));
+        assert!(glob_match(
+            "arn:aws:iam::*:role/deploy-*",
+            "arn:aws:iam::123:role/deploy-prod"
+        ));
+        assert!(!glob_match(
+            "arn:aws:iam::*:role/deploy-*",
+            "arn:aws:iam::123:role/admin"
+        ));
         assert!(glob_match("*", ""));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));

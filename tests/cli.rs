@@ -8,7 +8,9 @@ use serde_json::Value;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ecr-tag-guard"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("AWS_LAMBDA_RUNTIME_API").env_remove("TAG_GUARD_LOG");
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("TAG_GUARD_LOG");
     c
 }
 
@@ -30,7 +32,11 @@ fn tmp(name: &str) -> PathBuf {
 fn replay_of_events_tells_the_story() {
     let o = run(&["replay", "events"]);
     let out = stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     for want in [
         "prod.latest (pin sha256:b1a69d037f07): deleted -> restore -> restored",
         "page: [CRITICAL] prod.latest in shop/web: deleted; restored",
@@ -63,29 +69,67 @@ fn replay_of_events_tells_the_story() {
 #[test]
 fn replay_json_prints_one_object_per_event_and_saves_the_final_state() {
     let state = tmp("final.json");
-    let o = run(&["replay", "events", "--json", "--save-state", state.to_str().expect("path")]);
+    let o = run(&[
+        "replay",
+        "events",
+        "--json",
+        "--save-state",
+        state.to_str().expect("path"),
+    ]);
     assert!(o.status.success());
-    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 19);
     assert_eq!(lines[0]["input"], "events/01-delete-by-tag.json");
-    assert_eq!(lines[0]["report"]["decisions"][0]["outcome"]["kind"], "restored");
-    assert_eq!(lines[0]["report"]["incident"]["changes"][0]["kind"], "tag_removed");
-    assert_eq!(lines[0]["report"]["pages"][0]["attributes"]["action"], "restored");
+    assert_eq!(
+        lines[0]["report"]["decisions"][0]["outcome"]["kind"],
+        "restored"
+    );
+    assert_eq!(
+        lines[0]["report"]["incident"]["changes"][0]["kind"],
+        "tag_removed"
+    );
+    assert_eq!(
+        lines[0]["report"]["pages"][0]["attributes"]["action"],
+        "restored"
+    );
     // The saved state shows the follow: prod.latest pinned to the digest the deploy role pushed.
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("saved")).expect("JSON");
-    let item = saved["registry"].as_array().expect("items").iter().find(|i| i["tag"] == "prod.latest").expect("item");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("saved")).expect("JSON");
+    let item = saved["registry"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["tag"] == "prod.latest")
+        .expect("item");
     let pushed = &lines[6]["report"]["incident"]["changes"][0]["digest"];
     assert_eq!(&item["digest"], pushed);
     // ...and replaying from it again starts where the story ended.
-    let o = run(&["replay", "events/06-move-by-a-human.json", "--state", state.to_str().expect("path")]);
-    assert!(stdout(&o).contains("pushed -> nothing -> skipped"), "{}", stdout(&o));
+    let o = run(&[
+        "replay",
+        "events/06-move-by-a-human.json",
+        "--state",
+        state.to_str().expect("path"),
+    ]);
+    assert!(
+        stdout(&o).contains("pushed -> nothing -> skipped"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn bad_input_is_named_and_never_panics() {
     let o = run(&["replay", "tests/data"]);
     let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     for want in [
         "tests/data/corrupt.json.gz\n  ERROR: not a readable gzip file",
         "tests/data/lines-with-a-bad-line.jsonl\n  ERROR: line 3: not JSON",
@@ -98,7 +142,10 @@ fn bad_input_is_named_and_never_panics() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     // The good record after the bad ones is still handled.
-    assert!(out.contains("tests/data/mixed-array.json#3\n  CloudTrail BatchDeleteImage"), "{out}");
+    assert!(
+        out.contains("tests/data/mixed-array.json#3\n  CloudTrail BatchDeleteImage"),
+        "{out}"
+    );
     assert!(out.contains("note: no responseElements"), "{out}");
 }
 
@@ -109,7 +156,13 @@ fn every_file_under_events_and_tests_replays_without_a_panic() {
         for entry in std::fs::read_dir(root.join(dir)).expect("dir") {
             let path = entry.expect("entry").path();
             let o = run(&["replay", path.to_str().expect("path")]);
-            assert!(matches!(o.status.code(), Some(0) | Some(1) | Some(2)), "{}: {:?}\n{}", path.display(), o.status, String::from_utf8_lossy(&o.stderr));
+            assert!(
+                matches!(o.status.code(), Some(0) | Some(1) | Some(2)),
+                "{}: {:?}\n{}",
+                path.display(),
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
     }
 }
@@ -118,10 +171,19 @@ fn every_file_under_events_and_tests_replays_without_a_panic() {
 fn usage_errors_say_what_is_wrong() {
     let o = run(&["replay", "no/such/file.json"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("no/such/file.json\n  ERROR:"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no/such/file.json\n  ERROR:"),
+        "{}",
+        stdout(&o)
+    );
     let bad_state = tmp("bad-state.json");
     std::fs::write(&bad_state, "{\"repositories\": 3}").expect("write");
-    let o = run(&["replay", "events", "--state", bad_state.to_str().expect("path")]);
+    let o = run(&[
+        "replay",
+        "events",
+        "--state",
+        bad_state.to_str().expect("path"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad-state.json: not a scenario"), "{err}");

@@ -31,7 +31,8 @@ fn event() -> Value {
 }
 
 async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory) {
-    let ecr: Client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&rule], |c| c.retry_config(RetryConfig::disabled()));
+    let ecr: Client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&rule], |c| c
+        .retry_config(RetryConfig::disabled()));
     let scenario: Scenario = serde_json::from_value(json!({
         "registry": [{"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "low"}]
     }))
@@ -50,7 +51,14 @@ async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory
 
 fn ecr_error(code: &str) -> Rule {
     let code = code.to_string();
-    mock!(Client::put_image).then_error(move || PutImageError::generic(ErrorMetadata::builder().code(code.clone()).message("from ECR").build()))
+    mock!(Client::put_image).then_error(move || {
+        PutImageError::generic(
+            ErrorMetadata::builder()
+                .code(code.clone())
+                .message("from ECR")
+                .build(),
+        )
+    })
 }
 
 #[tokio::test]
@@ -60,12 +68,20 @@ async fn throttling_fails_the_invocation_so_it_is_retried() {
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("ThrottlingException"), "{err}");
     assert!(world.state().pages.is_empty());
-    assert!(world.state().ledger.is_empty(), "the claim is released for the retry");
+    assert!(
+        world.state().ledger.is_empty(),
+        "the claim is released for the retry"
+    );
 }
 
 #[tokio::test]
 async fn a_5xx_fails_the_invocation_so_it_is_retried() {
-    let rule = mock!(Client::put_image).then_http_response(|| Response::new(StatusCode::try_from(503).expect("status"), SdkBody::from("{}")));
+    let rule = mock!(Client::put_image).then_http_response(|| {
+        Response::new(
+            StatusCode::try_from(503).expect("status"),
+            SdkBody::from("{}"),
+        )
+    });
     let (result, _) = run(rule).await;
     assert!(result.expect_err("503").is_retryable());
 }
@@ -77,7 +93,10 @@ async fn layers_gone_is_paged_as_a_failure_with_what_to_do() {
     assert_eq!(report.pages.len(), 1);
     let page = &world.state().pages[0];
     assert_eq!(page.attributes["action"], "failed");
-    assert_eq!(page.attributes["severity"], "high", "a failed restore is paged at least high");
+    assert_eq!(
+        page.attributes["severity"], "high",
+        "a failed restore is paged at least high"
+    );
     assert!(page.message.contains("LayersNotFoundException"));
     assert!(page.message.contains("Push the image again"));
 }
@@ -93,14 +112,23 @@ async fn an_unknown_refusal_is_paged_not_retried() {
 async fn image_already_exists_means_the_tag_is_in_place() {
     let (result, world) = run(ecr_error("ImageAlreadyExistsException")).await;
     let report = result.expect("handled");
-    assert!(report.pages.is_empty(), "nothing was put back, nobody is paged");
+    assert!(
+        report.pages.is_empty(),
+        "nothing was put back, nobody is paged"
+    );
     assert_eq!(world.state().history[0].outcome, "already_in_place");
 }
 
 #[tokio::test]
 async fn a_restore_sends_the_pinned_bytes_digest_and_tag() {
     let rule = mock!(Client::put_image)
-        .match_requests(|r| r.image_manifest() == Some(BODY) && r.image_digest() == Some(digest().as_str()) && r.image_tag() == Some("prod") && r.registry_id() == Some("123456789012") && r.repository_name() == Some("web"))
+        .match_requests(|r| {
+            r.image_manifest() == Some(BODY)
+                && r.image_digest() == Some(digest().as_str())
+                && r.image_tag() == Some("prod")
+                && r.registry_id() == Some("123456789012")
+                && r.repository_name() == Some("web")
+        })
         .then_output(|| PutImageOutput::builder().build());
     let (result, _) = run(rule.clone()).await;
     let report = result.expect("handled");

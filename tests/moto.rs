@@ -18,10 +18,19 @@ fn calls(list: &[&str]) -> Vec<String> {
 }
 
 /// The calls a restore of one tag takes: registry read ‖ claim, PutImage, page ‖ history ‖ done.
-const ONE_RESTORE: &[&str] = &["dynamodb:Query", "dynamodb:PutItem", "ecr:PutImage", "sns:Publish", "dynamodb:BatchWriteItem", "dynamodb:PutItem"];
+const ONE_RESTORE: &[&str] = &[
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "ecr:PutImage",
+    "sns:Publish",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PutItem",
+];
 
 fn attr<'a>(page: &'a Value, name: &str) -> &'a str {
-    page["MessageAttributes"][name]["Value"].as_str().unwrap_or("")
+    page["MessageAttributes"][name]["Value"]
+        .as_str()
+        .unwrap_or("")
 }
 
 #[tokio::test]
@@ -31,13 +40,28 @@ async fn delete_by_tag_is_restored_and_paged() {
     let m = manifest("web-1");
     let d = w.push("web", &m, DOCKER, Some("prod.latest")).await;
     w.push("web", &m, DOCKER, Some("v1")).await;
-    w.put_item(with(pinned_item(&w, "web", "prod.latest", &m, DOCKER), json!({"owner": "team-web"}))).await;
+    w.put_item(with(
+        pinned_item(&w, "web", "prod.latest", &m, DOCKER),
+        json!({"owner": "team-web"}),
+    ))
+    .await;
     let ids = w.delete("web", &[(Some("prod.latest"), None)]).await;
     assert_eq!(w.digest_of("web", "prod.latest").await, None);
 
-    let (report, made) = w.handle(&batch_delete(&w, user(&w, "bob"), "web", json!([{"imageTag": "prod.latest"}]), ids)).await;
+    let (report, made) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "web",
+            json!([{"imageTag": "prod.latest"}]),
+            ids,
+        ))
+        .await;
 
-    assert_eq!(w.digest_of("web", "prod.latest").await.as_deref(), Some(d.as_str()));
+    assert_eq!(
+        w.digest_of("web", "prod.latest").await.as_deref(),
+        Some(d.as_str())
+    );
     assert_eq!(sorted(made), calls(ONE_RESTORE));
     assert_eq!(report.pages.len(), 1);
     let pages = w.pages().await;
@@ -48,7 +72,10 @@ async fn delete_by_tag_is_restored_and_paged() {
     assert_eq!(attr(p, "tag"), "prod.latest");
     assert_eq!(attr(p, "repository"), w.repo("web").key());
     let msg = p["Message"].as_str().unwrap_or("");
-    assert!(msg.contains(&format!("arn:aws:iam::{}:user/bob", w.account)), "{msg}");
+    assert!(
+        msg.contains(&format!("arn:aws:iam::{}:user/bob", w.account)),
+        "{msg}"
+    );
     assert!(msg.contains(&d), "{msg}");
     let history = w.history("web", "prod.latest").await;
     assert_eq!(history.len(), 1);
@@ -70,20 +97,59 @@ async fn delete_by_digest_restores_both_protected_tags() {
     let m = manifest("api-2");
     let d = w.push("api", &m, DOCKER, Some("prod")).await;
     w.push("api", &m, DOCKER, Some("stable")).await;
-    w.put_item(with(pinned_item(&w, "api", "prod", &m, DOCKER), json!({"severity": "critical"}))).await;
-    w.put_item(pinned_item(&w, "api", "stable", &m, DOCKER)).await;
+    w.put_item(with(
+        pinned_item(&w, "api", "prod", &m, DOCKER),
+        json!({"severity": "critical"}),
+    ))
+    .await;
+    w.put_item(pinned_item(&w, "api", "stable", &m, DOCKER))
+        .await;
     let ids = w.delete("api", &[(None, Some(&d))]).await;
     assert!(w.digests("api").await.is_empty(), "the image is gone");
 
-    let (report, made) = w.handle(&batch_delete(&w, role(&w, "cleanup", "nightly"), "api", json!([{"imageDigest": d}]), ids)).await;
+    let (report, made) = w
+        .handle(&batch_delete(
+            &w,
+            role(&w, "cleanup", "nightly"),
+            "api",
+            json!([{"imageDigest": d}]),
+            ids,
+        ))
+        .await;
 
-    assert_eq!(w.digest_of("api", "prod").await.as_deref(), Some(d.as_str()));
-    assert_eq!(w.digest_of("api", "stable").await.as_deref(), Some(d.as_str()));
+    assert_eq!(
+        w.digest_of("api", "prod").await.as_deref(),
+        Some(d.as_str())
+    );
+    assert_eq!(
+        w.digest_of("api", "stable").await.as_deref(),
+        Some(d.as_str())
+    );
     assert_eq!(report.decisions.len(), 2);
-    let mut subjects: Vec<String> = w.pages().await.iter().map(|p| p["Subject"].as_str().unwrap_or("").to_string()).collect();
+    let mut subjects: Vec<String> = w
+        .pages()
+        .await
+        .iter()
+        .map(|p| p["Subject"].as_str().unwrap_or("").to_string())
+        .collect();
     subjects.sort();
-    assert_eq!(subjects, vec!["[CRITICAL] prod in api: deleted; restored", "[HIGH] stable in api: deleted; restored"]);
-    let expected = ["dynamodb:Query", "dynamodb:PutItem", "ecr:PutImage", "ecr:PutImage", "sns:Publish", "sns:Publish", "dynamodb:BatchWriteItem", "dynamodb:PutItem"];
+    assert_eq!(
+        subjects,
+        vec![
+            "[CRITICAL] prod in api: deleted; restored",
+            "[HIGH] stable in api: deleted; restored"
+        ]
+    );
+    let expected = [
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "ecr:PutImage",
+        "ecr:PutImage",
+        "sns:Publish",
+        "sns:Publish",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+    ];
     assert_eq!(sorted(made), calls(&expected));
 }
 
@@ -94,20 +160,49 @@ async fn lifecycle_expiry_of_two_images_restores_both() {
     let (m1, m2) = (manifest("worker-a"), manifest("worker-b"));
     let d1 = w.push("worker", &m1, DOCKER, Some("release-1")).await;
     let d2 = w.push("worker", &m2, DOCKER, Some("release-2")).await;
-    w.put_item(pinned_item(&w, "worker", "release-1", &m1, DOCKER)).await;
-    w.put_item(pinned_item(&w, "worker", "release-2", &m2, DOCKER)).await;
-    w.delete("worker", &[(None, Some(&d1)), (None, Some(&d2))]).await;
+    w.put_item(pinned_item(&w, "worker", "release-1", &m1, DOCKER))
+        .await;
+    w.put_item(pinned_item(&w, "worker", "release-2", &m2, DOCKER))
+        .await;
+    w.delete("worker", &[(None, Some(&d1)), (None, Some(&d2))])
+        .await;
 
-    let (report, _) = w.handle(&lifecycle(&w, "worker", &[(&d1, &["release-1"]), (&d2, &["release-2"])])).await;
+    let (report, _) = w
+        .handle(&lifecycle(
+            &w,
+            "worker",
+            &[(&d1, &["release-1"]), (&d2, &["release-2"])],
+        ))
+        .await;
 
-    assert_eq!(w.digest_of("worker", "release-1").await.as_deref(), Some(d1.as_str()));
-    assert_eq!(w.digest_of("worker", "release-2").await.as_deref(), Some(d2.as_str()));
+    assert_eq!(
+        w.digest_of("worker", "release-1").await.as_deref(),
+        Some(d1.as_str())
+    );
+    assert_eq!(
+        w.digest_of("worker", "release-2").await.as_deref(),
+        Some(d2.as_str())
+    );
     assert_eq!(report.pages.len(), 2);
     let pages = w.pages().await;
     assert_eq!(pages.len(), 2);
     for p in &pages {
-        assert!(p["Subject"].as_str().unwrap_or("").ends_with("expired by lifecycle; restored"), "{}", p["Subject"]);
-        assert!(p["Message"].as_str().unwrap_or("").contains("lifecycle policy rule 2"), "{}", p["Message"]);
+        assert!(
+            p["Subject"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("expired by lifecycle; restored"),
+            "{}",
+            p["Subject"]
+        );
+        assert!(
+            p["Message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("lifecycle policy rule 2"),
+            "{}",
+            p["Message"]
+        );
     }
 }
 
@@ -118,19 +213,38 @@ async fn move_by_a_stranger_is_reverted() {
     let (good, bad) = (manifest("good"), manifest("bad"));
     let d_good = w.push("web", &good, DOCKER, Some("prod")).await;
     let d_bad = w.push("web", &bad, DOCKER, Some("prod")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &good, DOCKER)).await;
-    assert_eq!(w.digest_of("web", "prod").await.as_deref(), Some(d_bad.as_str()));
+    w.put_item(pinned_item(&w, "web", "prod", &good, DOCKER))
+        .await;
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d_bad.as_str())
+    );
 
-    let (_, made) = w.handle(&put_image(&w, user(&w, "mallory"), "web", "prod", &bad)).await;
+    let (_, made) = w
+        .handle(&put_image(&w, user(&w, "mallory"), "web", "prod", &bad))
+        .await;
 
-    assert_eq!(w.digest_of("web", "prod").await.as_deref(), Some(d_good.as_str()));
-    assert!(w.digests("web").await.contains(&d_bad), "the other image stays, untagged");
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d_good.as_str())
+    );
+    assert!(
+        w.digests("web").await.contains(&d_bad),
+        "the other image stays, untagged"
+    );
     let pages = w.pages().await;
     assert_eq!(pages.len(), 1);
     assert_eq!(attr(&pages[0], "action"), "reverted");
     assert!(pages[0]["Message"].as_str().unwrap_or("").contains(&d_bad));
     // A push is read first and claimed only once it touches a protected tag.
-    let expected = ["dynamodb:Query", "dynamodb:PutItem", "ecr:PutImage", "sns:Publish", "dynamodb:BatchWriteItem", "dynamodb:PutItem"];
+    let expected = [
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "ecr:PutImage",
+        "sns:Publish",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+    ];
     assert_eq!(sorted(made), calls(&expected));
 }
 
@@ -142,15 +256,37 @@ async fn move_by_an_allowed_principal_is_followed() {
     let d1 = w.push("web", &v1, DOCKER, Some("prod")).await;
     let d2 = w.push("web", &v2, DOCKER, Some("prod")).await;
     let deploy = format!("arn:aws:iam::{}:role/deploy", w.account);
-    w.put_item(with(pinned_item(&w, "web", "prod", &v1, DOCKER), json!({"allow": [deploy]}))).await;
+    w.put_item(with(
+        pinned_item(&w, "web", "prod", &v1, DOCKER),
+        json!({"allow": [deploy]}),
+    ))
+    .await;
 
-    let (report, made) = w.handle(&put_image(&w, role(&w, "deploy", "pipeline-9"), "web", "prod", &v2)).await;
+    let (report, made) = w
+        .handle(&put_image(
+            &w,
+            role(&w, "deploy", "pipeline-9"),
+            "web",
+            "prod",
+            &v2,
+        ))
+        .await;
 
-    assert_eq!(w.digest_of("web", "prod").await.as_deref(), Some(d2.as_str()), "the move stays");
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d2.as_str()),
+        "the move stays"
+    );
     let item = w.item("web", "prod").await.expect("item");
     assert_eq!(item["digest"], d2);
-    assert_eq!(item["manifest"], v2, "the new manifest is kept, from the event");
-    assert!(item["pinned_by"].as_str().unwrap_or("").contains("followed"));
+    assert_eq!(
+        item["manifest"], v2,
+        "the new manifest is kept, from the event"
+    );
+    assert!(item["pinned_by"]
+        .as_str()
+        .unwrap_or("")
+        .contains("followed"));
     let history = w.history("web", "prod").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["old_digest"], d1);
@@ -172,7 +308,13 @@ async fn a_duplicate_event_neither_restores_nor_pages_again() {
     w.push("web", &m, DOCKER, Some("keep")).await;
     w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
     let ids = w.delete("web", &[(Some("prod"), None)]).await;
-    let event = batch_delete(&w, user(&w, "bob"), "web", json!([{"imageTag": "prod"}]), ids);
+    let event = batch_delete(
+        &w,
+        user(&w, "bob"),
+        "web",
+        json!([{"imageTag": "prod"}]),
+        ids,
+    );
 
     let (first, _) = w.handle(&event).await;
     let (second, made) = w.handle(&event).await;
@@ -194,9 +336,20 @@ async fn the_guards_own_put_image_is_ignored_without_a_call() {
     let other = manifest("other");
     w.push("web", &other, DOCKER, Some("prod")).await;
 
-    let (report, made) = w.handle(&put_image(&w, role(&w, GUARD_ROLE, "fn"), "web", "prod", &other)).await;
+    let (report, made) = w
+        .handle(&put_image(
+            &w,
+            role(&w, GUARD_ROLE, "fn"),
+            "web",
+            "prod",
+            &other,
+        ))
+        .await;
 
-    assert!(report.ignored.as_deref().unwrap_or("").contains("own role"), "{report:?}");
+    assert!(
+        report.ignored.as_deref().unwrap_or("").contains("own role"),
+        "{report:?}"
+    );
     assert!(made.is_empty(), "{made:?}");
     assert!(w.pages().await.is_empty());
 }
@@ -208,13 +361,23 @@ async fn a_failed_call_changes_nothing_and_costs_nothing() {
     let m = manifest("f");
     w.push("web", &m, DOCKER, Some("prod")).await;
     w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
-    let mut event = batch_delete(&w, user(&w, "intern"), "web", json!([{"imageTag": "prod"}]), vec![]);
+    let mut event = batch_delete(
+        &w,
+        user(&w, "intern"),
+        "web",
+        json!([{"imageTag": "prod"}]),
+        vec![],
+    );
     event["detail"]["errorCode"] = json!("AccessDenied");
     event["detail"]["responseElements"] = Value::Null;
 
     let (report, made) = w.handle(&event).await;
 
-    assert!(report.ignored.as_deref().unwrap_or("").contains("AccessDenied"));
+    assert!(report
+        .ignored
+        .as_deref()
+        .unwrap_or("")
+        .contains("AccessDenied"));
     assert!(made.is_empty());
     assert!(w.pages().await.is_empty());
 }
@@ -225,15 +388,26 @@ async fn an_unprotected_tag_costs_one_read_when_pushed() {
     w.create_repo("web", false).await;
     let m = manifest("u");
     w.push("web", &m, DOCKER, Some("dev")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &manifest("p"), DOCKER)).await;
+    w.put_item(pinned_item(&w, "web", "prod", &manifest("p"), DOCKER))
+        .await;
 
-    let (report, made) = w.handle(&put_image(&w, user(&w, "dev"), "web", "dev", &m)).await;
+    let (report, made) = w
+        .handle(&put_image(&w, user(&w, "dev"), "web", "dev", &m))
+        .await;
     assert!(report.decisions.is_empty());
     assert_eq!(made, vec!["dynamodb:Query"]);
 
     // A delete is claimed while the registry is read, to save a round trip when it matters.
     let ids = w.delete("web", &[(Some("dev"), None)]).await;
-    let (report, made) = w.handle(&batch_delete(&w, user(&w, "dev"), "web", json!([{"imageTag": "dev"}]), ids)).await;
+    let (report, made) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "dev"),
+            "web",
+            json!([{"imageTag": "dev"}]),
+            ids,
+        ))
+        .await;
     assert!(report.decisions.is_empty());
     assert_eq!(sorted(made), calls(&["dynamodb:Query", "dynamodb:PutItem"]));
     assert!(w.pages().await.is_empty());
@@ -246,18 +420,39 @@ async fn a_tampered_stored_manifest_is_refused_and_paged() {
     let m = manifest("billing");
     let d = w.push("billing", &m, DOCKER, Some("prod")).await;
     let tampered = m.replace("1469", "1470");
-    w.put_item(with(pinned_item(&w, "billing", "prod", &m, DOCKER), json!({"manifest": tampered}))).await;
+    w.put_item(with(
+        pinned_item(&w, "billing", "prod", &m, DOCKER),
+        json!({"manifest": tampered}),
+    ))
+    .await;
     let ids = w.delete("billing", &[(None, Some(&d))]).await;
 
-    let (report, made) = w.handle(&batch_delete(&w, user(&w, "bob"), "billing", json!([{"imageDigest": d}]), ids)).await;
+    let (report, made) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "billing",
+            json!([{"imageDigest": d}]),
+            ids,
+        ))
+        .await;
 
-    assert!(!made.contains(&"ecr:PutImage".to_string()), "nothing pushed: {made:?}");
+    assert!(
+        !made.contains(&"ecr:PutImage".to_string()),
+        "nothing pushed: {made:?}"
+    );
     assert!(w.digests("billing").await.is_empty());
     assert_eq!(report.pages.len(), 1);
     let pages = w.pages().await;
     assert_eq!(attr(&pages[0], "action"), "refused");
-    assert!(pages[0]["Subject"].as_str().unwrap_or("").contains("NOT restored"));
-    assert!(pages[0]["Message"].as_str().unwrap_or("").contains("altered"));
+    assert!(pages[0]["Subject"]
+        .as_str()
+        .unwrap_or("")
+        .contains("NOT restored"));
+    assert!(pages[0]["Message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("altered"));
 }
 
 #[tokio::test]
@@ -270,13 +465,37 @@ async fn an_image_index_is_restored_children_first() {
     let d_arm = w.push("edge", &arm, OCI, None).await;
     let d_idx = w.push("edge", &idx, OCI_INDEX, Some("prod")).await;
     let child = |m: &str| json!({"digest": sha256(m), "manifest": m, "media_type": OCI});
-    w.put_item(with(pinned_item(&w, "edge", "prod", &idx, OCI_INDEX), json!({"children": [child(&amd), child(&arm)]}))).await;
-    let ids = w.delete("edge", &[(None, Some(&d_idx)), (None, Some(&d_amd)), (None, Some(&d_arm))]).await;
+    w.put_item(with(
+        pinned_item(&w, "edge", "prod", &idx, OCI_INDEX),
+        json!({"children": [child(&amd), child(&arm)]}),
+    ))
+    .await;
+    let ids = w
+        .delete(
+            "edge",
+            &[
+                (None, Some(&d_idx)),
+                (None, Some(&d_amd)),
+                (None, Some(&d_arm)),
+            ],
+        )
+        .await;
     assert!(w.digests("edge").await.is_empty());
 
-    let (report, made) = w.handle(&batch_delete(&w, user(&w, "bob"), "edge", json!([{"imageDigest": d_idx}, {"imageDigest": d_amd}, {"imageDigest": d_arm}]), ids)).await;
+    let (report, made) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "edge",
+            json!([{"imageDigest": d_idx}, {"imageDigest": d_amd}, {"imageDigest": d_arm}]),
+            ids,
+        ))
+        .await;
 
-    assert_eq!(w.digest_of("edge", "prod").await.as_deref(), Some(d_idx.as_str()));
+    assert_eq!(
+        w.digest_of("edge", "prod").await.as_deref(),
+        Some(d_idx.as_str())
+    );
     let mut all = vec![d_idx, d_amd, d_arm];
     all.sort();
     assert_eq!(w.digests("edge").await, all);
@@ -291,13 +510,26 @@ async fn an_immutable_tag_held_elsewhere_is_paged_with_what_to_do() {
     let (good, other) = (manifest("locked-good"), manifest("locked-other"));
     let d = w.push("locked", &good, DOCKER, Some("prod")).await;
     w.push("locked", &good, DOCKER, Some("keep")).await;
-    w.put_item(pinned_item(&w, "locked", "prod", &good, DOCKER)).await;
+    w.put_item(pinned_item(&w, "locked", "prod", &good, DOCKER))
+        .await;
     let ids = w.delete("locked", &[(Some("prod"), None)]).await;
     let d_other = w.push("locked", &other, DOCKER, Some("prod")).await;
 
-    let (report, _) = w.handle(&batch_delete(&w, user(&w, "bob"), "locked", json!([{"imageTag": "prod"}]), ids)).await;
+    let (report, _) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "locked",
+            json!([{"imageTag": "prod"}]),
+            ids,
+        ))
+        .await;
 
-    assert_eq!(w.digest_of("locked", "prod").await.as_deref(), Some(d_other.as_str()), "nothing forced");
+    assert_eq!(
+        w.digest_of("locked", "prod").await.as_deref(),
+        Some(d_other.as_str()),
+        "nothing forced"
+    );
     assert_ne!(d, d_other);
     let pages = w.pages().await;
     assert_eq!(pages.len(), 1, "{report:?}");
@@ -313,7 +545,8 @@ async fn a_bare_item_is_pinned_on_first_sight_with_its_manifest() {
     w.create_repo("web", false).await;
     let m = manifest("first");
     let d = w.push("web", &m, DOCKER, Some("qa")).await;
-    w.put_item(json!({"repository": w.repo("web").key(), "tag": "qa"})).await;
+    w.put_item(json!({"repository": w.repo("web").key(), "tag": "qa"}))
+        .await;
 
     // The Image Action event carries no manifest: the guard reads it from ECR.
     let event = json!({
@@ -327,7 +560,10 @@ async fn a_bare_item_is_pinned_on_first_sight_with_its_manifest() {
     assert_eq!(item["digest"], d);
     assert_eq!(item["manifest"], m);
     assert_eq!(item["media_type"], DOCKER);
-    assert!(item["pinned_by"].as_str().unwrap_or("").contains("first sight"));
+    assert!(item["pinned_by"]
+        .as_str()
+        .unwrap_or("")
+        .contains("first sight"));
     assert!(report.pages.is_empty(), "pinning is recorded, not paged");
     assert!(made.contains(&"ecr:BatchGetImage".to_string()));
     assert_eq!(w.history("web", "qa").await[0]["outcome"], "pinned");
@@ -342,17 +578,48 @@ async fn a_failed_page_is_sent_on_the_retry_without_restoring_again() {
     w.push("web", &m, DOCKER, Some("keep")).await;
     w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
     let ids = w.delete("web", &[(Some("prod"), None)]).await;
-    let event = batch_delete(&w, user(&w, "bob"), "web", json!([{"imageTag": "prod"}]), ids);
+    let event = batch_delete(
+        &w,
+        user(&w, "bob"),
+        "web",
+        json!([{"imageTag": "prod"}]),
+        ids,
+    );
     // The topic disappears: the page cannot go out.
-    w.sns.delete_topic().topic_arn(&w.topic_arn).send().await.expect("delete topic");
+    w.sns
+        .delete_topic()
+        .topic_arn(&w.topic_arn)
+        .send()
+        .await
+        .expect("delete topic");
 
-    let err = w.handler().handle(&event, &ecr_tag_guard::handler::Now::system()).await.expect_err("page failed");
+    let err = w
+        .handler()
+        .handle(&event, &ecr_tag_guard::handler::Now::system())
+        .await
+        .expect_err("page failed");
     assert!(err.is_retryable(), "{err}");
-    assert_eq!(w.digest_of("web", "prod").await.as_deref(), Some(d.as_str()), "restored before the page failed");
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d.as_str()),
+        "restored before the page failed"
+    );
 
     // The topic is back; the retry sends the page and does not touch ECR.
-    w.sns.create_topic().name("pages").send().await.expect("topic");
-    w.sns.subscribe().topic_arn(&w.topic_arn).protocol("sqs").endpoint(format!("arn:aws:sqs:{REGION}:{}:on-call", w.account)).send().await.expect("subscribe");
+    w.sns
+        .create_topic()
+        .name("pages")
+        .send()
+        .await
+        .expect("topic");
+    w.sns
+        .subscribe()
+        .topic_arn(&w.topic_arn)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:{}:on-call", w.account))
+        .send()
+        .await
+        .expect("subscribe");
     let (report, made) = w.handle(&event).await;
     assert_eq!(report.pages.len(), 1);
     assert!(!made.contains(&"ecr:PutImage".to_string()), "{made:?}");
@@ -367,18 +634,50 @@ async fn the_registry_writes_a_pin_only_over_the_digest_it_read() {
     use ecr_tag_guard::registry::Pin;
     let Some(w) = World::new().await else { return };
     let (a, b) = (manifest("a"), manifest("b"));
-    w.put_item(with(pinned_item(&w, "web", "prod", &a, DOCKER), json!({"owner": "team"}))).await;
+    w.put_item(with(
+        pinned_item(&w, "web", "prod", &a, DOCKER),
+        json!({"owner": "team"}),
+    ))
+    .await;
     let reg = w.handler().registry;
-    let pin = Pin { digest: sha256(&b), manifest: None, children: vec![], pinned_by: Some("t".into()), pinned_at: None };
-    assert!(!reg.set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), Some(&pin)).await.expect("call"));
-    assert!(!reg.set_pin(&w.repo("web"), "prod", None, Some(&pin)).await.expect("call"));
-    assert!(!reg.set_pin(&w.repo("web"), "nope", None, Some(&pin)).await.expect("call"), "no item is created");
+    let pin = Pin {
+        digest: sha256(&b),
+        manifest: None,
+        children: vec![],
+        pinned_by: Some("t".into()),
+        pinned_at: None,
+    };
+    assert!(!reg
+        .set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), Some(&pin))
+        .await
+        .expect("call"));
+    assert!(!reg
+        .set_pin(&w.repo("web"), "prod", None, Some(&pin))
+        .await
+        .expect("call"));
+    assert!(
+        !reg.set_pin(&w.repo("web"), "nope", None, Some(&pin))
+            .await
+            .expect("call"),
+        "no item is created"
+    );
     assert!(w.item("web", "nope").await.is_none());
-    assert!(reg.set_pin(&w.repo("web"), "prod", Some(&sha256(&a)), Some(&pin)).await.expect("call"));
+    assert!(reg
+        .set_pin(&w.repo("web"), "prod", Some(&sha256(&a)), Some(&pin))
+        .await
+        .expect("call"));
     let item = w.item("web", "prod").await.expect("item");
     assert_eq!(item["digest"], sha256(&b));
     assert!(item.get("manifest").is_none());
     assert_eq!(item["owner"], "team", "the user's fields stay");
-    assert!(reg.set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), None).await.expect("call"));
-    assert!(w.item("web", "prod").await.expect("item").get("digest").is_none());
+    assert!(reg
+        .set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), None)
+        .await
+        .expect("call"));
+    assert!(w
+        .item("web", "prod")
+        .await
+        .expect("item")
+        .get("digest")
+        .is_none());
 }

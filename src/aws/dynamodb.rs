@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use serde_json::{Map, Number, Value};
 
@@ -44,15 +46,33 @@ pub fn attr_to_json(v: &AttributeValue) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .ok()
-            .or_else(|| x.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+            .or_else(|| {
+                x.parse::<f64>()
+                    .ok()
+                    .and_then(Number::from_f64)
+                    .map(Value::Number)
+            })
             .unwrap_or_else(|| Value::String(x.clone())),
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(items) => Value::Array(items.iter().map(attr_to_json).collect()),
-        AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect()),
-        AttributeValue::Ss(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
-        AttributeValue::Ns(items) => Value::Array(items.iter().map(|x| attr_to_json(&AttributeValue::N(x.clone()))).collect()),
-        AttributeValue::B(b) => String::from_utf8(b.as_ref().to_vec()).map(Value::String).unwrap_or(Value::Null),
+        AttributeValue::M(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), attr_to_json(v)))
+                .collect(),
+        ),
+        AttributeValue::Ss(items) => {
+            Value::Array(items.iter().cloned().map(Value::String).collect())
+        }
+        AttributeValue::Ns(items) => Value::Array(
+            items
+                .iter()
+                .map(|x| attr_to_json(&AttributeValue::N(x.clone())))
+                .collect(),
+        ),
+        AttributeValue::B(b) => String::from_utf8(b.as_ref().to_vec())
+            .map(Value::String)
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     }
 }
@@ -65,12 +85,20 @@ pub fn json_to_attr(v: &Value) -> AttributeValue {
         Value::Bool(b) => AttributeValue::Bool(*b),
         Value::Null => AttributeValue::Null(true),
         Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attr).collect()),
-        Value::Object(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), json_to_attr(v))).collect()),
+        Value::Object(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                .collect(),
+        ),
     }
 }
 
 fn item_to_json(item: &Item) -> Value {
-    Value::Object(item.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect::<Map<_, _>>())
+    Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), attr_to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn conditional_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
@@ -103,7 +131,11 @@ impl Registry for DynamoRegistry {
                 .send()
                 .await
                 .map_err(|e| call_error("dynamodb:Query", &e))?;
-            out.extend(page.items().iter().map(|i| registry::parse_item(&item_to_json(i))));
+            out.extend(
+                page.items()
+                    .iter()
+                    .map(|i| registry::parse_item(&item_to_json(i))),
+            );
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => return Ok(out),
@@ -111,7 +143,13 @@ impl Registry for DynamoRegistry {
         }
     }
 
-    async fn set_pin(&self, repo: &RepoKey, tag: &str, expect: Option<&str>, pin: Option<&Pin>) -> Result<bool, CallError> {
+    async fn set_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: Option<&str>,
+        pin: Option<&Pin>,
+    ) -> Result<bool, CallError> {
         let fields = pin.map(registry::pin_fields).unwrap_or_default();
         let mut req = self
             .client
@@ -123,9 +161,16 @@ impl Registry for DynamoRegistry {
             .expression_attribute_names("#d", field::DIGEST);
         let mut sets = Vec::new();
         let mut removes = Vec::new();
-        for (i, f) in [field::DIGEST, field::MANIFEST, field::MEDIA_TYPE, field::CHILDREN, field::PINNED_BY, field::PINNED_AT]
-            .iter()
-            .enumerate()
+        for (i, f) in [
+            field::DIGEST,
+            field::MANIFEST,
+            field::MEDIA_TYPE,
+            field::CHILDREN,
+            field::PINNED_BY,
+            field::PINNED_AT,
+        ]
+        .iter()
+        .enumerate()
         {
             req = req.expression_attribute_names(format!("#f{i}"), *f);
             match fields.get(*f) {
@@ -145,7 +190,9 @@ impl Registry for DynamoRegistry {
         }
         req = req.update_expression(update.trim());
         req = match expect {
-            Some(d) => req.condition_expression("attribute_exists(#r) AND #d = :expect").expression_attribute_values(":expect", s(d)),
+            Some(d) => req
+                .condition_expression("attribute_exists(#r) AND #d = :expect")
+                .expression_attribute_values(":expect", s(d)),
             None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
         };
         match req.send().await {
@@ -159,7 +206,10 @@ impl Registry for DynamoRegistry {
         let mut writes = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let mut item: Item = HashMap::new();
-            item.insert(field::REPOSITORY.into(), s(format!("history#{}:{}", r.repo.key(), r.tag)));
+            item.insert(
+                field::REPOSITORY.into(),
+                s(format!("history#{}:{}", r.repo.key(), r.tag)),
+            );
             item.insert(field::TAG.into(), s(format!("{}#{}#{i}", r.at, r.event_id)));
             if let Ok(Value::Object(m)) = serde_json::to_value(r) {
                 for (k, v) in m {
@@ -191,7 +241,10 @@ impl Registry for DynamoRegistry {
                 }
             }
             if pending.values().any(|v| !v.is_empty()) {
-                return Err(CallError::transient("dynamodb:BatchWriteItem", "some history items were left unprocessed"));
+                return Err(CallError::transient(
+                    "dynamodb:BatchWriteItem",
+                    "some history items were left unprocessed",
+                ));
             }
         }
         Ok(())
@@ -209,7 +262,10 @@ pub struct DynamoLedger {
 
 impl DynamoLedger {
     fn key(event_id: &str) -> [(String, AttributeValue); 2] {
-        [(field::REPOSITORY.into(), s(format!("ledger#{event_id}"))), (field::TAG.into(), s("ledger"))]
+        [
+            (field::REPOSITORY.into(), s(format!("ledger#{event_id}"))),
+            (field::TAG.into(), s("ledger")),
+        ]
     }
 
     fn record(event_id: &str, now: i64, state: &str) -> Item {
@@ -221,7 +277,11 @@ impl DynamoLedger {
     }
 
     fn read_claim(old: &Item) -> Claim {
-        match old.get("state").and_then(|v| v.as_s().ok()).map(String::as_str) {
+        match old
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+        {
             Some("done") => Claim::Done,
             Some("pending") => {
                 let pages: Vec<Page> = old
@@ -244,7 +304,9 @@ impl Ledger for DynamoLedger {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::record(event_id, now, "claimed")))
-            .condition_expression("attribute_not_exists(#r) OR (#s = :claimed AND claimed_at < :stale)")
+            .condition_expression(
+                "attribute_not_exists(#r) OR (#s = :claimed AND claimed_at < :stale)",
+            )
             .expression_attribute_names("#r", field::REPOSITORY)
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":claimed", s("claimed"))
@@ -284,9 +346,18 @@ impl Ledger for DynamoLedger {
     }
 
     async fn finish(&self, event_id: &str, now: i64, pending: &[Page]) -> Result<(), CallError> {
-        let mut item = Self::record(event_id, now, if pending.is_empty() { "done" } else { "pending" });
+        let mut item = Self::record(
+            event_id,
+            now,
+            if pending.is_empty() {
+                "done"
+            } else {
+                "pending"
+            },
+        );
         if !pending.is_empty() {
-            let text = serde_json::to_string(pending).map_err(|e| CallError::fatal("dynamodb:PutItem", e.to_string()))?;
+            let text = serde_json::to_string(pending)
+                .map_err(|e| CallError::fatal("dynamodb:PutItem", e.to_string()))?;
             item.insert("pages".into(), s(text));
         }
         self.client

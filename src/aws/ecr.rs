@@ -45,7 +45,11 @@ impl Images for EcrImages {
             Ok(_) => return Ok(Put::Written),
             Err(e) => e,
         };
-        let message = format!("{}: {}", err.code().unwrap_or("error"), err.message().unwrap_or(""));
+        let message = format!(
+            "{}: {}",
+            err.code().unwrap_or("error"),
+            err.message().unwrap_or("")
+        );
         let refused = |f: Failure| Err(PutError::Refused(f, message.clone()));
         match err.code() {
             Some("ImageAlreadyExistsException") => Ok(Put::AlreadyThere),
@@ -81,7 +85,10 @@ impl Images for EcrImages {
             Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
         };
         Ok(out.images().iter().find_map(|im| {
-            let same = im.image_id().and_then(|id| id.image_digest()).is_none_or(|d| d == digest);
+            let same = im
+                .image_id()
+                .and_then(|id| id.image_digest())
+                .is_none_or(|d| d == digest);
             match (same, im.image_manifest()) {
                 (true, Some(body)) => Some(Manifest {
                     digest: digest.to_string(),

@@ -21,13 +21,30 @@ use crate::handler::Handler;
 pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger>;
 
 /// Builds the handler from an SDK configuration: clients only, no network call.
-pub fn handler(sdk: &aws_config::SdkConfig, table: &str, topic_arn: &str, settings: Settings, dry_run: bool) -> AwsHandler {
+pub fn handler(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    topic_arn: &str,
+    settings: Settings,
+    dry_run: bool,
+) -> AwsHandler {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     Handler {
-        registry: DynamoRegistry { client: ddb.clone(), table: table.to_string() },
-        images: EcrImages { client: aws_sdk_ecr::Client::new(sdk) },
-        pager: SnsPager { client: aws_sdk_sns::Client::new(sdk), topic_arn: topic_arn.to_string() },
-        ledger: DynamoLedger { client: ddb, table: table.to_string() },
+        registry: DynamoRegistry {
+            client: ddb.clone(),
+            table: table.to_string(),
+        },
+        images: EcrImages {
+            client: aws_sdk_ecr::Client::new(sdk),
+        },
+        pager: SnsPager {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: topic_arn.to_string(),
+        },
+        ledger: DynamoLedger {
+            client: ddb,
+            table: table.to_string(),
+        },
         settings,
         dry_run,
     }
@@ -35,7 +52,13 @@ pub fn handler(sdk: &aws_config::SdkConfig, table: &str, topic_arn: &str, settin
 
 /// [`handler`] for a [`Config`].
 pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> AwsHandler {
-    handler(sdk, &cfg.table, &cfg.topic_arn, cfg.settings.clone(), dry_run)
+    handler(
+        sdk,
+        &cfg.table,
+        &cfg.topic_arn,
+        cfg.settings.clone(),
+        dry_run,
+    )
 }
 
 /// Error codes that mean "slow down" or "try again": a retry can help.
@@ -59,7 +82,10 @@ const RETRYABLE_CODES: &[&str] = &[
 
 /// Turns any SDK error into a [`CallError`], deciding whether a retry can help:
 /// throttling codes, HTTP 5xx and transport failures can; everything else cannot.
-pub fn call_error<E>(op: &str, err: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> CallError
+pub fn call_error<E>(
+    op: &str,
+    err: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -68,14 +94,21 @@ where
             let code = s.err().code().unwrap_or("Unknown");
             let status = s.raw().status().as_u16();
             let msg = s.err().message().unwrap_or("");
-            (RETRYABLE_CODES.contains(&code) || status >= 500 || status == 429, format!("{code} (HTTP {status}): {msg}"))
+            (
+                RETRYABLE_CODES.contains(&code) || status >= 500 || status == 429,
+                format!("{code} (HTTP {status}): {msg}"),
+            )
         }
         SdkError::TimeoutError(_) => (true, "timed out".to_string()),
         SdkError::DispatchFailure(d) => (!d.is_user(), format!("request not sent: {}", chain(err))),
         SdkError::ResponseError(_) => (true, format!("unreadable response: {}", chain(err))),
         _ => (false, chain(err)),
     };
-    CallError { op: op.to_string(), message, retryable }
+    CallError {
+        op: op.to_string(),
+        message,
+        retryable,
+    }
 }
 
 /// An error and its sources on one line.

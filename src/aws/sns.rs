@@ -33,7 +33,9 @@ impl Pager for SnsPager {
                 .map_err(|e| CallError::fatal("sns:Publish", e.to_string()))?;
             req = req.message_attributes(k, value);
         }
-        req.send().await.map_err(|e| call_error("sns:Publish", &e))?;
+        req.send()
+            .await
+            .map_err(|e| call_error("sns:Publish", &e))?;
         Ok(())
     }
 }

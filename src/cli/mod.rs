@@ -65,10 +65,18 @@ struct ReplayArgs {
 pub fn init_logging(lambda: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if lambda { "info" } else { "error" };
-    let filter = EnvFilter::try_from_env(crate::config::LOG).unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env(crate::config::LOG).unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if lambda {
-        builder.json().with_current_span(false).with_ansi(false).without_time().try_init()
+        builder
+            .json()
+            .with_current_span(false)
+            .with_ansi(false)
+            .without_time()
+            .try_init()
     } else {
         builder.with_target(false).try_init()
     };

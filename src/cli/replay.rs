@@ -47,7 +47,9 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
     }
     if opts.aws {
         if opts.state.is_some() || opts.save_state.is_some() {
-            bail!("--state and --save-state describe the embedded world; they do not go with --aws");
+            bail!(
+                "--state and --save-state describe the embedded world; they do not go with --aws"
+            );
         }
         let lookup = |k: &str| match k {
             crate::config::TABLE => opts.table.clone(),
@@ -77,11 +79,18 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
         images: world.clone(),
         pager: world.clone(),
         ledger: world.clone(),
-        settings: Settings { own_role_arn: role.clone(), ..Settings::default() },
+        settings: Settings {
+            own_role_arn: role.clone(),
+            ..Settings::default()
+        },
         dry_run: false,
     };
     if !opts.json {
-        writeln!(out, "replaying {} file(s) on the embedded world from {name}\n", files.len())?;
+        writeln!(
+            out,
+            "replaying {} file(s) on the embedded world from {name}\n",
+            files.len()
+        )?;
     }
     let ok = run(&handler, Some(&world), &files, opts, out).await?;
     if let Some(path) = &opts.save_state {
@@ -125,7 +134,11 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
                 }
                 Err(e) => {
                     failed += 1;
-                    let retry = if e.is_retryable() { " (a retry may help)" } else { "" };
+                    let retry = if e.is_retryable() {
+                        " (a retry may help)"
+                    } else {
+                        ""
+                    };
                     error_line(out, opts.json, &ev.label, &format!("{e}{retry}"))?;
                 }
             }
@@ -153,7 +166,12 @@ fn apply_once(world: &Memory, mut i: events::Incident, applied: &mut HashSet<Str
         };
         format!("{}|{}|{what}", i.repo, i.time)
     };
-    let fresh: Vec<Change> = i.changes.iter().filter(|c| applied.insert(key(c))).cloned().collect();
+    let fresh: Vec<Change> = i
+        .changes
+        .iter()
+        .filter(|c| applied.insert(key(c)))
+        .cloned()
+        .collect();
     if !fresh.is_empty() {
         i.changes = fresh;
         world.apply(&i);
@@ -170,7 +188,13 @@ fn error_line(out: &mut impl Write, json: bool, input: &str, problem: &str) -> s
 
 fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::io::Result<()> {
     match &r.incident {
-        Some(i) => writeln!(out, "{label}\n  {} on {} by {}", i.source, i.repo, who(&i.actor))?,
+        Some(i) => writeln!(
+            out,
+            "{label}\n  {} on {} by {}",
+            i.source,
+            i.repo,
+            who(&i.actor)
+        )?,
         None => writeln!(out, "{label}")?,
     }
     if let Some(reason) = &r.ignored {
@@ -180,7 +204,12 @@ fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::i
         writeln!(out, "  note: {note}")?;
     }
     for bad in &r.invalid_entries {
-        writeln!(out, "  invalid registry item {}: {}", bad.key, bad.problems.join("; "))?;
+        writeln!(
+            out,
+            "  invalid registry item {}: {}",
+            bad.key,
+            bad.problems.join("; ")
+        )?;
     }
     if r.duplicate {
         writeln!(out, "  duplicate: already handled, nothing done again")?;
@@ -201,7 +230,10 @@ fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::i
             v["outcome"]["kind"].as_str().unwrap_or("planned"),
             d.decision.why
         )?;
-        if let Some(why) = v["outcome"]["why"].as_str().or(v["outcome"]["detail"].as_str()) {
+        if let Some(why) = v["outcome"]["why"]
+            .as_str()
+            .or(v["outcome"]["detail"].as_str())
+        {
             writeln!(out, "      {why}")?;
         }
     }
@@ -228,5 +260,9 @@ fn who(a: &events::Actor) -> String {
 }
 
 fn show(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -147,7 +147,9 @@ pub(super) fn parse(value: &Value, outer: Outer) -> Result<Parsed, ParseError> {
         "PutImage" => put_image(&rec)?,
         "DeleteRepository" => What::Changes(vec![Change::RepositoryDeleted], None),
         "PolicyExecutionEvent" => return lifecycle(&rec, event_id, &outer),
-        "DryRunEvent" => return ignored("a lifecycle preview (DryRunEvent) changes nothing".into()),
+        "DryRunEvent" => {
+            return ignored("a lifecycle preview (DryRunEvent) changes nothing".into())
+        }
         other => return ignored(format!("eventName `{other}` is not acted on")),
     };
     let (changes, note) = match what {
@@ -166,7 +168,12 @@ pub(super) fn parse(value: &Value, outer: Outer) -> Result<Parsed, ParseError> {
         .or(rec.recipient_account_id.clone())
         .or(outer.account.clone())
         .or(ident.and_then(|i| i.account_id.clone()));
-    let repo = repo_key(account, rec.aws_region.clone().or(outer.region.clone()), repo_name, &name)?;
+    let repo = repo_key(
+        account,
+        rec.aws_region.clone().or(outer.region.clone()),
+        repo_name,
+        &name,
+    )?;
     Ok(Parsed::Incident(Incident {
         event_id,
         source: format!("CloudTrail {name}"),
@@ -211,11 +218,17 @@ fn batch_delete(rec: &Record) -> Result<What, ParseError> {
         .collect();
     // Without a response we cannot know what was deleted; restoring is a no-op where nothing
     // was, so the request's ids are taken as possibly removed.
-    let ids = if confirmed { &resp.image_ids } else { &req.image_ids };
+    let ids = if confirmed {
+        &resp.image_ids
+    } else {
+        &req.image_ids
+    };
     let mut changes: Vec<Change> = Vec::new();
     for id in ids {
         match (&id.image_tag, &id.image_digest) {
-            (Some(tag), Some(d)) if whole.contains(d.as_str()) => add_deleted(&mut changes, d, Some(tag)),
+            (Some(tag), Some(d)) if whole.contains(d.as_str()) => {
+                add_deleted(&mut changes, d, Some(tag))
+            }
             (Some(tag), digest) => changes.push(Change::TagRemoved {
                 tag: tag.clone(),
                 digest: digest.clone(),
@@ -238,7 +251,10 @@ fn batch_delete(rec: &Record) -> Result<What, ParseError> {
 
 fn add_deleted(changes: &mut Vec<Change>, digest: &str, tag: Option<&String>) {
     for c in changes.iter_mut() {
-        if let Change::ImageDeleted { digest: d, tags, .. } = c {
+        if let Change::ImageDeleted {
+            digest: d, tags, ..
+        } = c
+        {
             if d == digest {
                 tags.extend(tag.cloned());
                 return;
@@ -264,10 +280,10 @@ fn put_image(rec: &Record) -> Result<What, ParseError> {
     let body = req.image_manifest.or(image.image_manifest);
     // ECR names an image by the sha256 of its manifest bytes, so the manifest gives the
     // digest when the record leaves it out.
-    let digest = id
-        .image_digest
-        .or(req.image_digest)
-        .or_else(|| body.as_deref().map(|b| crate::text::sha256_digest(b.as_bytes())));
+    let digest = id.image_digest.or(req.image_digest).or_else(|| {
+        body.as_deref()
+            .map(|b| crate::text::sha256_digest(b.as_bytes()))
+    });
     let Some(digest) = digest else {
         return Ok(What::Nothing(format!(
             "PutImage of tag `{}` names no digest and carries no manifest",
@@ -276,7 +292,9 @@ fn put_image(rec: &Record) -> Result<What, ParseError> {
     };
     let manifest = body.map(|body| Manifest {
         digest: digest.clone(),
-        media_type: req.image_manifest_media_type.or(image.image_manifest_media_type),
+        media_type: req
+            .image_manifest_media_type
+            .or(image.image_manifest_media_type),
         body,
     });
     Ok(What::Changes(
@@ -291,8 +309,7 @@ fn put_image(rec: &Record) -> Result<What, ParseError> {
 
 fn lifecycle(rec: &Record, event_id: String, outer: &Outer) -> Result<Parsed, ParseError> {
     let name = "PolicyExecutionEvent";
-    let details: LifecycleDetails =
-        part(&rec.service_event_details, "serviceEventDetails", name)?;
+    let details: LifecycleDetails = part(&rec.service_event_details, "serviceEventDetails", name)?;
     let mut changes = Vec::new();
     for (i, action) in details.lifecycle_event_image_actions.iter().enumerate() {
         let image = action.lifecycle_event_image.as_ref();
@@ -322,8 +339,16 @@ fn lifecycle(rec: &Record, event_id: String, outer: &Outer) -> Result<Parsed, Pa
         .recipient_account_id
         .clone()
         .or(outer.account.clone())
-        .or(rec.user_identity.as_ref().and_then(|i| i.account_id.clone()));
-    let repo = repo_key(account, rec.aws_region.clone().or(outer.region.clone()), repo_name, name)?;
+        .or(rec
+            .user_identity
+            .as_ref()
+            .and_then(|i| i.account_id.clone()));
+    let repo = repo_key(
+        account,
+        rec.aws_region.clone().or(outer.region.clone()),
+        repo_name,
+        name,
+    )?;
     Ok(Parsed::Incident(Incident {
         event_id,
         source: "lifecycle policy (PolicyExecutionEvent)".into(),
@@ -342,7 +367,9 @@ fn repo_key(
     event: &str,
 ) -> Result<RepoKey, ParseError> {
     let account = account.ok_or_else(|| {
-        ParseError(format!("{event} record names no account (registryId, recipientAccountId)"))
+        ParseError(format!(
+            "{event} record names no account (registryId, recipientAccountId)"
+        ))
     })?;
     let region = region.ok_or_else(|| ParseError(format!("{event} record names no awsRegion")))?;
     Ok(RepoKey {

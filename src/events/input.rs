@@ -123,7 +123,11 @@ pub fn split(name: &str, text: &str) -> Result<Vec<Loaded>, InputError> {
         .into_iter()
         .enumerate()
         .map(|(i, value)| Loaded {
-            label: if many { format!("{name}#{i}") } else { name.to_string() },
+            label: if many {
+                format!("{name}#{i}")
+            } else {
+                name.to_string()
+            },
             value,
         })
         .collect())
@@ -133,7 +137,9 @@ pub fn split(name: &str, text: &str) -> Result<Vec<Loaded>, InputError> {
 fn flatten(v: Value, out: &mut Vec<Value>) {
     match v {
         Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
-        Value::Object(mut obj) if obj.len() == 1 && obj.get("Records").is_some_and(Value::is_array) => {
+        Value::Object(mut obj)
+            if obj.len() == 1 && obj.get("Records").is_some_and(Value::is_array) =>
+        {
             if let Some(Value::Array(records)) = obj.remove("Records") {
                 out.extend(records);
             }
@@ -151,7 +157,12 @@ mod tests {
         assert_eq!(split("a", r#"{"x":1}"#).unwrap().len(), 1);
         let arr = split("a", r#"[{"x":1},{"x":2}]"#).unwrap();
         assert_eq!(arr[1].label, "a#1");
-        assert_eq!(split("a", r#"{"Records":[{"x":1},{"x":2},{"x":3}]}"#).unwrap().len(), 3);
+        assert_eq!(
+            split("a", r#"{"Records":[{"x":1},{"x":2},{"x":3}]}"#)
+                .unwrap()
+                .len(),
+            3
+        );
         let lines = split("a", "{\"x\":1}\n\n{\"Records\":[{\"y\":1}]}\n").unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].value["y"], 1);
@@ -175,7 +186,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log.json.gz");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(br#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#).unwrap();
+        gz.write_all(br#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#)
+            .unwrap();
         std::fs::write(&path, gz.finish().unwrap()).unwrap();
         let events = load(&path).unwrap();
         assert_eq!(events.len(), 2);

@@ -37,7 +37,9 @@ fn every_project_event_reads_as_its_name_says() {
         for ev in input::load(&f).unwrap() {
             let parsed = parse(&ev.value).unwrap_or_else(|e| panic!("{name}: {e}"));
             let acted = matches!(parsed, Parsed::Incident(_));
-            let expect_ignored = ["failed", "preview", "scan"].iter().any(|w| name.contains(w));
+            let expect_ignored = ["failed", "preview", "scan"]
+                .iter()
+                .any(|w| name.contains(w));
             assert_eq!(acted, !expect_ignored, "{name}: {parsed:?}");
         }
     }
@@ -48,24 +50,54 @@ fn project_events_carry_the_facts_of_the_story() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     let i = incident(&load(&dir.join("01-delete-by-tag.json")));
     assert_eq!(i.source, "CloudTrail BatchDeleteImage");
-    assert_eq!(i.event_id, "c0ffee01-1111-4b2c-8d3e-000000000001", "CloudTrail's eventID, not the envelope's");
+    assert_eq!(
+        i.event_id, "c0ffee01-1111-4b2c-8d3e-000000000001",
+        "CloudTrail's eventID, not the envelope's"
+    );
     assert_eq!(i.repo.key(), "111122223333/eu-west-1/shop/web");
-    assert!(matches!(&i.changes[..], [Change::TagRemoved { tag, digest: Some(_) }] if tag == "prod.latest"));
-    assert_eq!(i.actor, Actor::Principal { arn: "arn:aws:iam::111122223333:user/tired-human".into(), role_arn: None });
+    assert!(
+        matches!(&i.changes[..], [Change::TagRemoved { tag, digest: Some(_) }] if tag == "prod.latest")
+    );
+    assert_eq!(
+        i.actor,
+        Actor::Principal {
+            arn: "arn:aws:iam::111122223333:user/tired-human".into(),
+            role_arn: None
+        }
+    );
 
     let i = incident(&load(&dir.join("07-move-by-the-deploy-role.json")));
-    assert_eq!(i.actor.arns(), vec!["arn:aws:sts::111122223333:assumed-role/deploy/pipeline-4711", "arn:aws:iam::111122223333:role/deploy"]);
-    let Change::TagPushed { manifest: Some(m), digest, .. } = &i.changes[0] else { panic!("{:?}", i.changes) };
+    assert_eq!(
+        i.actor.arns(),
+        vec![
+            "arn:aws:sts::111122223333:assumed-role/deploy/pipeline-4711",
+            "arn:aws:iam::111122223333:role/deploy"
+        ]
+    );
+    let Change::TagPushed {
+        manifest: Some(m),
+        digest,
+        ..
+    } = &i.changes[0]
+    else {
+        panic!("{:?}", i.changes)
+    };
     assert!(m.verify(), "the manifest in the event is the pushed image");
     assert_eq!(&m.digest, digest);
 
-    let i = incident(&load(&dir.join("08-delete-by-digest-two-protected-tags.json")));
-    assert!(matches!(&i.changes[..], [Change::ImageDeleted { tags, rule: None, .. }] if tags.is_empty()));
+    let i = incident(&load(
+        &dir.join("08-delete-by-digest-two-protected-tags.json"),
+    ));
+    assert!(
+        matches!(&i.changes[..], [Change::ImageDeleted { tags, rule: None, .. }] if tags.is_empty())
+    );
 
     let i = incident(&load(&dir.join("09-lifecycle-expiry-two-images.json")));
     assert_eq!(i.actor, Actor::Lifecycle);
     assert_eq!(i.changes.len(), 2);
-    assert!(matches!(&i.changes[0], Change::ImageDeleted { tags, rule: Some(1), .. } if tags == &["release-2026.11"]));
+    assert!(
+        matches!(&i.changes[0], Change::ImageDeleted { tags, rule: Some(1), .. } if tags == &["release-2026.11"])
+    );
 
     // The index delete names three digests; the request named them without tags, so each is
     // a whole image, the index with its tag.
@@ -76,7 +108,9 @@ fn project_events_carry_the_facts_of_the_story() {
     let i = incident(&load(&dir.join("15-delete-repository.json")));
     assert_eq!(i.changes, vec![Change::RepositoryDeleted]);
 
-    let i = incident(&load(&dir.join("02-image-action-delete-same-incident.json")));
+    let i = incident(&load(
+        &dir.join("02-image-action-delete-same-incident.json"),
+    ));
     assert_eq!(i.source, "ECR Image Action DELETE");
     assert!(matches!(i.actor, Actor::Unknown { .. }));
 }
@@ -105,14 +139,20 @@ fn every_published_sample_reads_as_what_it_is() {
         ("cloudtrail-createrepository__", "ignored"),
         ("cloudtrail-ecrpublic-createrepository__", "ignored"),
         ("cloudtrail-ecrpublic-putimage__", "ignored"),
-        ("cloudtrail-setrepositorypolicy-panther-normalized__", "ignored"),
+        (
+            "cloudtrail-setrepositorypolicy-panther-normalized__",
+            "ignored",
+        ),
         ("ecr-image-scan", "ignored"),
         ("ecr-scan-resource-change__", "ignored"),
     ];
     let mut seen = 0;
     for f in input::expand(&[dir]).unwrap() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let (_, want) = expect.iter().find(|(p, _)| name.starts_with(p)).unwrap_or_else(|| panic!("no expectation for {name}"));
+        let (_, want) = expect
+            .iter()
+            .find(|(p, _)| name.starts_with(p))
+            .unwrap_or_else(|| panic!("no expectation for {name}"));
         for ev in input::load(&f).unwrap() {
             let got = match parse(&ev.value) {
                 Ok(Parsed::Incident(_)) => "incident",
@@ -129,16 +169,37 @@ fn every_published_sample_reads_as_what_it_is() {
 #[test]
 fn published_lifecycle_and_put_image_records_give_their_facts() {
     let Some(dir) = shared_samples() else { return };
-    let i = incident(&load(&dir.join("cloudtrail-policyexecutionevent__awsdocs-ecr-userguide.json")));
+    let i = incident(&load(
+        &dir.join("cloudtrail-policyexecutionevent__awsdocs-ecr-userguide.json"),
+    ));
     assert_eq!(i.repo.key(), "123456789012/us-west-2/testrepo");
     assert_eq!(i.event_id, "9354dd7f-9aac-4e9d-956d-12561a4923aa");
-    let tags: Vec<_> = i.changes.iter().map(|c| match c { Change::ImageDeleted { tags, .. } => tags.join(","), _ => String::new() }).collect();
+    let tags: Vec<_> = i
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::ImageDeleted { tags, .. } => tags.join(","),
+            _ => String::new(),
+        })
+        .collect();
     assert_eq!(tags, vec!["alpine", "centos"]);
 
-    let i = incident(&load(&dir.join("cloudtrail-putimage__awsdocs-ecr-userguide.json")));
-    let Change::TagPushed { tag, digest, manifest: Some(m) } = &i.changes[0] else { panic!() };
+    let i = incident(&load(
+        &dir.join("cloudtrail-putimage__awsdocs-ecr-userguide.json"),
+    ));
+    let Change::TagPushed {
+        tag,
+        digest,
+        manifest: Some(m),
+    } = &i.changes[0]
+    else {
+        panic!()
+    };
     assert_eq!(tag, "latest");
-    assert_eq!(digest, "sha256:98c8b060c21d9adbb6b8c41b916e95e6307102786973ab93a41e8b86d1fc6d3e");
+    assert_eq!(
+        digest,
+        "sha256:98c8b060c21d9adbb6b8c41b916e95e6307102786973ab93a41e8b86d1fc6d3e"
+    );
     // AWS's own record: the sha256 of the manifest text is the digest ECR answered with,
     // which is what lets the guard trust a manifest taken from an event.
     assert!(m.verify());
@@ -161,18 +222,29 @@ const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222
 #[test]
 fn batch_delete_counts_only_what_was_deleted() {
     let mut v = ct("BatchDeleteImage");
-    v["requestParameters"]["imageIds"] = json!([{"imageTag": "a"}, {"imageTag": "gone"}, {"imageDigest": D2}]);
+    v["requestParameters"]["imageIds"] =
+        json!([{"imageTag": "a"}, {"imageTag": "gone"}, {"imageDigest": D2}]);
     v["responseElements"] = json!({
         "imageIds": [{"imageTag": "a", "imageDigest": D1}, {"imageDigest": D2, "imageTag": "x"}, {"imageDigest": D2, "imageTag": "y"}],
         "failures": [{"imageId": {"imageTag": "gone"}, "failureCode": "ImageNotFound"}]
     });
     let i = incident(&v);
-    assert_eq!(i.repo.account, "210987654321", "registryId names the registry, not the caller's account");
+    assert_eq!(
+        i.repo.account, "210987654321",
+        "registryId names the registry, not the caller's account"
+    );
     assert_eq!(
         i.changes,
         vec![
-            Change::TagRemoved { tag: "a".into(), digest: Some(D1.into()) },
-            Change::ImageDeleted { digest: D2.into(), tags: vec!["x".into(), "y".into()], rule: None },
+            Change::TagRemoved {
+                tag: "a".into(),
+                digest: Some(D1.into())
+            },
+            Change::ImageDeleted {
+                digest: D2.into(),
+                tags: vec!["x".into(), "y".into()],
+                rule: None
+            },
         ]
     );
     assert_eq!(i.note, None);
@@ -191,7 +263,20 @@ fn batch_delete_without_response_falls_back_to_the_request_and_says_so() {
     let mut v = ct("BatchDeleteImage");
     v["requestParameters"]["imageIds"] = json!([{"imageTag": "a"}, {"imageDigest": D1}]);
     let i = incident(&v);
-    assert_eq!(i.changes, vec![Change::TagRemoved { tag: "a".into(), digest: None }, Change::ImageDeleted { digest: D1.into(), tags: vec![], rule: None }]);
+    assert_eq!(
+        i.changes,
+        vec![
+            Change::TagRemoved {
+                tag: "a".into(),
+                digest: None
+            },
+            Change::ImageDeleted {
+                digest: D1.into(),
+                tags: vec![],
+                rule: None
+            }
+        ]
+    );
     assert!(i.note.unwrap().contains("no responseElements"));
 }
 
@@ -205,7 +290,8 @@ fn failed_calls_dry_runs_and_other_services_change_nothing() {
     let mut v = ct("PutImage");
     v["eventSource"] = json!("ecr-public.amazonaws.com");
     assert!(ignored(&v).contains("not private ECR"));
-    let env = json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.s3", "detail": {}});
+    let env =
+        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.s3", "detail": {}});
     assert!(ignored(&env).contains("aws.s3"));
 }
 
@@ -215,7 +301,14 @@ fn put_image_without_a_digest_takes_the_manifest_hash() {
     v["requestParameters"]["imageTag"] = json!("t");
     v["requestParameters"]["imageManifest"] = json!("{\"a\":1}");
     let i = incident(&v);
-    let Change::TagPushed { digest, manifest: Some(m), .. } = &i.changes[0] else { panic!() };
+    let Change::TagPushed {
+        digest,
+        manifest: Some(m),
+        ..
+    } = &i.changes[0]
+    else {
+        panic!()
+    };
     assert_eq!(digest, &crate::text::sha256_digest(b"{\"a\":1}"));
     assert!(m.verify());
     let mut v = ct("PutImage");
@@ -230,9 +323,18 @@ fn lenient_about_identity_and_ids() {
     v["userIdentity"] = json!({});
     v.as_object_mut().unwrap().remove("eventID");
     let i = incident(&v);
-    assert_eq!(i.actor, Actor::Unknown { label: "no caller ARN".into() });
+    assert_eq!(
+        i.actor,
+        Actor::Unknown {
+            label: "no caller ARN".into()
+        }
+    );
     assert!(i.event_id.starts_with("content-"));
-    assert_eq!(i.event_id, incident(&v).event_id, "the same record always gets the same id");
+    assert_eq!(
+        i.event_id,
+        incident(&v).event_id,
+        "the same record always gets the same id"
+    );
     let mut w = v.clone();
     w["eventTime"] = json!(1_700_000_000_000_u64);
     assert_eq!(incident(&w).time, "1700000000000");
@@ -252,11 +354,22 @@ fn empty_lifecycle_runs_are_ignored() {
 #[test]
 fn image_actions_other_than_successful_push_and_delete_are_ignored() {
     let ev = |detail: Value| json!({"id": "x", "detail-type": "ECR Image Action", "source": "aws.ecr", "account": "123456789012", "region": "eu-west-1", "detail": detail});
-    assert!(ignored(&ev(json!({"result": "FAILURE", "action-type": "DELETE"}))).contains("FAILURE"));
+    assert!(
+        ignored(&ev(json!({"result": "FAILURE", "action-type": "DELETE"}))).contains("FAILURE")
+    );
     assert!(ignored(&ev(json!({"result": "SUCCESS", "action-type": "UPDATE_STORAGE_CLASS", "repository-name": "r", "image-digest": D1}))).contains("UPDATE_STORAGE_CLASS"));
     assert!(ignored(&ev(json!({"result": "SUCCESS", "action-type": "PUSH", "repository-name": "r", "image-digest": D1}))).contains("untagged"));
-    let i = incident(&ev(json!({"result": "SUCCESS", "action-type": "DELETE", "repository-name": "r", "image-digest": D1})));
-    assert_eq!(i.changes, vec![Change::ImageDeleted { digest: D1.into(), tags: vec![], rule: None }]);
+    let i = incident(&ev(
+        json!({"result": "SUCCESS", "action-type": "DELETE", "repository-name": "r", "image-digest": D1}),
+    ));
+    assert_eq!(
+        i.changes,
+        vec![Change::ImageDeleted {
+            digest: D1.into(),
+            tags: vec![],
+            rule: None
+        }]
+    );
 }
 
 #[test]
@@ -275,10 +388,13 @@ fn malformed_events_are_errors_that_say_what_is_wrong() {
     let e = parse(&v).unwrap_err().0;
     assert!(e.starts_with("BatchDeleteImage requestParameters"), "{e}");
     let mut v = ct("PolicyExecutionEvent");
-    v["serviceEventDetails"] = json!({"repositoryName": "r", "lifecycleEventImageActions": [{"rulePriority": 1}]});
+    v["serviceEventDetails"] =
+        json!({"repositoryName": "r", "lifecycleEventImageActions": [{"rulePriority": 1}]});
     let e = parse(&v).unwrap_err().0;
     assert!(e.contains("lifecycleEventImageActions[0]"), "{e}");
-    let e = parse(&json!({"detail-type": "ECR Image Action", "source": "aws.ecr"})).unwrap_err().0;
+    let e = parse(&json!({"detail-type": "ECR Image Action", "source": "aws.ecr"}))
+        .unwrap_err()
+        .0;
     assert!(e.contains("no `detail`"), "{e}");
 }
 
@@ -289,8 +405,13 @@ fn mutated_events_never_panic() {
     fn paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
         out.push(at.clone());
         match v {
-            Value::Object(m) => m.iter().for_each(|(k, x)| paths(x, [at.clone(), vec![k.clone()]].concat(), out)),
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| paths(x, [at.clone(), vec![i.to_string()]].concat(), out)),
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, x)| paths(x, [at.clone(), vec![k.clone()]].concat(), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| paths(x, [at.clone(), vec![i.to_string()]].concat(), out)),
             _ => {}
         }
     }
@@ -305,7 +426,14 @@ fn mutated_events_never_panic() {
         }
         *cur = to;
     }
-    let replacements = [Value::Null, json!(7), json!("x\u{0}\n"), json!([]), json!({}), json!(true)];
+    let replacements = [
+        Value::Null,
+        json!(7),
+        json!("x\u{0}\n"),
+        json!([]),
+        json!({}),
+        json!(true),
+    ];
     let mut runs = 0;
     for f in project_events() {
         for ev in input::load(&f).unwrap() {

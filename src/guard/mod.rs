@@ -66,7 +66,9 @@ fn is_same_role(role_arn: &str, arn: &str) -> bool {
     let (Some(account), Some(resource)) = (parts.get(4), parts.get(5)) else {
         return false;
     };
-    let Some(name) = resource.strip_prefix("role/").map(|p| p.rsplit('/').next().unwrap_or(p))
+    let Some(name) = resource
+        .strip_prefix("role/")
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
     else {
         return false;
     };

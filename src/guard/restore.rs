@@ -18,7 +18,11 @@ pub struct PutStep {
 ///
 /// Refuses (with the reason) when there is no manifest, or when the sha256 of any manifest
 /// differs from the digest it is stored under: the guard never pushes anything but the pin.
-pub fn plan_restore(tag: &str, pin: &Pin, fetched: Option<&Manifest>) -> Result<Vec<PutStep>, String> {
+pub fn plan_restore(
+    tag: &str,
+    pin: &Pin,
+    fetched: Option<&Manifest>,
+) -> Result<Vec<PutStep>, String> {
     let Some(top) = pin.manifest.as_ref().or(fetched) else {
         return Err(format!(
             "no manifest is stored for {} and ECR no longer has the image",

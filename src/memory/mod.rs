@@ -121,9 +121,14 @@ impl Memory {
         for change in &incident.changes {
             match change {
                 Change::TagRemoved { tag, digest } => {
-                    let holder = digest.clone().or_else(|| repo.digest_of(tag).map(String::from));
+                    let holder = digest
+                        .clone()
+                        .or_else(|| repo.digest_of(tag).map(String::from));
                     if let Some(d) = holder {
-                        let now_untagged = repo.images.get_mut(&d).is_some_and(|im| im.tags.remove(tag) && im.tags.is_empty());
+                        let now_untagged = repo
+                            .images
+                            .get_mut(&d)
+                            .is_some_and(|im| im.tags.remove(tag) && im.tags.is_empty());
                         // Removing an image's last tag deletes the image.
                         if now_untagged {
                             repo.images.remove(&d);
@@ -133,7 +138,11 @@ impl Memory {
                 Change::ImageDeleted { digest, .. } => {
                     repo.images.remove(digest);
                 }
-                Change::TagPushed { tag, digest, manifest } => {
+                Change::TagPushed {
+                    tag,
+                    digest,
+                    manifest,
+                } => {
                     for im in repo.images.values_mut() {
                         im.tags.remove(tag);
                     }
@@ -161,7 +170,13 @@ impl Registry for Memory {
             .collect())
     }
 
-    async fn set_pin(&self, repo: &RepoKey, tag: &str, expect: Option<&str>, pin: Option<&Pin>) -> Result<bool, CallError> {
+    async fn set_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: Option<&str>,
+        pin: Option<&Pin>,
+    ) -> Result<bool, CallError> {
         let mut s = self.call("dynamodb:UpdateItem")?;
         let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
             return Ok(false);
@@ -169,7 +184,14 @@ impl Registry for Memory {
         if item.get(field::DIGEST).and_then(Value::as_str) != expect {
             return Ok(false);
         }
-        for f in [field::DIGEST, field::MANIFEST, field::MEDIA_TYPE, field::CHILDREN, field::PINNED_BY, field::PINNED_AT] {
+        for f in [
+            field::DIGEST,
+            field::MANIFEST,
+            field::MEDIA_TYPE,
+            field::CHILDREN,
+            field::PINNED_BY,
+            field::PINNED_AT,
+        ] {
             item.remove(f);
         }
         if let Some(pin) = pin {
@@ -189,25 +211,53 @@ impl Images for Memory {
     async fn put(&self, repo: &RepoKey, step: &PutStep) -> Result<Put, PutError> {
         let mut s = self.call("ecr:PutImage").map_err(PutError::Call)?;
         let Some(r) = s.repos.get_mut(repo) else {
-            return Err(PutError::Refused(Failure::RepositoryGone, format!("RepositoryNotFoundException: repository {} does not exist", repo.name)));
+            return Err(PutError::Refused(
+                Failure::RepositoryGone,
+                format!(
+                    "RepositoryNotFoundException: repository {} does not exist",
+                    repo.name
+                ),
+            ));
         };
         let m = &step.manifest;
         let actual = sha256_digest(m.body.as_bytes());
         if actual != m.digest {
-            return Err(PutError::Refused(Failure::DigestMismatch, format!("ImageDigestDoesNotMatchException: manifest digest {actual} does not match {}", m.digest)));
+            return Err(PutError::Refused(
+                Failure::DigestMismatch,
+                format!(
+                    "ImageDigestDoesNotMatchException: manifest digest {actual} does not match {}",
+                    m.digest
+                ),
+            ));
         }
         let existed = r.images.contains_key(&m.digest);
         if !existed {
-            if let Some(missing) = m.child_digests().into_iter().find(|c| !r.images.contains_key(c)) {
-                return Err(PutError::Refused(Failure::ChildrenGone, format!("ReferencedImagesNotFoundException: {missing} not found")));
+            if let Some(missing) = m
+                .child_digests()
+                .into_iter()
+                .find(|c| !r.images.contains_key(c))
+            {
+                return Err(PutError::Refused(
+                    Failure::ChildrenGone,
+                    format!("ReferencedImagesNotFoundException: {missing} not found"),
+                ));
             }
             if r.layers_gone.contains(&m.digest) {
-                return Err(PutError::Refused(Failure::LayersGone, "LayersNotFoundException: layers of the image are not available".into()));
+                return Err(PutError::Refused(
+                    Failure::LayersGone,
+                    "LayersNotFoundException: layers of the image are not available".into(),
+                ));
             }
         }
         let Some(tag) = &step.tag else {
-            r.images.entry(m.digest.clone()).or_insert_with(|| image_of(m));
-            return Ok(if existed { Put::AlreadyThere } else { Put::Written });
+            r.images
+                .entry(m.digest.clone())
+                .or_insert_with(|| image_of(m));
+            return Ok(if existed {
+                Put::AlreadyThere
+            } else {
+                Put::Written
+            });
         };
         match r.digest_of(tag).map(String::from) {
             Some(d) if d == m.digest => return Ok(Put::AlreadyThere),
@@ -222,7 +272,10 @@ impl Images for Memory {
             }
             None => {}
         }
-        let im = r.images.entry(m.digest.clone()).or_insert_with(|| image_of(m));
+        let im = r
+            .images
+            .entry(m.digest.clone())
+            .or_insert_with(|| image_of(m));
         im.manifest.get_or_insert_with(|| m.body.clone());
         im.tags.insert(tag.clone());
         Ok(Put::Written)
@@ -262,7 +315,11 @@ impl Pager for Memory {
 impl Ledger for Memory {
     async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError> {
         let mut s = self.call("dynamodb:PutItem")?;
-        let fresh = LedgerRecord { claimed_at: now, done: false, pending: Vec::new() };
+        let fresh = LedgerRecord {
+            claimed_at: now,
+            done: false,
+            pending: Vec::new(),
+        };
         let claim = match s.ledger.get(event_id) {
             None => Claim::Fresh,
             Some(r) if r.done => Claim::Done,
@@ -280,7 +337,11 @@ impl Ledger for Memory {
         let mut s = self.call("dynamodb:PutItem")?;
         s.ledger.insert(
             event_id.to_string(),
-            LedgerRecord { claimed_at: now, done: pending.is_empty(), pending: pending.to_vec() },
+            LedgerRecord {
+                claimed_at: now,
+                done: pending.is_empty(),
+                pending: pending.to_vec(),
+            },
         );
         Ok(())
     }

@@ -90,7 +90,10 @@ pub struct ScenarioError {
 impl Scenario {
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let err = |problem: String| ScenarioError { path: path.display().to_string(), problem };
+        let err = |problem: String| ScenarioError {
+            path: path.display().to_string(),
+            problem,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| err(format!("not a scenario: {e}")))
     }
@@ -98,11 +101,18 @@ impl Scenario {
     /// Builds the embedded world's state. Registry items are kept as written (invalid ones
     /// too: the guard reports them as it would in DynamoDB); everything else must be right.
     pub fn into_state(self, path: &str) -> Result<State, ScenarioError> {
-        let err = |problem: String| ScenarioError { path: path.to_string(), problem };
+        let err = |problem: String| ScenarioError {
+            path: path.to_string(),
+            problem,
+        };
         let mut state = State::default();
         for (i, r) in self.repositories.into_iter().enumerate() {
-            let key = RepoKey::parse(&r.repository).map_err(|e| err(format!("repositories[{i}]: {e}")))?;
-            let mut repo = Repo { immutable: r.immutable, ..Repo::default() };
+            let key = RepoKey::parse(&r.repository)
+                .map_err(|e| err(format!("repositories[{i}]: {e}")))?;
+            let mut repo = Repo {
+                immutable: r.immutable,
+                ..Repo::default()
+            };
             repo.layers_gone.extend(r.layers_gone);
             for (j, im) in r.images.into_iter().enumerate() {
                 let at = format!("repositories[{i}].images[{j}]");
@@ -113,7 +123,11 @@ impl Scenario {
                         (sha256_digest(s.as_bytes()), Some(s))
                     }
                     (None, Some(d)) if crate::text::is_digest(&d) => (d, None),
-                    _ => return Err(err(format!("{at}: needs a `manifest` (text or object) or a sha256 `digest`"))),
+                    _ => {
+                        return Err(err(format!(
+                            "{at}: needs a `manifest` (text or object) or a sha256 `digest`"
+                        )))
+                    }
                 };
                 for t in &im.tags {
                     if !registry::is_tag(t) {
@@ -125,7 +139,11 @@ impl Scenario {
                 }
                 repo.images.insert(
                     digest,
-                    Image { manifest, media_type: im.media_type, tags: im.tags.into_iter().collect() },
+                    Image {
+                        manifest,
+                        media_type: im.media_type,
+                        tags: im.tags.into_iter().collect(),
+                    },
                 );
             }
             state.repos.insert(key, repo);
@@ -133,9 +151,15 @@ impl Scenario {
         for (i, item) in self.registry.into_iter().enumerate() {
             let get = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
             let (Some(pk), Some(tag)) = (get(field::REPOSITORY), get(field::TAG)) else {
-                return Err(err(format!("registry[{i}]: needs `repository` and `tag` strings")));
+                return Err(err(format!(
+                    "registry[{i}]: needs `repository` and `tag` strings"
+                )));
             };
-            if state.items.insert((pk.clone(), tag.clone()), item).is_some() {
+            if state
+                .items
+                .insert((pk.clone(), tag.clone()), item)
+                .is_some()
+            {
                 return Err(err(format!("registry[{i}]: {pk}:{tag} is listed twice")));
             }
         }
@@ -163,6 +187,10 @@ impl Scenario {
                 layers_gone: r.layers_gone.iter().cloned().collect(),
             })
             .collect();
-        Scenario { guard_role_arn, repositories, registry: state.items.values().cloned().collect() }
+        Scenario {
+            guard_role_arn,
+            repositories,
+            registry: state.items.values().cloned().collect(),
+        }
     }
 }

@@ -40,13 +40,19 @@ fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory> {
         images: w.clone(),
         pager: w.clone(),
         ledger: w.clone(),
-        settings: crate::guard::Settings { own_role_arn: Some("arn:aws:iam::123456789012:role/guard".into()), ..Default::default() },
+        settings: crate::guard::Settings {
+            own_role_arn: Some("arn:aws:iam::123456789012:role/guard".into()),
+            ..Default::default()
+        },
         dry_run: false,
     }
 }
 
 fn now(epoch: i64) -> Now {
-    Now { epoch, rfc3339: "2026-01-01T00:00:00Z".into() }
+    Now {
+        epoch,
+        rfc3339: "2026-01-01T00:00:00Z".into(),
+    }
 }
 
 fn delete_event(id: &str, tag: &str, name: &str) -> Value {
@@ -67,7 +73,10 @@ fn take_calls(w: &Memory) -> Vec<String> {
 
 fn tag_on(w: &Memory, tag: &str) -> Option<String> {
     let key = RepoKey::parse(REPO).unwrap();
-    w.state().repos.get(&key).and_then(|r| r.digest_of(tag).map(String::from))
+    w.state()
+        .repos
+        .get(&key)
+        .and_then(|r| r.digest_of(tag).map(String::from))
 }
 
 #[tokio::test]
@@ -78,7 +87,17 @@ async fn restore_then_duplicate() {
     let r = h.handle(&ev, &now(100)).await.unwrap();
     assert_eq!(r.pages.len(), 1);
     assert_eq!(tag_on(&w, "prod"), Some(d("a")));
-    assert_eq!(take_calls(&w), ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:PutItem", "dynamodb:Query", "ecr:PutImage", "sns:Publish"]);
+    assert_eq!(
+        take_calls(&w),
+        [
+            "dynamodb:BatchWriteItem",
+            "dynamodb:PutItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "ecr:PutImage",
+            "sns:Publish"
+        ]
+    );
     let r = h.handle(&ev, &now(101)).await.unwrap();
     assert!(r.duplicate);
     assert_eq!(take_calls(&w), ["dynamodb:PutItem", "dynamodb:Query"]);
@@ -90,11 +109,17 @@ async fn restore_then_duplicate() {
 async fn a_throttled_restore_fails_the_event_releases_the_claim_and_the_retry_restores() {
     let w = world(vec![pinned("prod", "a"), pinned("keep", "a")]);
     let h = handler(&w);
-    w.state().faults.insert("ecr:PutImage".into(), crate::error::CallError::transient("ecr:PutImage", "ThrottlingException"));
+    w.state().faults.insert(
+        "ecr:PutImage".into(),
+        crate::error::CallError::transient("ecr:PutImage", "ThrottlingException"),
+    );
     let ev = delete_event("e1", "prod", "a");
     let err = h.handle(&ev, &now(100)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    assert!(w.state().pages.is_empty(), "no page for a restore that will be retried");
+    assert!(
+        w.state().pages.is_empty(),
+        "no page for a restore that will be retried"
+    );
     assert!(!w.state().ledger.contains_key("e1"), "claim released");
     assert_eq!(tag_on(&w, "prod"), None);
     let r = h.handle(&ev, &now(160)).await.unwrap();
@@ -106,16 +131,30 @@ async fn a_throttled_restore_fails_the_event_releases_the_claim_and_the_retry_re
 async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().faults.insert("sns:Publish".into(), crate::error::CallError::fatal("sns:Publish", "NotFound"));
+    w.state().faults.insert(
+        "sns:Publish".into(),
+        crate::error::CallError::fatal("sns:Publish", "NotFound"),
+    );
     let ev = delete_event("e1", "prod", "a");
     let err = h.handle(&ev, &now(100)).await.unwrap_err();
-    assert!(err.is_retryable(), "a page that did not go out is always worth a retry: {err}");
+    assert!(
+        err.is_retryable(),
+        "a page that did not go out is always worth a retry: {err}"
+    );
     assert_eq!(w.state().ledger["e1"].pending.len(), 1);
     take_calls(&w);
     let r = h.handle(&ev, &now(200)).await.unwrap();
     assert!(r.duplicate);
     assert_eq!(r.pages.len(), 1);
-    assert_eq!(take_calls(&w), ["dynamodb:PutItem", "dynamodb:PutItem", "dynamodb:Query", "sns:Publish"]);
+    assert_eq!(
+        take_calls(&w),
+        [
+            "dynamodb:PutItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "sns:Publish"
+        ]
+    );
     assert!(w.state().ledger["e1"].done);
     assert_eq!(w.state().pages.len(), 1);
 }
@@ -124,14 +163,39 @@ async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
 async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_resumed() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().ledger.insert("e1".into(), LedgerRecord { claimed_at: 100, done: false, pending: vec![] });
+    w.state().ledger.insert(
+        "e1".into(),
+        LedgerRecord {
+            claimed_at: 100,
+            done: false,
+            pending: vec![],
+        },
+    );
     let ev = delete_event("e1", "prod", "a");
-    assert!(matches!(h.handle(&ev, &now(110)).await, Err(crate::error::Error::Busy(_))));
+    assert!(matches!(
+        h.handle(&ev, &now(110)).await,
+        Err(crate::error::Error::Busy(_))
+    ));
     // The other invocation died after restoring: the tag is in place, yet it was never paged.
     let key = RepoKey::parse(REPO).unwrap();
-    w.state().repos.get_mut(&key).unwrap().images.get_mut(&d("a")).unwrap().tags.insert("prod".into());
-    let r = h.handle(&ev, &now(100 + CLAIM_LEASE_SECS + 1)).await.unwrap();
-    assert_eq!(r.pages.len(), 1, "the resumed attempt pages what the first one did");
+    w.state()
+        .repos
+        .get_mut(&key)
+        .unwrap()
+        .images
+        .get_mut(&d("a"))
+        .unwrap()
+        .tags
+        .insert("prod".into());
+    let r = h
+        .handle(&ev, &now(100 + CLAIM_LEASE_SECS + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.pages.len(),
+        1,
+        "the resumed attempt pages what the first one did"
+    );
 }
 
 #[tokio::test]
@@ -150,8 +214,14 @@ async fn ignored_events_cost_nothing_and_unprotected_pushes_one_read() {
 
 #[tokio::test]
 async fn invalid_items_are_reported_and_do_not_hide_the_others() {
-    let w = world(vec![pinned("prod", "a"), json!({"repository": REPO, "tag": "bad", "on_move": "sideways"})]);
-    let r = handler(&w).handle(&delete_event("e1", "prod", "a"), &now(1)).await.unwrap();
+    let w = world(vec![
+        pinned("prod", "a"),
+        json!({"repository": REPO, "tag": "bad", "on_move": "sideways"}),
+    ]);
+    let r = handler(&w)
+        .handle(&delete_event("e1", "prod", "a"), &now(1))
+        .await
+        .unwrap();
     assert_eq!(r.invalid_entries.len(), 1);
     assert!(r.invalid_entries[0].problems[0].contains("sideways"));
     assert_eq!(r.pages.len(), 1);
@@ -160,39 +230,93 @@ async fn invalid_items_are_reported_and_do_not_hide_the_others() {
 
 #[tokio::test]
 async fn a_pin_is_only_written_over_the_digest_it_was_read_with() {
-    let w = world(vec![pinned("prod", "a"), json!({"repository": REPO, "tag": "qa"})]);
+    let w = world(vec![
+        pinned("prod", "a"),
+        json!({"repository": REPO, "tag": "qa"}),
+    ]);
     let key = RepoKey::parse(REPO).unwrap();
-    let new_pin = Pin { digest: d("b"), manifest: None, children: vec![], pinned_by: Some("t".into()), pinned_at: None };
-    assert!(!w.set_pin(&key, "prod", Some(&d("b")), Some(&new_pin)).await.unwrap(), "changed meanwhile");
-    assert!(!w.set_pin(&key, "prod", None, Some(&new_pin)).await.unwrap(), "already pinned");
-    assert!(!w.set_pin(&key, "missing", None, Some(&new_pin)).await.unwrap(), "no such item");
-    assert_eq!(w.state().items[&(REPO.to_string(), "prod".to_string())]["digest"], json!(d("a")));
-    assert!(w.set_pin(&key, "prod", Some(&d("a")), Some(&new_pin)).await.unwrap());
+    let new_pin = Pin {
+        digest: d("b"),
+        manifest: None,
+        children: vec![],
+        pinned_by: Some("t".into()),
+        pinned_at: None,
+    };
+    assert!(
+        !w.set_pin(&key, "prod", Some(&d("b")), Some(&new_pin))
+            .await
+            .unwrap(),
+        "changed meanwhile"
+    );
+    assert!(
+        !w.set_pin(&key, "prod", None, Some(&new_pin)).await.unwrap(),
+        "already pinned"
+    );
+    assert!(
+        !w.set_pin(&key, "missing", None, Some(&new_pin))
+            .await
+            .unwrap(),
+        "no such item"
+    );
+    assert_eq!(
+        w.state().items[&(REPO.to_string(), "prod".to_string())]["digest"],
+        json!(d("a"))
+    );
+    assert!(w
+        .set_pin(&key, "prod", Some(&d("a")), Some(&new_pin))
+        .await
+        .unwrap());
     let item = w.state().items[&(REPO.to_string(), "prod".to_string())].clone();
     assert_eq!(item["digest"], json!(d("b")));
-    assert!(item.get("manifest").is_none(), "the old manifest does not stay with the new digest");
+    assert!(
+        item.get("manifest").is_none(),
+        "the old manifest does not stay with the new digest"
+    );
     assert!(w.set_pin(&key, "qa", None, Some(&new_pin)).await.unwrap());
-    assert!(w.set_pin(&key, "qa", Some(&d("b")), None).await.unwrap(), "released");
-    assert!(w.state().items[&(REPO.to_string(), "qa".to_string())].get("digest").is_none());
+    assert!(
+        w.set_pin(&key, "qa", Some(&d("b")), None).await.unwrap(),
+        "released"
+    );
+    assert!(w.state().items[&(REPO.to_string(), "qa".to_string())]
+        .get("digest")
+        .is_none());
     assert!(matches!(w.claim("fresh", 1).await.unwrap(), Claim::Fresh));
 }
 
 #[test]
 fn scenario_errors_name_the_place() {
-    let bad: Scenario = serde_json::from_value(json!({"repositories": [{"repository": "nope", "images": []}]})).unwrap();
+    let bad: Scenario =
+        serde_json::from_value(json!({"repositories": [{"repository": "nope", "images": []}]}))
+            .unwrap();
     let e = bad.into_state("s.json").unwrap_err().to_string();
     assert!(e.starts_with("s.json: repositories[0]"), "{e}");
-    let bad: Scenario = serde_json::from_value(json!({"repositories": [{"repository": REPO, "images": [{"tags": ["x"]}]}]})).unwrap();
-    assert!(bad.into_state("s").unwrap_err().problem.contains("images[0]"));
-    let twice: Scenario = serde_json::from_value(json!({"registry": [{"repository": REPO, "tag": "t"}, {"repository": REPO, "tag": "t"}]})).unwrap();
+    let bad: Scenario = serde_json::from_value(
+        json!({"repositories": [{"repository": REPO, "images": [{"tags": ["x"]}]}]}),
+    )
+    .unwrap();
+    assert!(bad
+        .into_state("s")
+        .unwrap_err()
+        .problem
+        .contains("images[0]"));
+    let twice: Scenario = serde_json::from_value(
+        json!({"registry": [{"repository": REPO, "tag": "t"}, {"repository": REPO, "tag": "t"}]}),
+    )
+    .unwrap();
     assert!(twice.into_state("s").unwrap_err().problem.contains("twice"));
-    assert!(serde_json::from_value::<Scenario>(json!({"repos": []})).is_err(), "unknown fields are refused");
+    assert!(
+        serde_json::from_value::<Scenario>(json!({"repos": []})).is_err(),
+        "unknown fields are refused"
+    );
 }
 
 #[test]
 fn a_saved_state_loads_back_the_same() {
     let w = world(vec![pinned("prod", "a")]);
-    let saved = Scenario::from_state(&w.state(), Some("arn:aws:iam::123456789012:role/guard".into()));
+    let saved = Scenario::from_state(
+        &w.state(),
+        Some("arn:aws:iam::123456789012:role/guard".into()),
+    );
     let again = Memory::new(saved.clone().into_state("saved").unwrap());
     assert_eq!(again.state().repos, w.state().repos);
     assert_eq!(again.state().items, w.state().items);

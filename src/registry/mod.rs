@@ -34,7 +34,10 @@ impl RepoKey {
         let mut parts = s.splitn(3, '/');
         let (Some(account), Some(region), Some(name)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("`{}` is not ACCOUNT/REGION/REPOSITORY", crate::text::clean(s, 300)));
+            return Err(format!(
+                "`{}` is not ACCOUNT/REGION/REPOSITORY",
+                crate::text::clean(s, 300)
+            ));
         };
         let key = RepoKey {
             account: account.into(),
@@ -47,10 +50,16 @@ impl RepoKey {
 
     fn check(&self) -> Result<(), String> {
         if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("account `{}` is not 12 digits", crate::text::clean(&self.account, 40)));
+            return Err(format!(
+                "account `{}` is not 12 digits",
+                crate::text::clean(&self.account, 40)
+            ));
         }
         if !is_region(&self.region) {
-            return Err(format!("region `{}` is not a region name", crate::text::clean(&self.region, 40)));
+            return Err(format!(
+                "region `{}` is not a region name",
+                crate::text::clean(&self.region, 40)
+            ));
         }
         if !is_repository_name(&self.name) {
             return Err(format!(
@@ -213,7 +222,12 @@ pub struct InvalidEntry {
 
 impl std::fmt::Display for InvalidEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "registry item {}: {}", self.key, self.problems.join("; "))
+        write!(
+            f,
+            "registry item {}: {}",
+            self.key,
+            self.problems.join("; ")
+        )
     }
 }
 
@@ -223,7 +237,8 @@ pub fn is_tag(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// True for a valid ECR repository name: 2–256 characters, lowercase components of
@@ -235,14 +250,20 @@ pub fn is_repository_name(s: &str) -> bool {
             !b.is_empty()
                 && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
                 && b[b.len() - 1].is_ascii_lowercase() | b[b.len() - 1].is_ascii_digit()
-                && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+                && b.iter().all(|&c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+                })
         })
 }
 
 fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// Field names, as written in DynamoDB and in the scenario file.
@@ -359,7 +380,10 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         None | Some("restore") => OnDelete::Restore,
         Some("alert") => OnDelete::Alert,
         Some(other) => {
-            problems.push(format!("on_delete `{}` is not restore or alert", crate::text::clean(other, 40)));
+            problems.push(format!(
+                "on_delete `{}` is not restore or alert",
+                crate::text::clean(other, 40)
+            ));
             OnDelete::Restore
         }
     };

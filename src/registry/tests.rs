@@ -12,10 +12,20 @@ fn problems(item: Value) -> Vec<String> {
 #[test]
 fn repository_and_tag_alone_make_a_valid_unpinned_item() {
     let e = parse_item(&json!({"repository": REPO, "tag": "prod.latest"})).unwrap();
-    assert_eq!(e.repo, RepoKey { account: "123456789012".into(), region: "eu-west-1".into(), name: "team/web".into() });
+    assert_eq!(
+        e.repo,
+        RepoKey {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            name: "team/web".into()
+        }
+    );
     assert_eq!(e.tag, "prod.latest");
     assert_eq!(e.pin, None);
-    assert_eq!((e.on_delete, e.on_move, e.severity), (OnDelete::Restore, OnMove::Revert, Severity::High));
+    assert_eq!(
+        (e.on_delete, e.on_move, e.severity),
+        (OnDelete::Restore, OnMove::Revert, Severity::High)
+    );
 }
 
 #[test]
@@ -33,7 +43,10 @@ fn a_full_item_reads_every_field() {
     let pin = e.pin.clone().unwrap();
     assert!(pin.manifest.as_ref().unwrap().verify());
     assert_eq!(pin.children.len(), 1);
-    assert_eq!((e.on_delete, e.on_move, e.severity), (OnDelete::Alert, OnMove::Follow, Severity::Critical));
+    assert_eq!(
+        (e.on_delete, e.on_move, e.severity),
+        (OnDelete::Alert, OnMove::Follow, Severity::Critical)
+    );
     assert!(e.allows(&["arn:aws:iam::1:role/deploy"]));
     assert!(!e.allows(&["arn:aws:iam::1:role/admin"]));
     // What the guard writes back reads the same.
@@ -57,7 +70,16 @@ fn every_problem_is_named() {
         "on_delete": "ignore", "on_move": "sometimes", "severity": "urgent", "allow": "arn:*", "colour": "red"
     }));
     let all = p.join("\n");
-    for want in ["account `12345` is not 12 digits", "tag `-bad`", "digest `sha256:abc`", "on_delete `ignore`", "on_move `sometimes`", "severity `urgent`", "`allow` must be a list", "unknown field `colour`"] {
+    for want in [
+        "account `12345` is not 12 digits",
+        "tag `-bad`",
+        "digest `sha256:abc`",
+        "on_delete `ignore`",
+        "on_move `sometimes`",
+        "severity `urgent`",
+        "`allow` must be a list",
+        "unknown field `colour`",
+    ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
 }
@@ -66,15 +88,34 @@ fn every_problem_is_named() {
 fn keys_are_checked_part_by_part() {
     assert!(problems(json!({"tag": "t"}))[0].contains("`repository`"));
     assert!(problems(json!({"repository": REPO}))[0].contains("`tag` is missing"));
-    assert!(problems(json!({"repository": "123456789012/eu-west-1", "tag": "t"}))[0].contains("ACCOUNT/REGION/REPOSITORY"));
-    assert!(problems(json!({"repository": "123456789012/nowhere/web", "tag": "t"}))[0].contains("region"));
-    assert!(problems(json!({"repository": "123456789012/eu-west-1/Web", "tag": "t"}))[0].contains("repository `Web`"));
+    assert!(
+        problems(json!({"repository": "123456789012/eu-west-1", "tag": "t"}))[0]
+            .contains("ACCOUNT/REGION/REPOSITORY")
+    );
+    assert!(
+        problems(json!({"repository": "123456789012/nowhere/web", "tag": "t"}))[0]
+            .contains("region")
+    );
+    assert!(
+        problems(json!({"repository": "123456789012/eu-west-1/Web", "tag": "t"}))[0]
+            .contains("repository `Web`")
+    );
     assert!(problems(json!({"repository": 7, "tag": "t"}))[0].contains("must be a string"));
-    assert!(problems(json!({"repository": REPO, "tag": "t", "manifest": "{}"}))[0].contains("`digest` is not"));
-    assert!(problems(json!({"repository": REPO, "tag": "t", "children": [{"digest": "x"}]}))[0].contains("children[0]"));
+    assert!(
+        problems(json!({"repository": REPO, "tag": "t", "manifest": "{}"}))[0]
+            .contains("`digest` is not")
+    );
+    assert!(
+        problems(json!({"repository": REPO, "tag": "t", "children": [{"digest": "x"}]}))[0]
+            .contains("children[0]")
+    );
     assert!(problems(json!("text"))[0].contains("object"));
-    let bad = parse_item(&json!({"repository": REPO, "tag": "t\u{1b}[2J", "on_move": 3})).unwrap_err();
-    assert!(!bad.to_string().contains('\u{1b}'), "control characters never reach a report: {bad}");
+    let bad =
+        parse_item(&json!({"repository": REPO, "tag": "t\u{1b}[2J", "on_move": 3})).unwrap_err();
+    assert!(
+        !bad.to_string().contains('\u{1b}'),
+        "control characters never reach a report: {bad}"
+    );
 }
 
 #[test]
@@ -88,7 +129,16 @@ fn names_follow_ecr_rules() {
     for ok in ["web", "team/web", "a.b_c-d/e__f", "ab"] {
         assert!(is_repository_name(ok), "{ok}");
     }
-    for bad in ["a", "Web", "team//web", "/web", "web/", "-web", "web-", "we b"] {
+    for bad in [
+        "a",
+        "Web",
+        "team//web",
+        "/web",
+        "web/",
+        "-web",
+        "web-",
+        "we b",
+    ] {
         assert!(!is_repository_name(bad), "{bad}");
     }
 }
@@ -98,17 +148,29 @@ fn names_follow_ecr_rules() {
 #[test]
 fn schema_matches_the_parser() {
     let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-    let mut props: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut props: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     props.sort();
     let mut known = KNOWN.to_vec();
     known.sort();
     assert_eq!(props, known);
     assert_eq!(schema["required"], json!(["repository", "tag"]));
     assert_eq!(schema["additionalProperties"], json!(false));
-    for (f, values) in [("on_delete", vec!["restore", "alert"]), ("on_move", vec!["revert", "follow", "alert"]), ("severity", vec!["critical", "high", "medium", "low"])] {
+    for (f, values) in [
+        ("on_delete", vec!["restore", "alert"]),
+        ("on_move", vec!["revert", "follow", "alert"]),
+        ("severity", vec!["critical", "high", "medium", "low"]),
+    ] {
         assert_eq!(schema["properties"][f]["enum"], json!(values), "{f}");
         for v in values {
-            assert!(parse_item(&json!({"repository": REPO, "tag": "t", f: v})).is_ok(), "{f}={v}");
+            assert!(
+                parse_item(&json!({"repository": REPO, "tag": "t", f: v})).is_ok(),
+                "{f}={v}"
+            );
         }
     }
 }

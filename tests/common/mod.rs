@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
@@ -20,7 +22,9 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use ecr_tag_guard::aws::{json_to_attr, AwsHandler, DynamoLedger, DynamoRegistry, EcrImages, SnsPager};
+use ecr_tag_guard::aws::{
+    json_to_attr, AwsHandler, DynamoLedger, DynamoRegistry, EcrImages, SnsPager,
+};
 use ecr_tag_guard::guard::Settings;
 use ecr_tag_guard::handler::{Handler, Now, Report};
 use ecr_tag_guard::registry::RepoKey;
@@ -58,7 +62,10 @@ fn start() -> Option<Server> {
         eprintln!("SKIPPED: {msg}");
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
     let mut child = Command::new(py)
         .arg(root().join("tests/moto_launcher.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -83,12 +90,21 @@ fn start() -> Option<Server> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("moto_server exited ({status}):\n{}", log.lock().map(|l| l.clone()).unwrap_or_default());
+            panic!(
+                "moto_server exited ({status}):\n{}",
+                log.lock().map(|l| l.clone()).unwrap_or_default()
+            );
         }
-        assert!(Instant::now() < deadline, "moto_server did not start within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(Server { url: format!("http://127.0.0.1:{port}"), _child: child })
+    Some(Server {
+        url: format!("http://127.0.0.1:{port}"),
+        _child: child,
+    })
 }
 
 /// Sends every request to one moto account and logs each operation as `service:Operation`.
@@ -103,11 +119,23 @@ impl Intercept for MotoAccount {
         "MotoAccount"
     }
 
-    fn modify_before_transmit(&self, ctx: &mut BeforeTransmitInterceptorContextMut<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
-        ctx.request_mut().headers_mut().insert("x-moto-account-id", self.account.clone());
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        ctx.request_mut()
+            .headers_mut()
+            .insert("x-moto-account-id", self.account.clone());
         // Retries are off in these tests, so one transmit is one call.
-        let op = cfg.load::<Metadata>().map(|m| format!("{}:{}", service_name(m.service()), m.name()));
-        self.calls.lock().expect("calls").push(op.unwrap_or_else(|| "unknown".into()));
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{}:{}", service_name(m.service()), m.name()));
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(op.unwrap_or_else(|| "unknown".into()));
         Ok(())
     }
 }
@@ -138,27 +166,83 @@ impl World {
     pub async fn new() -> Option<World> {
         let server = SERVER.get_or_init(start).as_ref()?;
         let n = NEXT_ACCOUNT.fetch_add(1, Ordering::SeqCst);
-        let account = format!("{:012}", 100_000_000_000 + std::process::id() as u64 * 1000 + n);
+        let account = format!(
+            "{:012}",
+            100_000_000_000 + std::process::id() as u64 * 1000 + n
+        );
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let icpt = MotoAccount { account: account.clone(), calls: calls.clone() };
+        let icpt = MotoAccount {
+            account: account.clone(),
+            calls: calls.clone(),
+        };
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .endpoint_url(&server.url)
-            .credentials_provider(aws_sdk_ecr::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await;
-        let ecr = aws_sdk_ecr::Client::from_conf(aws_sdk_ecr::config::Builder::from(&sdk).interceptor(icpt.clone()).build());
-        let ddb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(icpt.clone()).build());
-        let sns = aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&sdk).interceptor(icpt.clone()).build());
-        let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).interceptor(icpt).build());
+        let ecr = aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&sdk)
+                .interceptor(icpt.clone())
+                .build(),
+        );
+        let ddb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(icpt.clone())
+                .build(),
+        );
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&sdk)
+                .interceptor(icpt.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(icpt)
+                .build(),
+        );
         let table = "tag-guard".to_string();
         create_table(&ddb, &table).await;
-        let topic_arn = sns.create_topic().name("pages").send().await.expect("topic").topic_arn().expect("arn").to_string();
-        let queue_url = sqs.create_queue().queue_name("on-call").send().await.expect("queue").queue_url().expect("url").to_string();
+        let topic_arn = sns
+            .create_topic()
+            .name("pages")
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn()
+            .expect("arn")
+            .to_string();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("on-call")
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_string();
         let queue_arn = format!("arn:aws:sqs:{REGION}:{account}:on-call");
-        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&queue_arn).send().await.expect("subscribe");
-        let w = World { account, calls, ecr, ddb, sns, sqs, table, topic_arn, queue_url };
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .send()
+            .await
+            .expect("subscribe");
+        let w = World {
+            account,
+            calls,
+            ecr,
+            ddb,
+            sns,
+            sqs,
+            table,
+            topic_arn,
+            queue_url,
+        };
         w.take_calls();
         Some(w)
     }
@@ -170,11 +254,26 @@ impl World {
     /// The handler as the Lambda builds it, on this world's clients.
     pub fn handler(&self) -> AwsHandler {
         Handler {
-            registry: DynamoRegistry { client: self.ddb.clone(), table: self.table.clone() },
-            images: EcrImages { client: self.ecr.clone() },
-            pager: SnsPager { client: self.sns.clone(), topic_arn: self.topic_arn.clone() },
-            ledger: DynamoLedger { client: self.ddb.clone(), table: self.table.clone() },
-            settings: Settings { accounts: vec![self.account.clone()], regions: vec![REGION.into()], own_role_arn: Some(self.guard_role_arn()) },
+            registry: DynamoRegistry {
+                client: self.ddb.clone(),
+                table: self.table.clone(),
+            },
+            images: EcrImages {
+                client: self.ecr.clone(),
+            },
+            pager: SnsPager {
+                client: self.sns.clone(),
+                topic_arn: self.topic_arn.clone(),
+            },
+            ledger: DynamoLedger {
+                client: self.ddb.clone(),
+                table: self.table.clone(),
+            },
+            settings: Settings {
+                accounts: vec![self.account.clone()],
+                regions: vec![REGION.into()],
+                own_role_arn: Some(self.guard_role_arn()),
+            },
             dry_run: false,
         }
     }
@@ -182,7 +281,11 @@ impl World {
     /// Runs the handler on `event`, returning its report and the AWS calls it made.
     pub async fn handle(&self, event: &Value) -> (Report, Vec<String>) {
         self.take_calls();
-        let report = self.handler().handle(event, &Now::system()).await.expect("handled");
+        let report = self
+            .handler()
+            .handle(event, &Now::system())
+            .await
+            .expect("handled");
         (report, self.take_calls())
     }
 
@@ -191,16 +294,36 @@ impl World {
     }
 
     pub fn repo(&self, name: &str) -> RepoKey {
-        RepoKey { account: self.account.clone(), region: REGION.into(), name: name.into() }
+        RepoKey {
+            account: self.account.clone(),
+            region: REGION.into(),
+            name: name.into(),
+        }
     }
 
     pub async fn create_repo(&self, name: &str, immutable: bool) {
-        let m = if immutable { ImageTagMutability::Immutable } else { ImageTagMutability::Mutable };
-        self.ecr.create_repository().repository_name(name).image_tag_mutability(m).send().await.expect("repository");
+        let m = if immutable {
+            ImageTagMutability::Immutable
+        } else {
+            ImageTagMutability::Mutable
+        };
+        self.ecr
+            .create_repository()
+            .repository_name(name)
+            .image_tag_mutability(m)
+            .send()
+            .await
+            .expect("repository");
     }
 
     /// Pushes a manifest (with a tag, or untagged) and returns its digest.
-    pub async fn push(&self, repo: &str, manifest: &str, media_type: &str, tag: Option<&str>) -> String {
+    pub async fn push(
+        &self,
+        repo: &str,
+        manifest: &str,
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> String {
         let out = self
             .ecr
             .put_image()
@@ -211,8 +334,17 @@ impl World {
             .send()
             .await
             .expect("push");
-        let digest = out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string();
-        assert_eq!(digest, sha256(manifest), "the launcher makes moto's digests AWS's");
+        let digest = out
+            .image()
+            .and_then(|i| i.image_id())
+            .and_then(|i| i.image_digest())
+            .expect("digest")
+            .to_string();
+        assert_eq!(
+            digest,
+            sha256(manifest),
+            "the launcher makes moto's digests AWS's"
+        );
         digest
     }
 
@@ -220,10 +352,26 @@ impl World {
     pub async fn delete(&self, repo: &str, ids: &[(Option<&str>, Option<&str>)]) -> Vec<Value> {
         let ids: Vec<ImageIdentifier> = ids
             .iter()
-            .map(|(tag, digest)| ImageIdentifier::builder().set_image_tag(tag.map(String::from)).set_image_digest(digest.map(String::from)).build())
+            .map(|(tag, digest)| {
+                ImageIdentifier::builder()
+                    .set_image_tag(tag.map(String::from))
+                    .set_image_digest(digest.map(String::from))
+                    .build()
+            })
             .collect();
-        let out = self.ecr.batch_delete_image().repository_name(repo).set_image_ids(Some(ids)).send().await.expect("delete");
-        assert!(out.failures().is_empty(), "delete failures: {:?}", out.failures());
+        let out = self
+            .ecr
+            .batch_delete_image()
+            .repository_name(repo)
+            .set_image_ids(Some(ids))
+            .send()
+            .await
+            .expect("delete");
+        assert!(
+            out.failures().is_empty(),
+            "delete failures: {:?}",
+            out.failures()
+        );
         out.image_ids()
             .iter()
             .map(|i| {
@@ -246,13 +394,27 @@ impl World {
             .send()
             .await
             .ok()?;
-        out.images().first().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).map(String::from)
+        out.images()
+            .first()
+            .and_then(|i| i.image_id())
+            .and_then(|i| i.image_digest())
+            .map(String::from)
     }
 
     /// The digests in a repository.
     pub async fn digests(&self, repo: &str) -> Vec<String> {
-        let out = self.ecr.list_images().repository_name(repo).send().await.expect("list");
-        let mut v: Vec<String> = out.image_ids().iter().filter_map(|i| i.image_digest().map(String::from)).collect();
+        let out = self
+            .ecr
+            .list_images()
+            .repository_name(repo)
+            .send()
+            .await
+            .expect("list");
+        let mut v: Vec<String> = out
+            .image_ids()
+            .iter()
+            .filter_map(|i| i.image_digest().map(String::from))
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -260,9 +422,20 @@ impl World {
 
     /// Writes a registry item given in its plain-JSON form, as a user would by hand.
     pub async fn put_item(&self, item: Value) {
-        let Value::Object(m) = item else { panic!("item must be an object") };
-        let attrs = m.iter().map(|(k, v)| (k.clone(), json_to_attr(v))).collect();
-        self.ddb.put_item().table_name(&self.table).set_item(Some(attrs)).send().await.expect("put item");
+        let Value::Object(m) = item else {
+            panic!("item must be an object")
+        };
+        let attrs = m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_attr(v)))
+            .collect();
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .send()
+            .await
+            .expect("put item");
     }
 
     /// A registry item, in plain JSON (attribute values decoded).
@@ -276,7 +449,13 @@ impl World {
             .send()
             .await
             .expect("get item");
-        out.item().map(|i| Value::Object(i.iter().map(|(k, v)| (k.clone(), ecr_tag_guard::aws::attr_to_json(v))).collect()))
+        out.item().map(|i| {
+            Value::Object(
+                i.iter()
+                    .map(|(k, v)| (k.clone(), ecr_tag_guard::aws::attr_to_json(v)))
+                    .collect(),
+            )
+        })
     }
 
     /// History items of a tag.
@@ -287,11 +466,23 @@ impl World {
             .table_name(&self.table)
             .key_condition_expression("#r = :r")
             .expression_attribute_names("#r", "repository")
-            .expression_attribute_values(":r", json_to_attr(&json!(format!("history#{}:{tag}", self.repo(repo).key()))))
+            .expression_attribute_values(
+                ":r",
+                json_to_attr(&json!(format!("history#{}:{tag}", self.repo(repo).key()))),
+            )
             .send()
             .await
             .expect("history");
-        out.items().iter().map(|i| Value::Object(i.iter().map(|(k, v)| (k.clone(), ecr_tag_guard::aws::attr_to_json(v))).collect())).collect()
+        out.items()
+            .iter()
+            .map(|i| {
+                Value::Object(
+                    i.iter()
+                        .map(|(k, v)| (k.clone(), ecr_tag_guard::aws::attr_to_json(v)))
+                        .collect(),
+                )
+            })
+            .collect()
     }
 
     /// Every page waiting in the on-call queue: the SNS envelope with `Subject`, `Message`
@@ -299,21 +490,46 @@ impl World {
     pub async fn pages(&self) -> Vec<Value> {
         let mut pages = Vec::new();
         loop {
-            let out = self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.expect("receive");
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
             if out.messages().is_empty() {
                 return pages;
             }
             for m in out.messages() {
                 pages.push(serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope"));
-                self.sqs.delete_message().queue_url(&self.queue_url).set_receipt_handle(m.receipt_handle().map(String::from)).send().await.expect("delete");
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .set_receipt_handle(m.receipt_handle().map(String::from))
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
     }
 }
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) {
-    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().expect("attr");
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().expect("key");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attr")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key")
+    };
     ddb.create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -363,7 +579,10 @@ pub fn index(children: &[(&str, &str)]) -> String {
         .iter()
         .map(|(m, arch)| json!({"mediaType": OCI, "size": m.len(), "digest": sha256(m), "platform": {"architecture": arch, "os": "linux"}}))
         .collect();
-    serde_json::to_string_pretty(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms})).expect("json")
+    serde_json::to_string_pretty(
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms}),
+    )
+    .expect("json")
 }
 
 /// A protected-tag item with a full pin.
@@ -377,7 +596,10 @@ pub fn pinned_item(w: &World, repo: &str, tag: &str, manifest: &str, media_type:
 
 fn next_id() -> String {
     static ID: AtomicU64 = AtomicU64::new(1);
-    format!("0e1d2c3b-4a59-4687-9a0b-{:012}", ID.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "0e1d2c3b-4a59-4687-9a0b-{:012}",
+        ID.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// An IAM user identity.
@@ -395,7 +617,13 @@ pub fn role(w: &World, name: &str, session: &str) -> Value {
 }
 
 /// A CloudTrail API call inside its EventBridge envelope.
-pub fn cloudtrail(w: &World, name: &str, identity: Value, request: Value, response: Value) -> Value {
+pub fn cloudtrail(
+    w: &World,
+    name: &str,
+    identity: Value,
+    request: Value,
+    response: Value,
+) -> Value {
     json!({
         "version": "0", "id": next_id(), "detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr",
         "account": w.account, "time": "2026-11-20T10:00:00Z", "region": REGION, "resources": [],
@@ -411,7 +639,13 @@ pub fn cloudtrail(w: &World, name: &str, identity: Value, request: Value, respon
 }
 
 /// `BatchDeleteImage` as CloudTrail records it.
-pub fn batch_delete(w: &World, identity: Value, repo: &str, request_ids: Value, response_ids: Vec<Value>) -> Value {
+pub fn batch_delete(
+    w: &World,
+    identity: Value,
+    repo: &str,
+    request_ids: Value,
+    response_ids: Vec<Value>,
+) -> Value {
     cloudtrail(
         w,
         "BatchDeleteImage",
