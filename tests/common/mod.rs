@@ -164,12 +164,21 @@ pub struct World {
 impl World {
     /// A fresh world, or `None` (after saying so) when moto is not installed.
     pub async fn new() -> Option<World> {
-        let server = SERVER.get_or_init(start).as_ref()?;
         let n = NEXT_ACCOUNT.fetch_add(1, Ordering::SeqCst);
-        let account = format!(
-            "{:012}",
-            100_000_000_000 + std::process::id() as u64 * 1000 + n
-        );
+        let account = 100_000_000_000 + u64::from(std::process::id() % 100_000) * 1000 + n;
+        World::in_account(&format!("{account:012}")).await
+    }
+
+    /// moto's URL, once started.
+    pub fn url() -> Option<String> {
+        SERVER.get_or_init(start).as_ref().map(|s| s.url.clone())
+    }
+
+    /// A world in a given moto account (moto's default, 123456789012, is what a process
+    /// without the header sees).
+    pub async fn in_account(account: &str) -> Option<World> {
+        let server = SERVER.get_or_init(start).as_ref()?;
+        let account = account.to_string();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let icpt = MotoAccount {
             account: account.clone(),
