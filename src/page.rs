@@ -38,7 +38,7 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
     let event_id = clean(&incident.event_id, 100);
     let dash = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |s| clean(s, 80));
     let mut text = String::new();
-    let mut line = |k: &str, v: &str| text.push_str(&format!("{k:<14}{v}\n"));
+    let mut line = |k: &str, v: &str| text.push_str(&format!("{k:<16}{v}\n"));
     line("What:", &format!("{}.", clean(&alarm.happened, 300)));
     line("Tag:", &format!("{repo}:{tag}"));
     line("Who:", &who);
@@ -74,9 +74,9 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
         "source": clean(&incident.source, 100),
         "owner": d.entry.owner.as_deref().map(|s| clean(s, 200)),
     });
+    let subject = subject(alarm, &incident.repo.name, &d.tag);
     let message = format!(
-        "ecr-tag-guard: {}\n\n{text}\n--- JSON ---\n{}\n",
-        clean(&alarm.headline, 100),
+        "ecr-tag-guard: {subject}\n\n{text}\n--- JSON ---\n{}\n",
         serde_json::to_string_pretty(&facts).unwrap_or_default()
     );
     let attributes = BTreeMap::from([
@@ -86,7 +86,7 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
         ("action".to_string(), alarm.action.to_string()),
     ]);
     Page {
-        subject: subject(alarm, &incident.repo.name, &d.tag),
+        subject,
         message,
         attributes,
     }
@@ -175,8 +175,8 @@ mod tests {
             "arn:aws:iam::123456789012:user/bob",
             "2026-01-01T00:00:00Z",
             "Guard did:",
-            "Event id:     ev?1",
-            "Owner:        team?web",
+            "Event id:       ev?1",
+            "Owner:          team?web",
         ] {
             assert!(
                 p.message.contains(want),
