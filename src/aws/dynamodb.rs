@@ -161,16 +161,7 @@ impl Registry for DynamoRegistry {
             .expression_attribute_names("#d", field::DIGEST);
         let mut sets = Vec::new();
         let mut removes = Vec::new();
-        for (i, f) in [
-            field::DIGEST,
-            field::MANIFEST,
-            field::MEDIA_TYPE,
-            field::CHILDREN,
-            field::PINNED_BY,
-            field::PINNED_AT,
-        ]
-        .iter()
-        .enumerate()
+        for (i, f) in registry::PIN_FIELDS.iter().enumerate()
         {
             req = req.expression_attribute_names(format!("#f{i}"), *f);
             match fields.get(*f) {

@@ -184,15 +184,8 @@ impl Registry for Memory {
         if item.get(field::DIGEST).and_then(Value::as_str) != expect {
             return Ok(false);
         }
-        for f in [
-            field::DIGEST,
-            field::MANIFEST,
-            field::MEDIA_TYPE,
-            field::CHILDREN,
-            field::PINNED_BY,
-            field::PINNED_AT,
-        ] {
-            item.remove(f);
+        for f in registry::PIN_FIELDS {
+            item.remove(*f);
         }
         if let Some(pin) = pin {
             item.extend(registry::pin_fields(pin));

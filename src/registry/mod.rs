@@ -298,6 +298,16 @@ pub mod field {
     pub const PINNED_AT: &str = "pinned_at";
 }
 
+/// The fields that make up a pin: written together, removed together.
+pub const PIN_FIELDS: &[&str] = &[
+    field::DIGEST,
+    field::MANIFEST,
+    field::MEDIA_TYPE,
+    field::CHILDREN,
+    field::PINNED_BY,
+    field::PINNED_AT,
+];
+
 const KNOWN: &[&str] = &[
     field::REPOSITORY,
     field::TAG,
