@@ -4,6 +4,6 @@
 # calls made, and peak RSS. Usage: scripts/bench.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/ensure-moto.sh
+./scripts/ensure-tools.sh
 cargo build --release --quiet --bin ecr-tag-guard --example measure
 exec .venv/bin/python scripts/bench.py "${1:-20}"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Every check and test: formatting, lints, unit tests, and the integration tests against
-# moto_server (installed here into .venv, pinned). Run from anywhere; CI runs this.
+# Every check and test: formatting, lints, the Lambda build and the deployment checks, unit
+# tests, and the integration tests against moto_server. Installs its Python tools (pinned)
+# into .venv. Run from anywhere; CI runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/ensure-moto.sh
+./scripts/ensure-tools.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+
+./scripts/check-infra.sh
 
 echo "== cargo test"
 # REQUIRE_MOTO makes a missing moto a failure instead of a skip.

@@ -161,8 +161,7 @@ impl Registry for DynamoRegistry {
             .expression_attribute_names("#d", field::DIGEST);
         let mut sets = Vec::new();
         let mut removes = Vec::new();
-        for (i, f) in registry::PIN_FIELDS.iter().enumerate()
-        {
+        for (i, f) in registry::PIN_FIELDS.iter().enumerate() {
             req = req.expression_attribute_names(format!("#f{i}"), *f);
             match fields.get(*f) {
                 Some(v) => {

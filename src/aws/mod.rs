@@ -8,7 +8,7 @@ mod sns;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
-pub use dynamodb::{attr_to_json, json_to_attr, DynamoLedger, DynamoRegistry};
+pub use dynamodb::{attr_to_json, json_to_attr, DynamoLedger, DynamoRegistry, TTL_ATTRIBUTE};
 pub use ecr::EcrImages;
 pub use sns::SnsPager;
 

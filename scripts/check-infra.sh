@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the Lambda zip and checks the deployment offline: the binary's glibc needs and the
+# zip's size, the SAM template translated and linted, the security scan, and the EventBridge
+# patterns against events/. Needs the tools from scripts/ensure-tools.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== cargo lambda build (x86_64, provided.al2023)"
+cargo lambda build --release --output-format zip --bin ecr-tag-guard
+zip=target/lambda/ecr-tag-guard/bootstrap.zip
+bootstrap=target/lambda/ecr-tag-guard/bootstrap.unzipped
+unzip -p "$zip" bootstrap > "$bootstrap"
+chmod +x "$bootstrap"
+
+size=$(stat -c %s "$zip")
+echo "zip: $size bytes"
+if [ "$size" -ge 6000000 ]; then
+  echo "FAIL: $zip is $size bytes, over 6 MB" >&2
+  exit 1
+fi
+# Amazon Linux 2023 has glibc 2.34: the binary may need no newer symbol version.
+need=$(objdump -T "$bootstrap" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)
+echo "highest GLIBC symbol version: $need"
+if [ "$(printf '%s\n2.34\n' "$need" | sort -V | tail -n 1)" != "2.34" ]; then
+  echo "FAIL: the binary needs GLIBC_$need; Amazon Linux 2023 has 2.34" >&2
+  exit 1
+fi
+
+echo "== template: SAM translation and EventBridge patterns against events/"
+.venv/bin/python infra/check.py "$bootstrap" target/infra/template.cfn.json
+echo "== cfn-lint (translated template)"
+cfn-lint target/infra/template.cfn.json
+echo "== checkov (SAM and translated templates)"
+checkov --skip-download --quiet --compact -f infra/template.yaml -f target/infra/template.cfn.json

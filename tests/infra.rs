@@ -1,0 +1,45 @@
+//! The deployment template and the binary agree: the environment variables the template
+//! sets are exactly those the binary reads. (The template's lint, security scan and
+//! EventBridge patterns are checked by scripts/check-infra.sh, which needs Python tools.)
+
+use std::collections::BTreeSet;
+
+/// The keys of the `Variables:` mapping of the function's `Environment` in
+/// infra/template.yaml, read by indentation (the template is the project's own).
+fn template_variables() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/template.yaml"))
+        .expect("template");
+    let mut lines = text.lines().skip_while(|l| l.trim() != "Variables:");
+    let header = lines
+        .next()
+        .expect("the template sets Environment Variables");
+    let depth = |l: &str| l.len() - l.trim_start().len();
+    let base = depth(header);
+    lines
+        .take_while(|l| l.trim().is_empty() || depth(l) > base)
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_template_sets_exactly_the_variables_the_binary_reads() {
+    let template = template_variables();
+    let binary: BTreeSet<String> = ecr_tag_guard::config::VARS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(template, binary);
+}
+
+#[test]
+fn the_template_names_the_ttl_attribute_the_ledger_writes() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/template.yaml"))
+        .expect("template");
+    let ttl = format!("AttributeName: {}", ecr_tag_guard::aws::TTL_ATTRIBUTE);
+    assert!(
+        text.contains(&ttl),
+        "the table's TTL attribute must be {}",
+        ecr_tag_guard::aws::TTL_ATTRIBUTE
+    );
+}
