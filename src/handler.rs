@@ -164,16 +164,22 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 return Ok(report);
             }
             Some(Claim::Busy) => return Err(Error::Busy(id.to_string())),
-            Some(Claim::PagesPending(pages)) => {
+            Some(Claim::PagesPending { pages, redo }) => {
                 info!(
                     event_id = id,
                     pages = pages.len(),
+                    redo,
                     "retry: sending the pages an earlier attempt could not"
                 );
-                report.duplicate = true;
-                report.incident = Some(incident);
-                self.send(id, now, pages, &mut report).await?;
-                return Ok(report);
+                self.send_pages(id, now, pages, !redo, &mut report).await?;
+                if !redo {
+                    report.duplicate = true;
+                    report.incident = Some(incident);
+                    return Ok(report);
+                }
+                // Some action of the earlier attempt failed too: act again (what was done
+                // is found in place and not paged twice).
+                false
             }
         };
 
@@ -230,8 +236,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     /// Publishes pages while marking the event done; pages that fail are kept in the ledger
-    /// for the retry, which sends them without acting again. `finish` is false when the
-    /// event will be retried anyway (then the ledger is released instead).
+    /// for the retry, which sends them and acts again only if `finish` is false: that is,
+    /// when some action failed too and the event will be retried for it anyway (then the
+    /// caller releases the claim once the pages went out).
     async fn send_pages(
         &self,
         id: &str,
@@ -244,7 +251,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             join_all(pages.iter().map(|p| self.pager.publish(p))),
             async {
                 if finish {
-                    self.ledger.finish(id, now.epoch, &[]).await
+                    self.ledger.finish(id, now.epoch, &[], false).await
                 } else {
                     Ok(())
                 }
@@ -263,7 +270,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
         }
         if let Some(e) = first_err {
-            self.ledger.finish(id, now.epoch, &failed).await?;
+            self.ledger.finish(id, now.epoch, &failed, !finish).await?;
             return Err(Error::Call(CallError {
                 retryable: true,
                 ..e
@@ -271,17 +278,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         done?;
         Ok(())
-    }
-
-    /// Sends pages left over by an earlier attempt.
-    async fn send(
-        &self,
-        id: &str,
-        now: &Now,
-        pages: Vec<Page>,
-        report: &mut Report,
-    ) -> Result<(), Error> {
-        self.send_pages(id, now, pages, true, report).await
     }
 
     /// Carries out one decision. `Err` only for failures a retry may mend.

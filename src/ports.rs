@@ -71,8 +71,14 @@ pub enum Claim {
     Fresh,
     /// Handled and paged: a duplicate, do nothing.
     Done,
-    /// Acted on, but these pages did not go out: send them, act on nothing.
-    PagesPending(Vec<Page>),
+    /// An earlier attempt acted, but these pages did not go out: send them; act again only
+    /// when `redo` says some action of that attempt failed too.
+    PagesPending {
+        /// The pages to send.
+        pages: Vec<Page>,
+        /// Whether to act again after sending them.
+        redo: bool,
+    },
     /// Another invocation holds the claim and is still within its lease.
     Busy,
     /// An earlier attempt claimed it and stopped without finishing: go ahead, knowing that
@@ -85,8 +91,15 @@ pub enum Claim {
 pub trait Ledger {
     /// Claims the event at `now` (epoch seconds).
     async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError>;
-    /// Marks the event handled; `pending` are pages still to send (empty: done).
-    async fn finish(&self, event_id: &str, now: i64, pending: &[Page]) -> Result<(), CallError>;
+    /// Marks the event handled; `pending` are pages still to send (empty: done), `redo` that
+    /// some action must be tried again too.
+    async fn finish(
+        &self,
+        event_id: &str,
+        now: i64,
+        pending: &[Page],
+        redo: bool,
+    ) -> Result<(), CallError>;
     /// Drops the claim so that a retry starts afresh.
     async fn release(&self, event_id: &str) -> Result<(), CallError>;
 }

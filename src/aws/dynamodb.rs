@@ -279,7 +279,12 @@ impl DynamoLedger {
                     .and_then(|v| v.as_s().ok())
                     .and_then(|t| serde_json::from_str(t).ok())
                     .unwrap_or_default();
-                Claim::PagesPending(pages)
+                let redo = old
+                    .get("redo")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false);
+                Claim::PagesPending { pages, redo }
             }
             _ => Claim::Busy,
         }
@@ -335,11 +340,17 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn finish(&self, event_id: &str, now: i64, pending: &[Page]) -> Result<(), CallError> {
+    async fn finish(
+        &self,
+        event_id: &str,
+        now: i64,
+        pending: &[Page],
+        redo: bool,
+    ) -> Result<(), CallError> {
         let mut item = Self::record(
             event_id,
             now,
-            if pending.is_empty() {
+            if pending.is_empty() && !redo {
                 "done"
             } else {
                 "pending"
@@ -349,6 +360,9 @@ impl Ledger for DynamoLedger {
             let text = serde_json::to_string(pending)
                 .map_err(|e| CallError::fatal("dynamodb:PutItem", e.to_string()))?;
             item.insert("pages".into(), s(text));
+        }
+        if redo {
+            item.insert("redo".into(), AttributeValue::Bool(true));
         }
         self.client
             .put_item()

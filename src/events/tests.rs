@@ -1,3 +1,6 @@
+//! Tests of reading events: every shipped and published sample, variants, mutations.
+//! Compiled only under #[cfg(test)] (declared in the parent module).
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};

@@ -1,3 +1,6 @@
+//! Tests of the decisions, what is paged, and the restore plan.
+//! Compiled only under #[cfg(test)] (declared in the parent module).
+
 use serde_json::json;
 
 use super::*;

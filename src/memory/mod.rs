@@ -63,6 +63,8 @@ pub struct LedgerRecord {
     pub done: bool,
     /// Pages still to send.
     pub pending: Vec<Page>,
+    /// Some action must be tried again too.
+    pub redo: bool,
 }
 
 /// Everything in the embedded world.
@@ -312,11 +314,17 @@ impl Ledger for Memory {
             claimed_at: now,
             done: false,
             pending: Vec::new(),
+            redo: false,
         };
         let claim = match s.ledger.get(event_id) {
             None => Claim::Fresh,
             Some(r) if r.done => Claim::Done,
-            Some(r) if !r.pending.is_empty() => return Ok(Claim::PagesPending(r.pending.clone())),
+            Some(r) if !r.pending.is_empty() => {
+                return Ok(Claim::PagesPending {
+                    pages: r.pending.clone(),
+                    redo: r.redo,
+                })
+            }
             Some(r) if now - r.claimed_at < CLAIM_LEASE_SECS => return Ok(Claim::Busy),
             Some(_) => Claim::Resumed,
         };
@@ -326,14 +334,21 @@ impl Ledger for Memory {
         Ok(claim)
     }
 
-    async fn finish(&self, event_id: &str, now: i64, pending: &[Page]) -> Result<(), CallError> {
+    async fn finish(
+        &self,
+        event_id: &str,
+        now: i64,
+        pending: &[Page],
+        redo: bool,
+    ) -> Result<(), CallError> {
         let mut s = self.call("dynamodb:PutItem")?;
         s.ledger.insert(
             event_id.to_string(),
             LedgerRecord {
                 claimed_at: now,
-                done: pending.is_empty(),
+                done: pending.is_empty() && !redo,
                 pending: pending.to_vec(),
+                redo,
             },
         );
         Ok(())

@@ -1,5 +1,5 @@
 //! The handler on the embedded world: the exactly-once and failure paths, with the calls
-//! each costs.
+//! each costs. Compiled only under #[cfg(test)] (declared in the parent module).
 
 use serde_json::{json, Value};
 
@@ -160,6 +160,53 @@ async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
 }
 
 #[tokio::test]
+async fn a_failed_page_and_a_failed_restore_in_one_event_are_both_retried() {
+    let w = world(vec![pinned("prod", "a"), pinned("keep", "a")]);
+    let h = handler(&w);
+    // Two protected tags go with the image; one PutImage is throttled, the page of the other
+    // cannot be sent.
+    let ev = json!({
+        "eventSource": "ecr.amazonaws.com", "eventName": "BatchDeleteImage", "eventID": "e2",
+        "awsRegion": "eu-west-1", "userIdentity": {"arn": "arn:aws:iam::123456789012:user/bob"},
+        "requestParameters": {"registryId": "123456789012", "repositoryName": "web", "imageIds": [{"imageDigest": d("a")}]},
+        "responseElements": {"imageIds": [{"imageDigest": d("a")}]}
+    });
+    let key = RepoKey::parse(REPO).unwrap();
+    w.state()
+        .repos
+        .get_mut(&key)
+        .unwrap()
+        .images
+        .remove(&d("a"));
+    w.state().faults.insert(
+        "ecr:PutImage".into(),
+        crate::error::CallError::transient("ecr:PutImage", "ThrottlingException"),
+    );
+    w.state().faults.insert(
+        "sns:Publish".into(),
+        crate::error::CallError::transient("sns:Publish", "InternalError"),
+    );
+    assert!(h.handle(&ev, &now(100)).await.unwrap_err().is_retryable());
+    let restored: Vec<bool> = ["prod", "keep"]
+        .iter()
+        .map(|t| tag_on(&w, t).is_some())
+        .collect();
+    assert_eq!(
+        restored.iter().filter(|r| **r).count(),
+        1,
+        "one restored, one throttled"
+    );
+    assert!(w.state().ledger["e2"].redo);
+    // The retry sends the kept page and restores the other tag, paging it too.
+    let r = h.handle(&ev, &now(200)).await.unwrap();
+    assert_eq!(r.pages.len(), 2, "{:?}", r.pages);
+    assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+    assert_eq!(tag_on(&w, "keep"), Some(d("a")));
+    assert!(w.state().ledger["e2"].done);
+    assert_eq!(w.state().pages.len(), 2);
+}
+
+#[tokio::test]
 async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_resumed() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
@@ -169,6 +216,7 @@ async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_res
             claimed_at: 100,
             done: false,
             pending: vec![],
+            redo: false,
         },
     );
     let ev = delete_event("e1", "prod", "a");

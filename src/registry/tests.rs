@@ -1,3 +1,6 @@
+//! Tests of the registry item: validation, every field, and agreement with the JSON Schema.
+//! Compiled only under #[cfg(test)] (declared in the parent module).
+
 use serde_json::{json, Value};
 
 use super::*;
