@@ -58,7 +58,7 @@ pub struct Handler<R, I, P, L> {
 
 /// One decision and how it went.
 #[derive(Clone, Debug, Serialize)]
-pub struct Done {
+pub struct Handled {
     /// The decision.
     #[serde(flatten)]
     pub decision: Decision,
@@ -81,7 +81,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid_entries: Vec<InvalidEntry>,
     /// One per protected tag the event touches.
-    pub decisions: Vec<Done>,
+    pub decisions: Vec<Handled>,
     /// The pages published.
     pub pages: Vec<Page>,
     /// The event had been handled before: nothing was done again.
@@ -118,7 +118,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 self.registry.entries(&incident.repo),
                 self.ledger.claim(id, now.epoch)
             );
-            (entries?, Some(claim?))
+            let claim = claim?;
+            match entries {
+                Ok(entries) => (entries, Some(claim)),
+                Err(e) => {
+                    if matches!(claim, Claim::Fresh | Claim::Resumed) {
+                        self.release(id).await;
+                    }
+                    return Err(e.into());
+                }
+            }
         } else {
             (self.registry.entries(&incident.repo).await?, None)
         };
@@ -135,15 +144,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let decisions = guard::decide(&incident, &valid);
         let work = decisions.iter().any(|d| d.action != Action::Nothing);
         if self.dry_run || !work {
-            for d in &decisions {
-                log_decision(&incident, d, None);
-            }
             // Without work there is nothing to act on: the outcome is "skipped"; a dry run
             // leaves it open.
             let outcome = (!self.dry_run).then_some(Outcome::Skipped);
+            for d in &decisions {
+                log_decision(&incident, d, outcome.as_ref());
+            }
             report.decisions = decisions
                 .into_iter()
-                .map(|decision| Done {
+                .map(|decision| Handled {
                     decision,
                     outcome: outcome.clone(),
                 })
@@ -203,7 +212,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             if d.action != Action::Nothing {
                 history.push(record(&incident, &d, &outcome, now));
             }
-            report.decisions.push(Done {
+            report.decisions.push(Handled {
                 decision: d,
                 outcome: Some(outcome),
             });
@@ -227,9 +236,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         if let Some(e) = retry {
             // Pages for what did work went out; a retry redoes the rest (restores are
             // idempotent, and a tag found in place is not paged again).
-            if let Err(r) = self.ledger.release(id).await {
-                warn!(event_id = id, error = %r, "could not release the claim; it lapses after its lease");
-            }
+            self.release(id).await;
             return Err(e);
         }
         Ok(report)
@@ -278,6 +285,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         done?;
         Ok(())
+    }
+
+    /// Drops this attempt's claim so that a retry starts afresh; if that fails, the claim
+    /// lapses after its lease.
+    async fn release(&self, id: &str) {
+        if let Err(e) = self.ledger.release(id).await {
+            warn!(event_id = id, error = %e, "could not release the claim; it lapses after its lease");
+        }
     }
 
     /// Carries out one decision. `Err` only for failures a retry may mend.

@@ -207,6 +207,26 @@ async fn a_failed_page_and_a_failed_restore_in_one_event_are_both_retried() {
 }
 
 #[tokio::test]
+async fn a_failed_registry_read_releases_the_claim_taken_beside_it() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    w.state().faults.insert(
+        "dynamodb:Query".into(),
+        crate::error::CallError::transient(
+            "dynamodb:Query",
+            "ProvisionedThroughputExceededException",
+        ),
+    );
+    let ev = delete_event("e3", "prod", "a");
+    assert!(h.handle(&ev, &now(100)).await.unwrap_err().is_retryable());
+    assert!(
+        !w.state().ledger.contains_key("e3"),
+        "the retry must not find it busy"
+    );
+    assert_eq!(h.handle(&ev, &now(101)).await.unwrap().pages.len(), 1);
+}
+
+#[tokio::test]
 async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_resumed() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
