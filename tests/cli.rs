@@ -199,3 +199,42 @@ fn schema_prints_the_registry_item_schema() {
     let v: Value = serde_json::from_slice(&o.stdout).expect("schema is JSON");
     assert_eq!(v["required"], serde_json::json!(["repository", "tag"]));
 }
+
+#[test]
+fn registry_commands_check_their_arguments_before_calling_aws() {
+    let o = bin()
+        .args(["status"])
+        .env_remove("TAG_GUARD_TABLE")
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--table"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&[
+        "protect",
+        "web:prod",
+        "--table",
+        "t",
+        "--on-move",
+        "sideways",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("[possible values: revert, follow, alert]"));
+    let o = run(&["--help"]);
+    let help = stdout(&o);
+    for cmd in [
+        "replay",
+        "schema",
+        "registry",
+        "protect",
+        "unprotect",
+        "list",
+        "history",
+        "status",
+    ] {
+        assert!(help.contains(cmd), "{cmd} missing from:\n{help}");
+    }
+}

@@ -7,6 +7,7 @@ The server exits when its standard input closes, so it never outlives the tests 
 started it.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -121,6 +122,28 @@ def put_image(
     return image
 
 
+ORIGINAL_BATCH_GET_IMAGE = models.ECRBackend.batch_get_image
+
+
+def batch_get_image(self, repository_name, registry_id=None, image_ids=None):
+    """AWS BatchGetImage answers a request by tag with that tag in the image's imageId. moto
+    names whichever tag the image got last, so an image with several tags cannot be told
+    apart from the answer."""
+    response = ORIGINAL_BATCH_GET_IMAGE(self, repository_name, registry_id, image_ids)
+    found = list({id(im): im for im in response["images"]}.values())
+    images = []
+    for image_id in image_ids or []:
+        for image in found:
+            if "imageTag" in image_id and image_id["imageTag"] in image.image_tags:
+                echoed = copy.copy(image)
+                echoed.image_tag = image_id["imageTag"]
+                images.append(echoed)
+            elif "imageDigest" in image_id and image.get_image_digest() == image_id["imageDigest"]:
+                images.append(image)
+    response["images"] = images
+    return response
+
+
 def exit_when_stdin_closes():
     sys.stdin.read()
     os._exit(0)
@@ -134,6 +157,7 @@ def main():
         )
     models.Image._create_digest = create_digest
     models.ECRBackend.put_image = put_image
+    models.ECRBackend.batch_get_image = batch_get_image
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     moto.server.main(sys.argv[1:])
 

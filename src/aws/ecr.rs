@@ -4,21 +4,11 @@ use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::types::ImageIdentifier;
 use aws_sdk_ecr::Client;
 
-use super::call_error;
+use super::{call_error, MEDIA_TYPES};
 use crate::error::CallError;
 use crate::guard::{Failure, PutStep};
 use crate::ports::{Images, Put, PutError};
 use crate::registry::{Manifest, RepoKey};
-
-/// Every manifest type ECR stores; `BatchGetImage` otherwise may convert or refuse.
-const MEDIA_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    "application/vnd.docker.distribution.manifest.v1+json",
-];
 
 /// ECR through the SDK. Every call names the registry (account) of the repository.
 #[derive(Clone, Debug)]

@@ -1,6 +1,7 @@
 //! The AWS adapters: the SDK clients behind the ports. They translate requests and errors
 //! (every `match` on an AWS error code lives here) and decide nothing.
 
+pub mod admin;
 mod dynamodb;
 mod ecr;
 mod sns;
@@ -16,6 +17,16 @@ use crate::config::Config;
 use crate::error::CallError;
 use crate::guard::Settings;
 use crate::handler::Handler;
+
+/// Every manifest type ECR stores; `BatchGetImage` otherwise may convert or refuse.
+pub(crate) const MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+];
 
 /// The handler wired to AWS.
 pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger>;

@@ -1,11 +1,14 @@
 //! The command line: `replay` (the main local job) and `schema`.
 
+pub mod registry;
 mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::handler::Now;
 
 pub use replay::{replay, ReplayOptions};
 
@@ -25,6 +28,86 @@ enum Command {
     Replay(ReplayArgs),
     /// Print the JSON Schema of a registry item.
     Schema,
+    /// Set up the registry table.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Pin REPO:TAG's current image in the registry (REPO: ACCOUNT/REGION/NAME, or NAME in the
+    /// caller's account and region).
+    Protect {
+        /// REPO:TAG
+        target: String,
+        /// What a delete does: restore or alert (default restore).
+        #[arg(long, value_parser = ["restore", "alert"])]
+        on_delete: Option<String>,
+        /// What a move does: revert, follow or alert (default revert).
+        #[arg(long, value_parser = ["revert", "follow", "alert"])]
+        on_move: Option<String>,
+        /// An ARN glob of a caller allowed to move or delete the tag (repeatable).
+        #[arg(long = "allow", value_name = "ARN_GLOB")]
+        allow: Vec<String>,
+        /// Page severity: critical, high, medium or low (default high).
+        #[arg(long, value_parser = ["critical", "high", "medium", "low"])]
+        severity: Option<String>,
+        /// Who owns the tag.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Text for the person on call.
+        #[arg(long)]
+        notes: Option<String>,
+        /// Replace an existing item's pin (and the fields given).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Remove REPO:TAG from the registry (its history stays).
+    Unprotect {
+        /// REPO:TAG
+        target: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// List the protected tags.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Show what happened to REPO:TAG, newest first.
+    History {
+        /// REPO:TAG
+        target: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Check every protected tag against ECR; exit 1 when any is not ok.
+    Status {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistryCommand {
+    /// Create the registry table (key repository + tag, TTL on expires_at); does nothing
+    /// when it exists with that schema, refuses when it has another.
+    Init,
+}
+
+#[derive(clap::Args, Debug)]
+struct TableArg {
+    /// The registry table.
+    #[arg(long = "table", env = crate::config::TABLE)]
+    name: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -59,6 +142,20 @@ struct ReplayArgs {
     topic_arn: Option<String>,
 }
 
+/// Clients for the registry commands, from the usual AWS configuration.
+async fn ops(table: &TableArg) -> registry::Ops {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    registry::Ops {
+        admin: crate::aws::admin::Admin {
+            ddb: aws_sdk_dynamodb::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            table: table.name.clone(),
+        },
+        sts: aws_sdk_sts::Client::new(&sdk),
+        region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+    }
+}
+
 /// Sets up logging: JSON lines for the Lambda (level from `TAG_GUARD_LOG`, default info);
 /// for the CLI, text on stderr, errors only unless `TAG_GUARD_LOG` says otherwise (the
 /// replay report already shows what warnings would).
@@ -89,6 +186,57 @@ pub async fn main() -> ExitCode {
         Command::Schema => {
             println!("{}", crate::registry::SCHEMA.trim_end());
             Ok(true)
+        }
+        Command::Registry {
+            command: RegistryCommand::Init,
+            table,
+        } => registry::init(&ops(&table).await, &mut std::io::stdout().lock()).await,
+        Command::Protect {
+            target,
+            on_delete,
+            on_move,
+            allow,
+            severity,
+            owner,
+            notes,
+            force,
+            table,
+        } => {
+            let opts = registry::ProtectOptions {
+                on_delete,
+                on_move,
+                allow,
+                severity,
+                owner,
+                notes,
+                force,
+            };
+            registry::protect(
+                &ops(&table).await,
+                &target,
+                &opts,
+                &Now::system(),
+                &mut std::io::stdout().lock(),
+            )
+            .await
+        }
+        Command::Unprotect { target, table } => {
+            registry::unprotect(
+                &ops(&table).await,
+                &target,
+                &Now::system(),
+                &mut std::io::stdout().lock(),
+            )
+            .await
+        }
+        Command::List { json, table } => {
+            registry::list(&ops(&table).await, json, &mut std::io::stdout().lock()).await
+        }
+        Command::History { target, table } => {
+            registry::history(&ops(&table).await, &target, &mut std::io::stdout().lock()).await
+        }
+        Command::Status { json, table } => {
+            registry::status(&ops(&table).await, json, &mut std::io::stdout().lock()).await
         }
         Command::Replay(a) => {
             let opts = ReplayOptions {

@@ -16,6 +16,7 @@
 //! | anything done by the guard's own role  | nothing (this is what stops loops)                |
 
 mod restore;
+pub mod status;
 #[cfg(test)]
 mod tests;
 

@@ -156,6 +156,7 @@ pub struct World {
     pub ddb: aws_sdk_dynamodb::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub sts: aws_sdk_sts::Client,
     pub table: String,
     pub topic_arn: String,
     pub queue_url: String,
@@ -210,6 +211,11 @@ impl World {
         );
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(icpt.clone())
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&sdk)
                 .interceptor(icpt)
                 .build(),
         );
@@ -248,6 +254,7 @@ impl World {
             ddb,
             sns,
             sqs,
+            sts,
             table,
             topic_arn,
             queue_url,
@@ -284,6 +291,19 @@ impl World {
                 own_role_arn: Some(self.guard_role_arn()),
             },
             dry_run: false,
+        }
+    }
+
+    /// The registry commands on this world's clients.
+    pub fn ops(&self) -> ecr_tag_guard::cli::registry::Ops {
+        ecr_tag_guard::cli::registry::Ops {
+            admin: ecr_tag_guard::aws::admin::Admin {
+                ddb: self.ddb.clone(),
+                ecr: self.ecr.clone(),
+                table: self.table.clone(),
+            },
+            sts: self.sts.clone(),
+            region: REGION.into(),
         }
     }
 

@@ -1,0 +1,324 @@
+//! The calls the registry commands make (`registry init`, `protect`, `list`, `history`,
+//! `status`): table set-up, item reads and writes, and reading tags from ECR. They
+//! translate; the commands in [`crate::cli`] decide.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_ecr::types::ImageIdentifier;
+use serde_json::{Map, Value};
+
+use super::dynamodb::{attr_to_json, json_to_attr, TTL_ATTRIBUTE};
+use super::{call_error, MEDIA_TYPES};
+use crate::error::CallError;
+use crate::registry::{field, Manifest, RepoKey};
+
+/// What the registry table looks like, as far as the guard cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableState {
+    /// There is no such table.
+    Missing,
+    /// It has the documented key schema (`repository` hash, `tag` range, both strings).
+    Matching,
+    /// It has another key schema, described.
+    Other(String),
+}
+
+/// A tag as ECR has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagState {
+    /// The tag points at this digest.
+    At(String),
+    /// ECR answered with this failure code (e.g. `ImageNotFound`).
+    Failed(String),
+}
+
+/// The registry table and ECR, for the commands.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    /// DynamoDB.
+    pub ddb: aws_sdk_dynamodb::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// The registry table.
+    pub table: String,
+}
+
+fn item_to_json(item: &HashMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), attr_to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn json_to_item(v: &Value) -> HashMap<String, AttributeValue> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Admin {
+    /// Describes the table's key schema.
+    pub async fn table_state(&self) -> Result<TableState, CallError> {
+        let out = match self
+            .ddb
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Ok(TableState::Missing)
+            }
+            Err(e) => return Err(call_error("dynamodb:DescribeTable", &e)),
+        };
+        let Some(t) = out.table() else {
+            return Ok(TableState::Missing);
+        };
+        let types: BTreeMap<&str, &str> = t
+            .attribute_definitions()
+            .iter()
+            .map(|a| (a.attribute_name(), a.attribute_type().as_str()))
+            .collect();
+        let keys: Vec<String> = t
+            .key_schema()
+            .iter()
+            .map(|k| {
+                let name = k.attribute_name();
+                format!(
+                    "{name} {} {}",
+                    k.key_type().as_str(),
+                    types.get(name).unwrap_or(&"?")
+                )
+            })
+            .collect();
+        let wanted = [
+            format!("{} HASH S", field::REPOSITORY),
+            format!("{} RANGE S", field::TAG),
+        ];
+        Ok(if keys == wanted {
+            TableState::Matching
+        } else {
+            TableState::Other(keys.join(", "))
+        })
+    }
+
+    /// Creates the table (on demand) and turns on TTL for the ledger's records.
+    pub async fn create_table(&self) -> Result<(), CallError> {
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| CallError::fatal("dynamodb:CreateTable", e.to_string()))
+        };
+        let key = |n: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .map_err(|e| CallError::fatal("dynamodb:CreateTable", e.to_string()))
+        };
+        self.ddb
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(field::REPOSITORY)?)
+            .attribute_definitions(attr(field::TAG)?)
+            .key_schema(key(field::REPOSITORY, KeyType::Hash)?)
+            .key_schema(key(field::TAG, KeyType::Range)?)
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:CreateTable", &e))?;
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name(TTL_ATTRIBUTE)
+            .enabled(true)
+            .build()
+            .map_err(|e| CallError::fatal("dynamodb:UpdateTimeToLive", e.to_string()))?;
+        self.ddb
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:UpdateTimeToLive", &e))?;
+        Ok(())
+    }
+
+    /// Writes an item; unless `replace`, only where none exists. `false`: one exists.
+    pub async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
+        let mut req = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(json_to_item(item)));
+        if !replace {
+            req = req
+                .condition_expression("attribute_not_exists(#r)")
+                .expression_attribute_names("#r", field::REPOSITORY);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(call_error("dynamodb:PutItem", &e)),
+        }
+    }
+
+    /// Deletes a tag's item. `false`: there was none.
+    pub async fn delete_item(&self, repo: &RepoKey, tag: &str) -> Result<bool, CallError> {
+        let result = self
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, json_to_attr(&Value::String(repo.key())))
+            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
+            .condition_expression("attribute_exists(#r)")
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(call_error("dynamodb:DeleteItem", &e)),
+        }
+    }
+
+    /// Every item of a partition, as plain JSON, sorted by `tag` (`newest_first`: reversed).
+    pub async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#r = :r")
+                .expression_attribute_names("#r", field::REPOSITORY)
+                .expression_attribute_values(":r", json_to_attr(&Value::String(key.to_string())))
+                .scan_index_forward(!newest_first)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| call_error("dynamodb:Query", &e))?;
+            out.extend(page.items().iter().map(item_to_json));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Every registry item (not the guard's own history and ledger records), as plain JSON.
+    pub async fn registry_items(&self) -> Result<Vec<Value>, CallError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("NOT begins_with(#r, :h) AND NOT begins_with(#r, :l)")
+                .expression_attribute_names("#r", field::REPOSITORY)
+                .expression_attribute_values(":h", json_to_attr(&Value::String("history#".into())))
+                .expression_attribute_values(":l", json_to_attr(&Value::String("ledger#".into())))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| call_error("dynamodb:Scan", &e))?;
+            out.extend(page.items().iter().map(item_to_json));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Reads images by tag or digest (`BatchGetImage`, 100 ids a call): for each id, the
+    /// manifest, or ECR's failure code. `Ok(None)`: the repository does not exist.
+    pub async fn images(
+        &self,
+        repo: &RepoKey,
+        ids: &[ImageRef],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(100) {
+            let result = self
+                .ecr
+                .batch_get_image()
+                .registry_id(&repo.account)
+                .repository_name(&repo.name)
+                .set_image_ids(Some(chunk.iter().map(ImageRef::identifier).collect()))
+                .set_accepted_media_types(Some(MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
+                .send()
+                .await;
+            let got = match result {
+                Ok(got) => got,
+                Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(None),
+                Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
+            };
+            for id in chunk {
+                let found = got.images().iter().find(|im| {
+                    im.image_id().is_some_and(|i| match id {
+                        ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
+                        ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
+                    })
+                });
+                let failure = || {
+                    got.failures()
+                        .iter()
+                        .find(|f| {
+                            f.image_id().is_some_and(|i| match id {
+                                ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
+                                ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
+                            })
+                        })
+                        .and_then(|f| f.failure_code().map(|c| c.as_str().to_string()))
+                        .unwrap_or_else(|| "ImageNotFound".to_string())
+                };
+                out.push(match found {
+                    Some(im) => match (
+                        im.image_id().and_then(|i| i.image_digest()),
+                        im.image_manifest(),
+                    ) {
+                        (Some(d), Some(body)) => Ok(Manifest {
+                            digest: d.to_string(),
+                            media_type: im.image_manifest_media_type().map(String::from),
+                            body: body.to_string(),
+                        }),
+                        _ => Err("ImageWithoutManifest".to_string()),
+                    },
+                    None => Err(failure()),
+                });
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// An image named by tag or by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// By tag.
+    Tag(String),
+    /// By digest.
+    Digest(String),
+}
+
+impl ImageRef {
+    fn identifier(&self) -> ImageIdentifier {
+        match self {
+            ImageRef::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),
+            ImageRef::Digest(d) => ImageIdentifier::builder().image_digest(d).build(),
+        }
+    }
+}

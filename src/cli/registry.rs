@@ -1,0 +1,530 @@
+//! The registry commands, against AWS (or the endpoint `AWS_ENDPOINT_URL` names):
+//! `registry init`, `protect`, `unprotect`, `list`, `history` and `status`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Map, Value};
+
+use crate::aws::admin::{Admin, ImageRef, TableState};
+use crate::aws::{DynamoRegistry, TTL_ATTRIBUTE};
+use crate::guard::status::standing;
+use crate::handler::Now;
+use crate::ports::{HistoryRecord, Registry};
+use crate::registry::{self, field, parse_item, Entry, Manifest, RepoKey};
+use crate::text::{clean, short_digest};
+
+/// What the commands work with.
+#[derive(Clone, Debug)]
+pub struct Ops {
+    /// The table and ECR.
+    pub admin: Admin,
+    /// For the caller's account and ARN.
+    pub sts: aws_sdk_sts::Client,
+    /// The caller's region, for plain repository names.
+    pub region: String,
+}
+
+/// How `protect` sets the item; `None` keeps what an existing item has (with `--force`) or
+/// the default.
+#[derive(Clone, Debug, Default)]
+pub struct ProtectOptions {
+    /// `on_delete`.
+    pub on_delete: Option<String>,
+    /// `on_move`.
+    pub on_move: Option<String>,
+    /// `allow` globs (empty: keep).
+    pub allow: Vec<String>,
+    /// `severity`.
+    pub severity: Option<String>,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// `notes`.
+    pub notes: Option<String>,
+    /// Replace an existing item.
+    pub force: bool,
+}
+
+impl Ops {
+    async fn caller(&self) -> Option<(String, String)> {
+        let id = self.sts.get_caller_identity().send().await.ok()?;
+        Some((id.account()?.to_string(), id.arn()?.to_string()))
+    }
+
+    /// Reads `REPO:TAG`, where REPO is `ACCOUNT/REGION/NAME` or a plain name in the
+    /// caller's account and region.
+    async fn target(&self, target: &str) -> anyhow::Result<(RepoKey, String)> {
+        let Some((repo, tag)) = target.rsplit_once(':') else {
+            bail!("`{}` is not REPO:TAG", clean(target, 300));
+        };
+        if !registry::is_tag(tag) {
+            bail!("`{}` is not a valid ECR tag", clean(tag, 130));
+        }
+        let parts: Vec<&str> = repo.splitn(3, '/').collect();
+        let qualified = parts.len() == 3
+            && parts[0].len() == 12
+            && parts[0].bytes().all(|b| b.is_ascii_digit());
+        let key = if qualified {
+            RepoKey::parse(repo).map_err(|e| anyhow!(e))?
+        } else {
+            if !registry::is_repository_name(repo) {
+                bail!("`{}` is not a valid ECR repository name", clean(repo, 300));
+            }
+            let (account, _) = self
+                .caller()
+                .await
+                .ok_or_else(|| anyhow!("cannot tell the caller's account (sts:GetCallerIdentity failed): name the repository as ACCOUNT/REGION/NAME"))?;
+            RepoKey {
+                account,
+                region: self.region.clone(),
+                name: repo.to_string(),
+            }
+        };
+        Ok((key, tag.to_string()))
+    }
+
+    fn history(&self) -> DynamoRegistry {
+        DynamoRegistry {
+            client: self.admin.ddb.clone(),
+            table: self.admin.table.clone(),
+        }
+    }
+
+    /// Records a command in the tag's history; `digests` is the pin before and after.
+    async fn record(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        (action, outcome): (&str, &str),
+        (old, new): (Option<String>, Option<String>),
+        now: &Now,
+    ) -> anyhow::Result<()> {
+        let who = self
+            .caller()
+            .await
+            .map_or_else(|| "unknown caller".to_string(), |(_, arn)| arn);
+        let r = HistoryRecord {
+            repo: repo.clone(),
+            tag: tag.to_string(),
+            at: now.rfc3339.clone(),
+            event_id: format!(
+                "cli-{action}-{}-{}",
+                now.epoch,
+                tail(new.as_deref().or(old.as_deref()))
+            ),
+            action: action.into(),
+            outcome: outcome.into(),
+            old_digest: old,
+            new_digest: new,
+            who,
+            detail: format!("ecr-tag-guard {action}"),
+        };
+        self.history().add_history(&[r]).await?;
+        Ok(())
+    }
+}
+
+/// The last 12 characters of a digest, to tell records of one second apart.
+fn tail(digest: Option<&str>) -> String {
+    let chars: Vec<char> = digest.unwrap_or("none").chars().collect();
+    chars[chars.len().saturating_sub(12)..].iter().collect()
+}
+
+/// `registry init`: creates the table, or says it is there already, or refuses when a table
+/// of that name has another key schema.
+pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
+    let table = &ops.admin.table;
+    match ops.admin.table_state().await? {
+        TableState::Matching => {
+            writeln!(out, "table {table} exists with the registry's key schema: nothing changed")?;
+            Ok(true)
+        }
+        TableState::Other(keys) => bail!(
+            "table {table} exists with another key schema ({keys}); the registry needs {} (HASH, S) and {} (RANGE, S): nothing changed",
+            field::REPOSITORY,
+            field::TAG
+        ),
+        TableState::Missing => {
+            ops.admin.create_table().await?;
+            writeln!(out, "created table {table}: key {} + {}, on demand, TTL on {TTL_ATTRIBUTE}", field::REPOSITORY, field::TAG)?;
+            Ok(true)
+        }
+    }
+}
+
+/// `protect REPO:TAG`: pins the tag's current image (an index with its children) in the
+/// registry.
+pub async fn protect(
+    ops: &Ops,
+    target: &str,
+    opts: &ProtectOptions,
+    now: &Now,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let (repo, tag) = ops.target(target).await?;
+    let found = ops
+        .admin
+        .images(&repo, &[ImageRef::Tag(tag.clone())])
+        .await?
+        .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
+    let manifest = match found.into_iter().next() {
+        Some(Ok(m)) => m,
+        Some(Err(code)) => bail!("tag {tag} is not in {repo} (ECR: {code}): nothing to protect"),
+        None => bail!("ECR returned nothing for {repo}:{tag}"),
+    };
+    if !manifest.verify() {
+        bail!(
+            "ECR returned a manifest for {tag} whose sha256 is not its digest {}: not pinned",
+            manifest.digest
+        );
+    }
+    let children = children(ops, &repo, &manifest).await?;
+    let existing = existing_item(ops, &repo, &tag).await?;
+    if existing.is_some() && !opts.force {
+        bail!("{repo}:{tag} is already protected; --force replaces its pin and the fields given");
+    }
+    let mut item: Map<String, Value> = existing
+        .clone()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    item.insert(field::REPOSITORY.into(), json!(repo.key()));
+    item.insert(field::TAG.into(), json!(tag));
+    for (f, v) in [
+        (field::ON_DELETE, &opts.on_delete),
+        (field::ON_MOVE, &opts.on_move),
+        (field::SEVERITY, &opts.severity),
+        (field::OWNER, &opts.owner),
+        (field::NOTES, &opts.notes),
+    ] {
+        if let Some(v) = v {
+            item.insert(f.into(), json!(v));
+        }
+    }
+    if !opts.allow.is_empty() {
+        item.insert(field::ALLOW.into(), json!(opts.allow));
+    }
+    let by = ops
+        .caller()
+        .await
+        .map_or_else(|| "ecr-tag-guard protect".to_string(), |(_, arn)| arn);
+    for f in registry::PIN_FIELDS {
+        item.remove(*f);
+    }
+    let pin = registry::Pin {
+        digest: manifest.digest.clone(),
+        manifest: Some(manifest.clone()),
+        children,
+        pinned_by: Some(by),
+        pinned_at: Some(now.rfc3339.clone()),
+    };
+    item.extend(registry::pin_fields(&pin));
+    let item = Value::Object(item);
+    let entry = parse_item(&item).map_err(|bad| anyhow!("{bad}"))?;
+    if !ops.admin.put_item(&item, opts.force).await? {
+        bail!("{repo}:{tag} was protected meanwhile; --force replaces it");
+    }
+    let old = existing
+        .as_ref()
+        .and_then(|v| v.get(field::DIGEST))
+        .and_then(Value::as_str)
+        .map(String::from);
+    ops.record(
+        &repo,
+        &tag,
+        ("protect", "pinned"),
+        (old, Some(pin.digest.clone())),
+        now,
+    )
+    .await?;
+    writeln!(
+        out,
+        "protected {repo}:{tag} at {} ({}{}), on_delete {}, on_move {}, severity {}",
+        pin.digest,
+        manifest
+            .media_type
+            .as_deref()
+            .unwrap_or("media type unknown"),
+        if pin.children.is_empty() {
+            String::new()
+        } else {
+            format!(", {} child manifests", pin.children.len())
+        },
+        name(&entry.on_delete),
+        name(&entry.on_move),
+        entry.severity.as_str(),
+    )?;
+    Ok(true)
+}
+
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+async fn children(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<Vec<Manifest>> {
+    let digests = m.child_digests();
+    if digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<ImageRef> = digests.iter().cloned().map(ImageRef::Digest).collect();
+    let found = ops
+        .admin
+        .images(repo, &ids)
+        .await?
+        .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
+    digests
+        .iter()
+        .zip(found)
+        .map(|(d, r)| match r {
+            Ok(c) if c.verify() => Ok(c),
+            Ok(_) => Err(anyhow!(
+                "child manifest {d} does not hash to its digest: not pinned"
+            )),
+            Err(code) => Err(anyhow!(
+                "child manifest {d} of the index is not in {repo} (ECR: {code}): not pinned"
+            )),
+        })
+        .collect()
+}
+
+async fn existing_item(ops: &Ops, repo: &RepoKey, tag: &str) -> anyhow::Result<Option<Value>> {
+    Ok(ops
+        .admin
+        .partition(&repo.key(), false)
+        .await?
+        .into_iter()
+        .find(|i| i.get(field::TAG).and_then(Value::as_str) == Some(tag)))
+}
+
+/// `unprotect REPO:TAG`: removes the item (its history stays).
+pub async fn unprotect(
+    ops: &Ops,
+    target: &str,
+    now: &Now,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let (repo, tag) = ops.target(target).await?;
+    let existing = existing_item(ops, &repo, &tag).await?;
+    if !ops.admin.delete_item(&repo, &tag).await? {
+        bail!("{repo}:{tag} is not protected: nothing changed");
+    }
+    let old = existing
+        .as_ref()
+        .and_then(|v| v.get(field::DIGEST))
+        .and_then(Value::as_str)
+        .map(String::from);
+    ops.record(&repo, &tag, ("unprotect", "removed"), (old, None), now)
+        .await?;
+    writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
+    Ok(true)
+}
+
+/// Every registry item, read and validated.
+async fn entries(ops: &Ops) -> anyhow::Result<(Vec<Entry>, Vec<registry::InvalidEntry>)> {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for item in ops
+        .admin
+        .registry_items()
+        .await
+        .context("reading the registry")?
+    {
+        match parse_item(&item) {
+            Ok(e) => good.push(e),
+            Err(b) => bad.push(b),
+        }
+    }
+    good.sort_by(|a, b| (&a.repo, &a.tag).cmp(&(&b.repo, &b.tag)));
+    Ok((good, bad))
+}
+
+/// `list`: the protected tags, as a table or (`json`) one JSON object per line.
+pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
+    let (good, bad) = entries(ops).await?;
+    if as_json {
+        for e in &good {
+            writeln!(out, "{}", entry_json(e))?;
+        }
+        for b in &bad {
+            writeln!(out, "{}", json!({"invalid": b.key, "problems": b.problems}))?;
+        }
+        return Ok(bad.is_empty());
+    }
+    let rows: Vec<[String; 7]> = good
+        .iter()
+        .map(|e| {
+            [
+                e.repo.key(),
+                e.tag.clone(),
+                e.digest()
+                    .map_or("(not pinned)".to_string(), |d| short_digest(d).to_string()),
+                name(&e.on_delete),
+                name(&e.on_move),
+                e.severity.as_str().to_string(),
+                clean(e.owner.as_deref().unwrap_or("-"), 60),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        [
+            "REPOSITORY",
+            "TAG",
+            "PIN",
+            "ON_DELETE",
+            "ON_MOVE",
+            "SEVERITY",
+            "OWNER",
+        ],
+        &rows,
+    )?;
+    for b in &bad {
+        writeln!(out, "INVALID {}: {}", b.key, b.problems.join("; "))?;
+    }
+    writeln!(
+        out,
+        "{} protected tag(s), {} invalid item(s)",
+        good.len(),
+        bad.len()
+    )?;
+    Ok(bad.is_empty())
+}
+
+fn entry_json(e: &Entry) -> Value {
+    json!({
+        "repository": e.repo.key(), "tag": e.tag, "digest": e.digest(),
+        "manifest_stored": e.pin.as_ref().is_some_and(|p| p.manifest.is_some()),
+        "on_delete": e.on_delete, "on_move": e.on_move, "allow": e.allow,
+        "severity": e.severity, "owner": e.owner, "notes": e.notes,
+        "pinned_by": e.pin.as_ref().and_then(|p| p.pinned_by.clone()),
+        "pinned_at": e.pin.as_ref().and_then(|p| p.pinned_at.clone()),
+    })
+}
+
+fn table<const N: usize>(
+    out: &mut impl Write,
+    head: [&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        cells
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(head.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// `history REPO:TAG`: every pin, move, restore, failure and page for the tag, newest first.
+pub async fn history(ops: &Ops, target: &str, out: &mut impl Write) -> anyhow::Result<bool> {
+    let (repo, tag) = ops.target(target).await?;
+    let records = ops
+        .admin
+        .partition(&format!("history#{}:{tag}", repo.key()), true)
+        .await?;
+    if records.is_empty() {
+        writeln!(out, "no history for {repo}:{tag}")?;
+        return Ok(true);
+    }
+    let s = |v: &Value, k: &str| clean(v.get(k).and_then(Value::as_str).unwrap_or("-"), 300);
+    let d = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map_or("-".to_string(), |x| short_digest(x).to_string())
+    };
+    for r in &records {
+        writeln!(
+            out,
+            "{}  {} -> {}  {} -> {}  by {}  ({}; event {})",
+            s(r, "at"),
+            s(r, "action"),
+            s(r, "outcome"),
+            d(r, "old_digest"),
+            d(r, "new_digest"),
+            s(r, "who"),
+            s(r, "detail"),
+            s(r, "event_id"),
+        )?;
+    }
+    Ok(true)
+}
+
+/// `status`: how every protected tag stands in ECR now. `Ok(false)` when any is not ok, so
+/// the exit code works in cron and CI. ECR is read per repository, 100 tags a call.
+pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
+    let (good, bad) = entries(ops).await?;
+    let mut by_repo: BTreeMap<&RepoKey, Vec<&Entry>> = BTreeMap::new();
+    for e in &good {
+        by_repo.entry(&e.repo).or_default().push(e);
+    }
+    let mut not_ok = bad.len();
+    for (repo, es) in by_repo {
+        let ids: Vec<ImageRef> = es.iter().map(|e| ImageRef::Tag(e.tag.clone())).collect();
+        let seen = ops.admin.images(repo, &ids).await?;
+        for (i, e) in es.iter().enumerate() {
+            let found = seen.as_ref().and_then(|s| s.get(i));
+            let s = standing(
+                e,
+                seen.as_ref().map(|_| match found {
+                    Some(Ok(m)) => Ok(m.digest.as_str()),
+                    Some(Err(code)) => Err(code.as_str()),
+                    None => Err("ImageNotFound"),
+                }),
+            );
+            if !s.is_ok() {
+                not_ok += 1;
+            }
+            if as_json {
+                let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
+                v["repository"] = json!(repo.key());
+                v["tag"] = json!(e.tag);
+                v["pin"] = json!(e.digest());
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "{:<22} {repo}:{}", s.describe(), e.tag)?;
+            }
+        }
+    }
+    for b in &bad {
+        if as_json {
+            writeln!(
+                out,
+                "{}",
+                json!({"status": "invalid", "item": b.key, "problems": b.problems})
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<22} {}: {}",
+                "invalid item",
+                b.key,
+                b.problems.join("; ")
+            )?;
+        }
+    }
+    if !as_json {
+        writeln!(
+            out,
+            "{} protected tag(s): {} ok, {not_ok} not ok",
+            good.len() + bad.len(),
+            good.len() + bad.len() - not_ok
+        )?;
+    }
+    Ok(not_ok == 0)
+}

@@ -1,0 +1,122 @@
+//! How a protected tag stands in ECR now, for `status` (and, later, reconcile).
+
+use serde::Serialize;
+
+use crate::registry::Entry;
+use crate::text::short_digest;
+
+/// What ECR says about a tag: where it points, or its failure code; `None` when the
+/// repository does not exist.
+pub type Seen<'a> = Option<Result<&'a str, &'a str>>;
+
+/// A protected tag's standing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Standing {
+    /// On its pin, with the manifest stored.
+    Ok,
+    /// On another digest.
+    Moved {
+        /// Where it points now.
+        to: String,
+    },
+    /// Not in the repository.
+    Missing,
+    /// The repository does not exist.
+    RepositoryGone,
+    /// The item has no digest yet: the guard pins it when it first sees the tag.
+    NotPinned,
+    /// On its pin, but no manifest is stored: a restore after a full delete would fail.
+    PinWithoutManifest,
+    /// ECR could not say (its failure code).
+    Unreadable {
+        /// ECR's failure code.
+        code: String,
+    },
+}
+
+impl Standing {
+    /// True for [`Standing::Ok`].
+    pub fn is_ok(&self) -> bool {
+        *self == Standing::Ok
+    }
+
+    /// A short line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Standing::Ok => "ok".into(),
+            Standing::Moved { to } => format!("moved to {}", short_digest(to)),
+            Standing::Missing => "missing".into(),
+            Standing::RepositoryGone => "repository gone".into(),
+            Standing::NotPinned => "not pinned yet".into(),
+            Standing::PinWithoutManifest => "pin without manifest".into(),
+            Standing::Unreadable { code } => format!("unreadable ({code})"),
+        }
+    }
+}
+
+/// The standing of `entry` given what ECR has.
+pub fn standing(entry: &Entry, seen: Seen<'_>) -> Standing {
+    let Some(seen) = seen else {
+        return Standing::RepositoryGone;
+    };
+    let Some(pin) = &entry.pin else {
+        return Standing::NotPinned;
+    };
+    match seen {
+        Err("ImageNotFound") | Err("ImageTagDoesNotMatchDigest") => Standing::Missing,
+        Err(code) => Standing::Unreadable {
+            code: code.to_string(),
+        },
+        Ok(d) if d != pin.digest => Standing::Moved { to: d.to_string() },
+        Ok(_) if pin.manifest.is_none() => Standing::PinWithoutManifest,
+        Ok(_) => Standing::Ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::parse_item;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    #[test]
+    fn every_standing() {
+        let base = json!({"repository": "123456789012/eu-west-1/web", "tag": "t"});
+        let unpinned = parse_item(&base).unwrap();
+        let mut v = base.clone();
+        v["digest"] = json!(D1);
+        let no_manifest = parse_item(&v).unwrap();
+        v["manifest"] = json!("{}");
+        let full = parse_item(&v).unwrap();
+        assert_eq!(standing(&full, None), Standing::RepositoryGone);
+        assert_eq!(standing(&unpinned, Some(Ok(D1))), Standing::NotPinned);
+        assert_eq!(
+            standing(&full, Some(Err("ImageNotFound"))),
+            Standing::Missing
+        );
+        assert_eq!(
+            standing(&full, Some(Err("Throttled"))),
+            Standing::Unreadable {
+                code: "Throttled".into()
+            }
+        );
+        assert_eq!(
+            standing(&full, Some(Ok(D2))),
+            Standing::Moved { to: D2.into() }
+        );
+        assert_eq!(
+            standing(&no_manifest, Some(Ok(D1))),
+            Standing::PinWithoutManifest
+        );
+        assert!(standing(&full, Some(Ok(D1))).is_ok());
+        assert_eq!(
+            Standing::Moved { to: D2.into() }.describe(),
+            "moved to sha256:222222222222"
+        );
+    }
+}

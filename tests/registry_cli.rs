@@ -1,0 +1,342 @@
+//! The registry commands (`registry init`, `protect`, `unprotect`, `list`, `history`,
+//! `status`) with the real SDK clients against moto_server, one moto account per test.
+
+mod common;
+
+use common::*;
+use ecr_tag_guard::cli::registry::{self, ProtectOptions};
+use ecr_tag_guard::handler::Now;
+use serde_json::{json, Value};
+
+fn now() -> Now {
+    Now {
+        epoch: 1_790_000_000,
+        rfc3339: "2026-09-21T12:00:00Z".into(),
+    }
+}
+
+fn text(buf: Vec<u8>) -> String {
+    String::from_utf8(buf).expect("utf-8")
+}
+
+#[tokio::test]
+async fn init_creates_the_table_once_and_refuses_another_schema() {
+    let Some(w) = World::new().await else { return };
+    let mut ops = w.ops();
+    ops.admin.table = "fresh-registry".into();
+    let mut out = Vec::new();
+    assert!(registry::init(&ops, &mut out).await.expect("init"));
+    assert!(text(out).contains("created table fresh-registry"));
+    let ttl = w
+        .ddb
+        .describe_time_to_live()
+        .table_name("fresh-registry")
+        .send()
+        .await
+        .expect("ttl");
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|t| t.attribute_name()),
+        Some("expires_at")
+    );
+    let mut out = Vec::new();
+    assert!(registry::init(&ops, &mut out).await.expect("again"));
+    assert!(text(out).contains("nothing changed"));
+    // A table of that name with another key is left alone.
+    w.ddb
+        .create_table()
+        .table_name("other")
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("other table");
+    ops.admin.table = "other".into();
+    let err = registry::init(&ops, &mut Vec::new())
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("another key schema (pk HASH S)"), "{err}");
+}
+
+#[tokio::test]
+async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("web", false).await;
+    let m = manifest("protect-me");
+    let d = w.push("web", &m, DOCKER, Some("prod")).await;
+    let opts = ProtectOptions {
+        severity: Some("critical".into()),
+        owner: Some("team-web".into()),
+        allow: vec!["arn:aws:iam::*:role/deploy".into()],
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    // A plain name is the caller's account (moto's STS answers with the account of the request).
+    assert!(
+        registry::protect(&w.ops(), "web:prod", &opts, &now(), &mut out)
+            .await
+            .expect("protect")
+    );
+    assert!(text(out).contains(&format!("protected {}:prod at {d}", w.repo("web").key())));
+    let item = w.item("web", "prod").await.expect("item");
+    assert_eq!(item["digest"], d);
+    assert_eq!(item["manifest"], m);
+    assert_eq!(item["severity"], "critical");
+    assert_eq!(item["allow"], json!(["arn:aws:iam::*:role/deploy"]));
+    assert_eq!(item["pinned_at"], "2026-09-21T12:00:00Z");
+    // Protecting again needs --force, and keeps what it is not told to change.
+    let err = registry::protect(
+        &w.ops(),
+        "web:prod",
+        &ProtectOptions::default(),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect_err("exists")
+    .to_string();
+    assert!(err.contains("--force"), "{err}");
+    let m2 = manifest("protect-me-2");
+    let d2 = w.push("web", &m2, DOCKER, Some("prod")).await;
+    let force = ProtectOptions {
+        force: true,
+        ..Default::default()
+    };
+    let later = Now {
+        epoch: 1_790_000_060,
+        rfc3339: "2026-09-21T12:01:00Z".into(),
+    };
+    registry::protect(
+        &w.ops(),
+        &format!("{}:prod", w.repo("web").key()),
+        &force,
+        &later,
+        &mut Vec::new(),
+    )
+    .await
+    .expect("forced");
+    let item = w.item("web", "prod").await.expect("item");
+    assert_eq!(item["digest"], d2);
+    assert_eq!(item["owner"], "team-web", "kept");
+    // The pin is real: delete the tag's image and the guard puts it back.
+    w.push("web", &m2, DOCKER, Some("keep")).await;
+    let ids = w.delete("web", &[(Some("prod"), None)]).await;
+    let (report, _) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "web",
+            json!([{"imageTag": "prod"}]),
+            ids,
+        ))
+        .await;
+    assert_eq!(report.pages.len(), 1);
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d2.as_str())
+    );
+    // History, newest first: the restore, the forced re-pin, the first pin.
+    let mut out = Vec::new();
+    registry::history(&w.ops(), "web:prod", &mut out)
+        .await
+        .expect("history");
+    let lines: Vec<String> = text(out).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains("restore -> restored"), "{lines:?}");
+    assert!(lines[1].contains("protect -> pinned"), "{lines:?}");
+    assert!(
+        lines[2].contains("protect -> pinned") && lines[2].contains("- -> sha256:"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn protect_refuses_what_it_cannot_pin_and_keeps_the_index_children() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("edge", false).await;
+    let err = registry::protect(
+        &w.ops(),
+        "edge:nope",
+        &ProtectOptions::default(),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect_err("missing tag")
+    .to_string();
+    assert!(
+        err.contains("tag nope is not in") && err.contains("ImageNotFound"),
+        "{err}"
+    );
+    let err = registry::protect(
+        &w.ops(),
+        "ghost:prod",
+        &ProtectOptions::default(),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect_err("no repo")
+    .to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    let err = registry::protect(
+        &w.ops(),
+        "edge",
+        &ProtectOptions::default(),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect_err("no tag")
+    .to_string();
+    assert!(err.contains("not REPO:TAG"), "{err}");
+    assert!(w.item("edge", "nope").await.is_none());
+    let (amd, arm) = (oci_manifest("p-amd"), oci_manifest("p-arm"));
+    w.push("edge", &amd, OCI, None).await;
+    w.push("edge", &arm, OCI, None).await;
+    let idx = index(&[(&amd, "amd64"), (&arm, "arm64")]);
+    w.push("edge", &idx, OCI_INDEX, Some("prod")).await;
+    let mut out = Vec::new();
+    registry::protect(
+        &w.ops(),
+        "edge:prod",
+        &ProtectOptions::default(),
+        &now(),
+        &mut out,
+    )
+    .await
+    .expect("index");
+    assert!(text(out).contains("2 child manifests"));
+    let item = w.item("edge", "prod").await.expect("item");
+    assert_eq!(item["children"].as_array().map(Vec::len), Some(2));
+    assert_eq!(item["children"][0]["manifest"], amd);
+}
+
+#[tokio::test]
+async fn list_status_and_unprotect() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("web", false).await;
+    let (a, b) = (manifest("s-a"), manifest("s-b"));
+    w.push("web", &a, DOCKER, Some("ok")).await;
+    w.push("web", &a, DOCKER, Some("moved")).await;
+    w.push("web", &a, DOCKER, Some("gone")).await;
+    for tag in ["ok", "moved", "gone"] {
+        registry::protect(
+            &w.ops(),
+            &format!("web:{tag}"),
+            &ProtectOptions::default(),
+            &now(),
+            &mut Vec::new(),
+        )
+        .await
+        .expect("protect");
+    }
+    let d_b = w.push("web", &b, DOCKER, Some("moved")).await;
+    w.delete("web", &[(Some("gone"), None)]).await;
+    w.put_item(json!({"repository": w.repo("web").key(), "tag": "later"}))
+        .await;
+    w.put_item(with_bare(&w, "nothere", "sha256:abc")).await;
+    w.put_item(json!({"repository": w.repo("vanished").key(), "tag": "prod", "digest": sha256(&a), "manifest": a})).await;
+
+    let mut out = Vec::new();
+    assert!(
+        !registry::list(&w.ops(), false, &mut out)
+            .await
+            .expect("list"),
+        "an invalid item makes list fail"
+    );
+    let listed = text(out);
+    assert!(listed.starts_with("REPOSITORY"), "{listed}");
+    assert!(listed.contains("(not pinned)"), "{listed}");
+    assert!(
+        listed.contains("INVALID") && listed.contains("sha256:abc"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("5 protected tag(s), 1 invalid item(s)"),
+        "{listed}"
+    );
+
+    let mut out = Vec::new();
+    assert!(!registry::status(&w.ops(), true, &mut out)
+        .await
+        .expect("status"));
+    let rows: Vec<Value> = text(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let of = |tag: &str| {
+        rows.iter()
+            .find(|r| r["tag"] == tag)
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(of("ok"), "ok");
+    assert_eq!(of("moved"), "moved");
+    assert_eq!(
+        rows.iter()
+            .find(|r| r["tag"] == "moved")
+            .map(|r| r["to"].clone()),
+        Some(json!(d_b))
+    );
+    assert_eq!(of("gone"), "missing");
+    assert_eq!(of("later"), "not_pinned");
+    assert_eq!(
+        rows.iter()
+            .find(|r| r["repository"] == w.repo("vanished").key())
+            .map(|r| r["status"].clone()),
+        Some(json!("repository_gone"))
+    );
+    assert!(rows.iter().any(|r| r["status"] == "invalid"));
+
+    // Everything right again: status exits 0.
+    for tag in ["moved", "gone", "later", "nothere"] {
+        registry::unprotect(&w.ops(), &format!("web:{tag}"), &now(), &mut Vec::new())
+            .await
+            .expect("unprotect");
+    }
+    registry::unprotect(
+        &w.ops(),
+        &format!("{}:prod", w.repo("vanished").key()),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect("unprotect");
+    let mut out = Vec::new();
+    assert!(
+        registry::status(&w.ops(), false, &mut out)
+            .await
+            .expect("status"),
+        "{}",
+        text(out.clone())
+    );
+    assert!(text(out).contains("1 protected tag(s): 1 ok, 0 not ok"));
+    let err = registry::unprotect(&w.ops(), "web:moved", &now(), &mut Vec::new())
+        .await
+        .expect_err("gone")
+        .to_string();
+    assert!(err.contains("is not protected"), "{err}");
+    assert!(
+        !w.history("web", "moved").await.is_empty(),
+        "history outlives the item"
+    );
+}
+
+fn with_bare(w: &World, tag: &str, digest: &str) -> Value {
+    json!({"repository": w.repo("web").key(), "tag": tag, "digest": digest})
+}
