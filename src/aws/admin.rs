@@ -267,21 +267,11 @@ impl Admin {
                 Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
             };
             for id in chunk {
-                let found = got.images().iter().find(|im| {
-                    im.image_id().is_some_and(|i| match id {
-                        ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
-                        ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
-                    })
-                });
+                let found = got.images().iter().find(|im| id.names(im.image_id()));
                 let failure = || {
                     got.failures()
                         .iter()
-                        .find(|f| {
-                            f.image_id().is_some_and(|i| match id {
-                                ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
-                                ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
-                            })
-                        })
+                        .find(|f| id.names(f.image_id()))
                         .and_then(|f| f.failure_code().map(|c| c.as_str().to_string()))
                         .unwrap_or_else(|| "ImageNotFound".to_string())
                 };
@@ -315,6 +305,14 @@ pub enum ImageRef {
 }
 
 impl ImageRef {
+    /// True when ECR's `imageId` in an answer is this one.
+    fn names(&self, got: Option<&ImageIdentifier>) -> bool {
+        got.is_some_and(|i| match self {
+            ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
+            ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
+        })
+    }
+
     fn identifier(&self) -> ImageIdentifier {
         match self {
             ImageRef::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),

@@ -40,27 +40,8 @@ enum Command {
     Protect {
         /// REPO:TAG
         target: String,
-        /// What a delete does: restore or alert (default restore).
-        #[arg(long, value_parser = ["restore", "alert"])]
-        on_delete: Option<String>,
-        /// What a move does: revert, follow or alert (default revert).
-        #[arg(long, value_parser = ["revert", "follow", "alert"])]
-        on_move: Option<String>,
-        /// An ARN glob of a caller allowed to move or delete the tag (repeatable).
-        #[arg(long = "allow", value_name = "ARN_GLOB")]
-        allow: Vec<String>,
-        /// Page severity: critical, high, medium or low (default high).
-        #[arg(long, value_parser = ["critical", "high", "medium", "low"])]
-        severity: Option<String>,
-        /// Who owns the tag.
-        #[arg(long)]
-        owner: Option<String>,
-        /// Text for the person on call.
-        #[arg(long)]
-        notes: Option<String>,
-        /// Replace an existing item's pin (and the fields given).
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        opts: registry::ProtectOptions,
         #[command(flatten)]
         table: TableArg,
     },
@@ -193,24 +174,9 @@ pub async fn main() -> ExitCode {
         } => registry::init(&ops(&table).await, &mut std::io::stdout().lock()).await,
         Command::Protect {
             target,
-            on_delete,
-            on_move,
-            allow,
-            severity,
-            owner,
-            notes,
-            force,
+            opts,
             table,
         } => {
-            let opts = registry::ProtectOptions {
-                on_delete,
-                on_move,
-                allow,
-                severity,
-                owner,
-                notes,
-                force,
-            };
             registry::protect(
                 &ops(&table).await,
                 &target,

@@ -28,21 +28,28 @@ pub struct Ops {
 
 /// How `protect` sets the item; `None` keeps what an existing item has (with `--force`) or
 /// the default.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct ProtectOptions {
-    /// `on_delete`.
+    /// What a delete does: restore or alert (default restore).
+    #[arg(long, value_parser = ["restore", "alert"])]
     pub on_delete: Option<String>,
-    /// `on_move`.
+    /// What a move does: revert, follow or alert (default revert).
+    #[arg(long, value_parser = ["revert", "follow", "alert"])]
     pub on_move: Option<String>,
-    /// `allow` globs (empty: keep).
+    /// An ARN glob of a caller allowed to move or delete the tag (repeatable; none: keep).
+    #[arg(long = "allow", value_name = "ARN_GLOB")]
     pub allow: Vec<String>,
-    /// `severity`.
+    /// Page severity: critical, high, medium or low (default high).
+    #[arg(long, value_parser = ["critical", "high", "medium", "low"])]
     pub severity: Option<String>,
-    /// `owner`.
+    /// Who owns the tag.
+    #[arg(long)]
     pub owner: Option<String>,
-    /// `notes`.
+    /// Text for the person on call.
+    #[arg(long)]
     pub notes: Option<String>,
-    /// Replace an existing item.
+    /// Replace an existing item's pin (and the fields given).
+    #[arg(long)]
     pub force: bool,
 }
 
