@@ -16,9 +16,19 @@ pub const ACCOUNTS: &str = "TAG_GUARD_ACCOUNTS";
 pub const REGIONS: &str = "TAG_GUARD_REGIONS";
 /// Log filter, e.g. `info` or `ecr_tag_guard=debug` (default `info`).
 pub const LOG: &str = "TAG_GUARD_LOG";
+/// The prefix of the guard's keep-alive tags (default `etg-keep-`).
+pub const KEEP_PREFIX: &str = "TAG_GUARD_KEEP_PREFIX";
 
 /// Every variable the binary reads.
-pub const VARS: &[&str] = &[TABLE, TOPIC_ARN, ROLE_ARN, ACCOUNTS, REGIONS, LOG];
+pub const VARS: &[&str] = &[
+    TABLE,
+    TOPIC_ARN,
+    ROLE_ARN,
+    ACCOUNTS,
+    REGIONS,
+    LOG,
+    KEEP_PREFIX,
+];
 
 /// Settings for a deployment that talks to AWS.
 #[derive(Clone, Debug)]
@@ -65,6 +75,14 @@ impl Config {
                 )));
             }
         }
+        let keep_prefix = get(KEEP_PREFIX)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
+        if !crate::registry::is_keep_prefix(&keep_prefix) {
+            return Err(Error::Config(format!(
+                "{KEEP_PREFIX}: `{keep_prefix}` cannot start an ECR tag"
+            )));
+        }
         Ok(Config {
             table: required(TABLE)?,
             topic_arn: required(TOPIC_ARN)?,
@@ -72,6 +90,7 @@ impl Config {
                 accounts,
                 regions: list(REGIONS),
                 own_role_arn,
+                keep_prefix,
             },
         })
     }
@@ -117,5 +136,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not an IAM role ARN"), "{e}");
+        assert_eq!(c.settings.keep_prefix, "etg-keep-");
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (KEEP_PREFIX, ".bad")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot start an ECR tag"), "{e}");
     }
 }

@@ -13,10 +13,10 @@ use tracing::{info, warn};
 
 use crate::error::{CallError, Error};
 use crate::events::{self, Change, Incident, Parsed};
-use crate::guard::{self, plan_restore, Action, Decision, Outcome, Settings};
+use crate::guard::{self, plan_restore, Action, Decision, Outcome, PutStep, Settings};
 use crate::page::{self, Page};
 use crate::ports::{Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry};
-use crate::registry::{InvalidEntry, Manifest, Pin, RepoKey};
+use crate::registry::{Entry, InvalidEntry, Manifest, Pin, RepoKey};
 
 /// The moment the handler runs, read once by the caller (the core never reads a clock).
 #[derive(Clone, Debug)]
@@ -141,7 +141,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 }
             }
         }
-        let decisions = guard::decide(&incident, &valid);
+        let decisions = guard::decide(&incident, &valid, &self.settings.keep_prefix);
         let work = decisions.iter().any(|d| d.action != Action::Nothing);
         if self.dry_run || !work {
             // Without work there is nothing to act on: the outcome is "skipped"; a dry run
@@ -192,7 +192,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
         };
 
-        let results = join_all(decisions.iter().map(|d| self.act(&incident.repo, d, now))).await;
+        let results = join_all(
+            decisions
+                .iter()
+                .map(|d| self.act(&incident.repo, d, &valid, now)),
+        )
+        .await;
         let mut pages = Vec::new();
         let mut history = Vec::new();
         let mut retry: Option<Error> = None;
@@ -217,8 +222,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 outcome: Some(outcome),
             });
         }
+        let done: Vec<(&Decision, &Outcome)> = report
+            .decisions
+            .iter()
+            .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
+            .collect();
+        let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
+        let repo = incident.repo.clone();
         report.incident = Some(incident);
-        let (sent, hist) = futures::join!(
+        let (sent, hist, ()) = futures::join!(
             self.send_pages(id, now, pages, retry.is_none(), &mut report),
             async {
                 if history.is_empty() {
@@ -226,7 +238,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 } else {
                     self.registry.add_history(&history).await
                 }
-            }
+            },
+            self.put_keep_alive(&repo, &keep),
         );
         if let Err(e) = hist {
             warn!(event_id = id, error = %e, "history not written");
@@ -296,13 +309,21 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     /// Carries out one decision. `Err` only for failures a retry may mend.
-    async fn act(&self, repo: &RepoKey, d: &Decision, now: &Now) -> Result<Outcome, Error> {
+    async fn act(
+        &self,
+        repo: &RepoKey,
+        d: &Decision,
+        entries: &[Entry],
+        now: &Now,
+    ) -> Result<Outcome, Error> {
         let e = &d.entry;
+        let prefix = &self.settings.keep_prefix;
         match &d.action {
             Action::Nothing => Ok(Outcome::Skipped),
             Action::Alert => Ok(Outcome::Alerted),
-            Action::Restore | Action::Revert => match &e.pin {
-                Some(pin) => self.restore(repo, &d.tag, pin, now).await,
+            // For a keep-alive tag, `d.tag` is that tag and the entry is the pin it keeps.
+            Action::Restore | Action::Revert | Action::RestoreKeep => match &e.pin {
+                Some(pin) => self.restore(repo, &e.tag, &d.tag, pin, now).await,
                 None => Ok(Outcome::Refused {
                     why: "the tag is not pinned".into(),
                 }),
@@ -312,11 +333,17 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     .registry
                     .set_pin(repo, &d.tag, e.digest(), None)
                     .await?;
-                Ok(if written {
-                    Outcome::Released
-                } else {
-                    Outcome::Conflict
-                })
+                if !written {
+                    return Ok(Outcome::Conflict);
+                }
+                if let Some(old) = e.digest() {
+                    self.drop_keep_alive(
+                        repo,
+                        guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
+                    )
+                    .await;
+                }
+                Ok(Outcome::Released)
             }
             Action::Follow { to, manifest } => {
                 let pin = self
@@ -326,11 +353,18 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     .registry
                     .set_pin(repo, &d.tag, e.digest(), Some(&pin))
                     .await?;
-                Ok(if written {
-                    Outcome::Followed
-                } else {
-                    Outcome::Conflict
-                })
+                if !written {
+                    return Ok(Outcome::Conflict);
+                }
+                self.add_keep_alive(repo, &pin).await;
+                if let Some(old) = e.digest() {
+                    self.drop_keep_alive(
+                        repo,
+                        guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
+                    )
+                    .await;
+                }
+                Ok(Outcome::Followed)
             }
             Action::Pin {
                 digest,
@@ -348,8 +382,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     return Ok(Outcome::Conflict);
                 }
                 if *restore {
-                    self.restore(repo, &d.tag, &pin, now).await
+                    // The restore's keep-alive tag is put beside the page.
+                    self.restore(repo, &d.tag, &d.tag, &pin, now).await
                 } else {
+                    self.add_keep_alive(repo, &pin).await;
                     Ok(Outcome::Pinned)
                 }
             }
@@ -391,10 +427,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         })
     }
 
-    /// Puts `tag` back on `pin`: index children first, then the tagged manifest.
+    /// Puts `tag` back on `pin` (the pin of the item for `item_tag`): index children first,
+    /// then the tagged manifest.
     async fn restore(
         &self,
         repo: &RepoKey,
+        item_tag: &str,
         tag: &str,
         pin: &Pin,
         now: &Now,
@@ -431,13 +469,49 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             };
             if let Err(e) = self
                 .registry
-                .set_pin(repo, tag, Some(&pin.digest), Some(&pin))
+                .set_pin(repo, item_tag, Some(&pin.digest), Some(&pin))
                 .await
             {
-                warn!(tag, error = %e, "could not store the fetched manifest");
+                warn!(tag = item_tag, error = %e, "could not store the fetched manifest");
             }
         }
         Ok(outcome)
+    }
+
+    /// Tags a newly pinned digest with its keep-alive tag. A failure is logged, not fatal:
+    /// the pin holds without it, and `status` reports the missing tag.
+    async fn add_keep_alive(&self, repo: &RepoKey, pin: &Pin) {
+        let (Some(manifest), Some(tag)) = (
+            &pin.manifest,
+            crate::registry::keep_tag(&self.settings.keep_prefix, &pin.digest),
+        ) else {
+            return;
+        };
+        let step = PutStep {
+            manifest: manifest.clone(),
+            tag: Some(tag),
+        };
+        self.put_keep_alive(repo, std::slice::from_ref(&step)).await;
+    }
+
+    /// Puts keep-alive tags; failures are logged.
+    async fn put_keep_alive(&self, repo: &RepoKey, steps: &[PutStep]) {
+        for (step, r) in steps
+            .iter()
+            .zip(join_all(steps.iter().map(|s| self.images.put(repo, s))).await)
+        {
+            if let Err(e) = r {
+                warn!(repository = %repo, tag = step.tag.as_deref().unwrap_or("-"), error = ?e, "keep-alive tag not put");
+            }
+        }
+    }
+
+    /// Removes a keep-alive tag no pin needs any more; failures are logged.
+    async fn drop_keep_alive(&self, repo: &RepoKey, tag: Option<String>) {
+        let Some(tag) = tag else { return };
+        if let Err(e) = self.images.untag(repo, &tag).await {
+            warn!(repository = %repo, tag, error = %e, "keep-alive tag not removed");
+        }
     }
 }
 

@@ -55,6 +55,10 @@ pub trait Images {
 
     /// `BatchGetImage` by digest: the manifest, or `None` when ECR no longer has the image.
     async fn manifest(&self, repo: &RepoKey, digest: &str) -> Result<Option<Manifest>, CallError>;
+
+    /// `BatchDeleteImage` of one tag: untags its image (deleting it when that was its last
+    /// tag). A tag that is not there is not an error.
+    async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError>;
 }
 
 /// The on-call channel.

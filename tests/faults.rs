@@ -125,7 +125,7 @@ async fn a_restore_sends_the_pinned_bytes_digest_and_tag() {
         .match_requests(|r| {
             r.image_manifest() == Some(BODY)
                 && r.image_digest() == Some(digest().as_str())
-                && r.image_tag() == Some("prod")
+                && (r.image_tag() == Some("prod") || r.image_tag() == keep_tag().as_deref())
                 && r.registry_id() == Some("123456789012")
                 && r.repository_name() == Some("web")
         })
@@ -134,5 +134,9 @@ async fn a_restore_sends_the_pinned_bytes_digest_and_tag() {
     let report = result.expect("handled");
     assert_eq!(report.pages.len(), 1);
     assert_eq!(report.pages[0].attributes["action"], "restored");
-    assert_eq!(rule.num_calls(), 1);
+    assert_eq!(rule.num_calls(), 2, "the tag, then its keep-alive tag");
+}
+
+fn keep_tag() -> Option<String> {
+    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, &digest())
 }

@@ -17,8 +17,10 @@ fn calls(list: &[&str]) -> Vec<String> {
     sorted(list.iter().map(|s| s.to_string()).collect())
 }
 
-/// The calls a restore of one tag takes: registry read ‖ claim, PutImage, page ‖ history ‖ done.
+/// The calls a restore of one tag takes: registry read ‖ claim, PutImage, then page ‖ history
+/// ‖ done ‖ keep-alive tag (a second PutImage).
 const ONE_RESTORE: &[&str] = &[
+    "ecr:PutImage",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "ecr:PutImage",
@@ -143,6 +145,7 @@ async fn delete_by_digest_restores_both_protected_tags() {
     let expected = [
         "dynamodb:Query",
         "dynamodb:PutItem",
+        "ecr:PutImage",
         "ecr:PutImage",
         "ecr:PutImage",
         "sns:Publish",
@@ -288,7 +291,93 @@ async fn move_by_an_allowed_principal_is_followed() {
     let pages = w.pages().await;
     assert_eq!(attr(&pages[0], "action"), "followed");
     assert_eq!(attr(&pages[0], "severity"), "low");
-    assert!(!made.contains(&"ecr:PutImage".to_string()), "{made:?}");
+    // The only PutImage is the new pin's keep-alive tag; the old one's is removed.
+    assert_eq!(
+        made.iter().filter(|c| *c == "ecr:PutImage").count(),
+        1,
+        "{made:?}"
+    );
+    assert!(
+        made.contains(&"ecr:BatchDeleteImage".to_string()),
+        "{made:?}"
+    );
+    assert_eq!(
+        w.digest_of("web", &keep(&d2)).await.as_deref(),
+        Some(d2.as_str())
+    );
+}
+
+fn keep(digest: &str) -> String {
+    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, digest)
+        .expect("digest")
+}
+
+#[tokio::test]
+async fn keep_alive_tags_keep_pinned_images_and_follow_the_pin() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("web", false).await;
+    let (v1, v2) = (manifest("keep-1"), manifest("keep-2"));
+    let d1 = w.push("web", &v1, DOCKER, Some("prod")).await;
+    w.put_item(json!({"repository": w.repo("web").key(), "tag": "prod", "on_move": "follow"}))
+        .await;
+    // First sight pins the image and tags it with its keep-alive tag.
+    let (_, _) = w
+        .handle(&put_image(&w, user(&w, "ci"), "web", "prod", &v1))
+        .await;
+    assert_eq!(
+        w.digest_of("web", &keep(&d1)).await.as_deref(),
+        Some(d1.as_str())
+    );
+    // Deleting the protected tag now only untags the image: it is still there to restore.
+    let ids = w.delete("web", &[(Some("prod"), None)]).await;
+    assert!(
+        w.digests("web").await.contains(&d1),
+        "the keep-alive tag kept the image"
+    );
+    w.handle(&batch_delete(
+        &w,
+        user(&w, "bob"),
+        "web",
+        json!([{"imageTag": "prod"}]),
+        ids,
+    ))
+    .await;
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d1.as_str())
+    );
+    // Someone deletes the keep-alive tag itself: the guard puts it back, paging low.
+    let ids = w.delete("web", &[(Some(&keep(&d1)), None)]).await;
+    w.pages().await;
+    let (report, _) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "web",
+            json!([{"imageTag": keep(&d1)}]),
+            ids,
+        ))
+        .await;
+    assert_eq!(
+        w.digest_of("web", &keep(&d1)).await.as_deref(),
+        Some(d1.as_str()),
+        "{report:?}"
+    );
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1);
+    assert_eq!(attr(&pages[0], "severity"), "low");
+    assert_eq!(attr(&pages[0], "action"), "keep_alive");
+    // The pin follows a move: the keep-alive tag moves with it, and the old image, now
+    // without tags, is left to ECR.
+    let d2 = w.push("web", &v2, DOCKER, Some("prod")).await;
+    w.handle(&put_image(&w, user(&w, "ci"), "web", "prod", &v2))
+        .await;
+    assert_eq!(
+        w.digest_of("web", &keep(&d2)).await.as_deref(),
+        Some(d2.as_str())
+    );
+    assert_eq!(w.digest_of("web", &keep(&d1)).await, None);
+    assert!(!w.digests("web").await.contains(&d1));
 }
 
 #[tokio::test]
@@ -491,7 +580,11 @@ async fn an_image_index_is_restored_children_first() {
     let mut all = vec![d_idx, d_amd, d_arm];
     all.sort();
     assert_eq!(w.digests("edge").await, all);
-    assert_eq!(made.iter().filter(|c| *c == "ecr:PutImage").count(), 3);
+    assert_eq!(
+        made.iter().filter(|c| *c == "ecr:PutImage").count(),
+        4,
+        "two children, the index, its keep-alive tag"
+    );
     assert_eq!(report.pages.len(), 1);
 }
 

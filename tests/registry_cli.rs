@@ -340,3 +340,57 @@ async fn list_status_and_unprotect() {
 fn with_bare(w: &World, tag: &str, digest: &str) -> Value {
     json!({"repository": w.repo("web").key(), "tag": tag, "digest": digest})
 }
+
+#[tokio::test]
+async fn protect_adds_the_keep_alive_tag_status_misses_it_and_unprotect_removes_it() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("api", false).await;
+    let m = manifest("keep-cli");
+    let d = w.push("api", &m, DOCKER, Some("prod")).await;
+    let keep = ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, &d)
+        .expect("keep tag");
+    let mut out = Vec::new();
+    registry::protect(
+        &w.ops(),
+        "api:prod",
+        &ProtectOptions::default(),
+        &now(),
+        &mut out,
+    )
+    .await
+    .expect("protect");
+    assert!(text(out).contains(&format!("keep-alive tag {keep}")));
+    assert_eq!(w.digest_of("api", &keep).await.as_deref(), Some(d.as_str()));
+    assert!(registry::status(&w.ops(), false, &mut Vec::new())
+        .await
+        .expect("status"));
+    w.delete("api", &[(Some(&keep), None)]).await;
+    let mut out = Vec::new();
+    assert!(!registry::status(&w.ops(), false, &mut out)
+        .await
+        .expect("status"));
+    assert!(text(out).contains("keep-alive tag missing"));
+    let force = ProtectOptions {
+        force: true,
+        ..Default::default()
+    };
+    registry::protect(&w.ops(), "api:prod", &force, &now(), &mut Vec::new())
+        .await
+        .expect("re-protect");
+    assert!(registry::status(&w.ops(), false, &mut Vec::new())
+        .await
+        .expect("status"));
+    registry::unprotect(&w.ops(), "api:prod", &now(), &mut Vec::new())
+        .await
+        .expect("unprotect");
+    assert_eq!(
+        w.digest_of("api", &keep).await,
+        None,
+        "no pin needs it any more"
+    );
+    assert_eq!(
+        w.digest_of("api", "prod").await.as_deref(),
+        Some(d.as_str()),
+        "the tag itself is untouched"
+    );
+}

@@ -89,4 +89,21 @@ impl Images for EcrImages {
             }
         }))
     }
+
+    async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
+        let result = self
+            .client
+            .batch_delete_image()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            // A tag that is not there (a failure in the answer) is what was wanted.
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(()),
+            Err(e) => Err(call_error("ecr:BatchDeleteImage", &e)),
+        }
+    }
 }

@@ -124,9 +124,19 @@ struct ReplayArgs {
 }
 
 /// Clients for the registry commands, from the usual AWS configuration.
-async fn ops(table: &TableArg) -> registry::Ops {
+async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
+    let keep_prefix = std::env::var(crate::config::KEEP_PREFIX)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
+    if !crate::registry::is_keep_prefix(&keep_prefix) {
+        anyhow::bail!(
+            "{}: `{keep_prefix}` cannot start an ECR tag",
+            crate::config::KEEP_PREFIX
+        );
+    }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    registry::Ops {
+    Ok(registry::Ops {
         admin: crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
             ecr: aws_sdk_ecr::Client::new(&sdk),
@@ -134,7 +144,8 @@ async fn ops(table: &TableArg) -> registry::Ops {
         },
         sts: aws_sdk_sts::Client::new(&sdk),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-    }
+        keep_prefix,
+    })
 }
 
 /// Sets up logging: JSON lines for the Lambda (level from `TAG_GUARD_LOG`, default info);
@@ -160,10 +171,21 @@ pub fn init_logging(lambda: bool) {
     };
 }
 
-/// Runs the CLI; the exit code says whether every input was handled.
+/// Runs the CLI; the exit code says whether every input was handled (0), not (1), or the
+/// command could not run (2).
 pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match run(Cli::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
         Command::Schema => {
             println!("{}", crate::registry::SCHEMA.trim_end());
             Ok(true)
@@ -171,14 +193,14 @@ pub async fn main() -> ExitCode {
         Command::Registry {
             command: RegistryCommand::Init,
             table,
-        } => registry::init(&ops(&table).await, &mut std::io::stdout().lock()).await,
+        } => registry::init(&ops(&table).await?, &mut std::io::stdout().lock()).await,
         Command::Protect {
             target,
             opts,
             table,
         } => {
             registry::protect(
-                &ops(&table).await,
+                &ops(&table).await?,
                 &target,
                 &opts,
                 &Now::system(),
@@ -188,7 +210,7 @@ pub async fn main() -> ExitCode {
         }
         Command::Unprotect { target, table } => {
             registry::unprotect(
-                &ops(&table).await,
+                &ops(&table).await?,
                 &target,
                 &Now::system(),
                 &mut std::io::stdout().lock(),
@@ -196,13 +218,13 @@ pub async fn main() -> ExitCode {
             .await
         }
         Command::List { json, table } => {
-            registry::list(&ops(&table).await, json, &mut std::io::stdout().lock()).await
+            registry::list(&ops(&table).await?, json, &mut std::io::stdout().lock()).await
         }
         Command::History { target, table } => {
-            registry::history(&ops(&table).await, &target, &mut std::io::stdout().lock()).await
+            registry::history(&ops(&table).await?, &target, &mut std::io::stdout().lock()).await
         }
         Command::Status { json, table } => {
-            registry::status(&ops(&table).await, json, &mut std::io::stdout().lock()).await
+            registry::status(&ops(&table).await?, json, &mut std::io::stdout().lock()).await
         }
         Command::Replay(a) => {
             let opts = ReplayOptions {
@@ -217,14 +239,6 @@ pub async fn main() -> ExitCode {
                 topic_arn: a.topic_arn,
             };
             replay(&opts, &mut std::io::stdout().lock()).await
-        }
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
         }
     }
 }

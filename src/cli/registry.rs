@@ -8,10 +8,11 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Map, Value};
 
 use crate::aws::admin::{Admin, ImageRef, TableState};
-use crate::aws::{DynamoRegistry, TTL_ATTRIBUTE};
+use crate::aws::{DynamoRegistry, EcrImages, TTL_ATTRIBUTE};
 use crate::guard::status::standing;
+use crate::guard::PutStep;
 use crate::handler::Now;
-use crate::ports::{HistoryRecord, Registry};
+use crate::ports::{HistoryRecord, Images, PutError, Registry};
 use crate::registry::{self, field, parse_item, Entry, Manifest, RepoKey};
 use crate::text::{clean, short_digest};
 
@@ -24,6 +25,8 @@ pub struct Ops {
     pub sts: aws_sdk_sts::Client,
     /// The caller's region, for plain repository names.
     pub region: String,
+    /// The prefix of the guard's keep-alive tags.
+    pub keep_prefix: String,
 }
 
 /// How `protect` sets the item; `None` keeps what an existing item has (with `--force`) or
@@ -89,6 +92,12 @@ impl Ops {
             }
         };
         Ok((key, tag.to_string()))
+    }
+
+    fn images(&self) -> EcrImages {
+        EcrImages {
+            client: self.admin.ecr.clone(),
+        }
     }
 
     fn history(&self) -> DynamoRegistry {
@@ -236,6 +245,10 @@ pub async fn protect(
         .and_then(|v| v.get(field::DIGEST))
         .and_then(Value::as_str)
         .map(String::from);
+    let keep = keep_alive(ops, &repo, &manifest).await?;
+    if let Some(old) = old.as_deref().filter(|o| *o != pin.digest) {
+        drop_keep_alive(ops, &repo, &tag, old).await?;
+    }
     ops.record(
         &repo,
         &tag,
@@ -246,7 +259,7 @@ pub async fn protect(
     .await?;
     writeln!(
         out,
-        "protected {repo}:{tag} at {} ({}{}), on_delete {}, on_move {}, severity {}",
+        "protected {repo}:{tag} at {} ({}{}), keep-alive tag {keep}, on_delete {}, on_move {}, severity {}",
         pin.digest,
         manifest
             .media_type
@@ -262,6 +275,31 @@ pub async fn protect(
         entry.severity.as_str(),
     )?;
     Ok(true)
+}
+
+/// Tags the pinned image with its keep-alive tag; returns the tag.
+async fn keep_alive(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<String> {
+    let tag = registry::keep_tag(&ops.keep_prefix, &m.digest)
+        .ok_or_else(|| anyhow!("{} is not a digest", m.digest))?;
+    let step = PutStep {
+        manifest: m.clone(),
+        tag: Some(tag.clone()),
+    };
+    match ops.images().put(repo, &step).await {
+        Ok(_) => Ok(tag),
+        Err(PutError::Refused(_, why)) => bail!("could not add the keep-alive tag {tag}: {why}"),
+        Err(PutError::Call(e)) => Err(e.into()),
+    }
+}
+
+/// Removes the keep-alive tag of `digest` unless another item still pins it.
+async fn drop_keep_alive(ops: &Ops, repo: &RepoKey, tag: &str, digest: &str) -> anyhow::Result<()> {
+    let items = ops.admin.partition(&repo.key(), false).await?;
+    let entries: Vec<Entry> = items.iter().filter_map(|i| parse_item(i).ok()).collect();
+    if let Some(keep) = crate::guard::keep_alive_to_drop(&entries, tag, digest, &ops.keep_prefix) {
+        ops.images().untag(repo, &keep).await?;
+    }
+    Ok(())
 }
 
 fn name<T: serde::Serialize>(v: &T) -> String {
@@ -323,6 +361,9 @@ pub async fn unprotect(
         .and_then(|v| v.get(field::DIGEST))
         .and_then(Value::as_str)
         .map(String::from);
+    if let Some(d) = old.as_deref() {
+        drop_keep_alive(ops, &repo, &tag, d).await?;
+    }
     ops.record(&repo, &tag, ("unprotect", "removed"), (old, None), now)
         .await?;
     writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
@@ -482,18 +523,34 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
     }
     let mut not_ok = bad.len();
     for (repo, es) in by_repo {
-        let ids: Vec<ImageRef> = es.iter().map(|e| ImageRef::Tag(e.tag.clone())).collect();
+        // One read of the repository's protected tags and keep-alive tags together.
+        let mut ids: Vec<ImageRef> = es.iter().map(|e| ImageRef::Tag(e.tag.clone())).collect();
+        for e in &es {
+            let keep = e
+                .digest()
+                .and_then(|d| registry::keep_tag(&ops.keep_prefix, d));
+            if let Some(k) = keep.filter(|k| !ids.contains(&ImageRef::Tag(k.clone()))) {
+                ids.push(ImageRef::Tag(k));
+            }
+        }
         let seen = ops.admin.images(repo, &ids).await?;
-        for (i, e) in es.iter().enumerate() {
-            let found = seen.as_ref().and_then(|s| s.get(i));
-            let s = standing(
-                e,
-                seen.as_ref().map(|_| match found {
-                    Some(Ok(m)) => Ok(m.digest.as_str()),
-                    Some(Err(code)) => Err(code.as_str()),
-                    None => Err("ImageNotFound"),
-                }),
-            );
+        let at = |tag: &str| -> Option<Result<&str, &str>> {
+            let i = ids
+                .iter()
+                .position(|id| *id == ImageRef::Tag(tag.to_string()))?;
+            match seen.as_ref()?.get(i)? {
+                Ok(m) => Some(Ok(m.digest.as_str())),
+                Err(code) => Some(Err(code.as_str())),
+            }
+        };
+        for e in &es {
+            let kept = e.digest().is_some_and(|d| {
+                registry::keep_tag(&ops.keep_prefix, d).is_some_and(|k| at(&k) == Some(Ok(d)))
+            });
+            let tag_seen = seen
+                .as_ref()
+                .map(|_| at(&e.tag).unwrap_or(Err("ImageNotFound")));
+            let s = standing(e, tag_seen, kept);
             if !s.is_ok() {
                 not_ok += 1;
             }

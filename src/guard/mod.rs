@@ -29,7 +29,7 @@ use crate::registry::{Entry, Manifest, OnDelete, OnMove, Severity};
 use crate::text::short_digest;
 
 /// What the deployment guards and who it is.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// Registry accounts guarded; empty = every account.
     pub accounts: Vec<String>,
@@ -37,6 +37,19 @@ pub struct Settings {
     pub regions: Vec<String>,
     /// The IAM role the guard acts as: calls made by it are never acted on.
     pub own_role_arn: Option<String>,
+    /// The prefix of the guard's keep-alive tags (see [`crate::registry::keep_tag`]).
+    pub keep_prefix: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            accounts: Vec::new(),
+            regions: Vec::new(),
+            own_role_arn: None,
+            keep_prefix: crate::registry::DEFAULT_KEEP_PREFIX.to_string(),
+        }
+    }
 }
 
 /// Why an incident is none of the guard's business, or `None` when it is.
@@ -136,6 +149,8 @@ pub enum Action {
     },
     /// An allowed principal deleted the tag: clear the pin, do not restore.
     Release,
+    /// Put back the keep-alive tag of the entry's pinned digest (the decision's tag).
+    RestoreKeep,
     /// Page only.
     Alert,
     /// Nothing to do.
@@ -159,8 +174,9 @@ pub struct Decision {
 }
 
 /// Decides, for every protected tag the incident touches, what to do. One decision per tag,
-/// in the order the event names them; tags the registry does not hold are not touched.
-pub fn decide(incident: &Incident, entries: &[Entry]) -> Vec<Decision> {
+/// in the order the event names them; tags the registry does not hold are not touched,
+/// except a removed keep-alive tag (`keep_prefix`) of a digest some entry pins.
+pub fn decide(incident: &Incident, entries: &[Entry], keep_prefix: &str) -> Vec<Decision> {
     let mut out: Vec<Decision> = Vec::new();
     let push = |d: Decision, out: &mut Vec<Decision>| {
         if !out.iter().any(|o| o.tag == d.tag) {
@@ -169,6 +185,31 @@ pub fn decide(incident: &Incident, entries: &[Entry]) -> Vec<Decision> {
     };
     for change in &incident.changes {
         match change {
+            Change::TagRemoved { tag, digest } if tag.starts_with(keep_prefix) => {
+                let keeps = |e: &&Entry| {
+                    e.digest()
+                        .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
+                        .as_ref()
+                        == Some(tag)
+                };
+                if let Some(e) = entries.iter().find(keeps) {
+                    let d = decision(
+                        e,
+                        Cause::Deleted {
+                            digest: digest.clone(),
+                        },
+                        Action::RestoreKeep,
+                        "the keep-alive tag of a pinned digest was deleted",
+                    );
+                    push(
+                        Decision {
+                            tag: tag.clone(),
+                            ..d
+                        },
+                        &mut out,
+                    );
+                }
+            }
             Change::TagRemoved { tag, digest } => {
                 for e in entries.iter().filter(|e| &e.tag == tag) {
                     let cause = Cause::Deleted {
@@ -429,6 +470,21 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
         Cause::Moved { to } => Some(to.clone()),
         _ => None,
     };
+    if d.action == Action::RestoreKeep {
+        // The protected tag itself was not touched: worth a line, not a wake-up.
+        let did = match outcome {
+            Outcome::Restored => format!("put the keep-alive tag back on the pinned digest of {} (it keeps the image alive when the protected tag is deleted).", d.entry.tag),
+            Outcome::Refused { why } => format!("did not put the keep-alive tag back: {why}."),
+            Outcome::Failed { detail, .. } => format!("could not put the keep-alive tag back; ECR said: {}.", crate::text::clean(detail, 300)),
+            _ => return None,
+        };
+        let head = if *outcome == Outcome::Restored {
+            "keep-alive tag deleted; restored"
+        } else {
+            "keep-alive tag deleted; NOT restored"
+        };
+        return Some(alarm("keep_alive", Severity::Low, head, did, None, None));
+    }
     match outcome {
         Outcome::Restored | Outcome::AlreadyInPlace
             if matches!(outcome, Outcome::Restored) || resumed =>
@@ -507,6 +563,51 @@ fn happened(cause: &Cause) -> String {
         Cause::RepositoryDeleted => "the repository was deleted".into(),
         Cause::Moved { to } => format!("the tag was moved to {to}"),
         Cause::Pushed { digest } => format!("the tag was pushed to {digest}"),
+    }
+}
+
+/// The keep-alive tags to put (back) after restores: one `PutStep` per pinned digest whose
+/// tag was put back or found in place, with its stored manifest. Run beside the page, so a
+/// restore still takes three round trips; a restore of a fully deleted image needs it.
+pub fn keep_alive_steps(done: &[(&Decision, &Outcome)], keep_prefix: &str) -> Vec<PutStep> {
+    let mut steps: Vec<PutStep> = Vec::new();
+    for (d, outcome) in done {
+        let restored = matches!(outcome, Outcome::Restored | Outcome::AlreadyInPlace);
+        if !restored || !matches!(d.action, Action::Restore | Action::Revert) {
+            continue;
+        }
+        let Some(pin) = &d.entry.pin else { continue };
+        let (Some(manifest), Some(tag)) = (
+            &pin.manifest,
+            crate::registry::keep_tag(keep_prefix, &pin.digest),
+        ) else {
+            continue;
+        };
+        if !steps.iter().any(|s| s.tag.as_deref() == Some(tag.as_str())) {
+            steps.push(PutStep {
+                manifest: manifest.clone(),
+                tag: Some(tag),
+            });
+        }
+    }
+    steps
+}
+
+/// The keep-alive tag to remove when `tag`'s pin leaves `old_digest`, unless another entry
+/// still pins that digest.
+pub fn keep_alive_to_drop(
+    entries: &[Entry],
+    tag: &str,
+    old_digest: &str,
+    keep_prefix: &str,
+) -> Option<String> {
+    let shared = entries
+        .iter()
+        .any(|e| e.tag != tag && e.digest() == Some(old_digest));
+    if shared {
+        None
+    } else {
+        crate::registry::keep_tag(keep_prefix, old_digest)
     }
 }
 

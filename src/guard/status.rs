@@ -28,6 +28,9 @@ pub enum Standing {
     NotPinned,
     /// On its pin, but no manifest is stored: a restore after a full delete would fail.
     PinWithoutManifest,
+    /// On its pin, but the pinned image lacks its keep-alive tag: deleting the protected tag
+    /// would delete the image.
+    KeepAliveMissing,
     /// ECR could not say (its failure code).
     Unreadable {
         /// ECR's failure code.
@@ -50,13 +53,15 @@ impl Standing {
             Standing::RepositoryGone => "repository gone".into(),
             Standing::NotPinned => "not pinned yet".into(),
             Standing::PinWithoutManifest => "pin without manifest".into(),
+            Standing::KeepAliveMissing => "keep-alive tag missing".into(),
             Standing::Unreadable { code } => format!("unreadable ({code})"),
         }
     }
 }
 
-/// The standing of `entry` given what ECR has.
-pub fn standing(entry: &Entry, seen: Seen<'_>) -> Standing {
+/// The standing of `entry` given what ECR has for its tag (`seen`) and whether its
+/// keep-alive tag sits on the pinned digest (`kept`).
+pub fn standing(entry: &Entry, seen: Seen<'_>, kept: bool) -> Standing {
     let Some(seen) = seen else {
         return Standing::RepositoryGone;
     };
@@ -70,6 +75,7 @@ pub fn standing(entry: &Entry, seen: Seen<'_>) -> Standing {
         },
         Ok(d) if d != pin.digest => Standing::Moved { to: d.to_string() },
         Ok(_) if pin.manifest.is_none() => Standing::PinWithoutManifest,
+        Ok(_) if !kept => Standing::KeepAliveMissing,
         Ok(_) => Standing::Ok,
     }
 }
@@ -93,27 +99,31 @@ mod tests {
         let no_manifest = parse_item(&v).unwrap();
         v["manifest"] = json!("{}");
         let full = parse_item(&v).unwrap();
-        assert_eq!(standing(&full, None), Standing::RepositoryGone);
-        assert_eq!(standing(&unpinned, Some(Ok(D1))), Standing::NotPinned);
+        assert_eq!(standing(&full, None, true), Standing::RepositoryGone);
+        assert_eq!(standing(&unpinned, Some(Ok(D1)), true), Standing::NotPinned);
         assert_eq!(
-            standing(&full, Some(Err("ImageNotFound"))),
+            standing(&full, Some(Err("ImageNotFound")), true),
             Standing::Missing
         );
         assert_eq!(
-            standing(&full, Some(Err("Throttled"))),
+            standing(&full, Some(Err("Throttled")), true),
             Standing::Unreadable {
                 code: "Throttled".into()
             }
         );
         assert_eq!(
-            standing(&full, Some(Ok(D2))),
+            standing(&full, Some(Ok(D2)), true),
             Standing::Moved { to: D2.into() }
         );
         assert_eq!(
-            standing(&no_manifest, Some(Ok(D1))),
+            standing(&no_manifest, Some(Ok(D1)), true),
             Standing::PinWithoutManifest
         );
-        assert!(standing(&full, Some(Ok(D1))).is_ok());
+        assert!(standing(&full, Some(Ok(D1)), true).is_ok());
+        assert_eq!(
+            standing(&full, Some(Ok(D1)), false),
+            Standing::KeepAliveMissing
+        );
         assert_eq!(
             Standing::Moved { to: D2.into() }.describe(),
             "moved to sha256:222222222222"

@@ -72,7 +72,7 @@ fn pushed(tag: &str, to: &str) -> Change {
 }
 
 fn actions(i: &Incident, entries: &[Entry]) -> Vec<(String, Action)> {
-    decide(i, entries)
+    decide(i, entries, "etg-keep-")
         .into_iter()
         .map(|x| (x.tag, x.action))
         .collect()
@@ -146,7 +146,7 @@ fn delete_modes_and_allowed_callers() {
 #[test]
 fn a_tag_removed_from_another_image_than_its_pin_is_only_reported() {
     let i = incident(user("bob"), vec![removed("prod", Some("b"))]);
-    let x = decide(&i, &[entry("prod", Some("a"), json!({}))]);
+    let x = decide(&i, &[entry("prod", Some("a"), json!({}))], "etg-keep-");
     assert_eq!(x[0].action, Action::Alert);
     assert!(x[0].why.contains("not from its pin"), "{}", x[0].why);
 }
@@ -186,7 +186,7 @@ fn lifecycle_expiry_is_named_as_such() {
             rule: Some(3),
         }],
     );
-    let x = decide(&i, &[entry("prod", Some("a"), json!({}))]);
+    let x = decide(&i, &[entry("prod", Some("a"), json!({}))], "etg-keep-");
     assert_eq!(
         x[0].cause,
         Cause::Expired {
@@ -533,4 +533,56 @@ fn an_index_puts_its_stored_children_first() {
     assert!(plan_restore("prod", &bad, None)
         .unwrap_err()
         .contains("child"));
+}
+
+fn keep(name: &str) -> String {
+    crate::registry::keep_tag("etg-keep-", &d(name)).unwrap()
+}
+
+#[test]
+fn a_deleted_keep_alive_tag_is_put_back_when_a_pin_needs_it() {
+    let i = incident(user("bob"), vec![removed(&keep("a"), Some("a"))]);
+    let x = decide(&i, &[entry("prod", Some("a"), json!({}))], "etg-keep-");
+    assert_eq!(x.len(), 1);
+    assert_eq!(
+        (x[0].tag.clone(), x[0].action.clone()),
+        (keep("a"), Action::RestoreKeep)
+    );
+    assert_eq!(x[0].entry.tag, "prod");
+    // No pin on that digest: not the guard's business.
+    assert!(decide(&i, &[entry("prod", Some("b"), json!({}))], "etg-keep-").is_empty());
+    let a = report(&x[0], &Outcome::Restored, false).unwrap();
+    assert_eq!((a.action, a.severity), ("keep_alive", Severity::Low));
+    assert_eq!(report(&x[0], &Outcome::AlreadyInPlace, false), None);
+}
+
+#[test]
+fn keep_alive_tags_are_put_once_per_digest_after_restores_and_dropped_only_when_unshared() {
+    let (p, s) = (
+        entry("prod", Some("a"), json!({})),
+        entry("stable", Some("a"), json!({})),
+    );
+    let restore = |e: &Entry| decision(Action::Restore, Cause::Deleted { digest: None }, e.clone());
+    let (dp, ds) = (restore(&p), restore(&s));
+    let steps = keep_alive_steps(
+        &[(&dp, &Outcome::Restored), (&ds, &Outcome::AlreadyInPlace)],
+        "etg-keep-",
+    );
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].tag, Some(keep("a")));
+    assert_eq!(steps[0].manifest.body, body("a"));
+    let failed = Outcome::Failed {
+        failure: Failure::LayersGone,
+        detail: "x".into(),
+    };
+    assert!(keep_alive_steps(&[(&dp, &failed)], "etg-keep-").is_empty());
+    assert_eq!(
+        keep_alive_to_drop(&[p.clone(), s.clone()], "prod", &d("a"), "etg-keep-"),
+        None,
+        "stable still pins it"
+    );
+    assert_eq!(
+        keep_alive_to_drop(&[p], "prod", &d("a"), "etg-keep-"),
+        Some(keep("a"))
+    );
 }

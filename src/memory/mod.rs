@@ -289,6 +289,21 @@ impl Images for Memory {
                 })
             }))
     }
+    async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
+        let mut s = self.call("ecr:BatchDeleteImage")?;
+        if let Some(r) = s.repos.get_mut(repo) {
+            if let Some(d) = r.digest_of(tag).map(String::from) {
+                let last = r
+                    .images
+                    .get_mut(&d)
+                    .is_some_and(|im| im.tags.remove(tag) && im.tags.is_empty());
+                if last {
+                    r.images.remove(&d);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn image_of(m: &Manifest) -> Image {

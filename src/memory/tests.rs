@@ -95,8 +95,10 @@ async fn restore_then_duplicate() {
             "dynamodb:PutItem",
             "dynamodb:Query",
             "ecr:PutImage",
+            "ecr:PutImage",
             "sns:Publish"
-        ]
+        ],
+        "the second PutImage puts the keep-alive tag, beside the page"
     );
     let r = h.handle(&ev, &now(101)).await.unwrap();
     assert!(r.duplicate);

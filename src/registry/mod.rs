@@ -231,6 +231,21 @@ impl std::fmt::Display for InvalidEntry {
     }
 }
 
+/// The keep-alive prefix used when none is configured.
+pub const DEFAULT_KEEP_PREFIX: &str = "etg-keep-";
+
+/// The guard-owned tag that keeps a pinned digest alive: `PREFIX` + the first 16 hex digits
+/// of the digest. While it exists, deleting the protected tag only untags the image, so a
+/// restore never depends on ECR keeping unreferenced layers. `None` for a malformed digest.
+pub fn keep_tag(prefix: &str, digest: &str) -> Option<String> {
+    is_digest(digest).then(|| format!("{prefix}{}", &digest[7..23]))
+}
+
+/// True when `prefix` makes valid keep-alive tags (a tag prefix of at most 100 characters).
+pub fn is_keep_prefix(prefix: &str) -> bool {
+    prefix.len() <= 100 && is_tag(&format!("{prefix}0"))
+}
+
 /// True for a valid ECR tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn is_tag(s: &str) -> bool {
     let b = s.as_bytes();

@@ -289,6 +289,7 @@ impl World {
                 accounts: vec![self.account.clone()],
                 regions: vec![REGION.into()],
                 own_role_arn: Some(self.guard_role_arn()),
+                ..Settings::default()
             },
             dry_run: false,
         }
@@ -304,6 +305,7 @@ impl World {
             },
             sts: self.sts.clone(),
             region: REGION.into(),
+            keep_prefix: ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX.into(),
         }
     }
 
