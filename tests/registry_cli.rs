@@ -394,3 +394,102 @@ async fn protect_adds_the_keep_alive_tag_status_misses_it_and_unprotect_removes_
         "the tag itself is untouched"
     );
 }
+
+#[tokio::test]
+async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_them() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("worker", false).await;
+    let (m1, m2) = (manifest("lc-1"), manifest("lc-2"));
+    let d1 = w.push("worker", &m1, DOCKER, Some("release-1")).await;
+    w.push("worker", &m1, DOCKER, Some("build-41")).await;
+    w.push("worker", &m2, DOCKER, Some("build-42")).await;
+    let policy = json!({"rules": [
+        {"rulePriority": 1, "description": "keep 10 builds", "selection": {"tagStatus": "tagged", "tagPrefixList": ["build-"], "countType": "imageCountMoreThan", "countNumber": 10}, "action": {"type": "expire"}},
+        {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50}, "action": {"type": "expire"}}
+    ]});
+    w.ecr
+        .put_lifecycle_policy()
+        .repository_name("worker")
+        .lifecycle_policy_text(policy.to_string())
+        .send()
+        .await
+        .expect("policy");
+    registry::protect(
+        &w.ops(),
+        "worker:release-1",
+        &ProtectOptions::default(),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect("protect");
+
+    let mut out = Vec::new();
+    assert!(!registry::lifecycle_check(&w.ops(), "worker", &mut out)
+        .await
+        .expect("check"));
+    let report = text(out);
+    assert!(
+        report.contains(&format!(
+            "AT RISK {} (protected: release-1) by rule 1 (expire: keep 10 builds)",
+            &d1[..19]
+        )),
+        "{report}"
+    );
+    assert!(report.contains("1 protected image(s)"), "{report}");
+
+    let mut out = Vec::new();
+    registry::lifecycle_shield(&w.ops(), "worker", false, &mut out)
+        .await
+        .expect("preview");
+    assert!(text(out).contains("(not written: add --apply)"));
+    let stored = w
+        .ecr
+        .get_lifecycle_policy()
+        .repository_name("worker")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        serde_json::from_str::<Value>(stored.lifecycle_policy_text().unwrap_or("")).expect("json"),
+        policy,
+        "a preview writes nothing"
+    );
+
+    registry::lifecycle_shield(&w.ops(), "worker", true, &mut Vec::new())
+        .await
+        .expect("apply");
+    let stored = w
+        .ecr
+        .get_lifecycle_policy()
+        .repository_name("worker")
+        .send()
+        .await
+        .expect("get");
+    let new: Value =
+        serde_json::from_str(stored.lifecycle_policy_text().unwrap_or("")).expect("json");
+    let prios: Vec<u64> = new["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["rulePriority"].as_u64())
+        .collect();
+    assert_eq!(prios, vec![1, 2, 3]);
+    assert_eq!(
+        new["rules"][0]["selection"]["tagPrefixList"],
+        json!(["etg-keep-"])
+    );
+    let mut out = Vec::new();
+    assert!(
+        registry::lifecycle_check(&w.ops(), "worker", &mut out)
+            .await
+            .expect("check"),
+        "{}",
+        text(out.clone())
+    );
+    let mut out = Vec::new();
+    registry::lifecycle_shield(&w.ops(), "worker", true, &mut out)
+        .await
+        .expect("again");
+    assert!(text(out).contains("already starts with the keep-alive shield"));
+}

@@ -295,6 +295,67 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// The repository's lifecycle policy text; `None` when it has none.
+    pub async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
+        let result = self
+            .ecr
+            .get_lifecycle_policy()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.lifecycle_policy_text().map(String::from)),
+            Err(e) if e.code() == Some("LifecyclePolicyNotFoundException") => Ok(None),
+            Err(e) => Err(call_error("ecr:GetLifecyclePolicy", &e)),
+        }
+    }
+
+    /// Writes the repository's lifecycle policy.
+    pub async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError> {
+        self.ecr
+            .put_lifecycle_policy()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .lifecycle_policy_text(text)
+            .send()
+            .await
+            .map_err(|e| call_error("ecr:PutLifecyclePolicy", &e))?;
+        Ok(())
+    }
+
+    /// Every image of the repository with all its tags (`ListImages`, paginated).
+    pub async fn image_tags(
+        &self,
+        repo: &RepoKey,
+    ) -> Result<BTreeMap<String, Vec<String>>, CallError> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ecr
+                .list_images()
+                .registry_id(&repo.account)
+                .repository_name(&repo.name)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| call_error("ecr:ListImages", &e))?;
+            for id in page.image_ids() {
+                if let Some(d) = id.image_digest() {
+                    let tags = out.entry(d.to_string()).or_default();
+                    tags.extend(id.image_tag().map(String::from));
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
 /// An image named by tag or by digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {

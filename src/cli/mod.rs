@@ -67,6 +67,13 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Check a repository's lifecycle policy against the protected images, or shield them.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+        #[command(flatten)]
+        table: TableArg,
+    },
     /// Check every protected tag against ECR; exit 1 when any is not ok.
     Status {
         /// One JSON object per line.
@@ -74,6 +81,23 @@ enum Command {
         json: bool,
         #[command(flatten)]
         table: TableArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LifecycleCommand {
+    /// List every protected image a lifecycle rule could expire or archive; exit 1 if any.
+    Check {
+        /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
+        repo: String,
+    },
+    /// Show the policy with a priority-1 rule that never expires keep-alive-tagged images.
+    Shield {
+        /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
+        repo: String,
+        /// Write it to the repository.
+        #[arg(long)]
+        apply: bool,
     },
 }
 
@@ -225,6 +249,18 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Status { json, table } => {
             registry::status(&ops(&table).await?, json, &mut std::io::stdout().lock()).await
+        }
+        Command::Lifecycle { command, table } => {
+            let ops = ops(&table).await?;
+            let out = &mut std::io::stdout().lock();
+            match command {
+                LifecycleCommand::Check { repo } => {
+                    registry::lifecycle_check(&ops, &repo, out).await
+                }
+                LifecycleCommand::Shield { repo, apply } => {
+                    registry::lifecycle_shield(&ops, &repo, apply, out).await
+                }
+            }
         }
         Command::Replay(a) => {
             let opts = ReplayOptions {

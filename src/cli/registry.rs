@@ -71,6 +71,11 @@ impl Ops {
         if !registry::is_tag(tag) {
             bail!("`{}` is not a valid ECR tag", clean(tag, 130));
         }
+        Ok((self.repo(repo).await?, tag.to_string()))
+    }
+
+    /// Reads `ACCOUNT/REGION/NAME`, or a plain name in the caller's account and region.
+    pub async fn repo(&self, repo: &str) -> anyhow::Result<RepoKey> {
         let parts: Vec<&str> = repo.splitn(3, '/').collect();
         let qualified = parts.len() == 3
             && parts[0].len() == 12
@@ -91,7 +96,7 @@ impl Ops {
                 name: repo.to_string(),
             }
         };
-        Ok((key, tag.to_string()))
+        Ok(key)
     }
 
     fn images(&self) -> EcrImages {
@@ -591,4 +596,105 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
         )?;
     }
     Ok(not_ok == 0)
+}
+
+/// The repository's lifecycle policy as JSON, `None` when it has none.
+async fn policy(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Option<Value>> {
+    match ops.admin.lifecycle_policy(repo).await? {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("the lifecycle policy of {repo} is not JSON")),
+    }
+}
+
+/// `lifecycle check REPO`: every protected image a lifecycle rule could expire or archive,
+/// with the rule. `Ok(false)` when there is one.
+pub async fn lifecycle_check(ops: &Ops, repo: &str, out: &mut impl Write) -> anyhow::Result<bool> {
+    let repo = ops.repo(repo).await?;
+    let Some(policy) = policy(ops, &repo).await? else {
+        writeln!(
+            out,
+            "{repo} has no lifecycle policy: no rule can expire a protected image"
+        )?;
+        return Ok(true);
+    };
+    let entries: Vec<Entry> = ops
+        .admin
+        .partition(&repo.key(), false)
+        .await?
+        .iter()
+        .filter_map(|i| parse_item(i).ok())
+        .collect();
+    let tags = ops.admin.image_tags(&repo).await?;
+    let protected: Vec<(String, Vec<String>)> = tags
+        .into_iter()
+        .filter(|(d, _)| entries.iter().any(|e| e.digest() == Some(d.as_str())))
+        .collect();
+    let risks = crate::guard::lifecycle::at_risk(&policy, &protected, &ops.keep_prefix)
+        .map_err(|e| anyhow!("the lifecycle policy of {repo}: {e}"))?;
+    for r in &risks {
+        let guarded: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.digest() == Some(r.digest.as_str()))
+            .map(|e| e.tag.as_str())
+            .collect();
+        writeln!(
+            out,
+            "AT RISK {} (protected: {}) by rule {} ({}{})",
+            short_digest(&r.digest),
+            guarded.join(", "),
+            r.rule_priority,
+            r.action,
+            r.description
+                .as_deref()
+                .map(|d| format!(": {}", clean(d, 200)))
+                .unwrap_or_default(),
+        )?;
+    }
+    writeln!(
+        out,
+        "{} protected image(s) in {repo}, {} a lifecycle rule could take{}",
+        protected.len(),
+        risks.len(),
+        if risks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; `ecr-tag-guard lifecycle shield {}` adds a rule that keeps them",
+                repo.key()
+            )
+        }
+    )?;
+    Ok(risks.is_empty())
+}
+
+/// `lifecycle shield REPO [--apply]`: shows (and writes) the policy with a priority-1 rule
+/// that never expires images carrying a keep-alive tag.
+pub async fn lifecycle_shield(
+    ops: &Ops,
+    repo: &str,
+    apply: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let repo = ops.repo(repo).await?;
+    let current = policy(ops, &repo).await?;
+    let Some(new) = crate::guard::lifecycle::shield(current.as_ref(), &ops.keep_prefix)
+        .map_err(|e| anyhow!("the lifecycle policy of {repo}: {e}"))?
+    else {
+        writeln!(
+            out,
+            "{repo}: the lifecycle policy already starts with the keep-alive shield"
+        )?;
+        return Ok(true);
+    };
+    let text = serde_json::to_string_pretty(&new)?;
+    writeln!(out, "{text}")?;
+    if apply {
+        ops.admin.put_lifecycle_policy(&repo, &text).await?;
+        writeln!(out, "written to {repo}")?;
+    } else {
+        writeln!(out, "(not written: add --apply)")?;
+    }
+    Ok(true)
 }

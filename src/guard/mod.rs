@@ -15,6 +15,7 @@
 //! | seen for the first time (item not pinned) | pin what the event shows, then as above         |
 //! | anything done by the guard's own role  | nothing (this is what stops loops)                |
 
+pub mod lifecycle;
 mod restore;
 pub mod status;
 #[cfg(test)]
