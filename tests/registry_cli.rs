@@ -19,6 +19,30 @@ fn text(buf: Vec<u8>) -> String {
     String::from_utf8(buf).expect("utf-8")
 }
 
+/// `protect` that must fail; its message.
+async fn protect_err(w: &World, target: &str) -> String {
+    let opts = ProtectOptions::default();
+    match registry::protect(&w.ops(), target, &opts, &now(), &mut Vec::new()).await {
+        Ok(_) => panic!("protect {target} should have been refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// `protect` with default options that must succeed; its output.
+async fn protect_ok(w: &World, target: &str) -> String {
+    let mut out = Vec::new();
+    registry::protect(
+        &w.ops(),
+        target,
+        &ProtectOptions::default(),
+        &now(),
+        &mut out,
+    )
+    .await
+    .expect("protect");
+    text(out)
+}
+
 #[tokio::test]
 async fn init_creates_the_table_once_and_refuses_another_schema() {
     let Some(w) = World::new().await else { return };
@@ -99,16 +123,7 @@ async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
     assert_eq!(item["allow"], json!(["arn:aws:iam::*:role/deploy"]));
     assert_eq!(item["pinned_at"], "2026-09-21T12:00:00Z");
     // Protecting again needs --force, and keeps what it is not told to change.
-    let err = registry::protect(
-        &w.ops(),
-        "web:prod",
-        &ProtectOptions::default(),
-        &now(),
-        &mut Vec::new(),
-    )
-    .await
-    .expect_err("exists")
-    .to_string();
+    let err = protect_err(&w, "web:prod").await;
     assert!(err.contains("--force"), "{err}");
     let m2 = manifest("protect-me-2");
     let d2 = w.push("web", &m2, DOCKER, Some("prod")).await;
@@ -168,41 +183,14 @@ async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
 async fn protect_refuses_what_it_cannot_pin_and_keeps_the_index_children() {
     let Some(w) = World::new().await else { return };
     w.create_repo("edge", false).await;
-    let err = registry::protect(
-        &w.ops(),
-        "edge:nope",
-        &ProtectOptions::default(),
-        &now(),
-        &mut Vec::new(),
-    )
-    .await
-    .expect_err("missing tag")
-    .to_string();
+    let err = protect_err(&w, "edge:nope").await;
     assert!(
         err.contains("tag nope is not in") && err.contains("ImageNotFound"),
         "{err}"
     );
-    let err = registry::protect(
-        &w.ops(),
-        "ghost:prod",
-        &ProtectOptions::default(),
-        &now(),
-        &mut Vec::new(),
-    )
-    .await
-    .expect_err("no repo")
-    .to_string();
+    let err = protect_err(&w, "ghost:prod").await;
     assert!(err.contains("does not exist"), "{err}");
-    let err = registry::protect(
-        &w.ops(),
-        "edge",
-        &ProtectOptions::default(),
-        &now(),
-        &mut Vec::new(),
-    )
-    .await
-    .expect_err("no tag")
-    .to_string();
+    let err = protect_err(&w, "edge").await;
     assert!(err.contains("not REPO:TAG"), "{err}");
     assert!(w.item("edge", "nope").await.is_none());
     let (amd, arm) = (oci_manifest("p-amd"), oci_manifest("p-arm"));
@@ -235,15 +223,7 @@ async fn list_status_and_unprotect() {
     w.push("web", &a, DOCKER, Some("moved")).await;
     w.push("web", &a, DOCKER, Some("gone")).await;
     for tag in ["ok", "moved", "gone"] {
-        registry::protect(
-            &w.ops(),
-            &format!("web:{tag}"),
-            &ProtectOptions::default(),
-            &now(),
-            &mut Vec::new(),
-        )
-        .await
-        .expect("protect");
+        protect_ok(&w, &format!("web:{tag}")).await;
     }
     let d_b = w.push("web", &b, DOCKER, Some("moved")).await;
     w.delete("web", &[(Some("gone"), None)]).await;
@@ -414,15 +394,7 @@ async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_the
         .send()
         .await
         .expect("policy");
-    registry::protect(
-        &w.ops(),
-        "worker:release-1",
-        &ProtectOptions::default(),
-        &now(),
-        &mut Vec::new(),
-    )
-    .await
-    .expect("protect");
+    protect_ok(&w, "worker:release-1").await;
 
     let mut out = Vec::new();
     assert!(!registry::lifecycle_check(&w.ops(), "worker", &mut out)
