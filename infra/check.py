@@ -95,7 +95,12 @@ def as_eventbridge(value):
 
 def main(binary, out_path):
     cfn = translate(out_path)
-    rules = {name: r["Properties"]["EventPattern"] for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+    # Rules with an event pattern; the reconcile schedule has none.
+    rules = {
+        name: r["Properties"]["EventPattern"]
+        for name, r in cfn["Resources"].items()
+        if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
+    }
     assert rules, "the template defines no EventBridge rule"
     run = subprocess.run([binary, "replay", "--json", os.path.join(ROOT, "events")], cwd=ROOT, capture_output=True, text=True)
     reports = [json.loads(line) for line in run.stdout.splitlines()]

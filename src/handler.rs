@@ -309,7 +309,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     /// Carries out one decision. `Err` only for failures a retry may mend.
-    async fn act(
+    pub(crate) async fn act(
         &self,
         repo: &RepoKey,
         d: &Decision,
@@ -365,6 +365,29 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     .await;
                 }
                 Ok(Outcome::Followed)
+            }
+            Action::StoreManifest => {
+                let Some(digest) = e.digest() else {
+                    return Ok(Outcome::Skipped);
+                };
+                let pin = self
+                    .capture(repo, digest, None, now, "manifest stored by reconcile")
+                    .await?;
+                if pin.manifest.is_none() {
+                    return Ok(Outcome::Refused {
+                        why: "ECR no longer has the pinned image: there is no manifest to keep"
+                            .into(),
+                    });
+                }
+                if !self
+                    .registry
+                    .set_pin(repo, &d.tag, Some(digest), Some(&pin))
+                    .await?
+                {
+                    return Ok(Outcome::Conflict);
+                }
+                self.add_keep_alive(repo, &pin).await;
+                Ok(Outcome::Pinned)
             }
             Action::Pin {
                 digest,
@@ -495,7 +518,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     /// Puts keep-alive tags; failures are logged.
-    async fn put_keep_alive(&self, repo: &RepoKey, steps: &[PutStep]) {
+    pub(crate) async fn put_keep_alive(&self, repo: &RepoKey, steps: &[PutStep]) {
         for (step, r) in steps
             .iter()
             .zip(join_all(steps.iter().map(|s| self.images.put(repo, s))).await)
@@ -546,7 +569,7 @@ fn action_name(a: &Action) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn log_decision(i: &Incident, d: &Decision, outcome: Option<&Outcome>) {
+pub(crate) fn log_decision(i: &Incident, d: &Decision, outcome: Option<&Outcome>) {
     info!(
         event_id = %i.event_id,
         repository = %i.repo,
@@ -558,7 +581,7 @@ fn log_decision(i: &Incident, d: &Decision, outcome: Option<&Outcome>) {
     );
 }
 
-fn record(i: &Incident, d: &Decision, o: &Outcome, now: &Now) -> HistoryRecord {
+pub(crate) fn record(i: &Incident, d: &Decision, o: &Outcome, now: &Now) -> HistoryRecord {
     let new_digest = match &d.action {
         Action::Follow { to, .. } => Some(to.clone()),
         Action::Pin { digest, .. } => Some(digest.clone()),

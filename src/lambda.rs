@@ -23,11 +23,37 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Handles one invocation and returns a short summary.
+/// True for the EventBridge schedule's event, which starts a reconcile.
+pub fn is_schedule(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// Handles one invocation and returns a short summary: a scheduled event reconciles, any
+/// other event goes through the handler.
 pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
     handler: &Handler<R, I, P, L>,
     event: &Value,
 ) -> Result<Value, lambda_runtime::Error> {
+    if is_schedule(event) {
+        let report = handler
+            .reconcile(&Now::system(), &mut |_, _, _| {})
+            .await
+            .map_err(|e| {
+                error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
+                Box::new(e) as lambda_runtime::Error
+            })?;
+        return Ok(json!({
+            "reconcile": true,
+            "repositories": report.repositories,
+            "checked": report.checked,
+            "ok": report.ok,
+            "repairs": report.repairs.len(),
+            "pages": report.pages.len(),
+            "invalid": report.invalid.len(),
+            "warnings": report.warnings,
+        }));
+    }
     match handler.handle(event, &Now::system()).await {
         Ok(report) => Ok(json!({
             "event_id": report.event_id,

@@ -20,5 +20,6 @@ pub mod lambda;
 pub mod memory;
 pub mod page;
 pub mod ports;
+pub mod reconcile;
 pub mod registry;
 pub mod text;

@@ -15,6 +15,9 @@ pub trait Registry {
     /// never hides the others).
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError>;
 
+    /// Every item of every repository (for reconcile), each read and validated on its own.
+    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError>;
+
     /// Writes `pin` (or, with `None`, removes the pin fields) on the item, only if its digest is
     /// still `expect` (`None`: not pinned). Returns `false` when the item changed meanwhile.
     async fn set_pin(
@@ -59,6 +62,14 @@ pub trait Images {
     /// `BatchDeleteImage` of one tag: untags its image (deleting it when that was its last
     /// tag). A tag that is not there is not an error.
     async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError>;
+
+    /// `BatchGetImage` of many tags (100 a call): for each, its manifest (with its digest) or
+    /// ECR's failure code; `None` when the repository does not exist.
+    async fn lookup(
+        &self,
+        repo: &RepoKey,
+        tags: &[String],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError>;
 }
 
 /// The on-call channel.

@@ -234,6 +234,8 @@ fn registry_commands_check_their_arguments_before_calling_aws() {
         "list",
         "history",
         "status",
+        "lifecycle",
+        "reconcile",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from:\n{help}");
     }

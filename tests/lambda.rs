@@ -93,25 +93,9 @@ fn metadata_service(count: Arc<AtomicUsize>) -> u16 {
     port
 }
 
-#[tokio::test]
-async fn the_lambda_restores_a_deleted_tag_from_one_invocation() {
-    let Some(w) = World::in_account("123456789012").await else {
-        return;
-    };
-    let url = World::url().expect("moto");
-    w.create_repo("web", false).await;
-    let m = manifest("lambda");
-    let d = w.push("web", &m, DOCKER, Some("prod")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
-    let ids = w.delete("web", &[(Some("prod"), None)]).await;
-    let event = batch_delete(
-        &w,
-        user(&w, "bob"),
-        "web",
-        json!([{"imageTag": "prod"}]),
-        ids,
-    );
-
+/// Runs the binary as Lambda for one invocation of `event`: the Runtime API's request line
+/// for the answer, the answer, the logs, and the number of metadata-service connections.
+fn run_lambda(w: &World, url: &str, event: Value) -> (String, Value, String, usize) {
     let (tx, rx) = mpsc::channel();
     let api = runtime_api(event, tx);
     let imds_calls = Arc::new(AtomicUsize::new(0));
@@ -129,7 +113,7 @@ async fn the_lambda_restores_a_deleted_tag_from_one_invocation() {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_SESSION_TOKEN", "testing")
-        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_ENDPOINT_URL", url)
         .env(
             "AWS_EC2_METADATA_SERVICE_ENDPOINT",
             format!("http://127.0.0.1:{imds}"),
@@ -152,6 +136,29 @@ async fn the_lambda_restores_a_deleted_tag_from_one_invocation() {
     );
     let (line, summary) =
         got.unwrap_or_else(|e| panic!("no response from the function ({e}); logs:\n{logs}"));
+    (line, summary, logs, imds_calls.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
+    let Some(w) = World::in_account("123456789012").await else {
+        return;
+    };
+    let url = World::url().expect("moto");
+    w.create_repo("web", false).await;
+    let m = manifest("lambda");
+    let d = w.push("web", &m, DOCKER, Some("prod")).await;
+    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
+    let ids = w.delete("web", &[(Some("prod"), None)]).await;
+    let event = batch_delete(
+        &w,
+        user(&w, "bob"),
+        "web",
+        json!([{"imageTag": "prod"}]),
+        ids,
+    );
+
+    let (line, summary, logs, imds_calls) = run_lambda(&w, &url, event);
 
     assert_eq!(
         line, "POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1",
@@ -163,11 +170,7 @@ async fn the_lambda_restores_a_deleted_tag_from_one_invocation() {
         Some(d.as_str())
     );
     assert_eq!(w.pages().await.len(), 1);
-    assert_eq!(
-        imds_calls.load(Ordering::SeqCst),
-        0,
-        "no metadata-service call:\n{logs}"
-    );
+    assert_eq!(imds_calls, 0, "no metadata-service call:\n{logs}");
     // One JSON log line per decision, with the event, the tag, the action and the outcome.
     let decision = logs
         .lines()
@@ -180,6 +183,23 @@ async fn the_lambda_restores_a_deleted_tag_from_one_invocation() {
     assert!(decision["fields"]["event_id"]
         .as_str()
         .is_some_and(|s| !s.is_empty()));
+
+    // The schedule's event runs a reconcile: a tag deleted while no event reached the
+    // guard is put back.
+    w.delete("web", &[(Some("prod"), None)]).await;
+    let schedule = json!({
+        "version": "0", "id": "5c9e7a4e-0000-4000-8000-000000000001", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-26T21:00:00Z",
+        "region": REGION, "resources": ["arn:aws:events:eu-west-1:123456789012:rule/reconcile"], "detail": {}
+    });
+    let (line, summary, logs, _) = run_lambda(&w, &url, schedule);
+    assert!(line.ends_with("/response HTTP/1.1"), "{summary}\n{logs}");
+    assert_eq!(summary["reconcile"], true, "{summary}");
+    assert_eq!(summary["repairs"], 1, "{summary}");
+    assert_eq!(
+        w.digest_of("web", "prod").await.as_deref(),
+        Some(d.as_str())
+    );
 }
 
 #[test]

@@ -766,3 +766,90 @@ async fn the_registry_writes_a_pin_only_over_the_digest_it_read() {
         .get("digest")
         .is_none());
 }
+
+#[tokio::test]
+async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_once() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("web", false).await;
+    let (a, b) = (manifest("rc-a"), manifest("rc-b"));
+    let da = w.push("web", &a, DOCKER, Some("holder")).await;
+    let db = w.push("web", &b, DOCKER, Some("moved")).await;
+    w.push("web", &b, DOCKER, Some("qa")).await;
+    w.put_item(pinned_item(&w, "web", "missing", &a, DOCKER))
+        .await;
+    w.put_item(pinned_item(&w, "web", "moved", &a, DOCKER))
+        .await;
+    w.put_item(json!({"repository": w.repo("web").key(), "tag": "qa"}))
+        .await;
+    w.put_item(with(
+        pinned_item(&w, "web", "watched", &a, DOCKER),
+        json!({"on_delete": "alert"}),
+    ))
+    .await;
+    w.take_calls();
+
+    let h = w.handler();
+    let r = h
+        .reconcile(&ecr_tag_guard::handler::Now::system(), &mut |_, _, _| {})
+        .await
+        .expect("reconcile");
+    let made = w.take_calls();
+
+    assert_eq!(
+        w.digest_of("web", "missing").await.as_deref(),
+        Some(da.as_str())
+    );
+    assert_eq!(
+        w.digest_of("web", "moved").await.as_deref(),
+        Some(da.as_str())
+    );
+    assert_eq!(w.item("web", "qa").await.expect("qa")["digest"], db);
+    assert_eq!(
+        w.digest_of("web", &keep(&da)).await.as_deref(),
+        Some(da.as_str())
+    );
+    assert_eq!(
+        w.digest_of("web", &keep(&db)).await.as_deref(),
+        Some(db.as_str())
+    );
+    assert_eq!(
+        made.iter().filter(|c| *c == "dynamodb:Scan").count(),
+        1,
+        "{made:?}"
+    );
+    assert_eq!(
+        made.iter().filter(|c| *c == "ecr:BatchGetImage").count(),
+        2,
+        "one batched read, and qa's manifest: {made:?}"
+    );
+    let actions: Vec<String> = w
+        .pages()
+        .await
+        .iter()
+        .map(|p| attr(p, "action").to_string())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "restored").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "reverted").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "alert").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(r.repairs.len(), 4);
+
+    // Next run: only the watched tag is still missing (on_delete alert); it is not paged again.
+    let again = h
+        .reconcile(&ecr_tag_guard::handler::Now::system(), &mut |_, _, _| {})
+        .await
+        .expect("again");
+    assert_eq!(again.ok, 3, "{:?}", again.repairs);
+    assert!(w.pages().await.is_empty());
+}

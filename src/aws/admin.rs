@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
-use aws_sdk_ecr::types::ImageIdentifier;
 use serde_json::{Map, Value};
 
+use super::call_error;
 use super::dynamodb::{attr_to_json, json_to_attr, TTL_ATTRIBUTE};
-use super::{call_error, MEDIA_TYPES};
+pub use super::ecr::{batch_get, ImageRef};
 use crate::error::CallError;
 use crate::registry::{field, Manifest, RepoKey};
 
@@ -220,78 +220,16 @@ impl Admin {
 
     /// Every registry item (not the guard's own history and ledger records), as plain JSON.
     pub async fn registry_items(&self) -> Result<Vec<Value>, CallError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("NOT begins_with(#r, :h) AND NOT begins_with(#r, :l)")
-                .expression_attribute_names("#r", field::REPOSITORY)
-                .expression_attribute_values(":h", json_to_attr(&Value::String("history#".into())))
-                .expression_attribute_values(":l", json_to_attr(&Value::String("ledger#".into())))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| call_error("dynamodb:Scan", &e))?;
-            out.extend(page.items().iter().map(item_to_json));
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+        super::dynamodb::scan_registry(&self.ddb, &self.table).await
     }
 
-    /// Reads images by tag or digest (`BatchGetImage`, 100 ids a call): for each id, the
-    /// manifest, or ECR's failure code. `Ok(None)`: the repository does not exist.
+    /// Reads images by tag or digest: see [`batch_get`].
     pub async fn images(
         &self,
         repo: &RepoKey,
         ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(100) {
-            let result = self
-                .ecr
-                .batch_get_image()
-                .registry_id(&repo.account)
-                .repository_name(&repo.name)
-                .set_image_ids(Some(chunk.iter().map(ImageRef::identifier).collect()))
-                .set_accepted_media_types(Some(MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
-                .send()
-                .await;
-            let got = match result {
-                Ok(got) => got,
-                Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(None),
-                Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
-            };
-            for id in chunk {
-                let found = got.images().iter().find(|im| id.names(im.image_id()));
-                let failure = || {
-                    got.failures()
-                        .iter()
-                        .find(|f| id.names(f.image_id()))
-                        .and_then(|f| f.failure_code().map(|c| c.as_str().to_string()))
-                        .unwrap_or_else(|| "ImageNotFound".to_string())
-                };
-                out.push(match found {
-                    Some(im) => match (
-                        im.image_id().and_then(|i| i.image_digest()),
-                        im.image_manifest(),
-                    ) {
-                        (Some(d), Some(body)) => Ok(Manifest {
-                            digest: d.to_string(),
-                            media_type: im.image_manifest_media_type().map(String::from),
-                            body: body.to_string(),
-                        }),
-                        _ => Err("ImageWithoutManifest".to_string()),
-                    },
-                    None => Err(failure()),
-                });
-            }
-        }
-        Ok(Some(out))
+        batch_get(&self.ecr, repo, ids).await
     }
 }
 
@@ -352,32 +290,6 @@ impl Admin {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(out),
             }
-        }
-    }
-}
-
-/// An image named by tag or by digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageRef {
-    /// By tag.
-    Tag(String),
-    /// By digest.
-    Digest(String),
-}
-
-impl ImageRef {
-    /// True when ECR's `imageId` in an answer is this one.
-    fn names(&self, got: Option<&ImageIdentifier>) -> bool {
-        got.is_some_and(|i| match self {
-            ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
-            ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
-        })
-    }
-
-    fn identifier(&self) -> ImageIdentifier {
-        match self {
-            ImageRef::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),
-            ImageRef::Digest(d) => ImageIdentifier::builder().image_digest(d).build(),
         }
     }
 }

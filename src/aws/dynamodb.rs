@@ -105,6 +105,31 @@ fn conditional_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
+/// Every registry item of the table (not the guard's history and ledger records), as
+/// plain JSON (`Scan`, paginated).
+pub async fn scan_registry(client: &Client, table: &str) -> Result<Vec<Value>, CallError> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("NOT begins_with(#r, :h) AND NOT begins_with(#r, :l)")
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_values(":h", s("history#"))
+            .expression_attribute_values(":l", s("ledger#"))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:Scan", &e))?;
+        out.extend(page.items().iter().map(item_to_json));
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// The registry in a DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoRegistry {
@@ -115,6 +140,11 @@ pub struct DynamoRegistry {
 }
 
 impl Registry for DynamoRegistry {
+    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+        let items = scan_registry(&self.client, &self.table).await?;
+        Ok(items.iter().map(registry::parse_item).collect())
+    }
+
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;

@@ -90,6 +90,15 @@ impl Images for EcrImages {
         }))
     }
 
+    async fn lookup(
+        &self,
+        repo: &RepoKey,
+        tags: &[String],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        let ids: Vec<ImageRef> = tags.iter().cloned().map(ImageRef::Tag).collect();
+        batch_get(&self.client, repo, &ids).await
+    }
+
     async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
         let result = self
             .client
@@ -104,6 +113,82 @@ impl Images for EcrImages {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(()),
             Err(e) => Err(call_error("ecr:BatchDeleteImage", &e)),
+        }
+    }
+}
+
+/// Reads images by tag or digest (`BatchGetImage`, 100 ids a call): for each id, the
+/// manifest, or ECR's failure code. `Ok(None)`: the repository does not exist.
+pub async fn batch_get(
+    client: &Client,
+    repo: &RepoKey,
+    ids: &[ImageRef],
+) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(100) {
+        let result = client
+            .batch_get_image()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .set_image_ids(Some(chunk.iter().map(ImageRef::identifier).collect()))
+            .set_accepted_media_types(Some(MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await;
+        let got = match result {
+            Ok(got) => got,
+            Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(None),
+            Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
+        };
+        for id in chunk {
+            let found = got.images().iter().find(|im| id.names(im.image_id()));
+            let failure = || {
+                got.failures()
+                    .iter()
+                    .find(|f| id.names(f.image_id()))
+                    .and_then(|f| f.failure_code().map(|c| c.as_str().to_string()))
+                    .unwrap_or_else(|| "ImageNotFound".to_string())
+            };
+            out.push(match found {
+                Some(im) => match (
+                    im.image_id().and_then(|i| i.image_digest()),
+                    im.image_manifest(),
+                ) {
+                    (Some(d), Some(body)) => Ok(Manifest {
+                        digest: d.to_string(),
+                        media_type: im.image_manifest_media_type().map(String::from),
+                        body: body.to_string(),
+                    }),
+                    _ => Err("ImageWithoutManifest".to_string()),
+                },
+                None => Err(failure()),
+            });
+        }
+    }
+    Ok(Some(out))
+}
+
+/// An image named by tag or by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// By tag.
+    Tag(String),
+    /// By digest.
+    Digest(String),
+}
+
+impl ImageRef {
+    /// True when ECR's `imageId` in an answer is this one.
+    fn names(&self, got: Option<&ImageIdentifier>) -> bool {
+        got.is_some_and(|i| match self {
+            ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
+            ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
+        })
+    }
+
+    fn identifier(&self) -> ImageIdentifier {
+        match self {
+            ImageRef::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),
+            ImageRef::Digest(d) => ImageIdentifier::builder().image_digest(d).build(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: `replay` (the main local job) and `schema`.
 
+mod reconcile;
 pub mod registry;
 mod replay;
 
@@ -73,6 +74,19 @@ enum Command {
         command: LifecycleCommand,
         #[command(flatten)]
         table: TableArg,
+    },
+    /// Compare every registry item with ECR and put things right (what the scheduled Lambda
+    /// does); exit 1 when a problem is left.
+    Reconcile {
+        /// Decide and report only: no write call, no page.
+        #[arg(long)]
+        dry_run: bool,
+        /// The registry table.
+        #[arg(long, env = crate::config::TABLE)]
+        table: Option<String>,
+        /// The pager topic.
+        #[arg(long, env = crate::config::TOPIC_ARN)]
+        topic_arn: Option<String>,
     },
     /// Check every protected tag against ECR; exit 1 when any is not ok.
     Status {
@@ -262,6 +276,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
             }
         }
+        Command::Reconcile {
+            dry_run,
+            table,
+            topic_arn,
+        } => reconcile::run(dry_run, table, topic_arn, &mut std::io::stdout().lock()).await,
         Command::Replay(a) => {
             let opts = ReplayOptions {
                 paths: a.paths,

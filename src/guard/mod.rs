@@ -16,6 +16,7 @@
 //! | anything done by the guard's own role  | nothing (this is what stops loops)                |
 
 pub mod lifecycle;
+pub mod reconcile;
 mod restore;
 pub mod status;
 #[cfg(test)]
@@ -152,6 +153,8 @@ pub enum Action {
     Release,
     /// Put back the keep-alive tag of the entry's pinned digest (the decision's tag).
     RestoreKeep,
+    /// Read the pinned image's manifest from ECR and keep it in the item.
+    StoreManifest,
     /// Page only.
     Alert,
     /// Nothing to do.
@@ -267,7 +270,7 @@ pub fn decide(incident: &Incident, entries: &[Entry], keep_prefix: &str) -> Vec<
     out
 }
 
-fn decision(e: &Entry, cause: Cause, action: Action, why: &str) -> Decision {
+pub(crate) fn decision(e: &Entry, cause: Cause, action: Action, why: &str) -> Decision {
     Decision {
         tag: e.tag.clone(),
         cause,

@@ -172,6 +172,11 @@ impl Registry for Memory {
             .collect())
     }
 
+    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+        let s = self.call("dynamodb:Scan")?;
+        Ok(s.items.values().map(registry::parse_item).collect())
+    }
+
     async fn set_pin(
         &self,
         repo: &RepoKey,
@@ -289,6 +294,28 @@ impl Images for Memory {
                 })
             }))
     }
+    async fn lookup(
+        &self,
+        repo: &RepoKey,
+        tags: &[String],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        let s = self.call("ecr:BatchGetImage")?;
+        let Some(r) = s.repos.get(repo) else {
+            return Ok(None);
+        };
+        let found = |t: &String| -> Result<Manifest, String> {
+            let d = r.digest_of(t).ok_or("ImageNotFound")?;
+            let im = r.images.get(d).ok_or("ImageNotFound")?;
+            let body = im.manifest.clone().ok_or("ImageWithoutManifest")?;
+            Ok(Manifest {
+                digest: d.to_string(),
+                media_type: im.media_type.clone(),
+                body,
+            })
+        };
+        Ok(Some(tags.iter().map(found).collect()))
+    }
+
     async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
         let mut s = self.call("ecr:BatchDeleteImage")?;
         if let Some(r) = s.repos.get_mut(repo) {

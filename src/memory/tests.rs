@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::guard::Outcome;
 use crate::handler::{Handler, Now};
 use crate::ports::Claim;
 
@@ -390,4 +391,116 @@ fn a_saved_state_loads_back_the_same() {
     let again = Memory::new(saved.clone().into_state("saved").unwrap());
     assert_eq!(again.state().repos, w.state().repos);
     assert_eq!(again.state().items, w.state().items);
+}
+
+/// A world where each protected tag has drifted in its own way.
+fn drifted() -> Memory {
+    let keep = |n: &str| crate::registry::keep_tag("etg-keep-", &d(n)).unwrap();
+    let scenario: Scenario = serde_json::from_value(json!({
+        "repositories": [{"repository": REPO, "images": [
+            {"manifest": body("a"), "media_type": "m", "tags": ["holder", keep("a")]},
+            {"manifest": body("b"), "media_type": "m", "tags": ["moved", "qa"]},
+            {"manifest": body("f"), "media_type": "m", "tags": ["fine", "bare"]}
+        ], "layers_gone": [d("c")]}],
+        "registry": [
+            pinned("missing", "a"),
+            pinned("moved", "a"),
+            {"repository": REPO, "tag": "qa"},
+            {"repository": REPO, "tag": "bare", "digest": d("f")},
+            pinned("fine", "f"),
+            pinned("gone", "c"),
+            {"repository": REPO, "tag": "broken", "on_move": "sideways"}
+        ]
+    }))
+    .unwrap();
+    Memory::new(scenario.into_state("drifted").unwrap())
+}
+
+#[tokio::test]
+async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
+    let w = drifted();
+    let h = handler(&w);
+    let keep = |n: &str| crate::registry::keep_tag("etg-keep-", &d(n)).unwrap();
+    let mut seen = Vec::new();
+    let r = h
+        .reconcile(&now(1000), &mut |done, total, _| seen.push((done, total)))
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![(1, 1)], "progress per repository");
+    assert_eq!((r.repositories, r.checked, r.invalid.len()), (1, 6, 1));
+    let outcome = |tag: &str| {
+        r.repairs
+            .iter()
+            .find(|h| h.decision.tag == tag)
+            .and_then(|h| h.outcome.clone())
+    };
+    assert_eq!(outcome("missing"), Some(Outcome::Restored));
+    assert_eq!(outcome("moved"), Some(Outcome::Restored), "reverted");
+    assert_eq!(outcome("qa"), Some(Outcome::Pinned));
+    assert_eq!(
+        outcome("bare"),
+        Some(Outcome::Pinned),
+        "its manifest is now stored"
+    );
+    // fine's keep-alive tag: put back by its own repair, or already by bare's (same digest).
+    assert!(matches!(
+        outcome(&keep("f")),
+        Some(Outcome::Restored | Outcome::AlreadyInPlace)
+    ));
+    assert_eq!(tag_on(&w, &keep("f")), Some(d("f")));
+    assert!(matches!(outcome("gone"), Some(Outcome::Failed { .. })));
+    assert_eq!(tag_on(&w, "missing"), Some(d("a")));
+    assert_eq!(tag_on(&w, "moved"), Some(d("a")));
+    assert_eq!(
+        tag_on(&w, &keep("b")),
+        Some(d("b")),
+        "qa's new pin carries its keep-alive tag"
+    );
+    let items = w.state().items.clone();
+    assert_eq!(
+        items[&(REPO.to_string(), "qa".to_string())]["digest"],
+        json!(d("b"))
+    );
+    assert_eq!(
+        items[&(REPO.to_string(), "bare".to_string())]["manifest"],
+        json!(body("f"))
+    );
+    let pages: Vec<String> = r
+        .pages
+        .iter()
+        .map(|p| p.attributes["action"].clone())
+        .collect();
+    assert_eq!(
+        pages.iter().filter(|a| *a == "failed").count(),
+        1,
+        "{pages:?}"
+    );
+
+    // The next run finds everything right but the lasting failure, and does not page it again.
+    let again = h.reconcile(&now(4600), &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(again.ok, 5, "{:?}", again.repairs);
+    assert_eq!(again.repairs.len(), 1);
+    assert!(again.pages.is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_reconcile_changes_nothing() {
+    let w = drifted();
+    let h = Handler {
+        dry_run: true,
+        ..handler(&w)
+    };
+    let r = h.reconcile(&now(1000), &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(r.repairs.len(), 6);
+    assert!(r.repairs.iter().all(|h| h.outcome.is_none()));
+    assert_eq!(tag_on(&w, "missing"), None);
+    assert!(w.state().pages.is_empty());
+    let writes: Vec<String> = w
+        .state()
+        .calls
+        .iter()
+        .filter(|c| !c.ends_with("Scan") && !c.ends_with("BatchGetImage"))
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
 }

@@ -1,0 +1,93 @@
+//! `reconcile [--dry-run]`: the scheduled repair, run by hand against AWS.
+
+use std::io::Write;
+
+use crate::config::Config;
+use crate::guard::Outcome;
+use crate::handler::Now;
+use crate::text::short_digest;
+
+/// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
+/// environment), showing progress on stderr. `Ok(false)` when a problem is left.
+pub async fn run(
+    dry_run: bool,
+    table: Option<String>,
+    topic_arn: Option<String>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let lookup = |k: &str| match k {
+        crate::config::TABLE => table.clone(),
+        crate::config::TOPIC_ARN => topic_arn.clone(),
+        _ => std::env::var(k).ok(),
+    };
+    let cfg = Config::from_lookup(lookup)?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let handler = crate::aws::from_config(&sdk, &cfg, dry_run);
+    let mut progress = |done: usize, total: usize, repo: &crate::registry::RepoKey| {
+        eprint!("\rreconcile: {done}/{total} repositories ({repo})\x1b[K");
+        if done == total {
+            eprintln!();
+        }
+    };
+    let report = handler.reconcile(&Now::system(), &mut progress).await?;
+    let mut left = report.invalid.len() + report.warnings.len();
+    for r in &report.repairs {
+        let d = &r.decision;
+        let outcome = match &r.outcome {
+            None => "planned".to_string(),
+            Some(o) => serde_json::to_value(o)
+                .ok()
+                .and_then(|v| v["kind"].as_str().map(String::from))
+                .unwrap_or_default(),
+        };
+        if matches!(
+            r.outcome,
+            Some(
+                Outcome::Alerted
+                    | Outcome::Failed { .. }
+                    | Outcome::Refused { .. }
+                    | Outcome::Conflict
+            )
+        ) {
+            left += 1;
+        }
+        let action = serde_json::to_value(&d.action)
+            .ok()
+            .and_then(|v| v["kind"].as_str().map(String::from))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{}:{} (pin {}): {action} -> {outcome}  [{}]",
+            d.entry.repo,
+            d.tag,
+            d.entry.digest().map_or("none", short_digest),
+            d.why
+        )?;
+    }
+    for b in &report.invalid {
+        writeln!(
+            out,
+            "invalid registry item {}: {}",
+            b.key,
+            b.problems.join("; ")
+        )?;
+    }
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    writeln!(
+        out,
+        "{} repositories, {} protected tags: {} ok, {} repaired or reported, {} page(s){}",
+        report.repositories,
+        report.checked,
+        report.ok,
+        report.repairs.len(),
+        report.pages.len(),
+        if dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(left == 0)
+}

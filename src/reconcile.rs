@@ -1,0 +1,217 @@
+//! Reconcile: every registry item compared with ECR and put right, without an event. Run on
+//! a schedule by the Lambda and by `ecr-tag-guard reconcile`. Reads are batched per
+//! repository (one `BatchGetImage` per 100 tags, keep-alive tags included), so the cost grows
+//! with repositories, not with calls per tag. Repairs go through the same
+//! [`Handler::act`](crate::handler::Handler) as events. A fix (a restore, a revert) is paged
+//! like one from an event; a problem that persists (a refusal, a failure, an alert) is paged
+//! once per incident: its first sighting claims a once-only record, which lapses after
+//! [`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::events::{Actor, Incident};
+use crate::guard::reconcile::{pin_first_seen, repair};
+use crate::guard::status::{standing, Standing};
+use crate::guard::{self, Action, Outcome};
+use crate::handler::{log_decision, record, Handled, Handler, Now};
+use crate::page::{self, Page};
+use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+use crate::registry::{self, Entry, InvalidEntry, RepoKey};
+
+/// What one reconcile run found and did.
+#[derive(Debug, Default, Serialize)]
+pub struct ReconcileReport {
+    /// Repositories read.
+    pub repositories: usize,
+    /// Protected tags checked.
+    pub checked: usize,
+    /// Tags found ok.
+    pub ok: usize,
+    /// Items that are not valid.
+    pub invalid: Vec<InvalidEntry>,
+    /// Every repair decided, with its outcome (none in a dry run).
+    pub repairs: Vec<Handled>,
+    /// Pages sent.
+    pub pages: Vec<Page>,
+    /// Things that went wrong without stopping the run.
+    pub warnings: Vec<String>,
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Reconciles every item; `progress(done, total, repo)` is told as each repository is
+    /// finished. With `dry_run`, decides and reports only.
+    pub async fn reconcile(
+        &self,
+        now: &Now,
+        progress: &mut dyn FnMut(usize, usize, &RepoKey),
+    ) -> Result<ReconcileReport, Error> {
+        let mut report = ReconcileReport::default();
+        let mut by_repo: BTreeMap<RepoKey, Vec<Entry>> = BTreeMap::new();
+        for e in self.registry.all_entries().await? {
+            match e {
+                Ok(e) => by_repo.entry(e.repo.clone()).or_default().push(e),
+                Err(bad) => report.invalid.push(bad),
+            }
+        }
+        let total = by_repo.len();
+        for (done, (repo, entries)) in by_repo.iter().enumerate() {
+            self.reconcile_repo(repo, entries, now, &mut report).await?;
+            progress(done + 1, total, repo);
+        }
+        report.repositories = total;
+        Ok(report)
+    }
+
+    async fn reconcile_repo(
+        &self,
+        repo: &RepoKey,
+        entries: &[Entry],
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Error> {
+        let prefix = &self.settings.keep_prefix;
+        let mut tags: Vec<String> = entries.iter().map(|e| e.tag.clone()).collect();
+        for k in entries
+            .iter()
+            .filter_map(|e| e.digest().and_then(|d| registry::keep_tag(prefix, d)))
+        {
+            if !tags.contains(&k) {
+                tags.push(k);
+            }
+        }
+        let seen = self.images.lookup(repo, &tags).await?;
+        let at = |tag: &str| -> Option<Result<&str, &str>> {
+            let i = tags.iter().position(|t| t == tag)?;
+            Some(match seen.as_ref()?.get(i)? {
+                Ok(m) => Ok(m.digest.as_str()),
+                Err(code) => Err(code.as_str()),
+            })
+        };
+        let mut decisions = Vec::new();
+        for e in entries {
+            report.checked += 1;
+            let kept = e
+                .digest()
+                .and_then(|d| registry::keep_tag(prefix, d).map(|k| at(&k) == Some(Ok(d))))
+                .unwrap_or(false);
+            let found = seen
+                .as_ref()
+                .map(|_| at(&e.tag).unwrap_or(Err("ImageNotFound")));
+            let s = standing(e, found, kept);
+            let decision = match (&s, found) {
+                (Standing::NotPinned, Some(Ok(digest))) => Some(pin_first_seen(e, digest)),
+                _ => repair(e, &s, prefix),
+            };
+            match decision {
+                Some(d) => decisions.push(d),
+                None if s.is_ok() => report.ok += 1,
+                None => {}
+            }
+        }
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let incident = Incident {
+            event_id: format!("reconcile-{}", now.epoch),
+            source: "reconcile".into(),
+            time: now.rfc3339.clone(),
+            repo: repo.clone(),
+            actor: Actor::Unknown {
+                label: "reconcile (no event named the change)".into(),
+            },
+            changes: Vec::new(),
+            note: None,
+        };
+        if self.dry_run {
+            for d in decisions {
+                log_decision(&incident, &d, None);
+                report.repairs.push(Handled {
+                    decision: d,
+                    outcome: None,
+                });
+            }
+            return Ok(());
+        }
+        let results =
+            futures::future::join_all(decisions.iter().map(|d| self.act(repo, d, entries, now)))
+                .await;
+        let mut history = Vec::new();
+        for (d, result) in decisions.into_iter().zip(results) {
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) if e.is_retryable() => {
+                    warn!(repository = %repo, tag = %d.tag, error = %e, "reconcile: left for the next run");
+                    report.warnings.push(format!("{repo}:{}: {e}", d.tag));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            log_decision(&incident, &d, Some(&outcome));
+            if let Some(alarm) = guard::report(&d, &outcome, false) {
+                let persistent = matches!(
+                    outcome,
+                    Outcome::Alerted | Outcome::Failed { .. } | Outcome::Refused { .. }
+                );
+                if !persistent || self.first_sighting(repo, &d, &outcome, now).await? {
+                    let p = page::render(&incident, &d, &alarm);
+                    match self.pager.publish(&p).await {
+                        Ok(()) => report.pages.push(p),
+                        Err(e) => return Err(Error::Call(e)),
+                    }
+                }
+            }
+            if d.action != Action::Nothing {
+                history.push(record(&incident, &d, &outcome, now));
+            }
+            report.repairs.push(Handled {
+                decision: d,
+                outcome: Some(outcome),
+            });
+        }
+        // Restored tags get their keep-alive tag back now, not at the next run.
+        let done: Vec<(&guard::Decision, &Outcome)> = report
+            .repairs
+            .iter()
+            .filter(|h| h.decision.entry.repo == *repo)
+            .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
+            .collect();
+        let keep = guard::keep_alive_steps(&done, prefix);
+        self.put_keep_alive(repo, &keep).await;
+        if !history.is_empty() {
+            if let Err(e) = self.registry.add_history(&history).await {
+                report.warnings.push(format!("history not written: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// True the first time a persisting problem is seen (within the ledger's keeping time).
+    async fn first_sighting(
+        &self,
+        repo: &RepoKey,
+        d: &guard::Decision,
+        outcome: &Outcome,
+        now: &Now,
+    ) -> Result<bool, Error> {
+        let kind = serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
+            .unwrap_or_default();
+        let key = format!(
+            "reconcile/{repo}:{}/{}/{kind}",
+            d.tag,
+            d.entry.digest().unwrap_or("-")
+        );
+        let claim = self.ledger.claim(&key, now.epoch).await?;
+        if claim == Claim::Fresh {
+            self.ledger.finish(&key, now.epoch, &[], false).await?;
+            return Ok(true);
+        }
+        info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
+        Ok(false)
+    }
+}
