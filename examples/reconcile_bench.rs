@@ -1,0 +1,114 @@
+//! Benchmark (not a test): reconcile over 10 000 pins in 500 repositories on the embedded
+//! world, with some drift (every 10th tag deleted, every 25th moved). Prints the AWS calls
+//! it takes, by operation, and the wall time. Run: `cargo run --release --example reconcile_bench`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use ecr_tag_guard::guard::Settings;
+use ecr_tag_guard::handler::{Handler, Now};
+use ecr_tag_guard::memory::{Image, Memory, Repo, State};
+use ecr_tag_guard::registry::{keep_tag, RepoKey, DEFAULT_KEEP_PREFIX};
+use ecr_tag_guard::text::sha256_digest;
+use serde_json::json;
+
+const REPOS: usize = 500;
+const PINS: usize = 20;
+
+fn main() {
+    let mut state = State::default();
+    let (mut deleted, mut moved) = (0, 0);
+    for r in 0..REPOS {
+        let key = RepoKey {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            name: format!("team-{r:03}/app"),
+        };
+        let mut repo = Repo::default();
+        let stray = format!("{{\"mediaType\":\"m\",\"stray\":{r}}}");
+        repo.images.insert(
+            sha256_digest(stray.as_bytes()),
+            Image {
+                manifest: Some(stray.clone()),
+                media_type: Some("m".into()),
+                tags: BTreeSet::new(),
+            },
+        );
+        for p in 0..PINS {
+            let body = format!("{{\"mediaType\":\"m\",\"repo\":{r},\"pin\":{p}}}");
+            let digest = sha256_digest(body.as_bytes());
+            let tag = format!("release-{p}");
+            let n = r * PINS + p;
+            let mut tags: BTreeSet<String> =
+                keep_tag(DEFAULT_KEEP_PREFIX, &digest).into_iter().collect();
+            if n % 10 == 0 {
+                deleted += 1;
+            } else if n % 25 == 0 {
+                moved += 1;
+                if let Some(im) = repo.images.get_mut(&sha256_digest(stray.as_bytes())) {
+                    im.tags.insert(tag.clone());
+                }
+            } else {
+                tags.insert(tag.clone());
+            }
+            repo.images.insert(
+                digest.clone(),
+                Image {
+                    manifest: Some(body.clone()),
+                    media_type: Some("m".into()),
+                    tags,
+                },
+            );
+            state.items.insert(
+                (key.key(), tag.clone()),
+                json!({"repository": key.key(), "tag": tag, "digest": digest, "manifest": body, "media_type": "m"}),
+            );
+        }
+        state.repos.insert(key, repo);
+    }
+    let world = Memory::new(state);
+    let handler = Handler {
+        registry: world.clone(),
+        images: world.clone(),
+        pager: world.clone(),
+        ledger: world.clone(),
+        settings: Settings::default(),
+        dry_run: false,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return eprintln!("no runtime: {e}"),
+    };
+    let start = Instant::now();
+    let report = match rt.block_on(handler.reconcile(&Now::system(), &mut |_, _, _| {})) {
+        Ok(r) => r,
+        Err(e) => return eprintln!("reconcile failed: {e}"),
+    };
+    let elapsed = start.elapsed();
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &world.state().calls {
+        *calls.entry(c.clone()).or_default() += 1;
+    }
+    println!("reconcile bench: {} pins in {} repositories ({deleted} deleted, {moved} moved), embedded world", REPOS * PINS, REPOS);
+    println!("{:<28}{:>10}", "measure", "value");
+    println!(
+        "{:<28}{:>10.1}",
+        "wall time (ms)",
+        elapsed.as_secs_f64() * 1000.0
+    );
+    println!("{:<28}{:>10}", "tags checked", report.checked);
+    println!("{:<28}{:>10}", "ok", report.ok);
+    println!("{:<28}{:>10}", "repairs", report.repairs.len());
+    println!("{:<28}{:>10}", "pages", report.pages.len());
+    for (op, n) in &calls {
+        println!("{:<28}{:>10}", format!("calls {op}"), n);
+    }
+    println!(
+        "{:<28}{:>10}",
+        "ECR reads per repository",
+        calls.get("ecr:BatchGetImage").copied().unwrap_or(0) as f64 / REPOS as f64
+    );
+}
