@@ -41,9 +41,9 @@ fn main() {
             let n = r * PINS + p;
             let mut tags: BTreeSet<String> =
                 keep_tag(DEFAULT_KEEP_PREFIX, &digest).into_iter().collect();
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 deleted += 1;
-            } else if n % 25 == 0 {
+            } else if n.is_multiple_of(25) {
                 moved += 1;
                 if let Some(im) = repo.images.get_mut(&sha256_digest(stray.as_bytes())) {
                     im.tags.insert(tag.clone());
