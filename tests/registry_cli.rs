@@ -465,3 +465,85 @@ async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_the
         .expect("again");
     assert!(text(out).contains("already starts with the keep-alive shield"));
 }
+
+#[tokio::test]
+async fn the_drill_proves_the_chain_and_cleans_up() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("drill", false).await;
+    let mut out = Vec::new();
+    let ok = ecr_tag_guard::cli::drill::drill(
+        &w.ops(),
+        "drill",
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(50),
+        &mut out,
+        // The deployed guard, in-process: the event CloudTrail would send for the delete.
+        |deleted| {
+            let event = batch_delete(
+                &w,
+                user(&w, "drill"),
+                "drill",
+                json!([{"imageTag": deleted.tag}]),
+                deleted.image_ids,
+            );
+            let h = w.handler();
+            async move {
+                h.handle(&event, &Now::system()).await?;
+                Ok(())
+            }
+        },
+    )
+    .await
+    .expect("drill");
+    assert!(ok);
+    let report = text(out);
+    for step in [
+        "pushed canary",
+        "protected it",
+        "deleted the tag",
+        "the guard put the tag back",
+        "the guard recorded the restore",
+        "cleaned up",
+    ] {
+        assert!(report.contains(step), "missing {step:?} in:\n{report}");
+    }
+    assert!(
+        report.lines().all(|l| l
+            .trim_start()
+            .split(' ')
+            .next()
+            .is_some_and(|t| t.parse::<f64>().is_ok())),
+        "each step has its time:\n{report}"
+    );
+    assert!(
+        w.digests("drill").await.is_empty(),
+        "canary and keep-alive tag gone"
+    );
+    let items = w.ops().admin.registry_items().await.expect("items");
+    assert!(items.is_empty(), "{items:?}");
+    assert_eq!(w.pages().await.len(), 1, "the restore was paged");
+}
+
+#[tokio::test]
+async fn a_drill_without_a_guard_times_out_clearly_and_still_cleans_up() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("drill", false).await;
+    let mut out = Vec::new();
+    let err = ecr_tag_guard::cli::drill::drill(
+        &w.ops(),
+        "drill",
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_millis(50),
+        &mut out,
+        |_| async { Ok(()) },
+    )
+    .await
+    .expect_err("no guard")
+    .to_string();
+    assert!(
+        err.contains("did not put") && err.contains("check the function's rules"),
+        "{err}"
+    );
+    assert!(text(out).contains("cleaned up"));
+    assert!(w.digests("drill").await.is_empty());
+}

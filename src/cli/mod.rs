@@ -1,5 +1,6 @@
 //! The command line: `replay` (the main local job) and `schema`.
 
+pub mod drill;
 mod reconcile;
 pub mod registry;
 mod replay;
@@ -87,6 +88,18 @@ enum Command {
         /// The pager topic.
         #[arg(long, env = crate::config::TOPIC_ARN)]
         topic_arn: Option<String>,
+    },
+    /// Prove the deployed guard works: push a canary, protect it, delete its tag, wait for
+    /// the restore and its record, print each step's time, clean up.
+    Drill {
+        /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
+        #[arg(long)]
+        repo: String,
+        /// Seconds to wait for the guard.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[command(flatten)]
+        table: TableArg,
     },
     /// Check every protected tag against ECR; exit 1 when any is not ok.
     Status {
@@ -281,6 +294,21 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             table,
             topic_arn,
         } => reconcile::run(dry_run, table, topic_arn, &mut std::io::stdout().lock()).await,
+        Command::Drill {
+            repo,
+            timeout,
+            table,
+        } => {
+            drill::drill(
+                &ops(&table).await?,
+                &repo,
+                std::time::Duration::from_secs(timeout),
+                std::time::Duration::from_secs(1),
+                &mut std::io::stdout().lock(),
+                |_| async { Ok(()) },
+            )
+            .await
+        }
         Command::Replay(a) => {
             let opts = ReplayOptions {
                 paths: a.paths,
