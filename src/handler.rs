@@ -555,14 +555,16 @@ fn ignored(event_id: Option<String>, reason: String, incident: Option<Incident>)
     }
 }
 
-fn outcome_name(o: &Outcome) -> String {
+/// The outcome's kind, as in logs, history and JSON output (`restored`, `failed`, ...).
+pub fn outcome_name(o: &Outcome) -> String {
     serde_json::to_value(o)
         .ok()
         .and_then(|v| v.get("kind").and_then(Value::as_str).map(String::from))
         .unwrap_or_else(|| "?".into())
 }
 
-fn action_name(a: &Action) -> String {
+/// The action's kind, as in logs, history and JSON output (`restore`, `follow`, ...).
+pub fn action_name(a: &Action) -> String {
     serde_json::to_value(a)
         .ok()
         .and_then(|v| v.get("kind").and_then(Value::as_str).map(String::from))

@@ -15,12 +15,12 @@ use tracing::{info, warn};
 use crate::error::Error;
 use crate::events::{Actor, Incident};
 use crate::guard::reconcile::{pin_first_seen, repair};
-use crate::guard::status::{standing, Standing};
+use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::handler::{log_decision, record, Handled, Handler, Now};
 use crate::page::{self, Page};
 use crate::ports::{Claim, Images, Ledger, Pager, Registry};
-use crate::registry::{self, Entry, InvalidEntry, RepoKey};
+use crate::registry::{Entry, InvalidEntry, RepoKey};
 
 /// What one reconcile run found and did.
 #[derive(Debug, Default, Serialize)]
@@ -74,36 +74,17 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
         let prefix = &self.settings.keep_prefix;
-        let mut tags: Vec<String> = entries.iter().map(|e| e.tag.clone()).collect();
-        for k in entries
-            .iter()
-            .filter_map(|e| e.digest().and_then(|d| registry::keep_tag(prefix, d)))
-        {
-            if !tags.contains(&k) {
-                tags.push(k);
-            }
-        }
+        let tags = status::tags_to_read(entries, prefix);
         let seen = self.images.lookup(repo, &tags).await?;
-        let at = |tag: &str| -> Option<Result<&str, &str>> {
-            let i = tags.iter().position(|t| t == tag)?;
-            Some(match seen.as_ref()?.get(i)? {
-                Ok(m) => Ok(m.digest.as_str()),
-                Err(code) => Err(code.as_str()),
-            })
-        };
         let mut decisions = Vec::new();
-        for e in entries {
+        for (e, (s, found)) in
+            entries
+                .iter()
+                .zip(status::standings(entries, prefix, &tags, seen.as_deref()))
+        {
             report.checked += 1;
-            let kept = e
-                .digest()
-                .and_then(|d| registry::keep_tag(prefix, d).map(|k| at(&k) == Some(Ok(d))))
-                .unwrap_or(false);
-            let found = seen
-                .as_ref()
-                .map(|_| at(&e.tag).unwrap_or(Err("ImageNotFound")));
-            let s = standing(e, found, kept);
             let decision = match (&s, found) {
-                (Standing::NotPinned, Some(Ok(digest))) => Some(pin_first_seen(e, digest)),
+                (Standing::NotPinned, Some(digest)) => Some(pin_first_seen(e, &digest)),
                 _ => repair(e, &s, prefix),
             };
             match decision {
@@ -197,10 +178,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         outcome: &Outcome,
         now: &Now,
     ) -> Result<bool, Error> {
-        let kind = serde_json::to_value(outcome)
-            .ok()
-            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
-            .unwrap_or_default();
+        let kind = crate::handler::outcome_name(outcome);
         let key = format!(
             "reconcile/{repo}:{}/{}/{kind}",
             d.tag,

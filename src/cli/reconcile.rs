@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::guard::Outcome;
-use crate::handler::Now;
+use crate::handler::{action_name, outcome_name, Now};
 use crate::text::short_digest;
 
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
@@ -33,13 +33,10 @@ pub async fn run(
     let mut left = report.invalid.len() + report.warnings.len();
     for r in &report.repairs {
         let d = &r.decision;
-        let outcome = match &r.outcome {
-            None => "planned".to_string(),
-            Some(o) => serde_json::to_value(o)
-                .ok()
-                .and_then(|v| v["kind"].as_str().map(String::from))
-                .unwrap_or_default(),
-        };
+        let outcome = r
+            .outcome
+            .as_ref()
+            .map_or("planned".to_string(), outcome_name);
         if matches!(
             r.outcome,
             Some(
@@ -51,10 +48,7 @@ pub async fn run(
         ) {
             left += 1;
         }
-        let action = serde_json::to_value(&d.action)
-            .ok()
-            .and_then(|v| v["kind"].as_str().map(String::from))
-            .unwrap_or_default();
+        let action = action_name(&d.action);
         writeln!(
             out,
             "{}:{} (pin {}): {action} -> {outcome}  [{}]",

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::aws::admin::{Admin, ImageRef, TableState};
 use crate::aws::{DynamoRegistry, EcrImages, TTL_ATTRIBUTE};
-use crate::guard::status::standing;
+use crate::guard::status;
 use crate::guard::PutStep;
 use crate::handler::Now;
 use crate::ports::{HistoryRecord, Images, PutError, Registry};
@@ -529,33 +529,15 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
     let mut not_ok = bad.len();
     for (repo, es) in by_repo {
         // One read of the repository's protected tags and keep-alive tags together.
-        let mut ids: Vec<ImageRef> = es.iter().map(|e| ImageRef::Tag(e.tag.clone())).collect();
-        for e in &es {
-            let keep = e
-                .digest()
-                .and_then(|d| registry::keep_tag(&ops.keep_prefix, d));
-            if let Some(k) = keep.filter(|k| !ids.contains(&ImageRef::Tag(k.clone()))) {
-                ids.push(ImageRef::Tag(k));
-            }
-        }
-        let seen = ops.admin.images(repo, &ids).await?;
-        let at = |tag: &str| -> Option<Result<&str, &str>> {
-            let i = ids
-                .iter()
-                .position(|id| *id == ImageRef::Tag(tag.to_string()))?;
-            match seen.as_ref()?.get(i)? {
-                Ok(m) => Some(Ok(m.digest.as_str())),
-                Err(code) => Some(Err(code.as_str())),
-            }
-        };
-        for e in &es {
-            let kept = e.digest().is_some_and(|d| {
-                registry::keep_tag(&ops.keep_prefix, d).is_some_and(|k| at(&k) == Some(Ok(d)))
-            });
-            let tag_seen = seen
-                .as_ref()
-                .map(|_| at(&e.tag).unwrap_or(Err("ImageNotFound")));
-            let s = standing(e, tag_seen, kept);
+        let es: Vec<Entry> = es.into_iter().cloned().collect();
+        let tags = status::tags_to_read(&es, &ops.keep_prefix);
+        let seen = ops.images().lookup(repo, &tags).await?;
+        for (e, (s, _)) in es.iter().zip(status::standings(
+            &es,
+            &ops.keep_prefix,
+            &tags,
+            seen.as_deref(),
+        )) {
             if !s.is_ok() {
                 not_ok += 1;
             }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::registry::Entry;
+use crate::registry::{keep_tag, Entry, Manifest};
 use crate::text::short_digest;
 
 /// What ECR says about a tag: where it points, or its failure code; `None` when the
@@ -80,6 +80,54 @@ pub fn standing(entry: &Entry, seen: Seen<'_>, kept: bool) -> Standing {
     }
 }
 
+/// The tags to read for a repository's entries, in one lookup: each protected tag, then each
+/// pinned digest's keep-alive tag (once).
+pub fn tags_to_read(entries: &[Entry], keep_prefix: &str) -> Vec<String> {
+    let mut tags: Vec<String> = entries.iter().map(|e| e.tag.clone()).collect();
+    for k in entries
+        .iter()
+        .filter_map(|e| e.digest().and_then(|d| keep_tag(keep_prefix, d)))
+    {
+        if !tags.contains(&k) {
+            tags.push(k);
+        }
+    }
+    tags
+}
+
+/// Each entry's standing and the digest its tag sits on now, from ECR's answer (`seen`,
+/// `None` when the repository does not exist) to a lookup of `tags` ([`tags_to_read`]).
+pub fn standings(
+    entries: &[Entry],
+    keep_prefix: &str,
+    tags: &[String],
+    seen: Option<&[Result<Manifest, String>]>,
+) -> Vec<(Standing, Option<String>)> {
+    let at = |tag: &str| -> Result<&str, &str> {
+        let found = tags
+            .iter()
+            .position(|t| t == tag)
+            .and_then(|i| seen?.get(i));
+        match found {
+            Some(Ok(m)) => Ok(m.digest.as_str()),
+            Some(Err(code)) => Err(code.as_str()),
+            None => Err("ImageNotFound"),
+        }
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let kept = e
+                .digest()
+                .and_then(|d| keep_tag(keep_prefix, d).map(|k| at(&k) == Ok(d)))
+                .unwrap_or(false);
+            let found = seen.map(|_| at(&e.tag));
+            let digest = found.and_then(|f| f.ok()).map(String::from);
+            (standing(e, found, kept), digest)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -127,6 +175,40 @@ mod tests {
         assert_eq!(
             Standing::Moved { to: D2.into() }.describe(),
             "moved to sha256:222222222222"
+        );
+    }
+
+    #[test]
+    fn standings_from_one_lookup() {
+        let m = |d: &str| Manifest {
+            digest: d.into(),
+            media_type: None,
+            body: String::new(),
+        };
+        let mut v = json!({"repository": "123456789012/eu-west-1/web", "tag": "a", "digest": D1, "manifest": "{}"});
+        let a = parse_item(&v).unwrap();
+        v["tag"] = json!("b");
+        let b = parse_item(&v).unwrap();
+        let entries = [a, b];
+        let tags = tags_to_read(&entries, "k-");
+        assert_eq!(
+            tags,
+            vec!["a", "b", "k-1111111111111111"],
+            "the shared keep-alive tag once"
+        );
+        let seen = [Ok(m(D1)), Err("ImageNotFound".to_string()), Ok(m(D1))];
+        let got = standings(&entries, "k-", &tags, Some(&seen));
+        assert_eq!(
+            got,
+            vec![(Standing::Ok, Some(D1.into())), (Standing::Missing, None)]
+        );
+        let seen = [Ok(m(D2)), Ok(m(D1)), Err("ImageNotFound".to_string())];
+        let got = standings(&entries, "k-", &tags, Some(&seen));
+        assert_eq!(got[0], (Standing::Moved { to: D2.into() }, Some(D2.into())));
+        assert_eq!(got[1].0, Standing::KeepAliveMissing);
+        assert_eq!(
+            standings(&entries, "k-", &tags, None)[0].0,
+            Standing::RepositoryGone
         );
     }
 }
