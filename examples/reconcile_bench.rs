@@ -1,10 +1,12 @@
 //! Benchmark (not a test): reconcile over 10 000 pins in 500 repositories on the embedded
-//! world, with some drift (every 10th tag deleted, every 25th moved). Prints the AWS calls
+//! world, with some drift (every 10th tag deleted, every 25th moved, every 101st pinned image
+//! archived). Prints the AWS calls
 //! it takes, by operation, and the wall time. Run: `cargo run --release --example reconcile_bench`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use ecr_tag_guard::guard::status::Storage;
 use ecr_tag_guard::guard::Settings;
 use ecr_tag_guard::handler::{Handler, Now};
 use ecr_tag_guard::memory::{Image, Memory, Repo, State};
@@ -17,7 +19,7 @@ const PINS: usize = 20;
 
 fn main() {
     let mut state = State::default();
-    let (mut deleted, mut moved) = (0, 0);
+    let (mut deleted, mut moved, mut archived) = (0, 0, 0);
     for r in 0..REPOS {
         let key = RepoKey {
             account: "123456789012".into(),
@@ -32,6 +34,7 @@ fn main() {
                 manifest: Some(stray.clone()),
                 media_type: Some("m".into()),
                 tags: BTreeSet::new(),
+                storage: Storage::Standard,
             },
         );
         for p in 0..PINS {
@@ -51,12 +54,19 @@ fn main() {
             } else {
                 tags.insert(tag.clone());
             }
+            let storage = if n % 101 == 1 {
+                archived += 1;
+                Storage::Archived
+            } else {
+                Storage::Standard
+            };
             repo.images.insert(
                 digest.clone(),
                 Image {
                     manifest: Some(body.clone()),
                     media_type: Some("m".into()),
                     tags,
+                    storage,
                 },
             );
             state.items.insert(
@@ -92,23 +102,27 @@ fn main() {
     for c in &world.state().calls {
         *calls.entry(c.clone()).or_default() += 1;
     }
-    println!("reconcile bench: {} pins in {} repositories ({deleted} deleted, {moved} moved), embedded world", REPOS * PINS, REPOS);
-    println!("{:<28}{:>10}", "measure", "value");
+    println!("reconcile bench: {} pins in {} repositories ({deleted} deleted, {moved} moved, {archived} archived), embedded world", REPOS * PINS, REPOS);
+    println!("{:<36}{:>10}", "measure", "value");
     println!(
-        "{:<28}{:>10.1}",
+        "{:<36}{:>10.1}",
         "wall time (ms)",
         elapsed.as_secs_f64() * 1000.0
     );
-    println!("{:<28}{:>10}", "tags checked", report.checked);
-    println!("{:<28}{:>10}", "ok", report.ok);
-    println!("{:<28}{:>10}", "repairs", report.repairs.len());
-    println!("{:<28}{:>10}", "pages", report.pages.len());
+    println!("{:<36}{:>10}", "tags checked", report.checked);
+    println!("{:<36}{:>10}", "ok", report.ok);
+    println!("{:<36}{:>10}", "repairs", report.repairs.len());
+    println!("{:<36}{:>10}", "pages", report.pages.len());
     for (op, n) in &calls {
-        println!("{:<28}{:>10}", format!("calls {op}"), n);
+        println!("{:<36}{:>10}", format!("calls {op}"), n);
     }
+    let reads = ["ecr:BatchGetImage", "ecr:DescribeImages"]
+        .iter()
+        .map(|op| calls.get(*op).copied().unwrap_or(0))
+        .sum::<usize>();
     println!(
-        "{:<28}{:>10}",
+        "{:<36}{:>10}",
         "ECR reads per repository",
-        calls.get("ecr:BatchGetImage").copied().unwrap_or(0) as f64 / REPOS as f64
+        reads as f64 / REPOS as f64
     );
 }

@@ -389,6 +389,19 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 self.add_keep_alive(repo, &pin).await;
                 Ok(Outcome::Pinned)
             }
+            Action::Unarchive => {
+                let Some(digest) = e.digest() else {
+                    return Ok(Outcome::Skipped);
+                };
+                match self.images.unarchive(repo, digest).await {
+                    Ok(()) => Ok(Outcome::Unarchiving),
+                    Err(c) if c.retryable => Err(Error::Call(c)),
+                    Err(c) => Ok(Outcome::Failed {
+                        failure: guard::Failure::Other,
+                        detail: c.message,
+                    }),
+                }
+            }
             Action::Pin {
                 digest,
                 manifest,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CallError;
+use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
 use crate::registry::{Entry, InvalidEntry, Manifest, Pin, RepoKey};
@@ -70,6 +71,14 @@ pub trait Images {
         repo: &RepoKey,
         tags: &[String],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError>;
+
+    /// The repository's images that are not in standard storage (`DescribeImages` filtered
+    /// on `ARCHIVED`, then `ACTIVATING`, paginated), by digest; empty when the repository
+    /// does not exist.
+    async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError>;
+
+    /// `UpdateImageStorageClass` to `STANDARD`: starts bringing an archived image back.
+    async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError>;
 }
 
 /// The on-call channel.

@@ -74,14 +74,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
         let prefix = &self.settings.keep_prefix;
-        let tags = status::tags_to_read(entries, prefix);
-        let seen = self.images.lookup(repo, &tags).await?;
+        let standings = read_standings(&self.images, repo, entries, prefix).await?;
         let mut decisions = Vec::new();
-        for (e, (s, found)) in
-            entries
-                .iter()
-                .zip(status::standings(entries, prefix, &tags, seen.as_deref()))
-        {
+        for (e, (s, found)) in entries.iter().zip(standings) {
             report.checked += 1;
             let decision = match (&s, found) {
                 (Standing::NotPinned, Some(digest)) => Some(pin_first_seen(e, &digest)),
@@ -192,4 +187,28 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
         Ok(false)
     }
+}
+
+/// Each entry's standing (and the digest its tag sits on now) in one repository, from one
+/// batched `BatchGetImage` of its tags and keep-alive tags plus the images ECR keeps out of
+/// standard storage. `status` and reconcile both read ECR through this.
+pub async fn read_standings<I: Images>(
+    images: &I,
+    repo: &RepoKey,
+    entries: &[Entry],
+    keep_prefix: &str,
+) -> Result<Vec<(Standing, Option<String>)>, Error> {
+    let tags = status::tags_to_read(entries, keep_prefix);
+    let seen = images.lookup(repo, &tags).await?;
+    let stored = match seen {
+        Some(_) => images.off_standard(repo).await?,
+        None => Vec::new(),
+    };
+    Ok(status::standings(
+        entries,
+        keep_prefix,
+        &tags,
+        seen.as_deref(),
+        &stored,
+    ))
 }

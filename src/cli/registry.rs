@@ -9,10 +9,10 @@ use serde_json::{json, Map, Value};
 
 use crate::aws::admin::{Admin, ImageRef, TableState};
 use crate::aws::{DynamoRegistry, EcrImages, TTL_ATTRIBUTE};
-use crate::guard::status;
 use crate::guard::PutStep;
 use crate::handler::Now;
 use crate::ports::{HistoryRecord, Images, PutError, Registry};
+use crate::reconcile::read_standings;
 use crate::registry::{self, field, parse_item, Entry, Manifest, RepoKey};
 use crate::text::{clean, short_digest};
 
@@ -519,7 +519,8 @@ pub async fn history(ops: &Ops, target: &str, out: &mut impl Write) -> anyhow::R
 }
 
 /// `status`: how every protected tag stands in ECR now. `Ok(false)` when any is not ok, so
-/// the exit code works in cron and CI. ECR is read per repository, 100 tags a call.
+/// the exit code works in cron and CI. ECR is read per repository, 100 tags a call, plus the
+/// repository's archived images.
 pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
     let (good, bad) = entries(ops).await?;
     let mut by_repo: BTreeMap<&RepoKey, Vec<&Entry>> = BTreeMap::new();
@@ -530,14 +531,8 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
     for (repo, es) in by_repo {
         // One read of the repository's protected tags and keep-alive tags together.
         let es: Vec<Entry> = es.into_iter().cloned().collect();
-        let tags = status::tags_to_read(&es, &ops.keep_prefix);
-        let seen = ops.images().lookup(repo, &tags).await?;
-        for (e, (s, _)) in es.iter().zip(status::standings(
-            &es,
-            &ops.keep_prefix,
-            &tags,
-            seen.as_deref(),
-        )) {
+        let standings = read_standings(&ops.images(), repo, &es, &ops.keep_prefix).await?;
+        for (e, (s, _)) in es.iter().zip(standings) {
             if !s.is_ok() {
                 not_ok += 1;
             }

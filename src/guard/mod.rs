@@ -121,6 +121,11 @@ pub enum Cause {
         /// The digest pushed.
         digest: String,
     },
+    /// The pinned image was moved to archive storage (found by reconcile).
+    Archived {
+        /// The image.
+        digest: String,
+    },
 }
 
 /// What the guard will do for one protected tag.
@@ -155,6 +160,9 @@ pub enum Action {
     RestoreKeep,
     /// Read the pinned image's manifest from ECR and keep it in the item.
     StoreManifest,
+    /// Bring the pinned image back from archive to standard storage
+    /// (`UpdateImageStorageClass`).
+    Unarchive,
     /// Page only.
     Alert,
     /// Nothing to do.
@@ -414,6 +422,8 @@ pub enum Outcome {
     Released,
     /// Only a page.
     Alerted,
+    /// ECR is bringing the image back from archive storage.
+    Unarchiving,
     /// Nothing was done.
     Skipped,
     /// The guard would not push: the stored image is not the pin, or there is none.
@@ -548,6 +558,14 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
             Some(failure.advice().into()),
             moved_to,
         )),
+        Outcome::Unarchiving => Some(alarm(
+            "unarchive",
+            sev,
+            "archived; being brought back",
+            "asked ECR to bring the image back to standard storage (UpdateImageStorageClass). It takes up to 20 minutes; until then it cannot be pulled.".into(),
+            Some("if a launch cannot wait, push the image again from your build (same digest). Keep lifecycle transition rules off protected images: `ecr-tag-guard lifecycle check`.".into()),
+            None,
+        )),
         Outcome::Restored
         | Outcome::AlreadyInPlace
         | Outcome::Pinned
@@ -567,6 +585,9 @@ fn happened(cause: &Cause) -> String {
         Cause::RepositoryDeleted => "the repository was deleted".into(),
         Cause::Moved { to } => format!("the tag was moved to {to}"),
         Cause::Pushed { digest } => format!("the tag was pushed to {digest}"),
+        Cause::Archived { digest } => format!(
+            "image {digest} was moved to archive storage (by a lifecycle transition rule or by hand); it cannot be pulled"
+        ),
     }
 }
 

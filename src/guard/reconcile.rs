@@ -72,6 +72,16 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
             );
             Decision { tag: keep, ..d }
         }
+        Standing::Archived => decision(
+            entry,
+            Cause::Archived {
+                digest: entry.digest()?.to_string(),
+            },
+            Action::Unarchive,
+            "reconcile: the pinned image is in archive storage",
+        ),
+        // Already on its way back: the next run sees the outcome.
+        Standing::Activating => return None,
         Standing::RepositoryGone => decision(
             entry,
             Cause::RepositoryDeleted,
@@ -168,6 +178,12 @@ mod tests {
         assert_eq!(
             action(&e, Standing::PinWithoutManifest),
             Some(Action::StoreManifest)
+        );
+        assert_eq!(action(&e, Standing::Archived), Some(Action::Unarchive));
+        assert_eq!(
+            action(&e, Standing::Activating),
+            None,
+            "already coming back"
         );
         assert_eq!(action(&e, Standing::RepositoryGone), Some(Action::Alert));
         assert_eq!(

@@ -1,6 +1,6 @@
 //! How a protected tag stands in ECR now, for `status` (and, later, reconcile).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::registry::{keep_tag, Entry, Manifest};
 use crate::text::short_digest;
@@ -8,6 +8,19 @@ use crate::text::short_digest;
 /// What ECR says about a tag: where it points, or its failure code; `None` when the
 /// repository does not exist.
 pub type Seen<'a> = Option<Result<&'a str, &'a str>>;
+
+/// Where ECR keeps an image (its `imageStatus`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// Standard storage: the image can be pulled.
+    #[default]
+    Standard,
+    /// Archive storage: it cannot be pulled until it is brought back.
+    Archived,
+    /// On its way back from archive to standard storage (up to about 20 minutes).
+    Activating,
+}
 
 /// A protected tag's standing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -31,6 +44,10 @@ pub enum Standing {
     /// On its pin, but the pinned image lacks its keep-alive tag: deleting the protected tag
     /// would delete the image.
     KeepAliveMissing,
+    /// The pinned image is in archive storage: it cannot be pulled.
+    Archived,
+    /// The pinned image is being brought back from archive storage.
+    Activating,
     /// ECR could not say (its failure code).
     Unreadable {
         /// ECR's failure code.
@@ -54,20 +71,30 @@ impl Standing {
             Standing::NotPinned => "not pinned yet".into(),
             Standing::PinWithoutManifest => "pin without manifest".into(),
             Standing::KeepAliveMissing => "keep-alive tag missing".into(),
+            Standing::Archived => "archived (cannot be pulled)".into(),
+            Standing::Activating => "coming back from archive (cannot be pulled yet)".into(),
             Standing::Unreadable { code } => format!("unreadable ({code})"),
         }
     }
 }
 
-/// The standing of `entry` given what ECR has for its tag (`seen`) and whether its
-/// keep-alive tag sits on the pinned digest (`kept`).
-pub fn standing(entry: &Entry, seen: Seen<'_>, kept: bool) -> Standing {
+/// The standing of `entry` given what ECR has for its tag (`seen`), where the pinned image
+/// is stored and whether its keep-alive tag sits on it (`kept`). A moved tag is reported as
+/// moved whatever the storage of its old image; otherwise an archived pin comes first: it
+/// must be brought back before anything else can be put right.
+pub fn standing(entry: &Entry, seen: Seen<'_>, storage: Storage, kept: bool) -> Standing {
     let Some(seen) = seen else {
         return Standing::RepositoryGone;
     };
     let Some(pin) = &entry.pin else {
         return Standing::NotPinned;
     };
+    match (seen, storage) {
+        (Ok(d), _) if d != pin.digest => return Standing::Moved { to: d.to_string() },
+        (_, Storage::Archived) => return Standing::Archived,
+        (_, Storage::Activating) => return Standing::Activating,
+        (_, Storage::Standard) => {}
+    }
     match seen {
         Err("ImageNotFound") | Err("ImageTagDoesNotMatchDigest") => Standing::Missing,
         Err(code) => Standing::Unreadable {
@@ -96,12 +123,14 @@ pub fn tags_to_read(entries: &[Entry], keep_prefix: &str) -> Vec<String> {
 }
 
 /// Each entry's standing and the digest its tag sits on now, from ECR's answer (`seen`,
-/// `None` when the repository does not exist) to a lookup of `tags` ([`tags_to_read`]).
+/// `None` when the repository does not exist) to a lookup of `tags` ([`tags_to_read`]) and
+/// the repository's images that are not in standard storage (`stored`).
 pub fn standings(
     entries: &[Entry],
     keep_prefix: &str,
     tags: &[String],
     seen: Option<&[Result<Manifest, String>]>,
+    stored: &[(String, Storage)],
 ) -> Vec<(Standing, Option<String>)> {
     let at = |tag: &str| -> Result<&str, &str> {
         let found = tags
@@ -123,7 +152,11 @@ pub fn standings(
                 .unwrap_or(false);
             let found = seen.map(|_| at(&e.tag));
             let digest = found.and_then(|f| f.ok()).map(String::from);
-            (standing(e, found, kept), digest)
+            let storage = stored
+                .iter()
+                .find(|(d, _)| Some(d.as_str()) == e.digest())
+                .map_or(Storage::Standard, |(_, s)| *s);
+            (standing(e, found, storage, kept), digest)
         })
         .collect()
 }
@@ -147,30 +180,53 @@ mod tests {
         let no_manifest = parse_item(&v).unwrap();
         v["manifest"] = json!("{}");
         let full = parse_item(&v).unwrap();
-        assert_eq!(standing(&full, None, true), Standing::RepositoryGone);
-        assert_eq!(standing(&unpinned, Some(Ok(D1)), true), Standing::NotPinned);
         assert_eq!(
-            standing(&full, Some(Err("ImageNotFound")), true),
+            standing(&full, None, Storage::Standard, true),
+            Standing::RepositoryGone
+        );
+        assert_eq!(
+            standing(&unpinned, Some(Ok(D1)), Storage::Standard, true),
+            Standing::NotPinned
+        );
+        assert_eq!(
+            standing(&full, Some(Err("ImageNotFound")), Storage::Standard, true),
             Standing::Missing
         );
         assert_eq!(
-            standing(&full, Some(Err("Throttled")), true),
+            standing(&full, Some(Err("Throttled")), Storage::Standard, true),
             Standing::Unreadable {
                 code: "Throttled".into()
             }
         );
         assert_eq!(
-            standing(&full, Some(Ok(D2)), true),
+            standing(&full, Some(Ok(D2)), Storage::Standard, true),
             Standing::Moved { to: D2.into() }
         );
         assert_eq!(
-            standing(&no_manifest, Some(Ok(D1)), true),
+            standing(&no_manifest, Some(Ok(D1)), Storage::Standard, true),
             Standing::PinWithoutManifest
         );
-        assert!(standing(&full, Some(Ok(D1)), true).is_ok());
+        assert!(standing(&full, Some(Ok(D1)), Storage::Standard, true).is_ok());
         assert_eq!(
-            standing(&full, Some(Ok(D1)), false),
+            standing(&full, Some(Ok(D1)), Storage::Standard, false),
             Standing::KeepAliveMissing
+        );
+        let archived = |seen, storage| standing(&full, Some(seen), storage, true);
+        assert_eq!(archived(Ok(D1), Storage::Archived), Standing::Archived);
+        assert_eq!(
+            archived(Err("ImageNotFound"), Storage::Archived),
+            Standing::Archived,
+            "brought back before it is re-tagged"
+        );
+        assert_eq!(archived(Ok(D1), Storage::Activating), Standing::Activating);
+        assert_eq!(
+            archived(Ok(D2), Storage::Archived),
+            Standing::Moved { to: D2.into() },
+            "a move is what matters for a moved tag"
+        );
+        assert_eq!(
+            standing(&unpinned, Some(Ok(D1)), Storage::Archived, true),
+            Standing::NotPinned
         );
         assert_eq!(
             Standing::Moved { to: D2.into() }.describe(),
@@ -197,17 +253,28 @@ mod tests {
             "the shared keep-alive tag once"
         );
         let seen = [Ok(m(D1)), Err("ImageNotFound".to_string()), Ok(m(D1))];
-        let got = standings(&entries, "k-", &tags, Some(&seen));
+        let got = standings(&entries, "k-", &tags, Some(&seen), &[]);
         assert_eq!(
             got,
             vec![(Standing::Ok, Some(D1.into())), (Standing::Missing, None)]
         );
         let seen = [Ok(m(D2)), Ok(m(D1)), Err("ImageNotFound".to_string())];
-        let got = standings(&entries, "k-", &tags, Some(&seen));
+        let got = standings(&entries, "k-", &tags, Some(&seen), &[]);
         assert_eq!(got[0], (Standing::Moved { to: D2.into() }, Some(D2.into())));
         assert_eq!(got[1].0, Standing::KeepAliveMissing);
+        let seen = [Ok(m(D1)), Ok(m(D1)), Ok(m(D1))];
+        let stored = [
+            (D2.to_string(), Storage::Archived),
+            (D1.to_string(), Storage::Activating),
+        ];
+        let got = standings(&entries, "k-", &tags, Some(&seen), &stored);
         assert_eq!(
-            standings(&entries, "k-", &tags, None)[0].0,
+            (got[0].0.clone(), got[1].0.clone()),
+            (Standing::Activating, Standing::Activating),
+            "only the pinned digest's storage counts"
+        );
+        assert_eq!(
+            standings(&entries, "k-", &tags, None, &[])[0].0,
             Standing::RepositoryGone
         );
     }

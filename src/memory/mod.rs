@@ -14,6 +14,7 @@ pub use scenario::{Scenario, ScenarioError};
 
 use crate::error::CallError;
 use crate::events::{Change, Incident};
+use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
 use crate::ports::{
@@ -31,6 +32,8 @@ pub struct Image {
     pub media_type: Option<String>,
     /// Its tags.
     pub tags: BTreeSet<String>,
+    /// Its storage class.
+    pub storage: Storage,
 }
 
 /// One repository.
@@ -316,6 +319,36 @@ impl Images for Memory {
         Ok(Some(tags.iter().map(found).collect()))
     }
 
+    async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
+        let s = self.call("ecr:DescribeImages")?;
+        Ok(s.repos.get(repo).map_or_else(Vec::new, |r| {
+            r.images
+                .iter()
+                .filter(|(_, im)| im.storage != Storage::Standard)
+                .map(|(d, im)| (d.clone(), im.storage))
+                .collect()
+        }))
+    }
+
+    async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {
+        let mut s = self.call("ecr:UpdateImageStorageClass")?;
+        let im = s
+            .repos
+            .get_mut(repo)
+            .and_then(|r| r.images.get_mut(digest))
+            .ok_or_else(|| {
+                CallError::fatal(
+                    "ecr:UpdateImageStorageClass",
+                    format!("ImageNotFoundException: {digest} is not in {}", repo.name),
+                )
+            })?;
+        if im.storage == Storage::Archived {
+            // ECR answers ACTIVATING and finishes on its own, up to 20 minutes later.
+            im.storage = Storage::Activating;
+        }
+        Ok(())
+    }
+
     async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
         let mut s = self.call("ecr:BatchDeleteImage")?;
         if let Some(r) = s.repos.get_mut(repo) {
@@ -338,6 +371,7 @@ fn image_of(m: &Manifest) -> Image {
         manifest: Some(m.body.clone()),
         media_type: m.media_type.clone(),
         tags: BTreeSet::new(),
+        storage: Storage::Standard,
     }
 }
 

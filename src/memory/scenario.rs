@@ -16,7 +16,8 @@
 //!
 //! An image's digest is the sha256 of its `manifest` text (an object is written out compactly
 //! first). `layers_gone` lists digests whose layers ECR has cleaned up, so restoring them fails
-//! as it would on AWS.
+//! as it would on AWS. An image's `storage` (`archived`, `activating`) stands for ECR's archive
+//! storage class.
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Image, Repo, State};
+use crate::guard::status::Storage;
 use crate::registry::{self, field, RepoKey};
 use crate::text::sha256_digest;
 
@@ -75,6 +77,13 @@ pub struct ScenarioImage {
     /// Tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Where ECR keeps it: `standard` (the default), `archived` or `activating`.
+    #[serde(default, skip_serializing_if = "is_standard")]
+    pub storage: Storage,
+}
+
+fn is_standard(s: &Storage) -> bool {
+    *s == Storage::Standard
 }
 
 /// A scenario that cannot be loaded; it names the file and the problem.
@@ -143,6 +152,7 @@ impl Scenario {
                         manifest,
                         media_type: im.media_type,
                         tags: im.tags.into_iter().collect(),
+                        storage: im.storage,
                     },
                 );
             }
@@ -182,6 +192,7 @@ impl Scenario {
                         manifest: im.manifest.clone().map(Value::String),
                         media_type: im.media_type.clone(),
                         tags: im.tags.iter().cloned().collect(),
+                        storage: im.storage,
                     })
                     .collect(),
                 layers_gone: r.layers_gone.iter().cloned().collect(),

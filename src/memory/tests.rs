@@ -400,7 +400,8 @@ fn drifted() -> Memory {
         "repositories": [{"repository": REPO, "images": [
             {"manifest": body("a"), "media_type": "m", "tags": ["holder", keep("a")]},
             {"manifest": body("b"), "media_type": "m", "tags": ["moved", "qa"]},
-            {"manifest": body("f"), "media_type": "m", "tags": ["fine", "bare"]}
+            {"manifest": body("f"), "media_type": "m", "tags": ["fine", "bare"]},
+            {"manifest": body("z"), "media_type": "m", "tags": ["cold", keep("z")], "storage": "archived"}
         ], "layers_gone": [d("c")]}],
         "registry": [
             pinned("missing", "a"),
@@ -409,6 +410,7 @@ fn drifted() -> Memory {
             {"repository": REPO, "tag": "bare", "digest": d("f")},
             pinned("fine", "f"),
             pinned("gone", "c"),
+            pinned("cold", "z"),
             {"repository": REPO, "tag": "broken", "on_move": "sideways"}
         ]
     }))
@@ -427,7 +429,7 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
         .await
         .unwrap();
     assert_eq!(seen, vec![(1, 1)], "progress per repository");
-    assert_eq!((r.repositories, r.checked, r.invalid.len()), (1, 6, 1));
+    assert_eq!((r.repositories, r.checked, r.invalid.len()), (1, 7, 1));
     let outcome = |tag: &str| {
         r.repairs
             .iter()
@@ -449,6 +451,11 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
     ));
     assert_eq!(tag_on(&w, &keep("f")), Some(d("f")));
     assert!(matches!(outcome("gone"), Some(Outcome::Failed { .. })));
+    assert_eq!(outcome("cold"), Some(Outcome::Unarchiving));
+    assert_eq!(
+        w.state().repos[&RepoKey::parse(REPO).unwrap()].images[&d("z")].storage,
+        Storage::Activating
+    );
     assert_eq!(tag_on(&w, "missing"), Some(d("a")));
     assert_eq!(tag_on(&w, "moved"), Some(d("a")));
     assert_eq!(
@@ -475,8 +482,14 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
         1,
         "{pages:?}"
     );
+    assert_eq!(
+        pages.iter().filter(|a| *a == "unarchive").count(),
+        1,
+        "{pages:?}"
+    );
 
-    // The next run finds everything right but the lasting failure, and does not page it again.
+    // The next run finds everything right but the lasting failure and the image on its way
+    // back from archive (left to ECR), and pages neither.
     let again = h.reconcile(&now(4600), &mut |_, _, _| {}).await.unwrap();
     assert_eq!(again.ok, 5, "{:?}", again.repairs);
     assert_eq!(again.repairs.len(), 1);
@@ -491,7 +504,7 @@ async fn a_dry_run_reconcile_changes_nothing() {
         ..handler(&w)
     };
     let r = h.reconcile(&now(1000), &mut |_, _, _| {}).await.unwrap();
-    assert_eq!(r.repairs.len(), 6);
+    assert_eq!(r.repairs.len(), 7);
     assert!(r.repairs.iter().all(|h| h.outcome.is_none()));
     assert_eq!(tag_on(&w, "missing"), None);
     assert!(w.state().pages.is_empty());
@@ -499,7 +512,11 @@ async fn a_dry_run_reconcile_changes_nothing() {
         .state()
         .calls
         .iter()
-        .filter(|c| !c.ends_with("Scan") && !c.ends_with("BatchGetImage"))
+        .filter(|c| {
+            !["Scan", "BatchGetImage", "DescribeImages"]
+                .iter()
+                .any(|r| c.ends_with(r))
+        })
         .cloned()
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
