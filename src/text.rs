@@ -36,6 +36,23 @@ pub fn clean(s: &str, max: usize) -> String {
     out
 }
 
+/// A point in time as epoch seconds, from RFC 3339 text (`2025-01-31T12:00:00Z`, the AWS
+/// CLI's `2025-01-31T12:00:00.123000+00:00`) or a number of epoch seconds (the AWS CLI v1's
+/// form, fractions allowed). `None` when it is neither.
+pub fn parse_time(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
+        serde_json::Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| {
+            time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        }),
+        _ => None,
+    }
+}
+
 /// Matches `text` against a glob where `*` stands for any run of characters (also none) and
 /// `?` for exactly one; everything else matches itself. Used for ARN globs in `allow`.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
@@ -64,6 +81,24 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_in_the_forms_aws_prints() {
+        use serde_json::json;
+        for v in [
+            json!("2025-01-31T12:00:00Z"),
+            json!("2025-01-31T12:00:00.000000+00:00"),
+            json!("2025-01-31T13:00:00+01:00"),
+            json!(1738324800),
+            json!(1738324800.25),
+            json!("1738324800"),
+        ] {
+            assert_eq!(super::parse_time(&v), Some(1738324800), "{v}");
+        }
+        for v in [json!("yesterday"), json!(null), json!([1])] {
+            assert_eq!(super::parse_time(&v), None, "{v}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -240,3 +240,114 @@ fn registry_commands_check_their_arguments_before_calling_aws() {
         assert!(help.contains(cmd), "{cmd} missing from:\n{help}");
     }
 }
+
+const POLICY: &str = "tests/data/lifecycle/policy.json";
+const IMAGES: &str = "tests/data/lifecycle/images.json";
+
+#[test]
+fn lifecycle_simulate_offline_marks_the_protected_image_it_would_take() {
+    let o = run(&[
+        "lifecycle",
+        "simulate",
+        "--policy",
+        POLICY,
+        "--images",
+        IMAGES,
+        "--now",
+        "2026-11-26T12:00:00Z",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "a protected image is hit: {out}");
+    for want in [
+        "rule 1 (pull-request builds: keep the newest 2): expire 1 image(s)",
+        "EXPIRE      rule 1    sha256:111111111111  pr-42-1f3a",
+        "keep        rule 1    sha256:222222222222  pr-42-9c0d",
+        "EXPIRE      rule 2    sha256:444444444444  <untagged>",
+        "TRANSITION  rule 3    sha256:555555555555  prod.latest, etg-keep-5555555555555555  [PROTECTED]",
+        "keep        rule 3    sha256:666666666666  staging",
+        "6 image(s): 2 expire, 1 transition, 3 keep; 1 protected image(s) hit",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    // Four weeks earlier prod.latest had been pulled within 30 days: nothing protected is hit.
+    let o = run(&[
+        "lifecycle",
+        "simulate",
+        "--policy",
+        POLICY,
+        "--images",
+        IMAGES,
+        "--now",
+        "2026-10-30T00:00:00Z",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let prod = lines
+        .iter()
+        .find(|l| l["tags"][0] == "prod.latest")
+        .expect("prod");
+    assert_eq!(
+        (
+            prod["action"].as_str(),
+            prod["rule"].as_u64(),
+            prod["protected"].as_bool()
+        ),
+        (Some("keep"), Some(3), Some(true))
+    );
+}
+
+#[test]
+fn lifecycle_simulate_names_what_is_wrong_with_its_input() {
+    let bad_policy = tmp("bad-policy.json");
+    std::fs::write(&bad_policy, r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["a"], "tagPatternList": ["b"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}"#).expect("write");
+    let o = run(&[
+        "lifecycle",
+        "simulate",
+        "--policy",
+        bad_policy.to_str().unwrap_or(""),
+        "--images",
+        IMAGES,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad-policy.json: not a valid lifecycle policy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rules[0]: tagPrefixList and tagPatternList cannot be used together"),
+        "{err}"
+    );
+    let o = run(&[
+        "lifecycle",
+        "simulate",
+        "--policy",
+        POLICY,
+        "--images",
+        POLICY,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("policy.json: expected the output of `aws ecr describe-images`"),
+        "{err}"
+    );
+    let o = run(&[
+        "lifecycle",
+        "simulate",
+        "--policy",
+        POLICY,
+        "--images",
+        IMAGES,
+        "--now",
+        "soon",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--now \"soon\": not an RFC 3339 time"));
+    let o = run(&["lifecycle", "simulate", "--policy", POLICY]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--images"));
+}

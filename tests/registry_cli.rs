@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use ecr_tag_guard::cli::lifecycle;
 use ecr_tag_guard::cli::registry::{self, ProtectOptions};
 use ecr_tag_guard::handler::Now;
 use serde_json::{json, Value};
@@ -397,9 +398,11 @@ async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_the
     protect_ok(&w, "worker:release-1").await;
 
     let mut out = Vec::new();
-    assert!(!registry::lifecycle_check(&w.ops(), "worker", &mut out)
-        .await
-        .expect("check"));
+    assert!(
+        !lifecycle::check(&w.ops(), "worker", Now::system().epoch, &mut out)
+            .await
+            .expect("check")
+    );
     let report = text(out);
     assert!(
         report.contains(&format!(
@@ -409,9 +412,44 @@ async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_the
         "{report}"
     );
     assert!(report.contains("1 protected image(s)"), "{report}");
+    assert!(!report.contains("NOW"), "ten builds are kept: {report}");
+
+    // The same evaluator on the repository's images as ECR lists them, two days on.
+    let file = std::env::temp_dir().join(format!("etg-policy-{}.json", std::process::id()));
+    let aged = json!({"rules": [
+        {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPatternList": ["build-*"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1}, "action": {"type": "expire"}}
+    ]});
+    std::fs::write(&file, aged.to_string()).expect("policy file");
+    let mut out = Vec::new();
+    let clean = lifecycle::simulate_policy(
+        &file,
+        lifecycle::Source::Repo(&w.ops(), "worker"),
+        Now::system().epoch + 2 * 86_400,
+        "etg-keep-",
+        true,
+        &mut out,
+    )
+    .await
+    .expect("simulate");
+    let lines: Vec<Value> = text(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(!clean, "a protected image would expire");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let of = |d: &str| {
+        lines
+            .iter()
+            .find(|l| l["digest"] == d)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(of(&d1)["action"], "expire");
+    assert_eq!(of(&d1)["protected"], true);
+    assert_eq!(of(&d1)["rule"], 1);
 
     let mut out = Vec::new();
-    registry::lifecycle_shield(&w.ops(), "worker", false, &mut out)
+    lifecycle::shield(&w.ops(), "worker", false, &mut out)
         .await
         .expect("preview");
     assert!(text(out).contains("(not written: add --apply)"));
@@ -428,7 +466,7 @@ async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_the
         "a preview writes nothing"
     );
 
-    registry::lifecycle_shield(&w.ops(), "worker", true, &mut Vec::new())
+    lifecycle::shield(&w.ops(), "worker", true, &mut Vec::new())
         .await
         .expect("apply");
     let stored = w
@@ -453,14 +491,14 @@ async fn lifecycle_check_finds_protected_images_at_risk_and_the_shield_keeps_the
     );
     let mut out = Vec::new();
     assert!(
-        registry::lifecycle_check(&w.ops(), "worker", &mut out)
+        lifecycle::check(&w.ops(), "worker", Now::system().epoch, &mut out)
             .await
             .expect("check"),
         "{}",
         text(out.clone())
     );
     let mut out = Vec::new();
-    registry::lifecycle_shield(&w.ops(), "worker", true, &mut out)
+    lifecycle::shield(&w.ops(), "worker", true, &mut out)
         .await
         .expect("again");
     assert!(text(out).contains("already starts with the keep-alive shield"));

@@ -15,6 +15,8 @@ use super::call_error;
 use super::dynamodb::{attr_to_json, json_to_attr, TTL_ATTRIBUTE};
 pub use super::ecr::{batch_get, ImageRef};
 use crate::error::CallError;
+use crate::guard::lifecycle::ImageInfo;
+use crate::guard::status::Storage;
 use crate::registry::{field, Manifest, RepoKey};
 use aws_sdk_ecr::types::ImageIdentifier;
 
@@ -235,6 +237,47 @@ impl Admin {
 }
 
 impl Admin {
+    /// Every image of the repository in any storage class, with push, pull and archive times
+    /// (`DescribeImages`, paginated, 1 000 a page), for lifecycle simulation.
+    pub async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
+        use aws_sdk_ecr::types::{DescribeImagesFilter, ImageStatus, ImageStatusFilter};
+        let mut out = Vec::new();
+        let mut pages = self
+            .ecr
+            .describe_images()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .filter(
+                DescribeImagesFilter::builder()
+                    .image_status(ImageStatusFilter::Any)
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| call_error("ecr:DescribeImages", &e))?;
+            for im in page.image_details() {
+                let (Some(digest), Some(pushed)) = (im.image_digest(), im.image_pushed_at()) else {
+                    continue;
+                };
+                out.push(ImageInfo {
+                    digest: digest.to_string(),
+                    tags: im.image_tags().to_vec(),
+                    pushed_at: pushed.secs(),
+                    last_pulled: im.last_recorded_pull_time().map(|t| t.secs()),
+                    storage: match im.image_status() {
+                        Some(ImageStatus::Archived) => Storage::Archived,
+                        Some(ImageStatus::Activating) => Storage::Activating,
+                        _ => Storage::Standard,
+                    },
+                    archived_at: im.last_archived_at().map(|t| t.secs()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// The repository's lifecycle policy text; `None` when it has none.
     pub async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
         let result = self
@@ -262,36 +305,6 @@ impl Admin {
             .await
             .map_err(|e| call_error("ecr:PutLifecyclePolicy", &e))?;
         Ok(())
-    }
-
-    /// Every image of the repository with all its tags (`ListImages`, paginated).
-    pub async fn image_tags(
-        &self,
-        repo: &RepoKey,
-    ) -> Result<BTreeMap<String, Vec<String>>, CallError> {
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ecr
-                .list_images()
-                .registry_id(&repo.account)
-                .repository_name(&repo.name)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| call_error("ecr:ListImages", &e))?;
-            for id in page.image_ids() {
-                if let Some(d) = id.image_digest() {
-                    let tags = out.entry(d.to_string()).or_default();
-                    tags.extend(id.image_tag().map(String::from));
-                }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(out),
-            }
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: `replay` (the main local job) and `schema`.
 
 pub mod drill;
+pub mod lifecycle;
 mod reconcile;
 pub mod registry;
 mod replay;
@@ -69,12 +70,11 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
-    /// Check a repository's lifecycle policy against the protected images, or shield them.
+    /// Check a repository's lifecycle policy against the protected images, shield them, or
+    /// simulate a policy offline.
     Lifecycle {
         #[command(subcommand)]
         command: LifecycleCommand,
-        #[command(flatten)]
-        table: TableArg,
     },
     /// Compare every registry item with ECR and put things right (what the scheduled Lambda
     /// does); exit 1 when a problem is left.
@@ -117,6 +117,8 @@ enum LifecycleCommand {
     Check {
         /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
         repo: String,
+        #[command(flatten)]
+        table: TableArg,
     },
     /// Show the policy with a priority-1 rule that never expires keep-alive-tagged images.
     Shield {
@@ -125,6 +127,35 @@ enum LifecycleCommand {
         /// Write it to the repository.
         #[arg(long)]
         apply: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// What a lifecycle policy would expire or archive now, protected images marked; exit 1
+    /// when it would take a protected one.
+    Simulate {
+        /// The policy: its JSON, or `aws ecr get-lifecycle-policy` output.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// `aws ecr describe-images` output (offline).
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "repo",
+            conflicts_with = "repo"
+        )]
+        images: Option<PathBuf>,
+        /// Read the images from ECR instead (ACCOUNT/REGION/NAME or NAME).
+        #[arg(long)]
+        repo: Option<String>,
+        /// The clock for age rules: RFC 3339 or epoch seconds (default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// One JSON object per image.
+        #[arg(long)]
+        json: bool,
+        /// With --repo: the registry table, to mark pinned images.
+        #[arg(long, env = crate::config::TABLE)]
+        table: Option<String>,
     },
 }
 
@@ -176,16 +207,7 @@ struct ReplayArgs {
 
 /// Clients for the registry commands, from the usual AWS configuration.
 async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
-    let keep_prefix = std::env::var(crate::config::KEEP_PREFIX)
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
-    if !crate::registry::is_keep_prefix(&keep_prefix) {
-        anyhow::bail!(
-            "{}: `{keep_prefix}` cannot start an ECR tag",
-            crate::config::KEEP_PREFIX
-        );
-    }
+    let keep_prefix = keep_prefix()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(registry::Ops {
         admin: crate::aws::admin::Admin {
@@ -197,6 +219,21 @@ async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         keep_prefix,
     })
+}
+
+/// The keep-alive prefix: `TAG_GUARD_KEEP_PREFIX`, or the default.
+fn keep_prefix() -> anyhow::Result<String> {
+    let keep_prefix = std::env::var(crate::config::KEEP_PREFIX)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
+    if !crate::registry::is_keep_prefix(&keep_prefix) {
+        anyhow::bail!(
+            "{}: `{keep_prefix}` cannot start an ECR tag",
+            crate::config::KEEP_PREFIX
+        );
+    }
+    Ok(keep_prefix)
 }
 
 /// Sets up logging: JSON lines for the Lambda (level from `TAG_GUARD_LOG`, default info);
@@ -277,15 +314,60 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Status { json, table } => {
             registry::status(&ops(&table).await?, json, &mut std::io::stdout().lock()).await
         }
-        Command::Lifecycle { command, table } => {
-            let ops = ops(&table).await?;
+        Command::Lifecycle { command } => {
             let out = &mut std::io::stdout().lock();
             match command {
-                LifecycleCommand::Check { repo } => {
-                    registry::lifecycle_check(&ops, &repo, out).await
+                LifecycleCommand::Check { repo, table } => {
+                    lifecycle::check(&ops(&table).await?, &repo, Now::system().epoch, out).await
                 }
-                LifecycleCommand::Shield { repo, apply } => {
-                    registry::lifecycle_shield(&ops, &repo, apply, out).await
+                LifecycleCommand::Shield { repo, apply, table } => {
+                    lifecycle::shield(&ops(&table).await?, &repo, apply, out).await
+                }
+                LifecycleCommand::Simulate {
+                    policy,
+                    images,
+                    repo,
+                    now,
+                    json,
+                    table,
+                } => {
+                    let now = match now {
+                        None => Now::system().epoch,
+                        Some(t) => crate::text::parse_time(&serde_json::Value::String(t.clone()))
+                            .ok_or_else(|| {
+                            anyhow::anyhow!("--now {t:?}: not an RFC 3339 time or epoch seconds")
+                        })?,
+                    };
+                    let prefix = keep_prefix()?;
+                    match (images, repo) {
+                        (Some(file), _) => {
+                            lifecycle::simulate_policy(
+                                &policy,
+                                lifecycle::Source::File(&file),
+                                now,
+                                &prefix,
+                                json,
+                                out,
+                            )
+                            .await
+                        }
+                        (None, Some(repo)) => {
+                            let ops = ops(&TableArg {
+                                name: table.unwrap_or_default(),
+                            })
+                            .await?;
+                            lifecycle::simulate_policy(
+                                &policy,
+                                lifecycle::Source::Repo(&ops, &repo),
+                                now,
+                                &prefix,
+                                json,
+                                out,
+                            )
+                            .await
+                        }
+                        (None, None) => anyhow::bail!("give --images FILE or --repo REPO"),
+                    }
                 }
             }
         }

@@ -1,14 +1,23 @@
-//! ECR lifecycle policies as far as protected images are concerned: which rule could expire
-//! (or archive) a protected image, and the priority-1 "shield" rule on the keep-alive prefix.
+//! ECR lifecycle policies and protected images: the policy model and its checks
+//! ([`policy`]), what a policy does to a repository now ([`simulate`]), which rule could take
+//! a protected image ([`at_risk`]), and the priority-1 "shield" rule on the keep-alive prefix.
 //!
-//! "Could" is about tagging requirements only: counts and ages are not evaluated. ECR's rule:
-//! an image that matches the tagging requirements of a higher-priority rule cannot be
-//! expired by a lower-priority one. A `tagged` rule matches when, for every prefix in
-//! `tagPrefixList`, some tag starts with it, and, for every pattern in `tagPatternList`, some
-//! tag matches it (`*` is a wildcard); `untagged` never matches a protected (tagged) image.
+//! ECR's rule that all of this rests on: an image that meets the tagging requirements of a
+//! higher-priority rule cannot be acted on by a lower-priority one. So the only rule that can
+//! ever expire (or archive) an image is the first one whose tagging requirements it meets —
+//! its *owner* ([`Policy::owner`]); whether it does so now depends on counts and ages, which
+//! [`simulate`] evaluates.
+
+pub mod policy;
+pub mod simulate;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 use serde_json::{json, Value};
+
+pub use policy::{Policy, Rule, RuleAction, TagStatus};
+pub use simulate::{simulate, Fate, ImageInfo, Verdict};
 
 /// The shield rule's `countNumber`: more images than any repository keeps.
 pub const SHIELD_COUNT: u64 = 9999;
@@ -28,112 +37,32 @@ pub struct Risk {
     pub action: String,
 }
 
-struct Rule {
-    priority: u64,
-    description: Option<String>,
-    tag_status: String,
-    prefixes: Vec<String>,
-    patterns: Vec<String>,
-    action: String,
-}
-
-fn rules(policy: &Value) -> Result<Vec<Rule>, String> {
-    let list = policy
-        .get("rules")
-        .and_then(Value::as_array)
-        .ok_or("the policy has no `rules` list")?;
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut out = Vec::new();
-    for (i, r) in list.iter().enumerate() {
-        let priority = r
-            .get("rulePriority")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| format!("rules[{i}] has no rulePriority"))?;
-        let sel = r
-            .get("selection")
-            .ok_or_else(|| format!("rules[{i}] has no selection"))?;
-        out.push(Rule {
-            priority,
-            description: r
-                .get("description")
-                .and_then(Value::as_str)
-                .map(String::from),
-            tag_status: sel
-                .get("tagStatus")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_lowercase(),
-            prefixes: strings(sel.get("tagPrefixList")),
-            patterns: strings(sel.get("tagPatternList")),
-            action: r
-                .get("action")
-                .and_then(|a| a.get("type"))
-                .and_then(Value::as_str)
-                .unwrap_or("expire")
-                .to_string(),
-        });
-    }
-    out.sort_by_key(|r| r.priority);
-    Ok(out)
-}
-
-fn selects(rule: &Rule, tags: &[String]) -> bool {
-    match rule.tag_status.as_str() {
-        "any" => true,
-        "tagged" => {
-            !tags.is_empty()
-                && rule
-                    .prefixes
-                    .iter()
-                    .all(|p| tags.iter().any(|t| t.starts_with(p.as_str())))
-                && rule
-                    .patterns
-                    .iter()
-                    .all(|p| tags.iter().any(|t| crate::text::glob_match(p, t)))
-        }
-        _ => tags.is_empty(),
-    }
-}
-
 /// For each image (digest, all its tags), the rule that could expire or archive it, if any:
-/// the first rule, by priority, whose tagging requirements it meets, unless that is a rule
-/// that keeps (a shield on a prefix the image carries).
-pub fn at_risk(
-    policy: &Value,
-    images: &[(String, Vec<String>)],
-    keep_prefix: &str,
-) -> Result<Vec<Risk>, String> {
-    let rules = rules(policy)?;
-    let mut out = Vec::new();
-    for (digest, tags) in images {
-        let Some(first) = rules.iter().find(|r| selects(r, tags)) else {
-            continue;
-        };
-        if is_shield(first, keep_prefix) {
-            continue;
-        }
-        out.push(Risk {
-            digest: digest.clone(),
-            tags: tags.clone(),
-            rule_priority: first.priority,
-            description: first.description.clone(),
-            action: first.action.clone(),
-        });
-    }
-    Ok(out)
+/// its owner rule, unless that is a rule that keeps (a shield on a prefix the image carries).
+pub fn at_risk(policy: &Policy, images: &[(String, Vec<String>)], keep_prefix: &str) -> Vec<Risk> {
+    images
+        .iter()
+        .filter_map(|(digest, tags)| {
+            let owner = policy.owner(tags, false)?;
+            (!is_shield(owner, keep_prefix)).then(|| Risk {
+                digest: digest.clone(),
+                tags: tags.clone(),
+                rule_priority: owner.priority,
+                description: owner.description.clone(),
+                action: owner.action_name().to_string(),
+            })
+        })
+        .collect()
 }
 
+/// True for a rule that can never take an image carrying a keep-alive tag: a `tagged` rule
+/// on exactly the keep-alive prefix that keeps more images than any repository holds.
 fn is_shield(r: &Rule, prefix: &str) -> bool {
-    r.tag_status == "tagged" && r.prefixes == [prefix] && r.patterns.is_empty()
+    r.tag_status == TagStatus::Tagged
+        && r.prefixes == [prefix]
+        && r.patterns.is_empty()
+        && r.count == policy::Count::MoreThan(SHIELD_COUNT)
+        && !r.archived
 }
 
 /// The shield rule for `prefix` at `priority`.
@@ -156,7 +85,7 @@ pub fn shield_rule(prefix: &str, priority: u64) -> Value {
 /// policy already starts with the shield.
 pub fn shield(policy: Option<&Value>, prefix: &str) -> Result<Option<Value>, String> {
     let mut policy = policy.cloned().unwrap_or_else(|| json!({"rules": []}));
-    let existing = rules(&policy)?;
+    let existing = Policy::parse(&policy).map_err(|p| p.join("; "))?.rules;
     if existing.first().is_some_and(|r| is_shield(r, prefix)) {
         return Ok(None);
     }
@@ -182,8 +111,12 @@ pub fn shield(policy: Option<&Value>, prefix: &str) -> Result<Option<Value>, Str
 }
 
 #[cfg(test)]
-mod tests {
+mod shield_tests {
     use super::*;
+
+    fn parsed(v: &Value) -> Policy {
+        Policy::parse(v).unwrap()
+    }
 
     fn img(d: &str, tags: &[&str]) -> (String, Vec<String>) {
         (d.to_string(), tags.iter().map(|t| t.to_string()).collect())
@@ -204,7 +137,7 @@ mod tests {
             img("b", &["v2-rc1"]),
             img("c", &["prod"]),
         ];
-        let risks = at_risk(&policy(), &images, "etg-keep-").unwrap();
+        let risks = at_risk(&parsed(&policy()), &images, "etg-keep-");
         let got: Vec<(&str, u64, &str)> = risks
             .iter()
             .map(|r| (r.digest.as_str(), r.rule_priority, r.action.as_str()))
@@ -222,21 +155,15 @@ mod tests {
 
     #[test]
     fn every_prefix_and_pattern_must_match() {
-        let p = json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["prod", "v"]}, "action": {"type": "expire"}}]});
-        assert!(at_risk(&p, &[img("a", &["prod"])], "k-")
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            at_risk(&p, &[img("a", &["prod", "v1"])], "k-")
-                .unwrap()
-                .len(),
-            1
+        let p = parsed(
+            &json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["prod", "v"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}),
         );
-        let untagged =
-            json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged"}}]});
-        assert!(at_risk(&untagged, &[img("a", &["prod"])], "k-")
-            .unwrap()
-            .is_empty());
+        assert!(at_risk(&p, &[img("a", &["prod"])], "k-").is_empty());
+        assert_eq!(at_risk(&p, &[img("a", &["prod", "v1"])], "k-").len(), 1);
+        let untagged = parsed(
+            &json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}),
+        );
+        assert!(at_risk(&untagged, &[img("a", &["prod"])], "k-").is_empty());
     }
 
     #[test]
@@ -259,13 +186,13 @@ mod tests {
             "`any` stays last"
         );
         let images = [img("a", &["prod", "build-7", "etg-keep-0123"])];
-        assert!(at_risk(&shielded, &images, "etg-keep-").unwrap().is_empty());
+        assert!(at_risk(&parsed(&shielded), &images, "etg-keep-").is_empty());
         assert_eq!(
             shield(Some(&shielded), "etg-keep-").unwrap(),
             None,
             "already shielded"
         );
-        let free = json!({"rules": [{"rulePriority": 5, "selection": {"tagStatus": "any"}, "action": {"type": "expire"}}]});
+        let free = json!({"rules": [{"rulePriority": 5, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]});
         let s = shield(Some(&free), "etg-keep-").unwrap().unwrap();
         assert_eq!(
             s["rules"][1]["rulePriority"], 5,
@@ -282,11 +209,14 @@ mod tests {
 
     #[test]
     fn malformed_policies_are_named() {
-        assert!(at_risk(&json!({}), &[], "k-")
+        assert_eq!(
+            Policy::parse(&json!({})).unwrap_err(),
+            vec!["the policy has no `rules` list"]
+        );
+        let bad = Policy::parse(&json!({"rules": [{"selection": {}}]})).unwrap_err();
+        assert!(bad[0].starts_with("rules[0]: rulePriority"), "{bad:?}");
+        assert!(shield(Some(&json!({"rules": 3})), "k-")
             .unwrap_err()
             .contains("rules"));
-        assert!(at_risk(&json!({"rules": [{"selection": {}}]}), &[], "k-")
-            .unwrap_err()
-            .contains("rules[0] has no rulePriority"));
     }
 }
