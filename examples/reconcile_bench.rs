@@ -35,6 +35,7 @@ fn main() {
                 media_type: Some("m".into()),
                 tags: BTreeSet::new(),
                 storage: Storage::Standard,
+                pushed_at: 0,
             },
         );
         for p in 0..PINS {
@@ -67,6 +68,7 @@ fn main() {
                     media_type: Some("m".into()),
                     tags,
                     storage,
+                    pushed_at: n as i64,
                 },
             );
             state.items.insert(

@@ -84,6 +84,9 @@ pub struct Report {
     pub decisions: Vec<Handled>,
     /// The pages published.
     pub pages: Vec<Page>,
+    /// Pins that pattern rules added or released because of this event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_changes: Vec<crate::rules::RuleChange>,
     /// The event had been handled before: nothing was done again.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
@@ -113,14 +116,18 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let event_id = incident.event_id.clone();
         let id = event_id.as_str();
         let claim_early = !self.dry_run && incident.changes.iter().any(Change::is_removal);
-        let (entries, mut claim) = if claim_early {
-            let (entries, claim) = futures::join!(
-                self.registry.entries(&incident.repo),
-                self.ledger.claim(id, now.epoch)
-            );
+        // The repository's items and the rules, read together (and the claim beside them
+        // when the event removes something).
+        let read = async {
+            let (entries, rules) =
+                futures::join!(self.registry.entries(&incident.repo), self.registry.rules());
+            Ok::<_, CallError>((entries?, rules?))
+        };
+        let ((entries, rules), mut claim) = if claim_early {
+            let (read, claim) = futures::join!(read, self.ledger.claim(id, now.epoch));
             let claim = claim?;
-            match entries {
-                Ok(entries) => (entries, Some(claim)),
+            match read {
+                Ok(read) => (read, Some(claim)),
                 Err(e) => {
                     if matches!(claim, Claim::Fresh | Claim::Resumed) {
                         self.release(id).await;
@@ -129,7 +136,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 }
             }
         } else {
-            (self.registry.entries(&incident.repo).await?, None)
+            (read.await?, None)
         };
         let mut valid = Vec::new();
         for e in entries {
@@ -138,6 +145,42 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 Err(bad) => {
                     warn!(event_id = id, item = %bad.key, problems = ?bad.problems, "invalid registry item skipped");
                     report.invalid_entries.push(bad);
+                }
+            }
+        }
+        let mut rule_list = Vec::new();
+        for r in rules {
+            match r {
+                Ok(r) => rule_list.push(r),
+                Err(bad) => {
+                    warn!(event_id = id, item = %bad.key, problems = ?bad.problems, "invalid rule skipped");
+                    report.invalid_entries.push(bad);
+                }
+            }
+        }
+        let valid = guard::rules::effective(valid, &rule_list);
+        // A push of a tag some rule matches: the rule's protected set may have changed.
+        let pushed = incident.changes.iter().find_map(|c| match c {
+            Change::TagPushed { tag, manifest, .. }
+                if rule_list
+                    .iter()
+                    .any(|r| r.covers(&incident.repo) && r.group_of(tag).is_some()) =>
+            {
+                Some(manifest.clone())
+            }
+            _ => None,
+        });
+        if let Some(hint) = pushed {
+            match self
+                .materialise(&incident.repo, &rule_list, &valid, hint.as_ref(), id, now)
+                .await
+            {
+                Ok(changes) => report.rule_changes = changes,
+                Err(e) => {
+                    if matches!(claim, Some(Claim::Fresh | Claim::Resumed)) {
+                        self.release(id).await;
+                    }
+                    return Err(e);
                 }
             }
         }
@@ -430,7 +473,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
 
     /// Builds a pin for `digest`: the event's manifest when its sha256 is the digest, else
     /// the manifest ECR still has (and an index's children), else a pin without manifest.
-    async fn capture(
+    pub(crate) async fn capture(
         &self,
         repo: &RepoKey,
         digest: &str,
@@ -516,7 +559,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
 
     /// Tags a newly pinned digest with its keep-alive tag. A failure is logged, not fatal:
     /// the pin holds without it, and `status` reports the missing tag.
-    async fn add_keep_alive(&self, repo: &RepoKey, pin: &Pin) {
+    pub(crate) async fn add_keep_alive(&self, repo: &RepoKey, pin: &Pin) {
         let (Some(manifest), Some(tag)) = (
             &pin.manifest,
             crate::registry::keep_tag(&self.settings.keep_prefix, &pin.digest),
@@ -543,7 +586,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     /// Removes a keep-alive tag no pin needs any more; failures are logged.
-    async fn drop_keep_alive(&self, repo: &RepoKey, tag: Option<String>) {
+    pub(crate) async fn drop_keep_alive(&self, repo: &RepoKey, tag: Option<String>) {
         let Some(tag) = tag else { return };
         if let Err(e) = self.images.untag(repo, &tag).await {
             warn!(repository = %repo, tag, error = %e, "keep-alive tag not removed");

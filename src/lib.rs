@@ -22,4 +22,5 @@ pub mod page;
 pub mod ports;
 pub mod reconcile;
 pub mod registry;
+pub mod rules;
 pub mod text;

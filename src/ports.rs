@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CallError;
+use crate::guard::lifecycle::ImageInfo;
 use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
-use crate::registry::{Entry, InvalidEntry, Manifest, Pin, RepoKey};
+use crate::registry::{Entry, InvalidEntry, Manifest, Pin, RepoKey, TagRule};
 
 /// The registry of protected tags.
 #[allow(async_fn_in_trait)]
@@ -31,6 +32,23 @@ pub trait Registry {
 
     /// Appends records to the tags' history.
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError>;
+
+    /// Every rule item, each read and validated on its own.
+    async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError>;
+
+    /// Creates the item of a tag `rule` protects, pinned to `pin`; `false` (nothing written)
+    /// when the tag already has an item.
+    async fn add_rule_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        rule: &str,
+        pin: &Pin,
+    ) -> Result<bool, CallError>;
+
+    /// Deletes the item of a tag `rule` made; `false` when there is none, or another made it.
+    async fn drop_rule_pin(&self, repo: &RepoKey, tag: &str, rule: &str)
+        -> Result<bool, CallError>;
 }
 
 /// What `PutImage` answered.
@@ -76,6 +94,10 @@ pub trait Images {
     /// on `ARCHIVED`, then `ACTIVATING`, paginated), by digest; empty when the repository
     /// does not exist.
     async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError>;
+
+    /// Every image of the repository with its tags and push time (`DescribeImages`,
+    /// paginated); `None` when the repository does not exist.
+    async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError>;
 
     /// `UpdateImageStorageClass` to `STANDARD`: starts bringing an archived image back.
     async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError>;

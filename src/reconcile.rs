@@ -37,6 +37,8 @@ pub struct ReconcileReport {
     pub repairs: Vec<Handled>,
     /// Pages sent.
     pub pages: Vec<Page>,
+    /// Pins that pattern rules added or released.
+    pub rule_changes: Vec<crate::rules::RuleChange>,
     /// Things that went wrong without stopping the run.
     pub warnings: Vec<String>,
 }
@@ -50,17 +52,39 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         progress: &mut dyn FnMut(usize, usize, &RepoKey),
     ) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
+        let (entries, rules) = futures::join!(self.registry.all_entries(), self.registry.rules());
+        let mut rule_list = Vec::new();
+        for r in rules? {
+            match r {
+                Ok(r) => rule_list.push(r),
+                Err(bad) => report.invalid.push(bad),
+            }
+        }
         let mut by_repo: BTreeMap<RepoKey, Vec<Entry>> = BTreeMap::new();
-        for e in self.registry.all_entries().await? {
+        for e in entries? {
             match e {
                 Ok(e) => by_repo.entry(e.repo.clone()).or_default().push(e),
                 Err(bad) => report.invalid.push(bad),
             }
         }
+        // A rule naming one repository exactly covers it before it has any item.
+        for r in &rule_list {
+            if let Ok(repo) = RepoKey::parse(&r.repositories) {
+                by_repo.entry(repo).or_default();
+            }
+        }
         let total = by_repo.len();
-        for (done, (repo, entries)) in by_repo.iter().enumerate() {
-            self.reconcile_repo(repo, entries, now, &mut report).await?;
-            progress(done + 1, total, repo);
+        for (done, (repo, entries)) in by_repo.into_iter().enumerate() {
+            let entries = guard::rules::effective(entries, &rule_list);
+            self.reconcile_repo(&repo, &entries, now, &mut report)
+                .await?;
+            // After the repairs, so a protected image just put back counts as there.
+            let id = format!("reconcile-{}", now.epoch);
+            let changes = self
+                .materialise(&repo, &rule_list, &entries, None, &id, now)
+                .await?;
+            report.rule_changes.extend(changes);
+            progress(done + 1, total, &repo);
         }
         report.repositories = total;
         Ok(report)
@@ -73,6 +97,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         now: &Now,
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let prefix = &self.settings.keep_prefix;
         let standings = read_standings(&self.images, repo, entries, prefix).await?;
         let mut decisions = Vec::new();

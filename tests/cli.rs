@@ -197,7 +197,14 @@ fn usage_errors_say_what_is_wrong() {
 fn schema_prints_the_registry_item_schema() {
     let o = run(&["schema"]);
     let v: Value = serde_json::from_slice(&o.stdout).expect("schema is JSON");
-    assert_eq!(v["required"], serde_json::json!(["repository", "tag"]));
+    assert_eq!(
+        v["$defs"]["tag"]["required"],
+        serde_json::json!(["repository", "tag"])
+    );
+    assert_eq!(
+        v["$defs"]["rule"]["properties"]["repository"]["const"],
+        "rule#"
+    );
 }
 
 #[test]

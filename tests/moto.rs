@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use ecr_tag_guard::handler::Report;
 use serde_json::{json, Value};
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -17,10 +18,11 @@ fn calls(list: &[&str]) -> Vec<String> {
     sorted(list.iter().map(|s| s.to_string()).collect())
 }
 
-/// The calls a restore of one tag takes: registry read ‖ claim, PutImage, then page ‖ history
-/// ‖ done ‖ keep-alive tag (a second PutImage).
+/// The calls a restore of one tag takes: registry read ‖ rules read ‖ claim, PutImage, then
+/// page ‖ history ‖ done ‖ keep-alive tag (a second PutImage).
 const ONE_RESTORE: &[&str] = &[
     "ecr:PutImage",
+    "dynamodb:Query",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "ecr:PutImage",
@@ -143,6 +145,7 @@ async fn delete_by_digest_restores_both_protected_tags() {
         ]
     );
     let expected = [
+        "dynamodb:Query",
         "dynamodb:Query",
         "dynamodb:PutItem",
         "ecr:PutImage",
@@ -403,7 +406,10 @@ async fn a_duplicate_event_neither_restores_nor_pages_again() {
     assert!(!first.duplicate);
     assert!(second.duplicate);
     assert!(second.pages.is_empty());
-    assert_eq!(sorted(made), calls(&["dynamodb:Query", "dynamodb:PutItem"]));
+    assert_eq!(
+        sorted(made),
+        calls(&["dynamodb:Query", "dynamodb:Query", "dynamodb:PutItem"])
+    );
     assert_eq!(w.pages().await.len(), 1);
 }
 
@@ -464,7 +470,7 @@ async fn a_failed_call_changes_nothing_and_costs_nothing() {
 }
 
 #[tokio::test]
-async fn an_unprotected_tag_costs_one_read_when_pushed() {
+async fn an_unprotected_tag_costs_two_reads_when_pushed() {
     let Some(w) = World::new().await else { return };
     w.create_repo("web", false).await;
     let m = manifest("u");
@@ -476,7 +482,11 @@ async fn an_unprotected_tag_costs_one_read_when_pushed() {
         .handle(&put_image(&w, user(&w, "dev"), "web", "dev", &m))
         .await;
     assert!(report.decisions.is_empty());
-    assert_eq!(made, vec!["dynamodb:Query"]);
+    assert_eq!(
+        made,
+        vec!["dynamodb:Query", "dynamodb:Query"],
+        "the repository's items and the rules"
+    );
 
     // A delete is claimed while the registry is read, to save a round trip when it matters.
     let ids = w.delete("web", &[(Some("dev"), None)]).await;
@@ -490,7 +500,10 @@ async fn an_unprotected_tag_costs_one_read_when_pushed() {
         ))
         .await;
     assert!(report.decisions.is_empty());
-    assert_eq!(sorted(made), calls(&["dynamodb:Query", "dynamodb:PutItem"]));
+    assert_eq!(
+        sorted(made),
+        calls(&["dynamodb:Query", "dynamodb:Query", "dynamodb:PutItem"])
+    );
     assert!(w.pages().await.is_empty());
 }
 
@@ -852,4 +865,132 @@ async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_
         .expect("again");
     assert_eq!(again.ok, 3, "{:?}", again.repairs);
     assert!(w.pages().await.is_empty());
+}
+
+/// Pushes `tag` (its own image) as a user and hands the CloudTrail record to the guard.
+async fn push_and_handle(w: &World, repo: &str, tag: &str) -> (String, Report) {
+    let m = manifest(tag);
+    let d = w.push(repo, &m, DOCKER, Some(tag)).await;
+    let (report, _) = w.handle(&put_image(w, user(w, "ci"), repo, tag, &m)).await;
+    // moto keeps push times in whole seconds: the next push must come later.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    (d, report)
+}
+
+fn keep_of(d: &str) -> String {
+    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, d)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_the_oldest() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("app", false).await;
+    w.put_item(json!({"repository": "rule#", "tag": "pr-branches", "repositories": w.repo("app").key(),
+        "pattern": "^pr-(?P<branch>[a-z]+)-[0-9]+$", "group_by": "branch", "keep": 2, "severity": "low"}))
+        .await;
+    let mut d = std::collections::BTreeMap::new();
+    for tag in ["pr-a-1", "pr-a-2", "pr-a-3", "pr-b-1", "pr-b-2"] {
+        let (digest, report) = push_and_handle(&w, "app", tag).await;
+        assert!(
+            report
+                .rule_changes
+                .iter()
+                .any(|c| c.tag == tag && c.change == "pinned"),
+            "{tag}: {:?}",
+            report.rule_changes
+        );
+        d.insert(tag, digest);
+    }
+    for tag in ["pr-a-2", "pr-a-3", "pr-b-1", "pr-b-2"] {
+        let item = w.item("app", tag).await.unwrap_or_default();
+        assert_eq!(item["rule"], "pr-branches", "{tag}: {item}");
+        assert_eq!(item["digest"], json!(d[tag]), "{tag}");
+        assert_eq!(
+            item["manifest"],
+            json!(manifest(tag)),
+            "{tag}: the manifest is kept"
+        );
+        assert_eq!(
+            w.digest_of("app", &keep_of(&d[tag])).await,
+            Some(d[tag].clone()),
+            "{tag}: keep-alive tag"
+        );
+    }
+    assert_eq!(
+        w.item("app", "pr-a-1").await,
+        None,
+        "pr-a-1 fell out when pr-a-3 came"
+    );
+    assert_eq!(
+        w.digest_of("app", &keep_of(&d["pr-a-1"])).await,
+        None,
+        "and lost its keep-alive tag"
+    );
+    assert_eq!(
+        w.digest_of("app", "pr-a-1").await,
+        Some(d["pr-a-1"].clone()),
+        "the image itself is left alone"
+    );
+
+    // The protected ones deleted: put back.
+    w.take_calls();
+    let ids = w
+        .delete("app", &[(Some("pr-a-3"), None), (Some("pr-b-2"), None)])
+        .await;
+    let (report, _) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "app",
+            json!([{"imageTag": "pr-a-3"}, {"imageTag": "pr-b-2"}]),
+            ids,
+        ))
+        .await;
+    assert_eq!(report.pages.len(), 2, "{:?}", report.decisions);
+    assert_eq!(
+        w.digest_of("app", "pr-a-3").await,
+        Some(d["pr-a-3"].clone())
+    );
+    assert_eq!(
+        w.digest_of("app", "pr-b-2").await,
+        Some(d["pr-b-2"].clone())
+    );
+    assert!(
+        report
+            .pages
+            .iter()
+            .all(|p| p.attributes["severity"] == "low"),
+        "the rule's severity"
+    );
+
+    // A newer push on branch b: it is protected, b's oldest is released.
+    let (d3, report) = push_and_handle(&w, "app", "pr-b-3").await;
+    let changes: Vec<(&str, &str)> = report
+        .rule_changes
+        .iter()
+        .map(|c| (c.tag.as_str(), c.change))
+        .collect();
+    assert_eq!(changes, vec![("pr-b-3", "pinned"), ("pr-b-1", "released")]);
+    assert_eq!(w.item("app", "pr-b-1").await, None);
+    assert_eq!(
+        w.item("app", "pr-b-3").await.unwrap_or_default()["digest"],
+        json!(d3)
+    );
+    assert_eq!(w.digest_of("app", &keep_of(&d["pr-b-1"])).await, None);
+    assert!(report.pages.is_empty(), "rule changes are not paged");
+    let history = w.history("app", "pr-b-1").await;
+    let actions: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| {
+            (
+                h["action"].as_str().unwrap_or(""),
+                h["who"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![("pin", "rule pr-branches"), ("release", "rule pr-branches")]
+    );
 }

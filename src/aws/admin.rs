@@ -16,7 +16,6 @@ use super::dynamodb::{attr_to_json, json_to_attr, TTL_ATTRIBUTE};
 pub use super::ecr::{batch_get, ImageRef};
 use crate::error::CallError;
 use crate::guard::lifecycle::ImageInfo;
-use crate::guard::status::Storage;
 use crate::registry::{field, Manifest, RepoKey};
 use aws_sdk_ecr::types::ImageIdentifier;
 
@@ -237,45 +236,21 @@ impl Admin {
 }
 
 impl Admin {
-    /// Every image of the repository in any storage class, with push, pull and archive times
-    /// (`DescribeImages`, paginated, 1 000 a page), for lifecycle simulation.
+    /// Every image of the repository in any storage class, with push, pull and archive times,
+    /// for lifecycle simulation and rule previews.
     pub async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
-        use aws_sdk_ecr::types::{DescribeImagesFilter, ImageStatus, ImageStatusFilter};
-        let mut out = Vec::new();
-        let mut pages = self
-            .ecr
-            .describe_images()
-            .registry_id(&repo.account)
-            .repository_name(&repo.name)
-            .filter(
-                DescribeImagesFilter::builder()
-                    .image_status(ImageStatusFilter::Any)
-                    .build(),
+        let images =
+            super::ecr::describe(&self.ecr, repo, aws_sdk_ecr::types::ImageStatusFilter::Any)
+                .await?;
+        images.ok_or_else(|| {
+            CallError::fatal(
+                "ecr:DescribeImages",
+                format!(
+                    "RepositoryNotFoundException: repository {} does not exist",
+                    repo.name
+                ),
             )
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| call_error("ecr:DescribeImages", &e))?;
-            for im in page.image_details() {
-                let (Some(digest), Some(pushed)) = (im.image_digest(), im.image_pushed_at()) else {
-                    continue;
-                };
-                out.push(ImageInfo {
-                    digest: digest.to_string(),
-                    tags: im.image_tags().to_vec(),
-                    pushed_at: pushed.secs(),
-                    last_pulled: im.last_recorded_pull_time().map(|t| t.secs()),
-                    storage: match im.image_status() {
-                        Some(ImageStatus::Archived) => Storage::Archived,
-                        Some(ImageStatus::Activating) => Storage::Activating,
-                        _ => Storage::Standard,
-                    },
-                    archived_at: im.last_archived_at().map(|t| t.secs()),
-                });
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// The repository's lifecycle policy text; `None` when it has none.

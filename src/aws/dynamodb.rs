@@ -23,6 +23,7 @@ use crate::error::CallError;
 use crate::page::Page;
 use crate::ports::{Claim, HistoryRecord, Ledger, Registry, CLAIM_LEASE_SECS, LEDGER_TTL_SECS};
 use crate::registry::{self, field, Entry, InvalidEntry, Pin, RepoKey};
+use crate::registry::{TagRule, RULE_PARTITION};
 
 /// The TTL attribute of ledger records.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -139,13 +140,9 @@ pub struct DynamoRegistry {
     pub table: String,
 }
 
-impl Registry for DynamoRegistry {
-    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
-        let items = scan_registry(&self.client, &self.table).await?;
-        Ok(items.iter().map(registry::parse_item).collect())
-    }
-
-    async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+impl DynamoRegistry {
+    /// Every item of one partition, as plain JSON (`Query`, consistent, paginated).
+    async fn partition(&self, key: &str) -> Result<Vec<Value>, CallError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -155,21 +152,92 @@ impl Registry for DynamoRegistry {
                 .table_name(&self.table)
                 .key_condition_expression("#r = :r")
                 .expression_attribute_names("#r", field::REPOSITORY)
-                .expression_attribute_values(":r", s(repo.key()))
+                .expression_attribute_values(":r", s(key))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| call_error("dynamodb:Query", &e))?;
-            out.extend(
-                page.items()
-                    .iter()
-                    .map(|i| registry::parse_item(&item_to_json(i))),
-            );
+            out.extend(page.items().iter().map(item_to_json));
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => return Ok(out),
             }
+        }
+    }
+}
+
+impl Registry for DynamoRegistry {
+    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+        let items = scan_registry(&self.client, &self.table).await?;
+        Ok(items
+            .iter()
+            .filter(|i| !registry::is_rule_item(i))
+            .map(registry::parse_item)
+            .collect())
+    }
+
+    async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+        let items = self.partition(&repo.key()).await?;
+        Ok(items.iter().map(registry::parse_item).collect())
+    }
+
+    async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError> {
+        let items = self.partition(RULE_PARTITION).await?;
+        Ok(items.iter().map(registry::parse_rule).collect())
+    }
+
+    async fn add_rule_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        rule: &str,
+        pin: &Pin,
+    ) -> Result<bool, CallError> {
+        let mut item: Item = registry::pin_fields(pin)
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_attr(v)))
+            .collect();
+        item.insert(field::REPOSITORY.into(), s(repo.key()));
+        item.insert(field::TAG.into(), s(tag));
+        item.insert(field::RULE.into(), s(rule));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#r)")
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(call_error("dynamodb:PutItem", &e)),
+        }
+    }
+
+    async fn drop_rule_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        rule: &str,
+    ) -> Result<bool, CallError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(repo.key()))
+            .key(field::TAG, s(tag))
+            .condition_expression("#rule = :rule")
+            .expression_attribute_names("#rule", field::RULE)
+            .expression_attribute_values(":rule", s(rule))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(call_error("dynamodb:DeleteItem", &e)),
         }
     }
 

@@ -9,6 +9,7 @@ use aws_sdk_ecr::Client;
 
 use super::{call_error, MEDIA_TYPES};
 use crate::error::CallError;
+use crate::guard::lifecycle::ImageInfo;
 use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::ports::{Images, Put, PutError};
@@ -104,40 +105,24 @@ impl Images for EcrImages {
     }
 
     async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
-        let mut out = Vec::new();
+        let mut out: Vec<(String, Storage)> = Vec::new();
         for filter in [ImageStatusFilter::Archived, ImageStatusFilter::Activating] {
-            let mut pages = self
-                .client
-                .describe_images()
-                .registry_id(&repo.account)
-                .repository_name(&repo.name)
-                .filter(DescribeImagesFilter::builder().image_status(filter).build())
-                .max_results(1000)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = match page {
-                    Ok(p) => p,
-                    Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(out),
-                    Err(e) => return Err(call_error("ecr:DescribeImages", &e)),
-                };
-                // Each image's own status decides, not the filter: an endpoint that ignores
-                // the filter (moto does) then reports nothing archived.
-                for im in page.image_details() {
-                    let storage = match im.image_status() {
-                        Some(ImageStatus::Archived) => Storage::Archived,
-                        Some(ImageStatus::Activating) => Storage::Activating,
-                        _ => continue,
-                    };
-                    if let Some(d) = im.image_digest() {
-                        if !out.iter().any(|(o, _)| o == d) {
-                            out.push((d.to_string(), storage));
-                        }
-                    }
+            // Each image's own status decides, not the filter: an endpoint that ignores the
+            // filter (moto does) then reports nothing archived.
+            for im in describe(&self.client, repo, filter)
+                .await?
+                .unwrap_or_default()
+            {
+                if im.storage != Storage::Standard && !out.iter().any(|(d, _)| *d == im.digest) {
+                    out.push((im.digest, im.storage));
                 }
             }
         }
         Ok(out)
+    }
+
+    async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
+        describe(&self.client, repo, ImageStatusFilter::Active).await
     }
 
     async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {
@@ -169,6 +154,51 @@ impl Images for EcrImages {
             Err(e) => Err(call_error("ecr:BatchDeleteImage", &e)),
         }
     }
+}
+
+/// Every image of the repository with the given status (`DescribeImages`, paginated, 1 000
+/// a page): tags, push, pull and archive times, storage. `Ok(None)`: the repository does not
+/// exist.
+pub async fn describe(
+    client: &Client,
+    repo: &RepoKey,
+    status: ImageStatusFilter,
+) -> Result<Option<Vec<ImageInfo>>, CallError> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .describe_images()
+        .registry_id(&repo.account)
+        .repository_name(&repo.name)
+        .filter(DescribeImagesFilter::builder().image_status(status).build())
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(None),
+            Err(e) => return Err(call_error("ecr:DescribeImages", &e)),
+        };
+        for im in page.image_details() {
+            let Some(digest) = im.image_digest() else {
+                continue;
+            };
+            out.push(ImageInfo {
+                digest: digest.to_string(),
+                tags: im.image_tags().to_vec(),
+                // ECR always sends it; without it an image counts as the oldest.
+                pushed_at: im.image_pushed_at().map_or(0, |t| t.secs()),
+                last_pulled: im.last_recorded_pull_time().map(|t| t.secs()),
+                storage: match im.image_status() {
+                    Some(ImageStatus::Archived) => Storage::Archived,
+                    Some(ImageStatus::Activating) => Storage::Activating,
+                    _ => Storage::Standard,
+                },
+                archived_at: im.last_archived_at().map(|t| t.secs()),
+            });
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Reads images by tag or digest (`BatchGetImage`, 100 ids a call): for each id, the

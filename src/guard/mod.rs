@@ -18,6 +18,7 @@
 pub mod lifecycle;
 pub mod reconcile;
 mod restore;
+pub mod rules;
 pub mod status;
 #[cfg(test)]
 mod tests;

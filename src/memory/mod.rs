@@ -14,13 +14,16 @@ pub use scenario::{Scenario, ScenarioError};
 
 use crate::error::CallError;
 use crate::events::{Change, Incident};
+use crate::guard::lifecycle::ImageInfo;
 use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
 use crate::ports::{
     Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, CLAIM_LEASE_SECS,
 };
-use crate::registry::{self, field, Entry, InvalidEntry, Manifest, Pin, RepoKey};
+use crate::registry::{
+    self, field, Entry, InvalidEntry, Manifest, Pin, RepoKey, TagRule, RULE_PARTITION,
+};
 use crate::text::sha256_digest;
 
 /// One image: its manifest (when known) and tags.
@@ -34,6 +37,8 @@ pub struct Image {
     pub tags: BTreeSet<String>,
     /// Its storage class.
     pub storage: Storage,
+    /// When it was pushed (epoch seconds; only the order matters here).
+    pub pushed_at: i64,
 }
 
 /// One repository.
@@ -151,7 +156,11 @@ impl Memory {
                     for im in repo.images.values_mut() {
                         im.tags.remove(tag);
                     }
-                    let im = repo.images.entry(digest.clone()).or_default();
+                    let pushed = next_push(repo, &incident.time);
+                    let im = repo.images.entry(digest.clone()).or_insert_with(|| Image {
+                        pushed_at: pushed,
+                        ..Image::default()
+                    });
                     if let Some(m) = manifest.as_ref().filter(|m| m.verify()) {
                         im.manifest = Some(m.body.clone());
                         im.media_type = m.media_type.clone();
@@ -177,7 +186,60 @@ impl Registry for Memory {
 
     async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
         let s = self.call("dynamodb:Scan")?;
-        Ok(s.items.values().map(registry::parse_item).collect())
+        Ok(s.items
+            .values()
+            .filter(|i| !registry::is_rule_item(i))
+            .map(registry::parse_item)
+            .collect())
+    }
+
+    async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError> {
+        let s = self.call("dynamodb:Query")?;
+        Ok(s.items
+            .range((RULE_PARTITION.to_string(), String::new())..)
+            .take_while(|((p, _), _)| p == RULE_PARTITION)
+            .map(|(_, item)| registry::parse_rule(item))
+            .collect())
+    }
+
+    async fn add_rule_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        rule: &str,
+        pin: &Pin,
+    ) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        let key = (repo.key(), tag.to_string());
+        if s.items.contains_key(&key) {
+            return Ok(false);
+        }
+        let mut item = registry::pin_fields(pin);
+        item.insert(field::REPOSITORY.into(), repo.key().into());
+        item.insert(field::TAG.into(), tag.into());
+        item.insert(field::RULE.into(), rule.into());
+        s.items.insert(key, Value::Object(item));
+        Ok(true)
+    }
+
+    async fn drop_rule_pin(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        rule: &str,
+    ) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:DeleteItem")?;
+        let key = (repo.key(), tag.to_string());
+        let made_by_rule = s
+            .items
+            .get(&key)
+            .and_then(|i| i.get(field::RULE))
+            .and_then(Value::as_str)
+            == Some(rule);
+        if made_by_rule {
+            s.items.remove(&key);
+        }
+        Ok(made_by_rule)
     }
 
     async fn set_pin(
@@ -275,10 +337,11 @@ impl Images for Memory {
             }
             None => {}
         }
-        let im = r
-            .images
-            .entry(m.digest.clone())
-            .or_insert_with(|| image_of(m));
+        let pushed = r.images.values().map(|i| i.pushed_at).max().unwrap_or(0) + 1;
+        let im = r.images.entry(m.digest.clone()).or_insert_with(|| Image {
+            pushed_at: pushed,
+            ..image_of(m)
+        });
         im.manifest.get_or_insert_with(|| m.body.clone());
         im.tags.insert(tag.clone());
         Ok(Put::Written)
@@ -317,6 +380,24 @@ impl Images for Memory {
             })
         };
         Ok(Some(tags.iter().map(found).collect()))
+    }
+
+    async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
+        let s = self.call("ecr:DescribeImages")?;
+        Ok(s.repos.get(repo).map(|r| {
+            r.images
+                .iter()
+                .filter(|(_, im)| im.storage == Storage::Standard)
+                .map(|(d, im)| ImageInfo {
+                    digest: d.clone(),
+                    tags: im.tags.iter().cloned().collect(),
+                    pushed_at: im.pushed_at,
+                    last_pulled: None,
+                    storage: im.storage,
+                    archived_at: None,
+                })
+                .collect()
+        }))
     }
 
     async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
@@ -366,12 +447,20 @@ impl Images for Memory {
     }
 }
 
+/// The push time of an image pushed now: the event's time, or just after the newest image
+/// when the event has none that reads.
+fn next_push(repo: &Repo, time: &str) -> i64 {
+    let newest = repo.images.values().map(|i| i.pushed_at).max().unwrap_or(0);
+    crate::text::parse_time(&Value::String(time.to_string())).unwrap_or(newest + 1)
+}
+
 fn image_of(m: &Manifest) -> Image {
     Image {
         manifest: Some(m.body.clone()),
         media_type: m.media_type.clone(),
         tags: BTreeSet::new(),
         storage: Storage::Standard,
+        pushed_at: 0,
     }
 }
 

@@ -77,6 +77,9 @@ pub struct ScenarioImage {
     /// Tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// When it was pushed: RFC 3339 or epoch seconds (default: the epoch; ties go by digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<Value>,
     /// Where ECR keeps it: `standard` (the default), `archived` or `activating`.
     #[serde(default, skip_serializing_if = "is_standard")]
     pub storage: Storage,
@@ -146,6 +149,14 @@ impl Scenario {
                         return Err(err(format!("{at}: tag `{t}` is on two images")));
                     }
                 }
+                let pushed = match &im.pushed_at {
+                    None => 0,
+                    Some(t) => crate::text::parse_time(t).ok_or_else(|| {
+                        err(format!(
+                            "{at}: pushed_at {t} is not RFC 3339 or epoch seconds"
+                        ))
+                    })?,
+                };
                 repo.images.insert(
                     digest,
                     Image {
@@ -153,6 +164,7 @@ impl Scenario {
                         media_type: im.media_type,
                         tags: im.tags.into_iter().collect(),
                         storage: im.storage,
+                        pushed_at: pushed,
                     },
                 );
             }
@@ -193,6 +205,7 @@ impl Scenario {
                         media_type: im.media_type.clone(),
                         tags: im.tags.iter().cloned().collect(),
                         storage: im.storage,
+                        pushed_at: (im.pushed_at != 0).then(|| Value::from(im.pushed_at)),
                     })
                     .collect(),
                 layers_gone: r.layers_gone.iter().cloned().collect(),

@@ -95,6 +95,7 @@ async fn restore_then_duplicate() {
             "dynamodb:PutItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
+            "dynamodb:Query",
             "ecr:PutImage",
             "ecr:PutImage",
             "sns:Publish"
@@ -103,7 +104,10 @@ async fn restore_then_duplicate() {
     );
     let r = h.handle(&ev, &now(101)).await.unwrap();
     assert!(r.duplicate);
-    assert_eq!(take_calls(&w), ["dynamodb:PutItem", "dynamodb:Query"]);
+    assert_eq!(
+        take_calls(&w),
+        ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:Query"]
+    );
     assert_eq!(w.state().pages.len(), 1);
     assert_eq!(w.state().history.len(), 1);
 }
@@ -154,6 +158,7 @@ async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
         [
             "dynamodb:PutItem",
             "dynamodb:PutItem",
+            "dynamodb:Query",
             "dynamodb:Query",
             "sns:Publish"
         ]
@@ -270,7 +275,7 @@ async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_res
 }
 
 #[tokio::test]
-async fn ignored_events_cost_nothing_and_unprotected_pushes_one_read() {
+async fn ignored_events_cost_nothing_and_unprotected_pushes_two_reads() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
     let mut ev = delete_event("e1", "prod", "a");
@@ -280,7 +285,11 @@ async fn ignored_events_cost_nothing_and_unprotected_pushes_one_read() {
     let push = json!({"detail-type": "ECR Image Action", "source": "aws.ecr", "id": "p1", "account": "123456789012", "region": "eu-west-1",
         "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": "web", "image-digest": d("b"), "image-tag": "dev"}});
     assert!(h.handle(&push, &now(1)).await.unwrap().decisions.is_empty());
-    assert_eq!(take_calls(&w), ["dynamodb:Query"]);
+    assert_eq!(
+        take_calls(&w),
+        ["dynamodb:Query", "dynamodb:Query"],
+        "the repository's items and the rules, together"
+    );
 }
 
 #[tokio::test]
@@ -513,7 +522,7 @@ async fn a_dry_run_reconcile_changes_nothing() {
         .calls
         .iter()
         .filter(|c| {
-            !["Scan", "BatchGetImage", "DescribeImages"]
+            !["Scan", "Query", "BatchGetImage", "DescribeImages"]
                 .iter()
                 .any(|r| c.ends_with(r))
         })

@@ -9,6 +9,9 @@ use serde_json::{json, Map, Value};
 
 use crate::text::{is_digest, sha256_digest};
 
+pub mod rule;
+pub use rule::{is_rule_item, parse_rule, TagRule, RULE_PARTITION};
+
 /// The JSON Schema of a registry item, shipped with the binary.
 pub const SCHEMA: &str = include_str!("item.schema.json");
 
@@ -195,9 +198,36 @@ pub struct Entry {
     pub owner: Option<String>,
     /// Free text for the person on call.
     pub notes: Option<String>,
+    /// The rule that made this item, if a rule did.
+    pub rule: Option<String>,
 }
 
 impl Entry {
+    /// Its settings.
+    pub fn protection(&self) -> Protection {
+        Protection {
+            on_delete: self.on_delete,
+            on_move: self.on_move,
+            severity: self.severity,
+            allow: self.allow.clone(),
+            owner: self.owner.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+
+    /// The same entry under other settings.
+    pub fn with_protection(&self, p: Protection) -> Entry {
+        Entry {
+            on_delete: p.on_delete,
+            on_move: p.on_move,
+            severity: p.severity,
+            allow: p.allow,
+            owner: p.owner,
+            notes: p.notes,
+            ..self.clone()
+        }
+    }
+
     /// The pinned digest, if pinned.
     pub fn digest(&self) -> Option<&str> {
         self.pin.as_ref().map(|p| p.digest.as_str())
@@ -208,6 +238,138 @@ impl Entry {
         self.allow
             .iter()
             .any(|g| arns.iter().any(|a| crate::text::glob_match(g, a)))
+    }
+}
+
+/// How a protected tag is guarded: the settings tag items and rule items share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Protection {
+    /// What a delete does.
+    pub on_delete: OnDelete,
+    /// What a move does.
+    pub on_move: OnMove,
+    /// Page severity.
+    pub severity: Severity,
+    /// ARN globs of principals allowed to move or delete.
+    pub allow: Vec<String>,
+    /// Who owns it.
+    pub owner: Option<String>,
+    /// Text for the person on call.
+    pub notes: Option<String>,
+}
+
+/// The fields [`Protection`] reads.
+pub const PROTECTION_FIELDS: &[&str] = &[
+    field::ON_DELETE,
+    field::ON_MOVE,
+    field::ALLOW,
+    field::SEVERITY,
+    field::OWNER,
+    field::NOTES,
+];
+
+impl Protection {
+    /// Reads the settings fields of an item (defaults where absent), adding a problem for
+    /// each bad value.
+    pub fn parse(obj: &Map<String, Value>, problems: &mut Vec<String>) -> Protection {
+        let s = |name: &str, problems: &mut Vec<String>| -> Option<String> {
+            match obj.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(v)) => Some(v.clone()),
+                Some(_) => {
+                    problems.push(format!("`{name}` must be a string"));
+                    None
+                }
+            }
+        };
+        let on_delete = match s(field::ON_DELETE, problems).as_deref() {
+            None | Some("restore") => OnDelete::Restore,
+            Some("alert") => OnDelete::Alert,
+            Some(other) => {
+                problems.push(format!(
+                    "on_delete `{}` is not restore or alert",
+                    crate::text::clean(other, 40)
+                ));
+                OnDelete::Restore
+            }
+        };
+        let on_move = match s(field::ON_MOVE, problems).as_deref() {
+            None | Some("revert") => OnMove::Revert,
+            Some("follow") => OnMove::Follow,
+            Some("alert") => OnMove::Alert,
+            Some(other) => {
+                problems.push(format!(
+                    "on_move `{}` is not revert, follow or alert",
+                    crate::text::clean(other, 40)
+                ));
+                OnMove::Revert
+            }
+        };
+        let severity = match s(field::SEVERITY, problems).as_deref() {
+            None | Some("high") => Severity::High,
+            Some("critical") => Severity::Critical,
+            Some("medium") => Severity::Medium,
+            Some("low") => Severity::Low,
+            Some(other) => {
+                problems.push(format!(
+                    "severity `{}` is not critical, high, medium or low",
+                    crate::text::clean(other, 40)
+                ));
+                Severity::High
+            }
+        };
+        let allow = match obj.get(field::ALLOW) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| match v.as_str() {
+                    Some(g) if !g.is_empty() => Some(g.to_string()),
+                    _ => {
+                        problems.push("`allow` must list non-empty ARN glob strings".into());
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                problems.push("`allow` must be a list of ARN globs".into());
+                Vec::new()
+            }
+        };
+        Protection {
+            on_delete,
+            on_move,
+            severity,
+            allow,
+            owner: s(field::OWNER, problems),
+            notes: s(field::NOTES, problems),
+        }
+    }
+
+    /// The settings as item fields (defaults included, so a reader sees them).
+    pub fn to_fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        let on_delete = match self.on_delete {
+            OnDelete::Restore => "restore",
+            OnDelete::Alert => "alert",
+        };
+        let on_move = match self.on_move {
+            OnMove::Revert => "revert",
+            OnMove::Follow => "follow",
+            OnMove::Alert => "alert",
+        };
+        m.insert(field::ON_DELETE.into(), on_delete.into());
+        m.insert(field::ON_MOVE.into(), on_move.into());
+        m.insert(field::SEVERITY.into(), self.severity.as_str().into());
+        if !self.allow.is_empty() {
+            m.insert(field::ALLOW.into(), self.allow.clone().into());
+        }
+        if let Some(o) = &self.owner {
+            m.insert(field::OWNER.into(), o.clone().into());
+        }
+        if let Some(n) = &self.notes {
+            m.insert(field::NOTES.into(), n.clone().into());
+        }
+        m
     }
 }
 
@@ -311,6 +473,8 @@ pub mod field {
     pub const PINNED_BY: &str = "pinned_by";
     /// When pinned.
     pub const PINNED_AT: &str = "pinned_at";
+    /// On a tag item a rule made: the rule's name.
+    pub const RULE: &str = "rule";
 }
 
 /// The fields that make up a pin: written together, removed together.
@@ -338,6 +502,7 @@ const KNOWN: &[&str] = &[
     field::NOTES,
     field::PINNED_BY,
     field::PINNED_AT,
+    field::RULE,
 ];
 
 /// Reads and validates one item. Every problem is listed, not only the first.
@@ -401,61 +566,8 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         problems.push("`manifest` is set but `digest` is not".into());
     }
     let children = parse_children(obj.get(field::CHILDREN), &mut problems);
-    let on_delete = match s(field::ON_DELETE, &mut problems).as_deref() {
-        None | Some("restore") => OnDelete::Restore,
-        Some("alert") => OnDelete::Alert,
-        Some(other) => {
-            problems.push(format!(
-                "on_delete `{}` is not restore or alert",
-                crate::text::clean(other, 40)
-            ));
-            OnDelete::Restore
-        }
-    };
-    let on_move = match s(field::ON_MOVE, &mut problems).as_deref() {
-        None | Some("revert") => OnMove::Revert,
-        Some("follow") => OnMove::Follow,
-        Some("alert") => OnMove::Alert,
-        Some(other) => {
-            problems.push(format!(
-                "on_move `{}` is not revert, follow or alert",
-                crate::text::clean(other, 40)
-            ));
-            OnMove::Revert
-        }
-    };
-    let severity = match s(field::SEVERITY, &mut problems).as_deref() {
-        None | Some("high") => Severity::High,
-        Some("critical") => Severity::Critical,
-        Some("medium") => Severity::Medium,
-        Some("low") => Severity::Low,
-        Some(other) => {
-            problems.push(format!(
-                "severity `{}` is not critical, high, medium or low",
-                crate::text::clean(other, 40)
-            ));
-            Severity::High
-        }
-    };
-    let allow = match obj.get(field::ALLOW) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| match v.as_str() {
-                Some(g) if !g.is_empty() => Some(g.to_string()),
-                _ => {
-                    problems.push("`allow` must list non-empty ARN glob strings".into());
-                    None
-                }
-            })
-            .collect(),
-        Some(_) => {
-            problems.push("`allow` must be a list of ARN globs".into());
-            Vec::new()
-        }
-    };
-    let owner = s(field::OWNER, &mut problems);
-    let notes = s(field::NOTES, &mut problems);
+    let settings = Protection::parse(obj, &mut problems);
+    let rule = s(field::RULE, &mut problems);
     let pinned_by = s(field::PINNED_BY, &mut problems);
     let pinned_at = s(field::PINNED_AT, &mut problems);
     let (Some(repo), Some(tag), true) = (repo, tag, problems.is_empty()) else {
@@ -477,12 +589,13 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         repo,
         tag,
         pin,
-        on_delete,
-        on_move,
-        allow,
-        severity,
-        owner,
-        notes,
+        on_delete: settings.on_delete,
+        on_move: settings.on_move,
+        allow: settings.allow,
+        severity: settings.severity,
+        owner: settings.owner,
+        notes: settings.notes,
+        rule,
     })
 }
 

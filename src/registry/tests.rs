@@ -146,29 +146,38 @@ fn names_follow_ecr_rules() {
     }
 }
 
-/// The shipped JSON Schema and the parser agree on the fields, the required ones and the
-/// allowed values.
+/// The shipped JSON Schema and the parsers agree on the fields, the required ones and the
+/// allowed values, for tag items and rule items.
 #[test]
 fn schema_matches_the_parser() {
     let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-    let mut props: Vec<&str> = schema["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    props.sort();
-    let mut known = KNOWN.to_vec();
+    let keys = |def: &str| {
+        let mut props: Vec<String> = schema["$defs"][def]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        props.sort();
+        props
+    };
+    let mut known: Vec<String> = KNOWN.iter().map(|s| s.to_string()).collect();
     known.sort();
-    assert_eq!(props, known);
-    assert_eq!(schema["required"], json!(["repository", "tag"]));
-    assert_eq!(schema["additionalProperties"], json!(false));
+    assert_eq!(keys("tag"), known);
+    let tag = &schema["$defs"]["tag"];
+    assert_eq!(tag["required"], json!(["repository", "tag"]));
+    assert_eq!(tag["additionalProperties"], json!(false));
     for (f, values) in [
         ("on_delete", vec!["restore", "alert"]),
         ("on_move", vec!["revert", "follow", "alert"]),
         ("severity", vec!["critical", "high", "medium", "low"]),
     ] {
-        assert_eq!(schema["properties"][f]["enum"], json!(values), "{f}");
+        assert_eq!(tag["properties"][f]["enum"], json!(values), "{f}");
+        assert_eq!(
+            schema["$defs"]["rule"]["properties"][f]["enum"],
+            json!(values),
+            "{f}"
+        );
         for v in values {
             assert!(
                 parse_item(&json!({"repository": REPO, "tag": "t", f: v})).is_ok(),
@@ -176,4 +185,26 @@ fn schema_matches_the_parser() {
             );
         }
     }
+    let mut rule_known: Vec<String> = [
+        field::REPOSITORY,
+        field::TAG,
+        rule::rule_field::REPOSITORIES,
+        rule::rule_field::PATTERN,
+        rule::rule_field::GROUP_BY,
+        rule::rule_field::KEEP,
+    ]
+    .iter()
+    .chain(PROTECTION_FIELDS)
+    .map(|s| s.to_string())
+    .collect();
+    rule_known.sort();
+    assert_eq!(keys("rule"), rule_known);
+    assert_eq!(
+        schema["$defs"]["rule"]["required"],
+        json!(["repository", "tag", "repositories", "pattern", "keep"])
+    );
+    assert_eq!(
+        schema["$defs"]["rule"]["properties"]["repository"]["const"],
+        RULE_PARTITION
+    );
 }

@@ -1,0 +1,145 @@
+//! Pattern rules at work: each rule materialised into ordinary tag items (with `rule` set)
+//! in the repositories it covers, on every push of a tag it matches and on every reconcile.
+//! The plan is pure ([`crate::guard::rules`]); here the handler carries it out: a newly
+//! protected tag is pinned (manifest captured, keep-alive tag added), a tag that fell out of
+//! the newest N loses its item and, when no other pin needs it, its keep-alive tag. Each
+//! change goes to the tag's history; none is paged (nothing broke).
+
+use serde::Serialize;
+use tracing::info;
+
+use crate::error::Error;
+use crate::guard;
+use crate::handler::{Handler, Now};
+use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
+use crate::registry::{Entry, Manifest, RepoKey, TagRule};
+
+/// One change a rule made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleChange {
+    /// The rule.
+    pub rule: String,
+    /// The tag.
+    pub tag: String,
+    /// The image.
+    pub digest: String,
+    /// `pinned` (newly protected) or `released` (fell out of the newest N, or its rule is
+    /// gone).
+    pub change: &'static str,
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Brings the pins of `rules` in `repo` in line with its images now. `entries` are the
+    /// repository's items; `hint` a manifest the event carried (used when its digest is
+    /// pinned). Orphans (items whose rule is gone) are released too. In a dry run nothing is
+    /// written; the changes are reported all the same.
+    pub async fn materialise(
+        &self,
+        repo: &RepoKey,
+        rules: &[TagRule],
+        entries: &[Entry],
+        hint: Option<&Manifest>,
+        event_id: &str,
+        now: &Now,
+    ) -> Result<Vec<RuleChange>, Error> {
+        let covering: Vec<&TagRule> = rules.iter().filter(|r| r.covers(repo)).collect();
+        let orphans = guard::rules::orphans(entries, rules);
+        if covering.is_empty() && orphans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(images) = self.images.list(repo).await? else {
+            return Ok(Vec::new());
+        };
+        let mut changes = Vec::new();
+        let mut releases: Vec<(String, Entry)> = orphans
+            .into_iter()
+            .filter_map(|e| e.rule.clone().map(|r| (r, e.clone())))
+            .collect();
+        let mut pins: Vec<(String, String, String)> = Vec::new();
+        for rule in covering {
+            let plan = guard::rules::plan(rule, &images, entries);
+            releases.extend(plan.release.into_iter().map(|e| (rule.name.clone(), e)));
+            for (tag, digest) in plan.pin {
+                // Two rules wanting one tag: the first (by name) makes the item.
+                if !pins.iter().any(|(_, t, _)| *t == tag) {
+                    pins.push((rule.name.clone(), tag, digest));
+                }
+            }
+        }
+        let prefix = &self.settings.keep_prefix;
+        for (rule, tag, digest) in pins {
+            if !self.dry_run {
+                let why = format!("pinned by rule {rule}");
+                let pin = self.capture(repo, &digest, hint, now, &why).await?;
+                if !self.registry.add_rule_pin(repo, &tag, &rule, &pin).await? {
+                    continue;
+                }
+                self.add_keep_alive(repo, &pin).await;
+            }
+            info!(repository = %repo, tag, rule, digest, "rule: pinned");
+            changes.push(RuleChange {
+                rule,
+                tag,
+                digest,
+                change: "pinned",
+            });
+        }
+        for (rule, e) in releases {
+            let digest = e.digest().unwrap_or_default().to_string();
+            if !self.dry_run {
+                if !self.registry.drop_rule_pin(repo, &e.tag, &rule).await? {
+                    continue;
+                }
+                let others: Vec<Entry> = entries
+                    .iter()
+                    .filter(|o| {
+                        !changes
+                            .iter()
+                            .any(|c: &RuleChange| c.change == "released" && c.tag == o.tag)
+                    })
+                    .cloned()
+                    .collect();
+                let keep = guard::keep_alive_to_drop(&others, &e.tag, &digest, prefix);
+                self.drop_keep_alive(repo, keep).await;
+            }
+            info!(repository = %repo, tag = %e.tag, rule, digest, "rule: released");
+            changes.push(RuleChange {
+                rule,
+                tag: e.tag.clone(),
+                digest,
+                change: "released",
+            });
+        }
+        if !self.dry_run && !changes.is_empty() {
+            let records: Vec<HistoryRecord> = changes
+                .iter()
+                .map(|c| HistoryRecord {
+                    repo: repo.clone(),
+                    tag: c.tag.clone(),
+                    at: now.rfc3339.clone(),
+                    event_id: event_id.to_string(),
+                    action: if c.change == "pinned" {
+                        "pin"
+                    } else {
+                        "release"
+                    }
+                    .into(),
+                    outcome: c.change.into(),
+                    old_digest: (c.change == "released").then(|| c.digest.clone()),
+                    new_digest: (c.change == "pinned").then(|| c.digest.clone()),
+                    who: format!("rule {}", c.rule),
+                    detail: if c.change == "pinned" {
+                        "among the newest images the rule protects".into()
+                    } else {
+                        "no longer among the newest images the rule protects (or the rule is gone)"
+                            .into()
+                    },
+                })
+                .collect();
+            if let Err(e) = self.registry.add_history(&records).await {
+                tracing::warn!(repository = %repo, error = %e, "history of rule changes not written");
+            }
+        }
+        Ok(changes)
+    }
+}
