@@ -50,6 +50,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let Some(images) = self.images.list(repo).await? else {
             return Ok(Vec::new());
         };
+        let images = guard::rules::without_keep_tags(&images, &self.settings.keep_prefix);
         let mut changes = Vec::new();
         let mut releases: Vec<(String, Entry)> = orphans
             .into_iter()

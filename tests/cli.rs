@@ -243,9 +243,35 @@ fn registry_commands_check_their_arguments_before_calling_aws() {
         "status",
         "lifecycle",
         "reconcile",
+        "rule",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from:\n{help}");
     }
+    let o = bin()
+        .args([
+            "rule",
+            "add",
+            "main",
+            "--table",
+            "t",
+            "--repositories",
+            "123456789012/eu-west-1/web",
+            "--pattern",
+            "^[0-9a-f{40}$",
+            "--keep",
+            "5",
+        ])
+        .env("AWS_REGION", "eu-west-1")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "rule main: pattern `^[0-9a-f{40}$` is not a valid regex: unclosed character class"
+        ),
+        "{err}"
+    );
 }
 
 const POLICY: &str = "tests/data/lifecycle/policy.json";

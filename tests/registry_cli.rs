@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use ecr_tag_guard::cli::lifecycle;
 use ecr_tag_guard::cli::registry::{self, ProtectOptions};
+use ecr_tag_guard::cli::rules;
 use ecr_tag_guard::handler::Now;
 use serde_json::{json, Value};
 
@@ -584,4 +585,148 @@ async fn a_drill_without_a_guard_times_out_clearly_and_still_cleans_up() {
     );
     assert!(text(out).contains("cleaned up"));
     assert!(w.digests("drill").await.is_empty());
+}
+
+fn spec(
+    name: &str,
+    repositories: &str,
+    pattern: &str,
+    group_by: Option<&str>,
+    keep: u64,
+) -> rules::RuleSpec {
+    rules::RuleSpec {
+        rule: name.into(),
+        repositories: repositories.into(),
+        pattern: pattern.into(),
+        group_by: group_by.map(String::from),
+        keep,
+    }
+}
+
+#[tokio::test]
+async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("svc", false).await;
+    let opts = ProtectOptions::default();
+    let mut out = Vec::new();
+    let bad = rules::add(
+        &w.ops(),
+        &spec("main", "svc", "^[0-9a-f{40}$", None, 2),
+        &opts,
+        &mut out,
+    )
+    .await
+    .expect_err("bad regex");
+    assert!(
+        bad.to_string()
+            .contains("rule main: pattern `^[0-9a-f{40}$` is not a valid regex"),
+        "{bad}"
+    );
+    let bad = rules::add(
+        &w.ops(),
+        &spec("pr", "svc", "^pr-(?P<b>.+)$", Some("branch"), 1),
+        &opts,
+        &mut out,
+    )
+    .await
+    .expect_err("unknown group");
+    assert!(
+        bad.to_string()
+            .contains("group_by `branch` is not a named group"),
+        "{bad}"
+    );
+    rules::add(
+        &w.ops(),
+        &spec("main", "svc", "^[0-9a-f]{8}$", None, 2),
+        &opts,
+        &mut out,
+    )
+    .await
+    .expect("add");
+    assert!(text(out).contains(&format!(
+        "rule main written: keep the newest 2 of tags matching ^[0-9a-f]{{8}}$ in {}",
+        w.repo("svc").key()
+    )));
+    let again = rules::add(
+        &w.ops(),
+        &spec("main", "svc", "^x$", None, 1),
+        &opts,
+        &mut Vec::new(),
+    )
+    .await
+    .expect_err("exists");
+    assert!(again.to_string().contains("add --force"), "{again}");
+
+    // Three builds from main, pushed one after another (moto keeps whole seconds).
+    let mut d = Vec::new();
+    for tag in ["aaaa0001", "bbbb0002", "cccc0003"] {
+        d.push(w.push("svc", &manifest(tag), DOCKER, Some(tag)).await);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let mut out = Vec::new();
+    rules::preview(&w.ops(), Some("svc"), &mut out)
+        .await
+        .expect("preview");
+    let shown = text(out);
+    assert!(
+        shown.contains(&format!(
+            "all: protects cccc0003 ({}), bbbb0002 ({}); the next push releases {}",
+            &d[2][..19],
+            &d[1][..19],
+            &d[1][..19]
+        )),
+        "{shown}"
+    );
+
+    // Reconcile materialises the rule without any event.
+    let h = w.handler();
+    let report = h
+        .reconcile(&Now::system(), &mut |_, _, _| {})
+        .await
+        .expect("reconcile");
+    let pinned: Vec<&str> = report
+        .rule_changes
+        .iter()
+        .filter(|c| c.change == "pinned")
+        .map(|c| c.tag.as_str())
+        .collect();
+    assert_eq!(pinned, vec!["cccc0003", "bbbb0002"]);
+    assert_eq!(
+        w.item("svc", "bbbb0002").await.unwrap_or_default()["rule"],
+        "main"
+    );
+    let mut out = Vec::new();
+    assert!(
+        registry::status(&w.ops(), false, &mut out)
+            .await
+            .expect("status"),
+        "{}",
+        text(out.clone())
+    );
+    let mut out = Vec::new();
+    rules::list(&w.ops(), false, &mut out).await.expect("list");
+    assert!(text(out).contains("main                     keep the newest 2"));
+
+    // Removed: the next reconcile releases what it made.
+    rules::remove(&w.ops(), "main", &mut Vec::new())
+        .await
+        .expect("remove");
+    assert!(
+        rules::remove(&w.ops(), "main", &mut Vec::new())
+            .await
+            .is_err(),
+        "gone already"
+    );
+    let report = h
+        .reconcile(&Now::system(), &mut |_, _, _| {})
+        .await
+        .expect("reconcile");
+    let released: Vec<&str> = report
+        .rule_changes
+        .iter()
+        .filter(|c| c.change == "released")
+        .map(|c| c.tag.as_str())
+        .collect();
+    assert_eq!(released.len(), 2, "{:?}", report.rule_changes);
+    assert_eq!(w.item("svc", "cccc0003").await, None);
 }

@@ -176,13 +176,17 @@ impl Admin {
         }
     }
 
-    /// Deletes a tag's item. `false`: there was none.
-    pub async fn delete_item(&self, repo: &RepoKey, tag: &str) -> Result<bool, CallError> {
+    /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
+    /// rule's (`rule#`). `false`: there was none.
+    pub async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
         let result = self
             .ddb
             .delete_item()
             .table_name(&self.table)
-            .key(field::REPOSITORY, json_to_attr(&Value::String(repo.key())))
+            .key(
+                field::REPOSITORY,
+                json_to_attr(&Value::String(partition.to_string())),
+            )
             .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
             .condition_expression("attribute_exists(#r)")
             .expression_attribute_names("#r", field::REPOSITORY)

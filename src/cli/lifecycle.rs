@@ -166,7 +166,7 @@ pub enum Source<'a> {
 }
 
 /// `lifecycle simulate`: what the policy would expire or archive now, each protected image
-/// marked. `Ok(false)` when it would take a protected image.
+/// marked (pinned by an item, protected by a rule, or carrying a keep-alive tag). `Ok(false)` when it would take a protected image.
 pub async fn simulate_policy(
     policy_file: &Path,
     source: Source<'_>,
@@ -178,7 +178,7 @@ pub async fn simulate_policy(
     let text = std::fs::read_to_string(policy_file)
         .with_context(|| format!("cannot read {}", policy_file.display()))?;
     let policy = read_policy(&text, &policy_file.display().to_string())?;
-    let (images, entries) = match source {
+    let (images, pinned_digests) = match source {
         Source::File(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -186,18 +186,42 @@ pub async fn simulate_policy(
                 .with_context(|| format!("{}: not JSON", path.display()))?;
             let images = lifecycle::simulate::images_from_describe(&v)
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            (images, Vec::new())
+            (images, Vec::<String>::new())
         }
         Source::Repo(ops, repo) => {
             let repo = ops.repo(repo).await?;
-            let entries = match ops.admin.table.is_empty() {
-                true => Vec::new(),
-                false => repo_entries(ops, &repo).await?,
-            };
-            (ops.admin.describe_images(&repo).await?, entries)
+            let images = ops.admin.describe_images(&repo).await?;
+            let mut pinned = Vec::new();
+            if !ops.admin.table.is_empty() {
+                let entries = repo_entries(ops, &repo).await?;
+                pinned.extend(entries.iter().filter_map(|e| e.digest().map(String::from)));
+                // What the rules protect now, materialised or not yet.
+                for item in ops
+                    .admin
+                    .partition(crate::registry::RULE_PARTITION, false)
+                    .await?
+                {
+                    if let Ok(rule) = crate::registry::parse_rule(&item) {
+                        if rule.covers(&repo) {
+                            pinned.extend(
+                                crate::guard::rules::protected(
+                                    &rule,
+                                    &crate::guard::rules::without_keep_tags(
+                                        &images,
+                                        &ops.keep_prefix,
+                                    ),
+                                )
+                                .into_iter()
+                                .map(|p| p.digest),
+                            );
+                        }
+                    }
+                }
+            }
+            (images, pinned)
         }
     };
-    let pinned: Vec<&str> = entries.iter().filter_map(|e| e.digest()).collect();
+    let pinned: Vec<&str> = pinned_digests.iter().map(String::as_str).collect();
     let verdicts = simulate(&policy, &images, now);
     let mut hit = 0;
     for (v, im) in verdicts.iter().zip(&images) {

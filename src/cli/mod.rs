@@ -5,6 +5,7 @@ pub mod lifecycle;
 mod reconcile;
 pub mod registry;
 mod replay;
+pub mod rules;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,11 @@ enum Command {
         #[command(flatten)]
         table: TableArg,
     },
+    /// Pattern rules: protect the newest N images whose tags match a regex, per group.
+    Rule {
+        #[command(subcommand)]
+        command: RuleCommand,
+    },
     /// Check every protected tag against ECR; exit 1 when any is not ok.
     Status {
         /// One JSON object per line.
@@ -156,6 +162,42 @@ enum LifecycleCommand {
         /// With --repo: the registry table, to mark pinned images.
         #[arg(long, env = crate::config::TABLE)]
         table: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RuleCommand {
+    /// Write a rule (checked first; an existing one only with --force).
+    Add {
+        #[command(flatten)]
+        spec: Box<rules::RuleSpec>,
+        #[command(flatten)]
+        opts: Box<registry::ProtectOptions>,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// List the rules (invalid ones named; exit 1 if any).
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Remove a rule; its pins are released by the next reconcile.
+    Remove {
+        /// The rule's name.
+        #[arg(value_name = "NAME")]
+        rule: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Which images each rule protects now, and which the next push releases.
+    Preview {
+        /// Only this repository (ACCOUNT/REGION/NAME or NAME).
+        repo: Option<String>,
+        #[command(flatten)]
+        table: TableArg,
     },
 }
 
@@ -368,6 +410,23 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                         }
                         (None, None) => anyhow::bail!("give --images FILE or --repo REPO"),
                     }
+                }
+            }
+        }
+        Command::Rule { command } => {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                RuleCommand::Add { spec, opts, table } => {
+                    rules::add(&ops(&table).await?, &spec, &opts, out).await
+                }
+                RuleCommand::List { json, table } => {
+                    rules::list(&ops(&table).await?, json, out).await
+                }
+                RuleCommand::Remove { rule, table } => {
+                    rules::remove(&ops(&table).await?, &rule, out).await
+                }
+                RuleCommand::Preview { repo, table } => {
+                    rules::preview(&ops(&table).await?, repo.as_deref(), out).await
                 }
             }
         }

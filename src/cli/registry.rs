@@ -358,7 +358,7 @@ pub async fn unprotect(
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
     let existing = existing_item(ops, &repo, &tag).await?;
-    if !ops.admin.delete_item(&repo, &tag).await? {
+    if !ops.admin.delete_item(&repo.key(), &tag).await? {
         bail!("{repo}:{tag} is not protected: nothing changed");
     }
     let old = existing
@@ -383,8 +383,10 @@ async fn entries(ops: &Ops) -> anyhow::Result<(Vec<Entry>, Vec<registry::Invalid
         .registry_items()
         .await
         .context("reading the registry")?
+        .iter()
+        .filter(|i| !registry::is_rule_item(i))
     {
-        match parse_item(&item) {
+        match parse_item(item) {
             Ok(e) => good.push(e),
             Err(b) => bad.push(b),
         }

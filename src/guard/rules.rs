@@ -48,6 +48,23 @@ fn groups<'a>(
     groups
 }
 
+/// The images with the guard's own keep-alive tags (`keep_prefix`) left out of their tags:
+/// a rule never protects, nor counts an image by, a tag the guard put there.
+pub fn without_keep_tags(images: &[ImageInfo], keep_prefix: &str) -> Vec<ImageInfo> {
+    images
+        .iter()
+        .map(|im| ImageInfo {
+            tags: im
+                .tags
+                .iter()
+                .filter(|t| !t.starts_with(keep_prefix))
+                .cloned()
+                .collect(),
+            ..im.clone()
+        })
+        .collect()
+}
+
 /// The tags the rule protects now: in each group, every matching tag of the newest
 /// `keep` images.
 pub fn protected(rule: &TagRule, images: &[ImageInfo]) -> Vec<Protected> {
@@ -209,6 +226,15 @@ mod tests {
         assert_eq!(
             got,
             want.map(|(g, d)| (g.to_string(), d.to_string())).to_vec()
+        );
+        // The guard's keep-alive tags are never the rule's.
+        let any = rule(json!({"pattern": ".", "group_by": null, "keep": 9}));
+        let kept = [im("k", 1, &["etg-keep-0123456789abcdef"])];
+        assert!(protected(&any, &without_keep_tags(&kept, "etg-keep-")).is_empty());
+        assert_eq!(
+            protected(&any, &kept).len(),
+            1,
+            "without the filter it would be"
         );
         // Without group_by the lineage is one group.
         let one = rule(json!({"pattern": "^pr-", "group_by": null}));

@@ -107,10 +107,17 @@ pub fn compile_pattern(pattern: &str) -> Result<Regex, String> {
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| {
+            // The regex error draws a caret under the pattern; its last line says what.
+            let text = e.to_string();
+            let what = text
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             format!(
                 "pattern `{}` is not a valid regex: {}",
                 clean(pattern, 200),
-                clean(&e.to_string(), 300)
+                clean(what, 300)
             )
         })
 }
