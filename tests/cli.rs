@@ -58,9 +58,12 @@ fn replay_of_events_tells_the_story() {
         "page: [HIGH] demo in shop/sandbox: NOT restored (failed)",
         "ignored: detail-type `ECR Image Scan` is not acted on",
         "page: [HIGH] prod in shop/edge: deleted; restored",
+        "rule branches: pinned pr-login-3 (sha256:ddd00022d072)",
+        "rule branches: released pr-login-1 (sha256:beccb1f68579)",
+        "page: [LOW] pr-login-3 in shop/app: deleted; restored",
         "qa (pin unpinned): pushed -> pin -> pinned",
         "invalid registry item 111122223333/eu-west-1/shop/web:canary",
-        "19 event(s) handled, 0 failed",
+        "21 event(s) handled, 0 failed",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
@@ -81,8 +84,13 @@ fn replay_json_prints_one_object_per_event_and_saves_the_final_state() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(lines.len(), 19);
+    assert_eq!(lines.len(), 21);
     assert_eq!(lines[0]["input"], "events/01-delete-by-tag.json");
+    assert_eq!(
+        lines[19]["report"]["rule_changes"][1]["change"], "released",
+        "{}",
+        lines[19]
+    );
     assert_eq!(
         lines[0]["report"]["decisions"][0]["outcome"]["kind"],
         "restored"
@@ -106,6 +114,15 @@ fn replay_json_prints_one_object_per_event_and_saves_the_final_state() {
         .expect("item");
     let pushed = &lines[6]["report"]["incident"]["changes"][0]["digest"];
     assert_eq!(&item["digest"], pushed);
+    // The rule's released item is gone from the saved state, its newest pin there.
+    let app: Vec<&str> = saved["registry"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["rule"] == "branches")
+        .filter_map(|i| i["tag"].as_str())
+        .collect();
+    assert_eq!(app, vec!["pr-login-2", "pr-login-3"]);
     // ...and replaying from it again starts where the story ended.
     let o = run(&[
         "replay",

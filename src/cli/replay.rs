@@ -214,7 +214,17 @@ fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::i
     if r.duplicate {
         writeln!(out, "  duplicate: already handled, nothing done again")?;
     }
-    if r.ignored.is_none() && r.decisions.is_empty() && !r.duplicate {
+    for c in &r.rule_changes {
+        writeln!(
+            out,
+            "  rule {}: {} {} ({})",
+            c.rule,
+            c.change,
+            c.tag,
+            short_digest(&c.digest)
+        )?;
+    }
+    if r.ignored.is_none() && r.decisions.is_empty() && !r.duplicate && r.rule_changes.is_empty() {
         writeln!(out, "  no protected tag touched")?;
     }
     for d in &r.decisions {
