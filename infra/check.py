@@ -129,6 +129,35 @@ def main(binary, out_path):
     if problems:
         sys.exit("EventBridge patterns disagree with the handler:\n" + "\n".join(problems))
     print(f"patterns: {len(rules)} rules, {len(events)} events agree with the handler")
+    check_stream_filter(cfn)
+
+
+def check_stream_filter(cfn):
+    """The registry stream's filter (Lambda event filtering, EventBridge pattern syntax, read
+    here with moto's matcher) delivers tag and rule items and never the guard's history or
+    ledger records, nor removals."""
+    from moto.events.models import EventPattern
+
+    mapping = cfn["Resources"]["RegistryStream"]["Properties"]
+    [pattern] = [f["Pattern"] for f in mapping["FilterCriteria"]["Filters"]]
+    matcher = EventPattern.load(pattern)
+
+    def record(name, partition):
+        return {"eventName": name, "eventSource": "aws:dynamodb",
+                "dynamodb": {"Keys": {"repository": {"S": partition}, "tag": {"S": "t"}}}}
+
+    cases = [
+        (record("INSERT", "123456789012/eu-west-1/web"), True),
+        (record("MODIFY", "098765432109/us-east-1/team/api"), True),
+        (record("INSERT", "rule#"), True),
+        (record("INSERT", "history#123456789012/eu-west-1/web:prod"), False),
+        (record("MODIFY", "ledger#6f2a1c3e"), False),
+        (record("REMOVE", "123456789012/eu-west-1/web"), False),
+    ]
+    wrong = [(r["eventName"], r["dynamodb"]["Keys"]["repository"]["S"]) for r, want in cases if matcher.matches_event(r) != want]
+    if wrong:
+        sys.exit(f"the registry stream filter is wrong for: {wrong}")
+    print(f"stream filter: {len(cases)} records delivered or dropped as they should be")
 
 
 if __name__ == "__main__":

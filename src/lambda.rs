@@ -1,6 +1,8 @@
 //! The Lambda entry point: one EventBridge event per invocation, through the same handler
 //! the replay CLI runs. A failed event fails the invocation, so Lambda retries it and, after
-//! the retries, sends it to the on-failure destination: nothing is dropped silently.
+//! the retries, sends it to the on-failure destination: nothing is dropped silently. A batch
+//! from the registry table's stream is answered with a partial-batch response naming the
+//! records to retry; the schedule's event starts a reconcile.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
@@ -35,9 +37,19 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
     handler: &Handler<R, I, P, L>,
     event: &Value,
 ) -> Result<Value, lambda_runtime::Error> {
+    if let Some(records) = crate::registration::stream_records(event) {
+        // Boxed: the three handlers' futures are large, and nested they overflow the
+        // compiler's layout query depth.
+        let report = Box::pin(handler.register(&records, &Now::system())).await;
+        let failures: Vec<Value> = report
+            .failures
+            .iter()
+            .map(|id| json!({"itemIdentifier": id}))
+            .collect();
+        return Ok(json!({ "batchItemFailures": failures }));
+    }
     if is_schedule(event) {
-        let report = handler
-            .reconcile(&Now::system(), &mut |_, _, _| {})
+        let report = Box::pin(handler.reconcile(&Now::system(), &mut |_, _, _| {}))
             .await
             .map_err(|e| {
                 error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
@@ -54,7 +66,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             "warnings": report.warnings,
         }));
     }
-    match handler.handle(event, &Now::system()).await {
+    match Box::pin(handler.handle(event, &Now::system())).await {
         Ok(report) => Ok(json!({
             "event_id": report.event_id,
             "ignored": report.ignored,

@@ -21,6 +21,7 @@ pub mod memory;
 pub mod page;
 pub mod ports;
 pub mod reconcile;
+pub mod registration;
 pub mod registry;
 pub mod rules;
 pub mod text;

@@ -33,6 +33,10 @@ pub trait Registry {
     /// Appends records to the tags' history.
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError>;
 
+    /// Marks an unpinned item: ECR had no such tag when the guard registered it (`at`, RFC
+    /// 3339). `false` when the item is gone or pinned meanwhile.
+    async fn mark_not_found(&self, repo: &RepoKey, tag: &str, at: &str) -> Result<bool, CallError>;
+
     /// Every rule item, each read and validated on its own.
     async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError>;
 

@@ -206,12 +206,20 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             d.tag,
             d.entry.digest().unwrap_or("-")
         );
-        let claim = self.ledger.claim(&key, now.epoch).await?;
-        if claim == Claim::Fresh {
-            self.ledger.finish(&key, now.epoch, &[], false).await?;
+        let first = self.once(&key, now).await?;
+        if !first {
+            info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
+        }
+        Ok(first)
+    }
+
+    /// True the first time `key` is seen while its once-only record lasts
+    /// ([`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS)).
+    pub(crate) async fn once(&self, key: &str, now: &Now) -> Result<bool, Error> {
+        if self.ledger.claim(key, now.epoch).await? == Claim::Fresh {
+            self.ledger.finish(key, now.epoch, &[], false).await?;
             return Ok(true);
         }
-        info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
         Ok(false)
     }
 }

@@ -200,6 +200,20 @@ async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
         w.digest_of("web", "prod").await.as_deref(),
         Some(d.as_str())
     );
+
+    // A batch from the registry table's stream: a hand-written item is pinned, and the
+    // answer is a partial-batch response naming no record to retry.
+    w.push("web", &manifest("api"), DOCKER, Some("api")).await;
+    w.put_item(json!({"repository": w.repo("web").key(), "tag": "api"}))
+        .await;
+    let records = w.stream_event(0);
+    let (line, summary, logs, _) = run_lambda(&w, &url, records);
+    assert!(line.ends_with("/response HTTP/1.1"), "{summary}\n{logs}");
+    assert_eq!(summary, json!({"batchItemFailures": []}), "{logs}");
+    assert_eq!(
+        w.item("web", "api").await.unwrap_or_default()["digest"],
+        json!(sha256(&manifest("api")))
+    );
 }
 
 #[test]

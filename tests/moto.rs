@@ -994,3 +994,130 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
         vec![("pin", "rule pr-branches"), ("release", "rule pr-branches")]
     );
 }
+
+fn records(
+    event: &Value,
+) -> Vec<Result<ecr_tag_guard::registration::StreamRecord, (String, String)>> {
+    ecr_tag_guard::registration::stream_records(event).expect("a stream event")
+}
+
+#[tokio::test]
+async fn an_item_written_by_hand_is_pinned_from_the_stream_and_restored_after_a_full_delete() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("web", false).await;
+    let m = manifest("registered");
+    let d = w.push("web", &m, DOCKER, Some("prod")).await;
+    w.put_item(json!({"repository": w.repo("web").key(), "tag": "prod", "owner": "team-web"}))
+        .await;
+
+    let first = w.stream_event(0);
+    let recs = records(&first);
+    assert_eq!(recs.len(), 1, "{first}");
+    let h = w.handler();
+    let report = h
+        .register(&recs, &ecr_tag_guard::handler::Now::system())
+        .await;
+    assert_eq!(report.records[0].outcome, "pinned", "{:?}", report.records);
+    assert!(report.failures.is_empty());
+    let item = w.item("web", "prod").await.unwrap_or_default();
+    assert_eq!(item["digest"], json!(d));
+    assert_eq!(item["manifest"], json!(m));
+    assert_eq!(item["owner"], "team-web");
+    assert_eq!(item["pinned_by"], "ecr-tag-guard (pinned on registration)");
+    assert_eq!(
+        w.digest_of("web", &keep_of(&d)).await,
+        Some(d.clone()),
+        "keep-alive tag"
+    );
+    assert_eq!(w.history("web", "prod").await[0]["action"], "pin");
+
+    // The guard's own writes come back through the stream: nothing to do, not a call made.
+    let own = w.stream_event(1);
+    assert!(
+        records(&own).len() >= 2,
+        "the pin and the history record: {own}"
+    );
+    w.take_calls();
+    let report = h
+        .register(&records(&own), &ecr_tag_guard::handler::Now::system())
+        .await;
+    assert!(
+        report
+            .records
+            .iter()
+            .all(|r| r.outcome.starts_with("skipped")),
+        "{:?}",
+        report.records
+    );
+    assert!(w.take_calls().is_empty(), "no loop");
+
+    // The image deleted entirely (the tag and its keep-alive tag): put back from the stored
+    // manifest alone.
+    let ids = w.delete("web", &[(None, Some(&d))]).await;
+    assert!(w.digests("web").await.is_empty());
+    let (report, _) = w
+        .handle(&batch_delete(
+            &w,
+            user(&w, "bob"),
+            "web",
+            json!([{"imageDigest": d}]),
+            ids,
+        ))
+        .await;
+    assert_eq!(report.pages.len(), 1, "{:?}", report.decisions);
+    assert_eq!(w.digest_of("web", "prod").await, Some(d));
+}
+
+#[tokio::test]
+async fn registration_of_a_missing_tag_an_invalid_item_and_a_rule() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("web", false).await;
+    w.push("web", &manifest("pr-x-1"), DOCKER, Some("pr-x-1"))
+        .await;
+    let repo = w.repo("web").key();
+    w.put_item(json!({"repository": repo, "tag": "ghost"}))
+        .await;
+    w.put_item(json!({"repository": repo, "tag": "bad", "severity": "loud"}))
+        .await;
+    w.put_item(json!({"repository": "rule#", "tag": "prs", "repositories": repo, "pattern": "^pr-", "keep": 1}))
+        .await;
+    let h = w.handler();
+    let report = h
+        .register(
+            &records(&w.stream_event(0)),
+            &ecr_tag_guard::handler::Now::system(),
+        )
+        .await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes[0], "not found", "{outcomes:?}");
+    assert!(
+        outcomes[1].starts_with("invalid: severity `loud`"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], "rule: 1 change(s)", "{outcomes:?}");
+    assert!(report.failures.is_empty(), "nothing here is worth a retry");
+    assert!(w.item("web", "ghost").await.unwrap_or_default()["not_found_at"].is_string());
+    assert_eq!(
+        w.item("web", "pr-x-1").await.unwrap_or_default()["rule"],
+        "prs"
+    );
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1);
+    assert_eq!(attr(&pages[0], "severity"), "low");
+    assert_eq!(attr(&pages[0], "action"), "not_found");
+
+    // Status shows the missing tag for what it is.
+    let mut out = Vec::new();
+    let ok = ecr_tag_guard::cli::registry::status(&w.ops(), false, &mut out)
+        .await
+        .expect("status");
+    let shown = String::from_utf8_lossy(&out).to_string();
+    assert!(!ok);
+    assert!(shown.contains("tag not in ECR (not pinned)"), "{shown}");
+    let mut out = Vec::new();
+    ecr_tag_guard::cli::registry::list(&w.ops(), false, &mut out)
+        .await
+        .expect("list");
+    let shown = String::from_utf8_lossy(&out).to_string();
+    assert!(shown.contains("(tag not in ECR at "), "{shown}");
+}

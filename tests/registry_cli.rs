@@ -65,9 +65,56 @@ async fn init_creates_the_table_once_and_refuses_another_schema() {
             .and_then(|t| t.attribute_name()),
         Some("expires_at")
     );
+    let table = w
+        .ddb
+        .describe_table()
+        .table_name("fresh-registry")
+        .send()
+        .await
+        .expect("describe");
+    let spec = table.table().and_then(|t| t.stream_specification());
+    assert_eq!(
+        spec.map(|s| (
+            s.stream_enabled(),
+            s.stream_view_type().map(|v| v.as_str().to_string())
+        )),
+        Some((true, Some("NEW_IMAGE".to_string()))),
+        "the stream for registration"
+    );
     let mut out = Vec::new();
     assert!(registry::init(&ops, &mut out).await.expect("again"));
     assert!(text(out).contains("nothing changed"));
+    // A registry table made without its stream gets it, and says so.
+    let attr = |n: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .expect("attr")
+    };
+    let key = |n: &str, t| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key")
+    };
+    w.ddb
+        .create_table()
+        .table_name("plain-registry")
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(attr("repository"))
+        .attribute_definitions(attr("tag"))
+        .key_schema(key("repository", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("tag", aws_sdk_dynamodb::types::KeyType::Range))
+        .send()
+        .await
+        .expect("plain table");
+    let mut plain = ops.clone();
+    plain.admin.table = "plain-registry".into();
+    let mut out = Vec::new();
+    assert!(registry::init(&plain, &mut out).await.expect("stream"));
+    assert!(text(out).contains("turned its stream on"));
     // A table of that name with another key is left alone.
     w.ddb
         .create_table()
@@ -276,7 +323,11 @@ async fn list_status_and_unprotect() {
         Some(json!(d_b))
     );
     assert_eq!(of("gone"), "missing");
-    assert_eq!(of("later"), "not_pinned");
+    assert_eq!(
+        of("later"),
+        "tag_not_found",
+        "unpinned, and ECR has no such tag"
+    );
     assert_eq!(
         rows.iter()
             .find(|r| r["repository"] == w.repo("vanished").key())

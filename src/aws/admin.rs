@@ -24,8 +24,12 @@ use aws_sdk_ecr::types::ImageIdentifier;
 pub enum TableState {
     /// There is no such table.
     Missing,
-    /// It has the documented key schema (`repository` hash, `tag` range, both strings).
-    Matching,
+    /// It has the documented key schema (`repository` hash, `tag` range, both strings);
+    /// `stream`: its DynamoDB Stream is on.
+    Matching {
+        /// The table's stream is enabled.
+        stream: bool,
+    },
     /// It has another key schema, described.
     Other(String),
 }
@@ -68,7 +72,28 @@ fn json_to_item(v: &Value) -> HashMap<String, AttributeValue> {
         .unwrap_or_default()
 }
 
+/// The registry's stream: new images, for registration.
+fn stream_spec(op: &str) -> Result<aws_sdk_dynamodb::types::StreamSpecification, CallError> {
+    aws_sdk_dynamodb::types::StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewImage)
+        .build()
+        .map_err(|e| CallError::fatal(op, e.to_string()))
+}
+
 impl Admin {
+    /// Turns the table's stream on (new images).
+    pub async fn enable_stream(&self) -> Result<(), CallError> {
+        self.ddb
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(stream_spec("dynamodb:UpdateTable")?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("dynamodb:UpdateTable", &e))
+    }
+
     /// Describes the table's key schema.
     pub async fn table_state(&self) -> Result<TableState, CallError> {
         let out = match self
@@ -108,8 +133,9 @@ impl Admin {
             format!("{} HASH S", field::REPOSITORY),
             format!("{} RANGE S", field::TAG),
         ];
+        let stream = t.stream_specification().is_some_and(|s| s.stream_enabled());
         Ok(if keys == wanted {
-            TableState::Matching
+            TableState::Matching { stream }
         } else {
             TableState::Other(keys.join(", "))
         })
@@ -139,6 +165,7 @@ impl Admin {
             .attribute_definitions(attr(field::TAG)?)
             .key_schema(key(field::REPOSITORY, KeyType::Hash)?)
             .key_schema(key(field::TAG, KeyType::Range)?)
+            .stream_specification(stream_spec("dynamodb:CreateTable")?)
             .send()
             .await
             .map_err(|e| call_error("dynamodb:CreateTable", &e))?;

@@ -182,6 +182,28 @@ impl Registry for DynamoRegistry {
         Ok(items.iter().map(registry::parse_item).collect())
     }
 
+    async fn mark_not_found(&self, repo: &RepoKey, tag: &str, at: &str) -> Result<bool, CallError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(repo.key()))
+            .key(field::TAG, s(tag))
+            .update_expression("SET #n = :at")
+            .condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)")
+            .expression_attribute_names("#n", field::NOT_FOUND_AT)
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_names("#d", field::DIGEST)
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(call_error("dynamodb:UpdateItem", &e)),
+        }
+    }
+
     async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError> {
         let items = self.partition(RULE_PARTITION).await?;
         Ok(items.iter().map(registry::parse_rule).collect())

@@ -157,8 +157,13 @@ fn tail(digest: Option<&str>) -> String {
 pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
     let table = &ops.admin.table;
     match ops.admin.table_state().await? {
-        TableState::Matching => {
-            writeln!(out, "table {table} exists with the registry's key schema: nothing changed")?;
+        TableState::Matching { stream: true } => {
+            writeln!(out, "table {table} exists with the registry's key schema and stream: nothing changed")?;
+            Ok(true)
+        }
+        TableState::Matching { stream: false } => {
+            ops.admin.enable_stream().await?;
+            writeln!(out, "table {table} exists with the registry's key schema; turned its stream on (new images), so items written by hand are pinned within seconds")?;
             Ok(true)
         }
         TableState::Other(keys) => bail!(
@@ -168,7 +173,7 @@ pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
         ),
         TableState::Missing => {
             ops.admin.create_table().await?;
-            writeln!(out, "created table {table}: key {} + {}, on demand, TTL on {TTL_ATTRIBUTE}", field::REPOSITORY, field::TAG)?;
+            writeln!(out, "created table {table}: key {} + {}, on demand, TTL on {TTL_ATTRIBUTE}, stream of new images", field::REPOSITORY, field::TAG)?;
             Ok(true)
         }
     }
@@ -413,8 +418,11 @@ pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Res
             [
                 e.repo.key(),
                 e.tag.clone(),
-                e.digest()
-                    .map_or("(not pinned)".to_string(), |d| short_digest(d).to_string()),
+                match (e.digest(), &e.not_found_at) {
+                    (Some(d), _) => short_digest(d).to_string(),
+                    (None, Some(at)) => format!("(tag not in ECR at {})", clean(at, 40)),
+                    (None, None) => "(not pinned)".to_string(),
+                },
                 name(&e.on_delete),
                 name(&e.on_move),
                 e.severity.as_str().to_string(),
@@ -455,6 +463,7 @@ fn entry_json(e: &Entry) -> Value {
         "severity": e.severity, "owner": e.owner, "notes": e.notes,
         "pinned_by": e.pin.as_ref().and_then(|p| p.pinned_by.clone()),
         "pinned_at": e.pin.as_ref().and_then(|p| p.pinned_at.clone()),
+        "rule": e.rule, "not_found_at": e.not_found_at,
     })
 }
 

@@ -51,7 +51,8 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
                 ),
             }
         }
-        Standing::NotPinned => return None,
+        // Pinned when first seen (a push); registration has paged it once.
+        Standing::NotPinned | Standing::TagNotFound => return None,
         Standing::PinWithoutManifest => decision(
             entry,
             Cause::Pushed {

@@ -39,6 +39,8 @@ pub enum Standing {
     RepositoryGone,
     /// The item has no digest yet: the guard pins it when it first sees the tag.
     NotPinned,
+    /// The item has no digest and ECR has no such tag: nothing to protect until it is pushed.
+    TagNotFound,
     /// On its pin, but no manifest is stored: a restore after a full delete would fail.
     PinWithoutManifest,
     /// On its pin, but the pinned image lacks its keep-alive tag: deleting the protected tag
@@ -69,6 +71,7 @@ impl Standing {
             Standing::Missing => "missing".into(),
             Standing::RepositoryGone => "repository gone".into(),
             Standing::NotPinned => "not pinned yet".into(),
+            Standing::TagNotFound => "tag not in ECR (not pinned)".into(),
             Standing::PinWithoutManifest => "pin without manifest".into(),
             Standing::KeepAliveMissing => "keep-alive tag missing".into(),
             Standing::Archived => "archived (cannot be pulled)".into(),
@@ -87,7 +90,10 @@ pub fn standing(entry: &Entry, seen: Seen<'_>, storage: Storage, kept: bool) -> 
         return Standing::RepositoryGone;
     };
     let Some(pin) = &entry.pin else {
-        return Standing::NotPinned;
+        return match seen {
+            Err("ImageNotFound") => Standing::TagNotFound,
+            _ => Standing::NotPinned,
+        };
     };
     match (seen, storage) {
         (Ok(d), _) if d != pin.digest => return Standing::Moved { to: d.to_string() },

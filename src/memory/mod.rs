@@ -193,6 +193,18 @@ impl Registry for Memory {
             .collect())
     }
 
+    async fn mark_not_found(&self, repo: &RepoKey, tag: &str, at: &str) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:UpdateItem")?;
+        let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
+            return Ok(false);
+        };
+        if item.contains_key(field::DIGEST) {
+            return Ok(false);
+        }
+        item.insert(field::NOT_FOUND_AT.into(), at.into());
+        Ok(true)
+    }
+
     async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError> {
         let s = self.call("dynamodb:Query")?;
         Ok(s.items

@@ -530,3 +530,183 @@ async fn a_dry_run_reconcile_changes_nothing() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
 }
+
+/// A plain-JSON value as DynamoDB JSON, as a stream record carries it.
+fn ddb(v: &Value) -> Value {
+    match v {
+        Value::String(s) => json!({"S": s}),
+        Value::Number(n) => json!({"N": n.to_string()}),
+        Value::Bool(b) => json!({"BOOL": b}),
+        Value::Array(a) => json!({"L": a.iter().map(ddb).collect::<Vec<_>>()}),
+        Value::Object(o) => {
+            json!({"M": o.iter().map(|(k, v)| (k.clone(), ddb(v))).collect::<serde_json::Map<_, _>>()})
+        }
+        Value::Null => json!({"NULL": true}),
+    }
+}
+
+/// A DynamoDB Stream event with one record per (sequence number, event name, new image).
+fn stream_event(records: &[(&str, &str, Value)]) -> Value {
+    let recs: Vec<Value> = records
+        .iter()
+        .map(|(seq, name, item)| {
+            let image = match ddb(item) {
+                Value::Object(mut m) => m.remove("M").unwrap_or(Value::Null),
+                other => other,
+            };
+            json!({"eventID": format!("e{seq}"), "eventName": name, "eventSource": "aws:dynamodb",
+                "dynamodb": {"Keys": {}, "NewImage": image, "SequenceNumber": seq, "StreamViewType": "NEW_IMAGE"}})
+        })
+        .collect();
+    json!({ "Records": recs })
+}
+
+async fn register(w: &Memory, event: &Value) -> crate::registration::StreamReport {
+    let records = crate::registration::stream_records(event).expect("a stream event");
+    handler(w).register(&records, &now(500)).await
+}
+
+fn item(w: &Memory, tag: &str) -> Value {
+    w.state().items[&(REPO.to_string(), tag.to_string())].clone()
+}
+
+#[tokio::test]
+async fn a_bare_item_written_by_hand_is_pinned_from_its_stream_record() {
+    let bare = json!({"repository": REPO, "tag": "keep", "owner": "team"});
+    let w = world(vec![bare.clone()]);
+    let r = register(&w, &stream_event(&[("100", "INSERT", bare)])).await;
+    assert_eq!(r.records[0].outcome, "pinned");
+    assert!(r.failures.is_empty());
+    let it = item(&w, "keep");
+    assert_eq!(it["digest"], json!(d("a")));
+    assert_eq!(it["manifest"], json!(body("a")));
+    assert_eq!(it["pinned_by"], "ecr-tag-guard (pinned on registration)");
+    assert_eq!(it["owner"], "team", "the user's fields stay");
+    let keep = crate::registry::keep_tag("etg-keep-", &d("a")).unwrap();
+    assert_eq!(tag_on(&w, &keep), Some(d("a")), "keep-alive tag");
+    assert_eq!(w.state().history[0].action, "pin");
+    assert!(w.state().pages.is_empty(), "a pin is not paged");
+
+    // The guard's own write comes back as a record: nothing to do, no call.
+    take_calls(&w);
+    let r = register(&w, &stream_event(&[("101", "MODIFY", it)])).await;
+    assert_eq!(r.records[0].outcome, "skipped: already pinned");
+    assert!(take_calls(&w).is_empty(), "no loop");
+}
+
+#[tokio::test]
+async fn a_missing_tag_is_marked_and_paged_once() {
+    let bare = json!({"repository": REPO, "tag": "nope"});
+    let w = world(vec![bare.clone()]);
+    let r = register(&w, &stream_event(&[("100", "INSERT", bare.clone())])).await;
+    assert_eq!(r.records[0].outcome, "not found");
+    let marked = item(&w, "nope");
+    assert_eq!(marked["not_found_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(w.state().pages.len(), 1);
+    let page = w.state().pages[0].clone();
+    assert_eq!(page.attributes["severity"], "low");
+    assert_eq!(page.attributes["action"], "not_found");
+    // The mark's own record, and the same item written again: no second page, no retry.
+    let r = register(&w, &stream_event(&[("101", "MODIFY", marked)])).await;
+    assert!(r.records[0]
+        .outcome
+        .starts_with("skipped: marked not found"));
+    w.state()
+        .items
+        .insert((REPO.to_string(), "nope".to_string()), bare.clone());
+    let r = register(&w, &stream_event(&[("102", "MODIFY", bare)])).await;
+    assert_eq!(r.records[0].outcome, "not found");
+    assert_eq!(w.state().pages.len(), 1, "paged once per item");
+    // Status reads it as what it is.
+    let entry = crate::registry::parse_item(&item(&w, "nope")).unwrap();
+    assert_eq!(
+        crate::guard::status::standing(
+            &entry,
+            Some(Err("ImageNotFound")),
+            crate::guard::status::Storage::Standard,
+            false
+        ),
+        crate::guard::status::Standing::TagNotFound
+    );
+}
+
+#[tokio::test]
+async fn one_bad_record_neither_blocks_nor_reruns_the_others() {
+    let good = json!({"repository": REPO, "tag": "keep"});
+    let other = json!({"repository": REPO, "tag": "other"});
+    let invalid = json!({"repository": REPO, "tag": "bad", "on_move": "sideways"});
+    let history =
+        json!({"repository": format!("history#{REPO}:keep"), "tag": "2026#x#0", "action": "pin"});
+    let w = world(vec![good.clone(), other.clone(), invalid.clone()]);
+    let mut event = stream_event(&[
+        ("1", "INSERT", good),
+        ("2", "INSERT", invalid),
+        ("3", "INSERT", history),
+        ("4", "REMOVE", json!({})),
+        ("5", "INSERT", other),
+    ]);
+    event["Records"][3]["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("NewImage");
+    // ECR throttles the third read: that record, and only it, is named for a retry.
+    let r = register(&w, &event).await;
+    let outcomes: Vec<&str> = r.records.iter().map(|x| x.outcome.as_str()).collect();
+    assert_eq!(outcomes[0], "pinned");
+    assert!(
+        outcomes[1].starts_with("invalid: on_move `sideways`"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], "skipped: the guard's own record");
+    assert_eq!(outcomes[3], "skipped: a removal");
+    assert_eq!(outcomes[4], "pinned");
+    assert!(r.failures.is_empty());
+
+    let again = json!({"repository": REPO, "tag": "again"});
+    w.state()
+        .items
+        .insert((REPO.to_string(), "again".into()), again.clone());
+    w.state().faults.insert(
+        "ecr:BatchGetImage".into(),
+        crate::error::CallError::transient("ecr:BatchGetImage", "ThrottlingException: slow down"),
+    );
+    let r = register(
+        &w,
+        &stream_event(&[("7", "INSERT", again), ("8", "MODIFY", item(&w, "keep"))]),
+    )
+    .await;
+    assert_eq!(r.failures, vec!["7"], "{:?}", r.records);
+    assert_eq!(r.records[1].outcome, "skipped: already pinned");
+}
+
+#[test]
+fn stream_records_are_read_and_their_problems_named() {
+    assert!(crate::registration::stream_records(&json!({"detail-type": "x"})).is_none());
+    assert!(
+        crate::registration::stream_records(&json!({"Records": [{"eventSource": "aws:sqs"}]}))
+            .is_none()
+    );
+    let got = crate::registration::stream_records(&json!({"Records": [
+        {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": {"a": {"S": "x"}}}},
+        {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"SequenceNumber": "9", "NewImage": {"a": {"Q": "x"}}}},
+        {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"SequenceNumber": "10", "NewImage": {
+            "n": {"N": "3"}, "l": {"L": [{"S": "a"}, {"M": {"k": {"BOOL": true}}}]}, "ss": {"SS": ["x"]}}}}
+    ]}))
+    .unwrap();
+    assert!(got[0]
+        .as_ref()
+        .unwrap_err()
+        .1
+        .contains("no dynamodb.SequenceNumber"));
+    assert_eq!(
+        got[1].as_ref().unwrap_err(),
+        &(
+            "9".to_string(),
+            "Records[1]: attribute a: type Q is not read".to_string()
+        )
+    );
+    assert_eq!(
+        got[2].as_ref().unwrap().item,
+        Some(json!({"n": 3, "l": ["a", {"k": true}], "ss": ["x"]}))
+    );
+}

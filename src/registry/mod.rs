@@ -200,6 +200,9 @@ pub struct Entry {
     pub notes: Option<String>,
     /// The rule that made this item, if a rule did.
     pub rule: Option<String>,
+    /// When the guard, registering the item, found no such tag in ECR (it is pinned when the
+    /// tag is pushed).
+    pub not_found_at: Option<String>,
 }
 
 impl Entry {
@@ -475,6 +478,8 @@ pub mod field {
     pub const PINNED_AT: &str = "pinned_at";
     /// On a tag item a rule made: the rule's name.
     pub const RULE: &str = "rule";
+    /// Written by the guard when a registered tag was not in ECR: when it looked (RFC 3339).
+    pub const NOT_FOUND_AT: &str = "not_found_at";
 }
 
 /// The fields that make up a pin: written together, removed together.
@@ -485,6 +490,7 @@ pub const PIN_FIELDS: &[&str] = &[
     field::CHILDREN,
     field::PINNED_BY,
     field::PINNED_AT,
+    field::NOT_FOUND_AT,
 ];
 
 const KNOWN: &[&str] = &[
@@ -503,6 +509,7 @@ const KNOWN: &[&str] = &[
     field::PINNED_BY,
     field::PINNED_AT,
     field::RULE,
+    field::NOT_FOUND_AT,
 ];
 
 /// Reads and validates one item. Every problem is listed, not only the first.
@@ -568,6 +575,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
     let children = parse_children(obj.get(field::CHILDREN), &mut problems);
     let settings = Protection::parse(obj, &mut problems);
     let rule = s(field::RULE, &mut problems);
+    let not_found_at = s(field::NOT_FOUND_AT, &mut problems);
     let pinned_by = s(field::PINNED_BY, &mut problems);
     let pinned_at = s(field::PINNED_AT, &mut problems);
     let (Some(repo), Some(tag), true) = (repo, tag, problems.is_empty()) else {
@@ -596,6 +604,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         owner: settings.owner,
         notes: settings.notes,
         rule,
+        not_found_at,
     })
 }
 

@@ -469,6 +469,25 @@ impl World {
             .expect("put item");
     }
 
+    /// The registry table's stream records after the first `skip`, as one Lambda event,
+    /// read from moto's DynamoDB Streams API by `tests/stream_records.py`.
+    pub fn stream_event(&self, skip: usize) -> Value {
+        let (Some(py), Some(url)) = (python(), World::url()) else {
+            panic!("moto is running, so its python is there")
+        };
+        let out = Command::new(py)
+            .arg(root().join("tests/stream_records.py"))
+            .args([&url, &self.account, &self.table, &skip.to_string()])
+            .output()
+            .expect("stream_records.py runs");
+        assert!(
+            out.status.success(),
+            "stream_records.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("stream records are JSON")
+    }
+
     /// A registry item, in plain JSON (attribute values decoded).
     pub async fn item(&self, repo: &str, tag: &str) -> Option<Value> {
         let out = self
@@ -568,6 +587,13 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) {
         .attribute_definitions(attr("tag"))
         .key_schema(key("repository", KeyType::Hash))
         .key_schema(key("tag", KeyType::Range))
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewImage)
+                .build()
+                .expect("stream"),
+        )
         .send()
         .await
         .expect("table");

@@ -1,0 +1,382 @@
+//! Registration: a registry item written by hand is pinned within seconds, from the table's
+//! DynamoDB Stream (new images), instead of at the next event or reconcile.
+//!
+//! For each inserted or changed tag item that is not pinned, or whose pin lacks its manifest,
+//! the guard reads the tag from ECR, writes the pin ("pinned on registration"), adds the
+//! keep-alive tag and records it in the tag's history. A tag ECR does not have is marked on
+//! the item (`not_found_at`, shown by `status` and `list`) and paged once, at low severity.
+//! A rule item is materialised in the repository it names. No loop: the guard's own writes
+//! come back as records it has nothing to do for — an item pinned with its manifest, an item
+//! marked not found, a history or ledger record. Each record is handled on its own; the ones
+//! that failed with an error worth retrying are returned for Lambda's partial-batch response.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::events::{Actor, Incident};
+use crate::guard::{self, Action, Alarm, Cause};
+use crate::handler::{Handler, Now};
+use crate::page;
+use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
+use crate::registry::{self, field, Entry, RepoKey, Severity};
+
+/// One stream record, as the guard needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamRecord {
+    /// Its `SequenceNumber`: the id a partial-batch response names.
+    pub id: String,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    pub event_name: String,
+    /// The item after the change, as plain JSON; `None` for a removal.
+    pub item: Option<Value>,
+}
+
+/// The records of a DynamoDB Stream event; `None` when the event is not one. A record that
+/// cannot be read is an `Err` with its id (when it has one) and the problem.
+pub fn stream_records(event: &Value) -> Option<Vec<Result<StreamRecord, (String, String)>>> {
+    let records = event.get("Records")?.as_array()?;
+    let from_stream = records
+        .iter()
+        .any(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:dynamodb"));
+    if !from_stream {
+        return None;
+    }
+    Some(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let ddb = r.get("dynamodb");
+                let id = ddb
+                    .and_then(|d| d.get("SequenceNumber"))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        (
+                            String::new(),
+                            format!("Records[{i}]: no dynamodb.SequenceNumber"),
+                        )
+                    })?;
+                let event_name = r
+                    .get("eventName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let item = match ddb.and_then(|d| d.get("NewImage")) {
+                    None | Some(Value::Null) => None,
+                    Some(image) => Some(
+                        plain_item(image)
+                            .map_err(|e| (id.clone(), format!("Records[{i}]: {e}")))?,
+                    ),
+                };
+                Ok(StreamRecord {
+                    id,
+                    event_name,
+                    item,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// A DynamoDB-JSON item (`{"name": {"S": "..."}}`) as plain JSON.
+pub fn plain_item(image: &Value) -> Result<Value, String> {
+    let obj = image.as_object().ok_or("NewImage is not an object")?;
+    let mut out = Map::new();
+    for (k, v) in obj {
+        out.insert(
+            k.clone(),
+            plain(v).map_err(|e| format!("attribute {k}: {e}"))?,
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+fn plain(v: &Value) -> Result<Value, String> {
+    let obj = v
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .ok_or("not a typed DynamoDB value")?;
+    let (kind, inner) = obj.iter().next().ok_or("empty value")?;
+    Ok(match (kind.as_str(), inner) {
+        ("S", Value::String(s)) => Value::String(s.clone()),
+        ("N", Value::String(n)) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| n.parse::<f64>().map(Value::from))
+            .map_err(|_| format!("N `{n}` is not a number"))?,
+        ("BOOL", Value::Bool(b)) => Value::Bool(*b),
+        ("NULL", _) => Value::Null,
+        ("SS", Value::Array(a)) | ("NS", Value::Array(a)) => Value::Array(a.clone()),
+        ("L", Value::Array(a)) => Value::Array(a.iter().map(plain).collect::<Result<_, _>>()?),
+        ("M", m @ Value::Object(_)) => plain_item(m)?,
+        (other, _) => return Err(format!("type {other} is not read")),
+    })
+}
+
+/// What happened to one record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Registered {
+    /// The record's sequence number.
+    pub id: String,
+    /// The item's key, `PARTITION:TAG`, where known.
+    pub key: String,
+    /// What the guard did: `pinned`, `manifest stored`, `not found`, `rule: N change(s)`, or
+    /// why it did nothing.
+    pub outcome: String,
+}
+
+/// What one stream batch came to.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StreamReport {
+    /// Every record handled, in order.
+    pub records: Vec<Registered>,
+    /// The sequence numbers of records that failed with an error worth retrying.
+    pub failures: Vec<String>,
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Handles a batch of stream records, each on its own.
+    pub async fn register(
+        &self,
+        records: &[Result<StreamRecord, (String, String)>],
+        now: &Now,
+    ) -> StreamReport {
+        let mut report = StreamReport::default();
+        for r in records {
+            let rec = match r {
+                Ok(rec) => rec,
+                Err((id, problem)) => {
+                    // Unreadable now, unreadable on a retry: reported, not retried.
+                    warn!(record = %id, problem, "stream record not readable");
+                    report.records.push(Registered {
+                        id: id.clone(),
+                        key: String::new(),
+                        outcome: format!("unreadable: {problem}"),
+                    });
+                    continue;
+                }
+            };
+            let key = rec.item.as_ref().map_or(String::new(), |i| {
+                let s = |f: &str| i.get(f).and_then(Value::as_str).unwrap_or("?").to_string();
+                format!("{}:{}", s(field::REPOSITORY), s(field::TAG))
+            });
+            let outcome = match self.register_one(rec, now).await {
+                Ok(o) => o,
+                Err(e) if e.is_retryable() => {
+                    warn!(record = %rec.id, item = %key, error = %e, "registration failed; the record is retried");
+                    report.failures.push(rec.id.clone());
+                    format!("failed, retried: {e}")
+                }
+                Err(e) => {
+                    warn!(record = %rec.id, item = %key, error = %e, "registration failed");
+                    format!("failed: {e}")
+                }
+            };
+            info!(record = %rec.id, item = %key, outcome, "registration");
+            report.records.push(Registered {
+                id: rec.id.clone(),
+                key,
+                outcome,
+            });
+        }
+        report
+    }
+
+    async fn register_one(&self, rec: &StreamRecord, now: &Now) -> Result<String, Error> {
+        let Some(item) = rec.item.as_ref().filter(|_| rec.event_name != "REMOVE") else {
+            return Ok("skipped: a removal".into());
+        };
+        let partition = item
+            .get(field::REPOSITORY)
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if partition.starts_with("history#") || partition.starts_with("ledger#") {
+            return Ok("skipped: the guard's own record".into());
+        }
+        if registry::is_rule_item(item) {
+            return self.register_rule(rec, item, now).await;
+        }
+        let entry = match registry::parse_item(item) {
+            Ok(e) => e,
+            Err(bad) => {
+                warn!(item = %bad.key, problems = ?bad.problems, "invalid registry item");
+                return Ok(format!("invalid: {}", bad.problems.join("; ")));
+            }
+        };
+        match &entry.pin {
+            Some(p) if p.manifest.is_some() => Ok("skipped: already pinned".into()),
+            None if entry.not_found_at.is_some() => {
+                Ok("skipped: marked not found (pinned when the tag is pushed)".into())
+            }
+            Some(p) => {
+                let pin = self
+                    .capture(
+                        &entry.repo,
+                        &p.digest,
+                        None,
+                        now,
+                        "manifest stored on registration",
+                    )
+                    .await?;
+                if pin.manifest.is_none() {
+                    self.page_once(
+                        &entry,
+                        "the pinned image is not in ECR: there is no manifest to keep",
+                        now,
+                    )
+                    .await?;
+                    return Ok("pinned image not found".into());
+                }
+                if !self
+                    .registry
+                    .set_pin(&entry.repo, &entry.tag, Some(&p.digest), Some(&pin))
+                    .await?
+                {
+                    return Ok("skipped: the item changed meanwhile".into());
+                }
+                self.add_keep_alive(&entry.repo, &pin).await;
+                self.history(&entry, rec, "store_manifest", "pinned", &pin.digest, now)
+                    .await;
+                Ok("manifest stored".into())
+            }
+            None => {
+                let seen = self
+                    .images
+                    .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
+                    .await?;
+                let found = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
+                let Some(m) = found else {
+                    if self
+                        .registry
+                        .mark_not_found(&entry.repo, &entry.tag, &now.rfc3339)
+                        .await?
+                    {
+                        self.page_once(&entry, "ECR has no such tag (or no such repository)", now)
+                            .await?;
+                    }
+                    return Ok("not found".into());
+                };
+                let pin = self
+                    .capture(
+                        &entry.repo,
+                        &m.digest,
+                        Some(&m),
+                        now,
+                        "pinned on registration",
+                    )
+                    .await?;
+                if !self
+                    .registry
+                    .set_pin(&entry.repo, &entry.tag, None, Some(&pin))
+                    .await?
+                {
+                    return Ok("skipped: the item changed meanwhile".into());
+                }
+                self.add_keep_alive(&entry.repo, &pin).await;
+                self.history(&entry, rec, "pin", "pinned", &pin.digest, now)
+                    .await;
+                Ok("pinned".into())
+            }
+        }
+    }
+
+    /// A rule item: materialised in the repository it names exactly; a glob reaches its
+    /// repositories on their next matching push or reconcile.
+    async fn register_rule(
+        &self,
+        rec: &StreamRecord,
+        item: &Value,
+        now: &Now,
+    ) -> Result<String, Error> {
+        let rule = match registry::parse_rule(item) {
+            Ok(r) => r,
+            Err(bad) => {
+                warn!(item = %bad.key, problems = ?bad.problems, "invalid rule");
+                return Ok(format!("invalid rule: {}", bad.problems.join("; ")));
+            }
+        };
+        let Ok(repo) = RepoKey::parse(&rule.repositories) else {
+            return Ok(
+                "rule over a glob: materialised on each repository's next push or reconcile".into(),
+            );
+        };
+        let (entries, rules) = futures::join!(self.registry.entries(&repo), self.registry.rules());
+        let rules: Vec<_> = rules?.into_iter().filter_map(Result::ok).collect();
+        let entries: Vec<Entry> = entries?.into_iter().filter_map(Result::ok).collect();
+        let changes = self
+            .materialise(&repo, &rules, &entries, None, &rec.id, now)
+            .await?;
+        Ok(format!("rule: {} change(s)", changes.len()))
+    }
+
+    /// Pages, once per item and problem, that a registration found nothing to pin.
+    async fn page_once(&self, entry: &Entry, problem: &str, now: &Now) -> Result<(), Error> {
+        let key = format!("registration/{}:{}/not-found", entry.repo, entry.tag);
+        if self.dry_run || !self.once(&key, now).await? {
+            return Ok(());
+        }
+        let incident = Incident {
+            event_id: key.clone(),
+            source: "registration".into(),
+            time: now.rfc3339.clone(),
+            repo: entry.repo.clone(),
+            actor: Actor::Unknown {
+                label: "a registry item written to the table".into(),
+            },
+            changes: Vec::new(),
+            note: None,
+        };
+        let d = guard::decision(
+            entry,
+            Cause::Deleted { digest: None },
+            Action::Alert,
+            problem,
+        );
+        let alarm = Alarm {
+            action: "not_found",
+            severity: Severity::Low,
+            headline: "registered, but nothing to pin".into(),
+            happened: format!("the tag was registered, but {problem}"),
+            did: "marked the item; the guard pins the tag when it is pushed.".into(),
+            todo: Some(
+                "check the repository and tag in the item, then push the tag or delete the item."
+                    .into(),
+            ),
+            old_digest: entry.digest().map(String::from),
+            new_digest: None,
+        };
+        self.pager
+            .publish(&page::render(&incident, &d, &alarm))
+            .await?;
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        entry: &Entry,
+        rec: &StreamRecord,
+        action: &str,
+        outcome: &str,
+        digest: &str,
+        now: &Now,
+    ) {
+        let record = HistoryRecord {
+            repo: entry.repo.clone(),
+            tag: entry.tag.clone(),
+            at: now.rfc3339.clone(),
+            event_id: format!("registration-{}", rec.id),
+            action: action.into(),
+            outcome: outcome.into(),
+            old_digest: None,
+            new_digest: Some(digest.to_string()),
+            who: "ecr-tag-guard (pinned on registration)".into(),
+            detail: "the item was written to the table".into(),
+        };
+        if let Err(e) = self.registry.add_history(&[record]).await {
+            warn!(item = %entry.tag, error = %e, "history not written");
+        }
+    }
+}
