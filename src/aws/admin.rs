@@ -9,10 +9,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::call_error;
-use super::dynamodb::{attr_to_json, json_to_attr, TTL_ATTRIBUTE};
+use super::dynamodb::{json_to_attr, TTL_ATTRIBUTE};
 pub use super::ecr::{batch_get, ImageRef};
 use crate::error::CallError;
 use crate::guard::lifecycle::ImageInfo;
@@ -52,14 +52,6 @@ pub struct Admin {
     pub ecr: aws_sdk_ecr::Client,
     /// The registry table.
     pub table: String,
-}
-
-fn item_to_json(item: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), attr_to_json(v)))
-            .collect::<Map<_, _>>(),
-    )
 }
 
 fn json_to_item(v: &Value) -> HashMap<String, AttributeValue> {
@@ -228,27 +220,7 @@ impl Admin {
 
     /// Every item of a partition, as plain JSON, sorted by `tag` (`newest_first`: reversed).
     pub async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#r = :r")
-                .expression_attribute_names("#r", field::REPOSITORY)
-                .expression_attribute_values(":r", json_to_attr(&Value::String(key.to_string())))
-                .scan_index_forward(!newest_first)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| call_error("dynamodb:Query", &e))?;
-            out.extend(page.items().iter().map(item_to_json));
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+        super::dynamodb::query_partition(&self.ddb, &self.table, key, newest_first).await
     }
 
     /// Every registry item (not the guard's own history and ledger records), as plain JSON.

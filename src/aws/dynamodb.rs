@@ -141,28 +141,39 @@ pub struct DynamoRegistry {
 }
 
 impl DynamoRegistry {
-    /// Every item of one partition, as plain JSON (`Query`, consistent, paginated).
+    /// Every item of one partition, as plain JSON.
     async fn partition(&self, key: &str) -> Result<Vec<Value>, CallError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#r = :r")
-                .expression_attribute_names("#r", field::REPOSITORY)
-                .expression_attribute_values(":r", s(key))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| call_error("dynamodb:Query", &e))?;
-            out.extend(page.items().iter().map(item_to_json));
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
+        query_partition(&self.client, &self.table, key, false).await
+    }
+}
+
+/// Every item of one partition, as plain JSON, sorted by `tag` (`newest_first`: reversed)
+/// (`Query`, consistent, paginated).
+pub async fn query_partition(
+    client: &Client,
+    table: &str,
+    key: &str,
+    newest_first: bool,
+) -> Result<Vec<Value>, CallError> {
+    let mut out = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#r = :r")
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_values(":r", s(key))
+            .consistent_read(true)
+            .scan_index_forward(!newest_first)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:Query", &e))?;
+        out.extend(page.items().iter().map(item_to_json));
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return Ok(out),
         }
     }
 }
