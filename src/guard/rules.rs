@@ -107,7 +107,8 @@ pub struct RulePlan {
 }
 
 /// The plan for `rule` in one repository, from its images and its current items. A tag that
-/// already has an item (written by hand, or by another rule) is left to that item.
+/// already has an item (written by hand, or by another rule) is left to that item; an item
+/// whose image is gone is kept (it is a failed restore, not a release).
 pub fn plan(rule: &TagRule, images: &[ImageInfo], entries: &[Entry]) -> RulePlan {
     let want = protected(rule, images);
     let pin = want
@@ -119,6 +120,12 @@ pub fn plan(rule: &TagRule, images: &[ImageInfo], entries: &[Entry]) -> RulePlan
         .iter()
         .filter(|e| e.rule.as_deref() == Some(rule.name.as_str()))
         .filter(|e| !want.iter().any(|p| p.tag == e.tag))
+        // An image that is gone did not fall out of the newest N: it was deleted and its
+        // restore failed. Its item stays, so reconcile keeps trying and paging.
+        .filter(|e| {
+            e.digest()
+                .is_none_or(|d| images.iter().any(|i| i.digest == d))
+        })
         .cloned()
         .collect();
     RulePlan { pin, release }
@@ -264,10 +271,30 @@ mod tests {
             entry("pr-b-0002", json!({})),
             entry("pr-b-0001", json!({"rule": "other"})),
         ];
-        let p = plan(&r, &images(), &entries);
+        // pr-a-0001's image is still there, untagged: it fell out of the newest two.
+        let mut listed = images();
+        listed.push(im(&format!("sha256:{}", "1".repeat(64)), 0, &[]));
+        let p = plan(&r, &listed, &entries);
         assert_eq!(p.pin, vec![("pr-a-0003".to_string(), "a3".to_string())]);
         let released: Vec<&str> = p.release.iter().map(|e| e.tag.as_str()).collect();
         assert_eq!(released, vec!["pr-a-0001"], "only its own items");
+        // Its image gone (deleted, not restored): the item is kept, not released.
+        let gone: Vec<ImageInfo> = images()
+            .into_iter()
+            .filter(|i| i.digest != format!("sha256:{}", "1".repeat(64)))
+            .collect();
+        let with_image = vec![entry(
+            "pr-a-0001",
+            json!({"rule": "pr", "digest": format!("sha256:{}", "1".repeat(64))}),
+        )];
+        assert!(plan(&r, &gone, &with_image).release.is_empty());
+        let mut listed = images();
+        listed.push(im(&format!("sha256:{}", "1".repeat(64)), 0, &[]));
+        assert_eq!(
+            plan(&r, &listed, &with_image).release.len(),
+            1,
+            "listed, untagged: fell out"
+        );
         assert_eq!(
             next_to_release(&r, &images()),
             vec![
