@@ -13,7 +13,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::events::{Actor, Incident};
+use crate::events::Incident;
 use crate::guard::reconcile::{pin_first_seen, repair};
 use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
@@ -74,12 +74,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
         }
         let total = by_repo.len();
+        let id = run_id(now);
         for (done, (repo, entries)) in by_repo.into_iter().enumerate() {
             let entries = guard::rules::effective(entries, &rule_list);
             self.reconcile_repo(&repo, &entries, now, &mut report)
                 .await?;
             // After the repairs, so a protected image just put back counts as there.
-            let id = format!("reconcile-{}", now.epoch);
             let changes = self
                 .materialise(&repo, &rule_list, &entries, None, &id, now)
                 .await?;
@@ -118,17 +118,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         if decisions.is_empty() {
             return Ok(());
         }
-        let incident = Incident {
-            event_id: format!("reconcile-{}", now.epoch),
-            source: "reconcile".into(),
-            time: now.rfc3339.clone(),
-            repo: repo.clone(),
-            actor: Actor::Unknown {
-                label: "reconcile (no event named the change)".into(),
-            },
-            changes: Vec::new(),
-            note: None,
-        };
+        let incident = Incident::found(
+            run_id(now),
+            "reconcile",
+            &now.rfc3339,
+            repo,
+            "reconcile (no event named the change)",
+        );
         if self.dry_run {
             for d in decisions {
                 log_decision(&incident, &d, None);
@@ -246,4 +242,9 @@ pub async fn read_standings<I: Images>(
         seen.as_deref(),
         &stored,
     ))
+}
+
+/// The id of one reconcile run, in logs, pages and history.
+fn run_id(now: &Now) -> String {
+    format!("reconcile-{}", now.epoch)
 }

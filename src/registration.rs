@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::events::{Actor, Incident};
+use crate::events::Incident;
 use crate::guard::{self, Action, Alarm, Cause};
 use crate::handler::{Handler, Now};
 use crate::page;
@@ -318,17 +318,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         if self.dry_run || !self.once(&key, now).await? {
             return Ok(());
         }
-        let incident = Incident {
-            event_id: key.clone(),
-            source: "registration".into(),
-            time: now.rfc3339.clone(),
-            repo: entry.repo.clone(),
-            actor: Actor::Unknown {
-                label: "a registry item written to the table".into(),
-            },
-            changes: Vec::new(),
-            note: None,
-        };
+        let incident = Incident::found(
+            key,
+            "registration",
+            &now.rfc3339,
+            &entry.repo,
+            "a registry item written to the table",
+        );
         let d = guard::decision(
             entry,
             Cause::Deleted { digest: None },

@@ -50,7 +50,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let Some(images) = self.images.list(repo).await? else {
             return Ok(Vec::new());
         };
-        let images = guard::rules::without_keep_tags(&images, &self.settings.keep_prefix);
         let mut changes = Vec::new();
         let mut releases: Vec<(String, Entry)> = orphans
             .into_iter()
@@ -58,7 +57,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             .collect();
         let mut pins: Vec<(String, String, String)> = Vec::new();
         for rule in covering {
-            let plan = guard::rules::plan(rule, &images, entries);
+            let plan = guard::rules::plan(rule, &images, entries, &self.settings.keep_prefix);
             releases.extend(plan.release.into_iter().map(|e| (rule.name.clone(), e)));
             for (tag, digest) in plan.pin {
                 // Two rules wanting one tag: the first (by name) makes the item.

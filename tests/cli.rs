@@ -294,18 +294,25 @@ fn registry_commands_check_their_arguments_before_calling_aws() {
 const POLICY: &str = "tests/data/lifecycle/policy.json";
 const IMAGES: &str = "tests/data/lifecycle/images.json";
 
-#[test]
-fn lifecycle_simulate_offline_marks_the_protected_image_it_would_take() {
-    let o = run(&[
+/// `lifecycle simulate --policy POLICY --images IMAGES --now NOW` and `extra`.
+fn simulate(policy: &str, now: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
         "lifecycle",
         "simulate",
         "--policy",
-        POLICY,
+        policy,
         "--images",
         IMAGES,
         "--now",
-        "2026-11-26T12:00:00Z",
-    ]);
+        now,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn lifecycle_simulate_offline_marks_the_protected_image_it_would_take() {
+    let o = simulate(POLICY, "2026-11-26T12:00:00Z", &[]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "a protected image is hit: {out}");
     for want in [
@@ -320,17 +327,7 @@ fn lifecycle_simulate_offline_marks_the_protected_image_it_would_take() {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
     // Four weeks earlier prod.latest had been pulled within 30 days: nothing protected is hit.
-    let o = run(&[
-        "lifecycle",
-        "simulate",
-        "--policy",
-        POLICY,
-        "--images",
-        IMAGES,
-        "--now",
-        "2026-10-30T00:00:00Z",
-        "--json",
-    ]);
+    let o = simulate(POLICY, "2026-10-30T00:00:00Z", &["--json"]);
     assert!(o.status.success(), "{}", stdout(&o));
     let lines: Vec<Value> = stdout(&o)
         .lines()
@@ -348,6 +345,29 @@ fn lifecycle_simulate_offline_marks_the_protected_image_it_would_take() {
             prod["protected"].as_bool()
         ),
         (Some("keep"), Some(3), Some(true))
+    );
+    // The policy as `aws ecr get-lifecycle-policy` prints it reads the same.
+    let wrapped = tmp("get-lifecycle-policy.json");
+    let text = std::fs::read_to_string(POLICY).expect("policy");
+    std::fs::write(
+        &wrapped,
+        serde_json::json!({"registryId": "111122223333", "repositoryName": "web", "lifecyclePolicyText": text}).to_string(),
+    )
+    .expect("write");
+    let o = simulate(
+        wrapped.to_str().unwrap_or(""),
+        "2026-10-30T00:00:00Z",
+        &["--json"],
+    );
+    assert_eq!(
+        stdout(&o).lines().count(),
+        6,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        stdout(&o),
+        stdout(&simulate(POLICY, "2026-10-30T00:00:00Z", &["--json"]))
     );
 }
 

@@ -188,11 +188,7 @@ impl Admin {
                 .condition_expression("attribute_not_exists(#r)")
                 .expression_attribute_names("#r", field::REPOSITORY);
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(call_error("dynamodb:PutItem", &e)),
-        }
+        super::dynamodb::conditional("dynamodb:PutItem", req.send().await)
     }
 
     /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
@@ -211,11 +207,7 @@ impl Admin {
             .expression_attribute_names("#r", field::REPOSITORY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(call_error("dynamodb:DeleteItem", &e)),
-        }
+        super::dynamodb::conditional("dynamodb:DeleteItem", result)
     }
 
     /// Every item of a partition, as plain JSON, sorted by `tag` (`newest_first`: reversed).

@@ -106,6 +106,21 @@ fn conditional_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's answer: `true` when written, `false` when its condition did not hold.
+pub(crate) fn conditional<T, E>(
+    op: &str,
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+) -> Result<bool, CallError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if conditional_failed(&e) => Ok(false),
+        Err(e) => Err(call_error(op, &e)),
+    }
+}
+
 /// Every registry item of the table (not the guard's history and ledger records), as
 /// plain JSON (`Scan`, paginated).
 pub async fn scan_registry(client: &Client, table: &str) -> Result<Vec<Value>, CallError> {
@@ -208,11 +223,7 @@ impl Registry for DynamoRegistry {
             .expression_attribute_values(":at", s(at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(call_error("dynamodb:UpdateItem", &e)),
-        }
+        conditional("dynamodb:UpdateItem", result)
     }
 
     async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError> {
@@ -243,11 +254,7 @@ impl Registry for DynamoRegistry {
             .expression_attribute_names("#r", field::REPOSITORY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(call_error("dynamodb:PutItem", &e)),
-        }
+        conditional("dynamodb:PutItem", result)
     }
 
     async fn drop_rule_pin(
@@ -267,11 +274,7 @@ impl Registry for DynamoRegistry {
             .expression_attribute_values(":rule", s(rule))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(call_error("dynamodb:DeleteItem", &e)),
-        }
+        conditional("dynamodb:DeleteItem", result)
     }
 
     async fn set_pin(
@@ -316,11 +319,7 @@ impl Registry for DynamoRegistry {
                 .expression_attribute_values(":expect", s(d)),
             None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(conditional_failed) => Ok(false),
-            Err(e) => Err(call_error("dynamodb:UpdateItem", &e)),
-        }
+        conditional("dynamodb:UpdateItem", req.send().await)
     }
 
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {

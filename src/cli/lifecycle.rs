@@ -196,25 +196,13 @@ pub async fn simulate_policy(
                 let entries = repo_entries(ops, &repo).await?;
                 pinned.extend(entries.iter().filter_map(|e| e.digest().map(String::from)));
                 // What the rules protect now, materialised or not yet.
-                for item in ops
-                    .admin
-                    .partition(crate::registry::RULE_PARTITION, false)
-                    .await?
-                {
-                    if let Ok(rule) = crate::registry::parse_rule(&item) {
-                        if rule.covers(&repo) {
-                            pinned.extend(
-                                crate::guard::rules::protected(
-                                    &rule,
-                                    &crate::guard::rules::without_keep_tags(
-                                        &images,
-                                        &ops.keep_prefix,
-                                    ),
-                                )
+                for rule in super::rules::read_rules(ops).await?.into_iter().flatten() {
+                    if rule.covers(&repo) {
+                        pinned.extend(
+                            crate::guard::rules::protected(&rule, &images, &ops.keep_prefix)
                                 .into_iter()
                                 .map(|p| p.digest),
-                            );
-                        }
+                        );
                     }
                 }
             }

@@ -35,7 +35,7 @@ pub struct RuleSpec {
 }
 
 /// The rules in the table, valid or not (each invalid one named).
-async fn read_rules(
+pub(crate) async fn read_rules(
     ops: &Ops,
 ) -> anyhow::Result<Vec<Result<TagRule, crate::registry::InvalidEntry>>> {
     Ok(ops
@@ -213,13 +213,10 @@ pub async fn preview(ops: &Ops, repo: Option<&str>, out: &mut impl Write) -> any
     };
     for rule in &rules {
         for repo in known.iter().filter(|k| rule.covers(k)) {
-            let images = crate::guard::rules::without_keep_tags(
-                &ops.admin.describe_images(repo).await?,
-                &ops.keep_prefix,
-            );
+            let images = ops.admin.describe_images(repo).await?;
             writeln!(out, "rule {} in {repo}: {}", rule.name, describe(rule))?;
-            let kept = protected(rule, &images);
-            let next = next_to_release(rule, &images);
+            let kept = protected(rule, &images, &ops.keep_prefix);
+            let next = next_to_release(rule, &images, &ops.keep_prefix);
             let mut groups: Vec<&str> = kept.iter().map(|p| p.group.as_str()).collect();
             groups.dedup();
             if groups.is_empty() {

@@ -113,6 +113,30 @@ pub struct Incident {
     pub note: Option<String>,
 }
 
+impl Incident {
+    /// An incident the guard found itself, with no event behind it (reconcile, registration):
+    /// no change listed, nobody known, `label` saying where it came from.
+    pub fn found(
+        event_id: String,
+        source: &str,
+        time: &str,
+        repo: &RepoKey,
+        label: &str,
+    ) -> Incident {
+        Incident {
+            event_id,
+            source: source.into(),
+            time: time.into(),
+            repo: repo.clone(),
+            actor: Actor::Unknown {
+                label: label.into(),
+            },
+            changes: Vec::new(),
+            note: None,
+        }
+    }
+}
+
 /// The result of reading one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -20,14 +20,16 @@ pub struct Protected {
 }
 
 /// Per group, the images with a tag the rule matches, newest first (by push time, ties by
-/// digest), each with its matching tags.
+/// digest), each with its matching tags. The guard's own keep-alive tags (`keep_prefix`) are
+/// never the rule's: a rule neither protects nor counts an image by them.
 fn groups<'a>(
     rule: &TagRule,
     images: &'a [ImageInfo],
+    keep_prefix: &str,
 ) -> BTreeMap<String, Vec<(&'a ImageInfo, Vec<String>)>> {
     let mut groups: BTreeMap<String, Vec<(&ImageInfo, Vec<String>)>> = BTreeMap::new();
     for im in images {
-        for tag in &im.tags {
+        for tag in im.tags.iter().filter(|t| !t.starts_with(keep_prefix)) {
             let Some(g) = rule.group_of(tag) else {
                 continue;
             };
@@ -48,27 +50,10 @@ fn groups<'a>(
     groups
 }
 
-/// The images with the guard's own keep-alive tags (`keep_prefix`) left out of their tags:
-/// a rule never protects, nor counts an image by, a tag the guard put there.
-pub fn without_keep_tags(images: &[ImageInfo], keep_prefix: &str) -> Vec<ImageInfo> {
-    images
-        .iter()
-        .map(|im| ImageInfo {
-            tags: im
-                .tags
-                .iter()
-                .filter(|t| !t.starts_with(keep_prefix))
-                .cloned()
-                .collect(),
-            ..im.clone()
-        })
-        .collect()
-}
-
 /// The tags the rule protects now: in each group, every matching tag of the newest
 /// `keep` images.
-pub fn protected(rule: &TagRule, images: &[ImageInfo]) -> Vec<Protected> {
-    groups(rule, images)
+pub fn protected(rule: &TagRule, images: &[ImageInfo], keep_prefix: &str) -> Vec<Protected> {
+    groups(rule, images, keep_prefix)
         .into_iter()
         .flat_map(|(group, list)| {
             list.into_iter()
@@ -86,8 +71,12 @@ pub fn protected(rule: &TagRule, images: &[ImageInfo]) -> Vec<Protected> {
 }
 
 /// Per group that is full, the image the next push to it releases: its oldest protected one.
-pub fn next_to_release(rule: &TagRule, images: &[ImageInfo]) -> Vec<(String, String)> {
-    groups(rule, images)
+pub fn next_to_release(
+    rule: &TagRule,
+    images: &[ImageInfo],
+    keep_prefix: &str,
+) -> Vec<(String, String)> {
+    groups(rule, images, keep_prefix)
         .into_iter()
         .filter(|(_, list)| list.len() >= rule.keep)
         .filter_map(|(g, list)| {
@@ -109,8 +98,13 @@ pub struct RulePlan {
 /// The plan for `rule` in one repository, from its images and its current items. A tag that
 /// already has an item (written by hand, or by another rule) is left to that item; an item
 /// whose image is gone is kept (it is a failed restore, not a release).
-pub fn plan(rule: &TagRule, images: &[ImageInfo], entries: &[Entry]) -> RulePlan {
-    let want = protected(rule, images);
+pub fn plan(
+    rule: &TagRule,
+    images: &[ImageInfo],
+    entries: &[Entry],
+    keep_prefix: &str,
+) -> RulePlan {
+    let want = protected(rule, images, keep_prefix);
     let pin = want
         .iter()
         .filter(|p| !entries.iter().any(|e| e.tag == p.tag))
@@ -183,6 +177,7 @@ mod tests {
     use crate::registry::{parse_item, parse_rule, OnDelete, OnMove, Severity};
 
     const REPO: &str = "123456789012/eu-west-1/web";
+    const K: &str = "etg-keep-";
 
     fn rule(extra: serde_json::Value) -> TagRule {
         let mut v = json!({"repository": "rule#", "tag": "pr", "repositories": REPO,
@@ -225,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_newest_n_per_group_are_protected() {
-        let got: Vec<(String, String)> = protected(&rule(json!({})), &images())
+        let got: Vec<(String, String)> = protected(&rule(json!({})), &images(), K)
             .into_iter()
             .map(|p| (p.group, p.digest))
             .collect();
@@ -237,22 +232,22 @@ mod tests {
         // The guard's keep-alive tags are never the rule's.
         let any = rule(json!({"pattern": ".", "group_by": null, "keep": 9}));
         let kept = [im("k", 1, &["etg-keep-0123456789abcdef"])];
-        assert!(protected(&any, &without_keep_tags(&kept, "etg-keep-")).is_empty());
+        assert!(protected(&any, &kept, "etg-keep-").is_empty());
         assert_eq!(
-            protected(&any, &kept).len(),
+            protected(&any, &kept, "other-").len(),
             1,
             "without the filter it would be"
         );
         // Without group_by the lineage is one group.
         let one = rule(json!({"pattern": "^pr-", "group_by": null}));
-        let got: Vec<String> = protected(&one, &images())
+        let got: Vec<String> = protected(&one, &images(), K)
             .into_iter()
             .map(|p| p.digest)
             .collect();
         assert_eq!(got, vec!["a3", "a2"]);
         // Ties in push time go by digest.
         let tie = [im("z", 5, &["pr-c-0001"]), im("m", 5, &["pr-c-0002"])];
-        let got: Vec<String> = protected(&rule(json!({"keep": 1})), &tie)
+        let got: Vec<String> = protected(&rule(json!({"keep": 1})), &tie, K)
             .into_iter()
             .map(|p| p.digest)
             .collect();
@@ -274,7 +269,7 @@ mod tests {
         // pr-a-0001's image is still there, untagged: it fell out of the newest two.
         let mut listed = images();
         listed.push(im(&format!("sha256:{}", "1".repeat(64)), 0, &[]));
-        let p = plan(&r, &listed, &entries);
+        let p = plan(&r, &listed, &entries, K);
         assert_eq!(p.pin, vec![("pr-a-0003".to_string(), "a3".to_string())]);
         let released: Vec<&str> = p.release.iter().map(|e| e.tag.as_str()).collect();
         assert_eq!(released, vec!["pr-a-0001"], "only its own items");
@@ -287,16 +282,16 @@ mod tests {
             "pr-a-0001",
             json!({"rule": "pr", "digest": format!("sha256:{}", "1".repeat(64))}),
         )];
-        assert!(plan(&r, &gone, &with_image).release.is_empty());
+        assert!(plan(&r, &gone, &with_image, K).release.is_empty());
         let mut listed = images();
         listed.push(im(&format!("sha256:{}", "1".repeat(64)), 0, &[]));
         assert_eq!(
-            plan(&r, &listed, &with_image).release.len(),
+            plan(&r, &listed, &with_image, K).release.len(),
             1,
             "listed, untagged: fell out"
         );
         assert_eq!(
-            next_to_release(&r, &images()),
+            next_to_release(&r, &images(), K),
             vec![
                 ("a".to_string(), "a2".to_string()),
                 ("b".to_string(), "b1".to_string())

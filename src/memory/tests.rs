@@ -710,3 +710,93 @@ fn stream_records_are_read_and_their_problems_named() {
         Some(json!({"n": 3, "l": ["a", {"k": true}], "ss": ["x"]}))
     );
 }
+
+#[tokio::test]
+async fn registration_stores_a_missing_manifest_and_pages_a_pin_whose_image_is_gone() {
+    let no_manifest = json!({"repository": REPO, "tag": "keep", "digest": d("a")});
+    let gone = json!({"repository": REPO, "tag": "old", "digest": d("z")});
+    let w = world(vec![no_manifest.clone(), gone.clone()]);
+    let r = register(
+        &w,
+        &stream_event(&[("1", "MODIFY", no_manifest), ("2", "INSERT", gone)]),
+    )
+    .await;
+    let outcomes: Vec<&str> = r.records.iter().map(|x| x.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["manifest stored", "pinned image not found"]);
+    assert_eq!(item(&w, "keep")["manifest"], json!(body("a")));
+    assert_eq!(w.state().history[0].action, "store_manifest");
+    assert_eq!(w.state().pages.len(), 1);
+    assert_eq!(w.state().pages[0].attributes["action"], "not_found");
+    assert_eq!(item(&w, "old").get("manifest"), None, "nothing invented");
+}
+
+/// A user's push of `tag` on a new image `name` (in ECR already), as CloudTrail records it.
+fn push_event(id: &str, tag: &str, name: &str, w: &Memory, pushed_at: i64) -> Value {
+    let repo = RepoKey::parse(REPO).unwrap();
+    w.state().repos.get_mut(&repo).unwrap().images.insert(
+        d(name),
+        Image {
+            manifest: Some(body(name)),
+            media_type: Some("m".into()),
+            tags: [tag.to_string()].into_iter().collect(),
+            storage: Storage::Standard,
+            pushed_at,
+        },
+    );
+    json!({
+        "eventSource": "ecr.amazonaws.com", "eventName": "PutImage", "eventID": id,
+        "awsRegion": "eu-west-1", "eventTime": "2026-01-01T00:00:00Z",
+        "userIdentity": {"arn": "arn:aws:iam::123456789012:user/ci"},
+        "requestParameters": {"registryId": "123456789012", "repositoryName": "web", "imageTag": tag, "imageManifest": body(name)},
+        "responseElements": {"image": {"imageId": {"imageDigest": d(name), "imageTag": tag}, "imageManifest": body(name)}}
+    })
+}
+
+#[tokio::test]
+async fn a_rule_push_that_cannot_list_the_images_is_retried_and_an_invalid_rule_never_stops_it() {
+    let rule = json!({"repository": "rule#", "tag": "rel", "repositories": REPO, "pattern": "^rel-", "keep": 1});
+    let broken = json!({"repository": "rule#", "tag": "broken", "repositories": REPO, "pattern": "(", "keep": 1});
+    let w = world(vec![rule, broken]);
+    let h = handler(&w);
+    let ev = push_event("p1", "rel-1", "c", &w, 10);
+    w.state().faults.insert(
+        "ecr:DescribeImages".into(),
+        crate::error::CallError::transient("ecr:DescribeImages", "ThrottlingException: slow down"),
+    );
+    let err = h.handle(&ev, &now(1)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        w.state().ledger.is_empty(),
+        "nothing claimed for the retry to trip on"
+    );
+    let r = h.handle(&ev, &now(2)).await.unwrap();
+    assert_eq!(
+        r.invalid_entries
+            .iter()
+            .map(|b| b.key.as_str())
+            .collect::<Vec<_>>(),
+        ["rule#:broken"]
+    );
+    let changes: Vec<(&str, &str)> = r
+        .rule_changes
+        .iter()
+        .map(|c| (c.tag.as_str(), c.change))
+        .collect();
+    assert_eq!(changes, [("rel-1", "pinned")]);
+    assert_eq!(item(&w, "rel-1")["rule"], "rel");
+    // The next build releases it: keep 1.
+    let r = h
+        .handle(&push_event("p2", "rel-2", "d", &w, 20), &now(3))
+        .await
+        .unwrap();
+    let changes: Vec<(&str, &str)> = r
+        .rule_changes
+        .iter()
+        .map(|c| (c.tag.as_str(), c.change))
+        .collect();
+    assert_eq!(changes, [("rel-2", "pinned"), ("rel-1", "released")]);
+    assert!(!w
+        .state()
+        .items
+        .contains_key(&(REPO.to_string(), "rel-1".to_string())));
+}

@@ -244,6 +244,54 @@ impl Entry {
     }
 }
 
+/// The written values of `on_delete`.
+const ON_DELETE_VALUES: &[(&str, OnDelete)] =
+    &[("restore", OnDelete::Restore), ("alert", OnDelete::Alert)];
+/// The written values of `on_move`.
+const ON_MOVE_VALUES: &[(&str, OnMove)] = &[
+    ("revert", OnMove::Revert),
+    ("follow", OnMove::Follow),
+    ("alert", OnMove::Alert),
+];
+/// The written values of `severity`, most urgent first.
+const SEVERITY_VALUES: &[(&str, Severity)] = &[
+    ("critical", Severity::Critical),
+    ("high", Severity::High),
+    ("medium", Severity::Medium),
+    ("low", Severity::Low),
+];
+
+/// The value `given` names among `values` (absent: `default`), or `default` with a problem
+/// naming the field and what it may be.
+fn one_of<T: Copy>(
+    name: &str,
+    given: Option<String>,
+    values: &[(&str, T)],
+    default: T,
+    problems: &mut Vec<String>,
+) -> T {
+    let Some(given) = given else { return default };
+    if let Some((_, v)) = values.iter().find(|(n, _)| *n == given) {
+        return *v;
+    }
+    let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+    let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+    problems.push(format!(
+        "{name} `{}` is not {} or {last}",
+        crate::text::clean(&given, 40),
+        rest.join(", ")
+    ));
+    default
+}
+
+/// How `v` is written.
+fn name_of<T: PartialEq>(values: &[(&'static str, T)], v: T) -> &'static str {
+    values
+        .iter()
+        .find(|(_, x)| *x == v)
+        .map_or("?", |(n, _)| *n)
+}
+
 /// How a protected tag is guarded: the settings tag items and rule items share.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Protection {
@@ -285,42 +333,27 @@ impl Protection {
                 }
             }
         };
-        let on_delete = match s(field::ON_DELETE, problems).as_deref() {
-            None | Some("restore") => OnDelete::Restore,
-            Some("alert") => OnDelete::Alert,
-            Some(other) => {
-                problems.push(format!(
-                    "on_delete `{}` is not restore or alert",
-                    crate::text::clean(other, 40)
-                ));
-                OnDelete::Restore
-            }
-        };
-        let on_move = match s(field::ON_MOVE, problems).as_deref() {
-            None | Some("revert") => OnMove::Revert,
-            Some("follow") => OnMove::Follow,
-            Some("alert") => OnMove::Alert,
-            Some(other) => {
-                problems.push(format!(
-                    "on_move `{}` is not revert, follow or alert",
-                    crate::text::clean(other, 40)
-                ));
-                OnMove::Revert
-            }
-        };
-        let severity = match s(field::SEVERITY, problems).as_deref() {
-            None | Some("high") => Severity::High,
-            Some("critical") => Severity::Critical,
-            Some("medium") => Severity::Medium,
-            Some("low") => Severity::Low,
-            Some(other) => {
-                problems.push(format!(
-                    "severity `{}` is not critical, high, medium or low",
-                    crate::text::clean(other, 40)
-                ));
-                Severity::High
-            }
-        };
+        let on_delete = one_of(
+            field::ON_DELETE,
+            s(field::ON_DELETE, problems),
+            ON_DELETE_VALUES,
+            OnDelete::Restore,
+            problems,
+        );
+        let on_move = one_of(
+            field::ON_MOVE,
+            s(field::ON_MOVE, problems),
+            ON_MOVE_VALUES,
+            OnMove::Revert,
+            problems,
+        );
+        let severity = one_of(
+            field::SEVERITY,
+            s(field::SEVERITY, problems),
+            SEVERITY_VALUES,
+            Severity::High,
+            problems,
+        );
         let allow = match obj.get(field::ALLOW) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
@@ -351,17 +384,14 @@ impl Protection {
     /// The settings as item fields (defaults included, so a reader sees them).
     pub fn to_fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
-        let on_delete = match self.on_delete {
-            OnDelete::Restore => "restore",
-            OnDelete::Alert => "alert",
-        };
-        let on_move = match self.on_move {
-            OnMove::Revert => "revert",
-            OnMove::Follow => "follow",
-            OnMove::Alert => "alert",
-        };
-        m.insert(field::ON_DELETE.into(), on_delete.into());
-        m.insert(field::ON_MOVE.into(), on_move.into());
+        m.insert(
+            field::ON_DELETE.into(),
+            name_of(ON_DELETE_VALUES, self.on_delete).into(),
+        );
+        m.insert(
+            field::ON_MOVE.into(),
+            name_of(ON_MOVE_VALUES, self.on_move).into(),
+        );
         m.insert(field::SEVERITY.into(), self.severity.as_str().into());
         if !self.allow.is_empty() {
             m.insert(field::ALLOW.into(), self.allow.clone().into());
