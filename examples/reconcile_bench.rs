@@ -95,7 +95,11 @@ fn main() {
         Err(e) => return eprintln!("no runtime: {e}"),
     };
     let start = Instant::now();
-    let report = match rt.block_on(handler.reconcile(&Now::system(), &mut |_, _, _| {})) {
+    let report = match rt.block_on(handler.reconcile(
+        &Now::system(),
+        &ecr_tag_guard::ports::NoTrail,
+        &mut |_, _, _| {},
+    )) {
         Ok(r) => r,
         Err(e) => return eprintln!("reconcile failed: {e}"),
     };

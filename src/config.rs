@@ -19,6 +19,10 @@ pub const LOG: &str = "TAG_GUARD_LOG";
 /// The prefix of the guard's keep-alive tags (default `etg-keep-`).
 pub const KEEP_PREFIX: &str = "TAG_GUARD_KEEP_PREFIX";
 
+/// Minutes reconcile leaves a drift of an item with `allow` to the event path before it
+/// asks CloudTrail who made the change (default 15).
+pub const GRACE_MINUTES: &str = "TAG_GUARD_GRACE_MINUTES";
+
 /// Every variable the binary reads.
 pub const VARS: &[&str] = &[
     TABLE,
@@ -28,6 +32,7 @@ pub const VARS: &[&str] = &[
     REGIONS,
     LOG,
     KEEP_PREFIX,
+    GRACE_MINUTES,
 ];
 
 /// Settings for a deployment that talks to AWS.
@@ -49,49 +54,11 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .ok_or_else(|| Error::Config(format!("{name} is not set")))
         };
-        let list = |name: &str| -> Vec<String> {
-            get(name)
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        };
-        let accounts = list(ACCOUNTS);
-        if let Some(bad) = accounts
-            .iter()
-            .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(Error::Config(format!(
-                "{ACCOUNTS}: `{bad}` is not a 12-digit account id"
-            )));
-        }
-        let own_role_arn = get(ROLE_ARN).filter(|v| !v.trim().is_empty());
-        if let Some(arn) = &own_role_arn {
-            if !arn.starts_with("arn:") || !arn.contains(":role/") {
-                return Err(Error::Config(format!(
-                    "{ROLE_ARN}: `{arn}` is not an IAM role ARN"
-                )));
-            }
-        }
-        let keep_prefix = get(KEEP_PREFIX)
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
-        if !crate::registry::is_keep_prefix(&keep_prefix) {
-            return Err(Error::Config(format!(
-                "{KEEP_PREFIX}: `{keep_prefix}` cannot start an ECR tag"
-            )));
-        }
+        let settings = settings_from_lookup(&get)?;
         Ok(Config {
             table: required(TABLE)?,
             topic_arn: required(TOPIC_ARN)?,
-            settings: Settings {
-                accounts,
-                regions: list(REGIONS),
-                own_role_arn,
-                keep_prefix,
-            },
+            settings,
         })
     }
 
@@ -99,6 +66,68 @@ impl Config {
     pub fn from_env() -> Result<Config, Error> {
         Config::from_lookup(|k| std::env::var(k).ok())
     }
+}
+
+/// The settings alone (scope, own role, keep-alive prefix), for the commands that need no
+/// table or topic of the Lambda's: read through `get`.
+pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+    let list = |name: &str| -> Vec<String> {
+        get(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let accounts = list(ACCOUNTS);
+    if let Some(bad) = accounts
+        .iter()
+        .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Error::Config(format!(
+            "{ACCOUNTS}: `{bad}` is not a 12-digit account id"
+        )));
+    }
+    let own_role_arn = get(ROLE_ARN).filter(|v| !v.trim().is_empty());
+    if let Some(arn) = &own_role_arn {
+        if !arn.starts_with("arn:") || !arn.contains(":role/") {
+            return Err(Error::Config(format!(
+                "{ROLE_ARN}: `{arn}` is not an IAM role ARN"
+            )));
+        }
+    }
+    let keep_prefix = get(KEEP_PREFIX)
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
+    if !crate::registry::is_keep_prefix(&keep_prefix) {
+        return Err(Error::Config(format!(
+            "{KEEP_PREFIX}: `{keep_prefix}` cannot start an ECR tag"
+        )));
+    }
+    let grace_secs = match get(GRACE_MINUTES).filter(|v| !v.trim().is_empty()) {
+        None => crate::guard::DEFAULT_GRACE_SECS,
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(m) if m <= 24 * 60 => i64::from(m) * 60,
+            _ => {
+                return Err(Error::Config(format!(
+                    "{GRACE_MINUTES}: `{v}` is not a number of minutes from 0 to 1440"
+                )))
+            }
+        },
+    };
+    Ok(Settings {
+        accounts,
+        regions: list(REGIONS),
+        own_role_arn,
+        keep_prefix,
+        grace_secs,
+    })
+}
+
+/// [`settings_from_lookup`] on the process environment.
+pub fn settings_from_env() -> Result<Settings, Error> {
+    settings_from_lookup(|k| std::env::var(k).ok())
 }
 
 #[cfg(test)]
@@ -141,5 +170,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot start an ECR tag"), "{e}");
+        assert_eq!(c.settings.grace_secs, 900, "15 minutes unless set");
+        let five = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (GRACE_MINUTES, "5")]).unwrap();
+        assert_eq!(five.settings.grace_secs, 300);
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (GRACE_MINUTES, "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(GRACE_MINUTES) && e.contains("soon"), "{e}");
     }
 }

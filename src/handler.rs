@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::error::{CallError, Error};
 use crate::events::{self, Change, Incident, Parsed};
+use crate::guard::present::{self, Present};
 use crate::guard::{self, plan_restore, Action, Decision, Outcome, PutStep, Settings};
 use crate::page::{self, Page};
 use crate::ports::{Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry};
@@ -123,7 +124,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 futures::join!(self.registry.entries(&incident.repo), self.registry.rules());
             Ok::<_, CallError>((entries?, rules?))
         };
-        let ((entries, rules), mut claim) = if claim_early {
+        let ((entries, rules), claim) = if claim_early {
             let (read, claim) = futures::join!(read, self.ledger.claim(id, now.epoch));
             let claim = claim?;
             match read {
@@ -162,9 +163,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         // A push of a tag some rule matches: the rule's protected set may have changed.
         let pushed = incident.changes.iter().find_map(|c| match c {
             Change::TagPushed { tag, manifest, .. }
-                if rule_list
-                    .iter()
-                    .any(|r| r.covers(&incident.repo) && r.group_of(tag).is_some()) =>
+                if !tag.starts_with(&self.settings.keep_prefix)
+                    && rule_list
+                        .iter()
+                        .any(|r| r.covers(&incident.repo) && r.group_of(tag).is_some()) =>
             {
                 Some(manifest.clone())
             }
@@ -185,55 +187,71 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
         }
         let decisions = guard::decide(&incident, &valid, &self.settings.keep_prefix);
-        let work = decisions.iter().any(|d| d.action != Action::Nothing);
-        if self.dry_run || !work {
-            // Without work there is nothing to act on: the outcome is "skipped"; a dry run
-            // leaves it open.
-            let outcome = (!self.dry_run).then_some(Outcome::Skipped);
-            for d in &decisions {
-                log_decision(&incident, d, outcome.as_ref());
-            }
-            report.decisions = decisions
-                .into_iter()
-                .map(|decision| Handled {
-                    decision,
-                    outcome: outcome.clone(),
-                })
-                .collect();
-            report.incident = Some(incident);
-            return Ok(report);
+        let work = |ds: &[Decision]| {
+            ds.iter()
+                .any(|d| !matches!(d.action, Action::Nothing | Action::Superseded))
+        };
+        if !work(&decisions) {
+            return Ok(self.nothing_to_do(report, incident, decisions));
         }
-        if claim.is_none() {
-            claim = Some(self.ledger.claim(id, now.epoch).await?);
-        }
-        let resumed = match claim {
-            Some(Claim::Fresh) | None => false,
-            Some(Claim::Resumed) => true,
-            Some(Claim::Done) => {
-                info!(event_id = id, "duplicate event: already handled");
-                report.duplicate = true;
-                report.incident = Some(incident);
-                return Ok(report);
+        // Read before you write: where the tags the decisions would write to are now, beside
+        // the claim when it is not taken yet.
+        let tags = present::tags_to_read(&decisions);
+        let repo = incident.repo.clone();
+        let read_now = async {
+            if tags.is_empty() {
+                return Ok(Present::default());
             }
-            Some(Claim::Busy) => return Err(Error::Busy(id.to_string())),
-            Some(Claim::PagesPending { pages, redo }) => {
-                info!(
-                    event_id = id,
-                    pages = pages.len(),
-                    redo,
-                    "retry: sending the pages an earlier attempt could not"
-                );
-                self.send_pages(id, now, pages, !redo, &mut report).await?;
-                if !redo {
-                    report.duplicate = true;
+            match self.images.lookup(&repo, &tags).await {
+                Ok(answer) => Ok(Present::from_lookup(&tags, answer.as_deref())),
+                Err(e) if e.retryable => Err(e),
+                Err(e) => Ok(Present::unreadable(&e.to_string())),
+            }
+        };
+        let (present, claim) = match claim {
+            // Claimed beside the registry read: a duplicate stops before reading ECR.
+            Some(c) => match self.settle(id, now, c, &mut report).await? {
+                Some(resumed) => (read_now.await, resumed),
+                None => {
                     report.incident = Some(incident);
                     return Ok(report);
                 }
-                // Some action of the earlier attempt failed too: act again (what was done
-                // is found in place and not paged twice).
-                false
+            },
+            None if self.dry_run => (read_now.await, false),
+            None => {
+                let (present, c) = futures::join!(read_now, self.ledger.claim(id, now.epoch));
+                match self.settle(id, now, c?, &mut report).await? {
+                    Some(resumed) => (present, resumed),
+                    None => {
+                        report.incident = Some(incident);
+                        return Ok(report);
+                    }
+                }
             }
         };
+        let resumed = claim;
+        let present = match present {
+            Ok(p) => p,
+            Err(e) => {
+                if !self.dry_run {
+                    self.release(id).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let decisions: Vec<Decision> = decisions
+            .into_iter()
+            .map(|d| present::confirm(d, &present, resumed))
+            .collect();
+        if self.dry_run || !work(&decisions) {
+            if !self.dry_run {
+                // Overtaken by ECR's present state: handled, so a duplicate is quiet too.
+                if let Err(e) = self.ledger.finish(id, now.epoch, &[], false).await {
+                    warn!(event_id = id, error = %e, "could not mark the event handled");
+                }
+            }
+            return Ok(self.nothing_to_do(report, incident, decisions));
+        }
 
         let results = join_all(
             decisions
@@ -257,7 +275,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             if let Some(alarm) = guard::report(&d, &outcome, resumed) {
                 pages.push(page::render(&incident, &d, &alarm));
             }
-            if d.action != Action::Nothing {
+            if !matches!(d.action, Action::Nothing | Action::Superseded) {
                 history.push(record(&incident, &d, &outcome, now));
             }
             report.decisions.push(Handled {
@@ -271,7 +289,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
             .collect();
         let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
-        let repo = incident.repo.clone();
         report.incident = Some(incident);
         let (sent, hist, ()) = futures::join!(
             self.send_pages(id, now, pages, retry.is_none(), &mut report),
@@ -296,6 +313,67 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             return Err(e);
         }
         Ok(report)
+    }
+
+    /// What the ledger's answer means for this attempt: `Some(resumed)` to go on (`resumed`:
+    /// an earlier attempt may have acted), `None` when the event was handled already (the
+    /// report says so; pages an earlier attempt could not send are sent now).
+    async fn settle(
+        &self,
+        id: &str,
+        now: &Now,
+        claim: Claim,
+        report: &mut Report,
+    ) -> Result<Option<bool>, Error> {
+        match claim {
+            Claim::Fresh => Ok(Some(false)),
+            Claim::Resumed => Ok(Some(true)),
+            Claim::Done => {
+                info!(event_id = id, "duplicate event: already handled");
+                report.duplicate = true;
+                Ok(None)
+            }
+            Claim::Busy => Err(Error::Busy(id.to_string())),
+            Claim::PagesPending { pages, redo } => {
+                info!(
+                    event_id = id,
+                    pages = pages.len(),
+                    redo,
+                    "retry: sending the pages an earlier attempt could not"
+                );
+                self.send_pages(id, now, pages, !redo, report).await?;
+                if !redo {
+                    report.duplicate = true;
+                    return Ok(None);
+                }
+                // Some action of the earlier attempt failed too: act again (what was done
+                // is found in place and not paged twice).
+                Ok(Some(false))
+            }
+        }
+    }
+
+    /// The report of an event with nothing to carry out: each decision's outcome is
+    /// "skipped" (left open in a dry run).
+    fn nothing_to_do(
+        &self,
+        mut report: Report,
+        incident: Incident,
+        decisions: Vec<Decision>,
+    ) -> Report {
+        let outcome = (!self.dry_run).then_some(Outcome::Skipped);
+        for d in &decisions {
+            log_decision(&incident, d, outcome.as_ref());
+        }
+        report.decisions = decisions
+            .into_iter()
+            .map(|decision| Handled {
+                decision,
+                outcome: outcome.clone(),
+            })
+            .collect();
+        report.incident = Some(incident);
+        report
     }
 
     /// Publishes pages while marking the event done; pages that fail are kept in the ledger
@@ -362,7 +440,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let e = &d.entry;
         let prefix = &self.settings.keep_prefix;
         match &d.action {
-            Action::Nothing => Ok(Outcome::Skipped),
+            Action::Nothing | Action::Superseded => Ok(Outcome::Skipped),
             Action::Alert => Ok(Outcome::Alerted),
             // For a keep-alive tag, `d.tag` is that tag and the entry is the pin it keeps.
             Action::Restore | Action::Revert | Action::RestoreKeep => match &e.pin {
@@ -372,20 +450,21 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 }),
             },
             Action::Release => {
-                let written = self
+                let Some(old) = e.digest() else {
+                    return Ok(Outcome::Skipped);
+                };
+                if !self
                     .registry
-                    .set_pin(repo, &d.tag, e.digest(), None)
-                    .await?;
-                if !written {
+                    .release(repo, &d.tag, old, &now.rfc3339)
+                    .await?
+                {
                     return Ok(Outcome::Conflict);
                 }
-                if let Some(old) = e.digest() {
-                    self.drop_keep_alive(
-                        repo,
-                        guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
-                    )
-                    .await;
-                }
+                self.drop_keep_alive(
+                    repo,
+                    guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
+                )
+                .await;
                 Ok(Outcome::Released)
             }
             Action::Follow { to, manifest } => {

@@ -10,7 +10,7 @@ use tracing::error;
 
 use crate::config::Config;
 use crate::handler::{Handler, Now};
-use crate::ports::{Images, Ledger, Pager, Registry};
+use crate::ports::{Images, Ledger, Pager, Registry, Trail};
 
 /// Runs the Lambda runtime loop. At start it only reads the environment and builds clients:
 /// no network call (credentials and region come from the Lambda environment).
@@ -18,9 +18,12 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let cfg = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let handler = crate::aws::from_config(&sdk, &cfg, false);
-    let handler = &handler;
+    let trail = crate::aws::CloudTrailLookup {
+        client: aws_sdk_cloudtrail::Client::new(&sdk),
+    };
+    let (handler, trail) = (&handler, &trail);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        invoke(handler, &ev.payload).await
+        invoke(handler, trail, &ev.payload).await
     }))
     .await
 }
@@ -35,6 +38,7 @@ pub fn is_schedule(event: &Value) -> bool {
 /// other event goes through the handler.
 pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
     handler: &Handler<R, I, P, L>,
+    trail: &impl Trail,
     event: &Value,
 ) -> Result<Value, lambda_runtime::Error> {
     if let Some(records) = crate::registration::stream_records(event) {
@@ -49,7 +53,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
         return Ok(json!({ "batchItemFailures": failures }));
     }
     if is_schedule(event) {
-        let report = Box::pin(handler.reconcile(&Now::system(), &mut |_, _, _| {}))
+        let report = Box::pin(handler.reconcile(&Now::system(), trail, &mut |_, _, _| {}))
             .await
             .map_err(|e| {
                 error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
@@ -64,6 +68,8 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             "pages": report.pages.len(),
             "invalid": report.invalid.len(),
             "warnings": report.warnings,
+            "waiting": report.waiting.len(),
+            "out_of_scope": report.out_of_scope.len(),
         }));
     }
     match Box::pin(handler.handle(event, &Now::system())).await {

@@ -30,6 +30,17 @@ pub trait Registry {
         pin: Option<&Pin>,
     ) -> Result<bool, CallError>;
 
+    /// Removes the pin (an allowed caller deleted the tag) and marks the item released at
+    /// `at` (RFC 3339), only if its digest is still `expect`; the mark keeps registration from
+    /// pinning it again. `false` when the item changed meanwhile.
+    async fn release(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: &str,
+        at: &str,
+    ) -> Result<bool, CallError>;
+
     /// Appends records to the tags' history.
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError>;
 
@@ -152,6 +163,43 @@ pub trait Ledger {
     ) -> Result<(), CallError>;
     /// Drops the claim so that a retry starts afresh.
     async fn release(&self, event_id: &str) -> Result<(), CallError>;
+    /// When `key` was first noted (epoch seconds): `now` the first time, the first time's
+    /// value after that, while the record lasts ([`LEDGER_TTL_SECS`]). Reconcile times its
+    /// grace period with it.
+    async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError>;
+}
+
+/// CloudTrail's own history of API calls (`LookupEvents`, 90 days of management events, no
+/// trail needed): who changed a tag, when no event said so.
+#[allow(async_fn_in_trait)]
+pub trait Trail {
+    /// The tag changes (`PutImage`, `BatchDeleteImage`) recorded in `account` and `region`
+    /// since `since` (epoch seconds), read as incidents (in no particular order).
+    async fn tag_changes(
+        &self,
+        account: &str,
+        region: &str,
+        since: i64,
+    ) -> Result<Vec<crate::events::Incident>, CallError>;
+}
+
+/// A [`Trail`] for where CloudTrail cannot be asked: every lookup fails (not retryable), so
+/// a drift whose caller matters is paged, never undone.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTrail;
+
+impl Trail for NoTrail {
+    async fn tag_changes(
+        &self,
+        _account: &str,
+        _region: &str,
+        _since: i64,
+    ) -> Result<Vec<crate::events::Incident>, CallError> {
+        Err(CallError::fatal(
+            "cloudtrail:LookupEvents",
+            "no CloudTrail lookup here",
+        ))
+    }
 }
 
 /// One line of a tag's history: what happened and what the guard did.

@@ -7,19 +7,21 @@
 //! once per incident: its first sighting claims a once-only record, which lapses after
 //! [`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::events::Incident;
-use crate::guard::reconcile::{pin_first_seen, repair};
+use crate::guard::reconcile::{
+    explaining, needs_caller, pin_first_seen, repair, with_caller, Witness,
+};
 use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::handler::{log_decision, record, Handled, Handler, Now};
 use crate::page::{self, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+use crate::ports::{Claim, Images, Ledger, Pager, Registry, Trail};
 use crate::registry::{Entry, InvalidEntry, RepoKey};
 
 /// What one reconcile run found and did.
@@ -41,6 +43,37 @@ pub struct ReconcileReport {
     pub rule_changes: Vec<crate::rules::RuleChange>,
     /// Things that went wrong without stopping the run.
     pub warnings: Vec<String>,
+    /// Drifts of items with `allow` left to the event path for now (grace period), one line
+    /// each.
+    pub waiting: Vec<String>,
+    /// Items outside the guard's scope (`TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`): reported,
+    /// never written to ECR; one line each.
+    pub out_of_scope: Vec<String>,
+}
+
+/// How far back reconcile asks CloudTrail who changed a tag (a pin's own `pinned_at` bounds
+/// it too): a drift older than this with no record is paged, not undone.
+pub const TRAIL_LOOKBACK_SECS: i64 = 24 * 3600;
+
+/// CloudTrail's records per account and region, read once per run when first needed.
+struct Callers<'a, T> {
+    trail: &'a T,
+    since: i64,
+    read: HashMap<(String, String), Result<Vec<Incident>, crate::error::CallError>>,
+}
+
+impl<T: Trail> Callers<'_, T> {
+    async fn records(&mut self, repo: &RepoKey) -> &Result<Vec<Incident>, crate::error::CallError> {
+        let key = (repo.account.clone(), repo.region.clone());
+        if !self.read.contains_key(&key) {
+            let got = self
+                .trail
+                .tag_changes(&repo.account, &repo.region, self.since)
+                .await;
+            self.read.insert(key.clone(), got);
+        }
+        &self.read[&key]
+    }
 }
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
@@ -49,9 +82,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     pub async fn reconcile(
         &self,
         now: &Now,
+        trail: &impl Trail,
         progress: &mut dyn FnMut(usize, usize, &RepoKey),
     ) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
+        let mut callers = Callers {
+            trail,
+            since: now.epoch - TRAIL_LOOKBACK_SECS,
+            read: HashMap::new(),
+        };
         let (entries, rules) = futures::join!(self.registry.all_entries(), self.registry.rules());
         let mut rule_list = Vec::new();
         for r in rules? {
@@ -76,8 +115,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let total = by_repo.len();
         let id = run_id(now);
         for (done, (repo, entries)) in by_repo.into_iter().enumerate() {
+            if let Some(why) = self.settings.outside(&repo) {
+                info!(repository = %repo, why, "reconcile: outside the guard's scope");
+                report
+                    .out_of_scope
+                    .extend(entries.iter().map(|e| format!("{repo}:{}: {why}", e.tag)));
+                progress(done + 1, total, &repo);
+                continue;
+            }
             let entries = guard::rules::effective(entries, &rule_list);
-            self.reconcile_repo(&repo, &entries, now, &mut report)
+            self.reconcile_repo(&repo, &entries, now, &mut callers, &mut report)
                 .await?;
             // After the repairs, so a protected image just put back counts as there.
             let changes = self
@@ -90,11 +137,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         Ok(report)
     }
 
-    async fn reconcile_repo(
+    async fn reconcile_repo<T: Trail>(
         &self,
         repo: &RepoKey,
         entries: &[Entry],
         now: &Now,
+        callers: &mut Callers<'_, T>,
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
         if entries.is_empty() {
@@ -110,6 +158,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 _ => repair(e, &s, prefix),
             };
             match decision {
+                Some(d) if needs_caller(&d) => {
+                    if let Some(d) = self.with_caller(d, &s, now, callers, report).await? {
+                        decisions.push(d);
+                    }
+                }
                 Some(d) => decisions.push(d),
                 None if s.is_ok() => report.ok += 1,
                 None => {}
@@ -188,6 +241,75 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         Ok(())
     }
 
+    /// A repair that may undo an allowed caller's change, decided once the caller is known
+    /// (or cannot be): `None` while it waits. It waits out the grace period from when
+    /// reconcile first saw the drift (the change's own event should decide meanwhile), then
+    /// asks CloudTrail; a throttled lookup waits for the next run.
+    async fn with_caller<T: Trail>(
+        &self,
+        d: guard::Decision,
+        standing: &Standing,
+        now: &Now,
+        callers: &mut Callers<'_, T>,
+        report: &mut ReconcileReport,
+    ) -> Result<Option<guard::Decision>, Error> {
+        let repo = d.entry.repo.clone();
+        let tag = d.tag.clone();
+        let grace = self.settings.grace_secs;
+        let key = format!(
+            "drift/{repo}:{tag}/{}/{}",
+            d.entry.digest().unwrap_or("-"),
+            match standing {
+                Standing::Moved { to } => to.as_str(),
+                _ => "missing",
+            }
+        );
+        // A dry run shows what reconcile does once the grace period is over.
+        let first_seen = if self.dry_run {
+            now.epoch - grace
+        } else {
+            self.ledger.first_seen(&key, now.epoch).await?
+        };
+        let decided = if now.epoch - first_seen < grace {
+            None
+        } else {
+            match callers.records(&repo).await {
+                Err(e) if e.retryable => {
+                    warn!(repository = %repo, tag, error = %e, "reconcile: CloudTrail not read; left for the next run");
+                    report.warnings.push(format!(
+                        "{repo}:{tag}: who changed it is not known yet: {e}"
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let problem = e.to_string();
+                    let witness = Witness::Unknowable {
+                        problem,
+                        first_seen,
+                    };
+                    with_caller(d, witness, now.epoch, grace)
+                }
+                Ok(records) => {
+                    let records = since_pinned(records, &d.entry);
+                    let witness = match explaining(&d, &records) {
+                        Some(i) => Witness::Record(i),
+                        None => Witness::NotFound { first_seen },
+                    };
+                    with_caller(d.clone(), witness, now.epoch, grace)
+                }
+            }
+        };
+        if decided.is_none() {
+            info!(repository = %repo, tag, "reconcile: a drift of an item with allow is left to its own event for now");
+            report.waiting.push(format!(
+                "{repo}:{tag}: {}; some callers may do that, so its own event or CloudTrail's record decides (grace {} min)",
+                standing.describe(),
+                grace / 60
+            ));
+        }
+        Ok(decided)
+    }
+
     /// True the first time a persisting problem is seen (within the ledger's keeping time).
     async fn first_sighting(
         &self,
@@ -242,6 +364,22 @@ pub async fn read_standings<I: Images>(
         seen.as_deref(),
         &stored,
     ))
+}
+
+/// The records made after `entry` was pinned: an older one cannot explain a drift from the
+/// pin.
+fn since_pinned(records: &[Incident], entry: &Entry) -> Vec<Incident> {
+    let time = |t: &str| crate::text::parse_time(&serde_json::Value::String(t.to_string()));
+    let pinned_at = entry
+        .pin
+        .as_ref()
+        .and_then(|p| p.pinned_at.as_deref())
+        .and_then(time);
+    records
+        .iter()
+        .filter(|i| pinned_at.is_none_or(|p| time(&i.time).is_none_or(|a| a >= p)))
+        .cloned()
+        .collect()
 }
 
 /// The id of one reconcile run, in logs, pages and history.

@@ -22,6 +22,9 @@ use crate::page;
 use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
 use crate::registry::{self, field, Entry, RepoKey, Severity};
 
+/// How the guard signs the pins it writes (`pinned_by`).
+const GUARD_WRITER: &str = "ecr-tag-guard (";
+
 /// One stream record, as the guard needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamRecord {
@@ -206,11 +209,27 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 return Ok(format!("invalid: {}", bad.problems.join("; ")));
             }
         };
+        if let Some(why) = self.settings.outside(&entry.repo) {
+            return Ok(format!("skipped: outside the guard's scope ({why})"));
+        }
         match &entry.pin {
             Some(p) if p.manifest.is_some() => Ok("skipped: already pinned".into()),
+            // The guard's own write (a follow or a rule's pin whose image ECR had lost):
+            // reconcile mends it, not the stream.
+            Some(p)
+                if p.pinned_by
+                    .as_deref()
+                    .is_some_and(|b| b.starts_with(GUARD_WRITER)) =>
+            {
+                Ok("skipped: pinned by the guard (reconcile stores its manifest)".into())
+            }
             None if entry.not_found_at.is_some() => {
                 Ok("skipped: marked not found (pinned when the tag is pushed)".into())
             }
+            None if entry.released_at.is_some() => Ok(
+                "skipped: released after an allowed delete (pinned again when the tag is pushed)"
+                    .into(),
+            ),
             Some(p) => {
                 let pin = self
                     .capture(
@@ -303,6 +322,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 "rule over a glob: materialised on each repository's next push or reconcile".into(),
             );
         };
+        if let Some(why) = self.settings.outside(&repo) {
+            return Ok(format!("skipped: outside the guard's scope ({why})"));
+        }
         let (entries, rules) = futures::join!(self.registry.entries(&repo), self.registry.rules());
         let rules: Vec<_> = rules?.into_iter().filter_map(Result::ok).collect();
         let entries: Vec<Entry> = entries?.into_iter().filter_map(Result::ok).collect();

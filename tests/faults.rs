@@ -39,8 +39,24 @@ fn event() -> Value {
     })
 }
 
+/// ECR's answer, read before the restore: `prod` is not in the repository.
+fn prod_missing() -> Rule {
+    mock!(Client::batch_get_image).then_output(|| {
+        BatchGetImageOutput::builder()
+            .failures(
+                aws_sdk_ecr::types::ImageFailure::builder()
+                    .image_id(ImageIdentifier::builder().image_tag("prod").build())
+                    .failure_code(aws_sdk_ecr::types::ImageFailureCode::ImageNotFound)
+                    .failure_reason("Requested image not found")
+                    .build(),
+            )
+            .build()
+    })
+}
+
 async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory) {
-    let ecr: Client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&rule], |c| c
+    let missing = prod_missing();
+    let ecr: Client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&missing, &rule], |c| c
         .retry_config(RetryConfig::disabled()));
     let scenario: Scenario = serde_json::from_value(json!({
         "registry": [{"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "low"}]
@@ -49,7 +65,7 @@ async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory
     let world = Memory::new(scenario.into_state("test").expect("state"));
     let h = Handler {
         registry: world.clone(),
-        images: EcrImages { client: ecr },
+        images: EcrImages::new(ecr),
         pager: world.clone(),
         ledger: world.clone(),
         settings: Default::default(),
@@ -201,15 +217,19 @@ async fn reconcile(world: &Memory, rules: &[&Rule]) -> ReconcileReport {
         .retry_config(RetryConfig::disabled()));
     let h = Handler {
         registry: world.clone(),
-        images: EcrImages { client: ecr },
+        images: EcrImages::new(ecr),
         pager: world.clone(),
         ledger: world.clone(),
         settings: Default::default(),
         dry_run: false,
     };
-    h.reconcile(&Now::system(), &mut |_, _, _| {})
-        .await
-        .expect("reconciled")
+    h.reconcile(
+        &Now::system(),
+        &ecr_tag_guard::ports::NoTrail,
+        &mut |_, _, _| {},
+    )
+    .await
+    .expect("reconciled")
 }
 
 fn pinned_world() -> Memory {

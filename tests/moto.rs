@@ -86,14 +86,6 @@ async fn delete_by_tag_is_restored_and_paged() {
     assert_eq!(history[0]["outcome"], "restored");
 }
 
-/// The item with more fields.
-fn with(mut item: Value, extra: Value) -> Value {
-    if let (Some(a), Some(b)) = (item.as_object_mut(), extra.as_object()) {
-        a.extend(b.clone());
-    }
-    item
-}
-
 #[tokio::test]
 async fn delete_by_digest_restores_both_protected_tags() {
     let Some(w) = World::new().await else { return };
@@ -308,11 +300,6 @@ async fn move_by_an_allowed_principal_is_followed() {
         w.digest_of("web", &keep(&d2)).await.as_deref(),
         Some(d2.as_str())
     );
-}
-
-fn keep(digest: &str) -> String {
-    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, digest)
-        .expect("digest")
 }
 
 #[tokio::test]
@@ -803,7 +790,11 @@ async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_
 
     let h = w.handler();
     let r = h
-        .reconcile(&ecr_tag_guard::handler::Now::system(), &mut |_, _, _| {})
+        .reconcile(
+            &ecr_tag_guard::handler::Now::system(),
+            &ecr_tag_guard::ports::NoTrail,
+            &mut |_, _, _| {},
+        )
         .await
         .expect("reconcile");
     let made = w.take_calls();
@@ -860,7 +851,11 @@ async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_
 
     // Next run: only the watched tag is still missing (on_delete alert); it is not paged again.
     let again = h
-        .reconcile(&ecr_tag_guard::handler::Now::system(), &mut |_, _, _| {})
+        .reconcile(
+            &ecr_tag_guard::handler::Now::system(),
+            &ecr_tag_guard::ports::NoTrail,
+            &mut |_, _, _| {},
+        )
         .await
         .expect("again");
     assert_eq!(again.ok, 3, "{:?}", again.repairs);

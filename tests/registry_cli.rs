@@ -732,7 +732,11 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
     // Reconcile materialises the rule without any event.
     let h = w.handler();
     let report = h
-        .reconcile(&Now::system(), &mut |_, _, _| {})
+        .reconcile(
+            &Now::system(),
+            &ecr_tag_guard::ports::NoTrail,
+            &mut |_, _, _| {},
+        )
         .await
         .expect("reconcile");
     let pinned: Vec<&str> = report
@@ -769,7 +773,11 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
         "gone already"
     );
     let report = h
-        .reconcile(&Now::system(), &mut |_, _, _| {})
+        .reconcile(
+            &Now::system(),
+            &ecr_tag_guard::ports::NoTrail,
+            &mut |_, _, _| {},
+        )
         .await
         .expect("reconcile");
     let released: Vec<&str> = report

@@ -48,8 +48,8 @@ pub enum TagState {
 pub struct Admin {
     /// DynamoDB.
     pub ddb: aws_sdk_dynamodb::Client,
-    /// ECR.
-    pub ecr: aws_sdk_ecr::Client,
+    /// ECR, in each repository's region.
+    pub ecr: super::EcrClients,
     /// The registry table.
     pub table: String,
 }
@@ -226,7 +226,7 @@ impl Admin {
         repo: &RepoKey,
         ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        batch_get(&self.ecr, repo, ids).await
+        batch_get(&self.ecr.for_repo(repo), repo, ids).await
     }
 }
 
@@ -234,9 +234,12 @@ impl Admin {
     /// Every image of the repository in any storage class, with push, pull and archive times,
     /// for lifecycle simulation and rule previews.
     pub async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
-        let images =
-            super::ecr::describe(&self.ecr, repo, aws_sdk_ecr::types::ImageStatusFilter::Any)
-                .await?;
+        let images = super::ecr::describe(
+            &self.ecr.for_repo(repo),
+            repo,
+            aws_sdk_ecr::types::ImageStatusFilter::Any,
+        )
+        .await?;
         images.ok_or_else(|| {
             CallError::fatal(
                 "ecr:DescribeImages",
@@ -252,6 +255,7 @@ impl Admin {
     pub async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
         let result = self
             .ecr
+            .for_repo(repo)
             .get_lifecycle_policy()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -267,6 +271,7 @@ impl Admin {
     /// Writes the repository's lifecycle policy.
     pub async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError> {
         self.ecr
+            .for_repo(repo)
             .put_lifecycle_policy()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -284,6 +289,7 @@ impl Admin {
         let digest = crate::text::sha256_digest(bytes);
         let started = self
             .ecr
+            .for_repo(repo)
             .initiate_layer_upload()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -292,6 +298,7 @@ impl Admin {
             .map_err(|e| call_error("ecr:InitiateLayerUpload", &e))?;
         let upload_id = started.upload_id().unwrap_or_default().to_string();
         self.ecr
+            .for_repo(repo)
             .upload_layer_part()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -304,6 +311,7 @@ impl Admin {
             .map_err(|e| call_error("ecr:UploadLayerPart", &e))?;
         let done = self
             .ecr
+            .for_repo(repo)
             .complete_layer_upload()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -329,6 +337,7 @@ impl Admin {
             .map(|d| ImageIdentifier::builder().image_digest(d).build())
             .collect();
         self.ecr
+            .for_repo(repo)
             .batch_delete_image()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -344,6 +353,7 @@ impl Admin {
     pub async fn delete_tag(&self, repo: &RepoKey, tag: &str) -> Result<Vec<Value>, CallError> {
         let out = self
             .ecr
+            .for_repo(repo)
             .batch_delete_image()
             .registry_id(&repo.account)
             .repository_name(&repo.name)

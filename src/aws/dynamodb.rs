@@ -193,6 +193,54 @@ pub async fn query_partition(
     }
 }
 
+impl DynamoRegistry {
+    /// Sets the pin fields in `fields` and removes the others, only if the item's digest is
+    /// still `expect` (`None`: not pinned).
+    async fn write_pin_fields(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: Option<&str>,
+        fields: Map<String, Value>,
+    ) -> Result<bool, CallError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(repo.key()))
+            .key(field::TAG, s(tag))
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_names("#d", field::DIGEST);
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        for (i, f) in registry::PIN_FIELDS.iter().enumerate() {
+            req = req.expression_attribute_names(format!("#f{i}"), *f);
+            match fields.get(*f) {
+                Some(v) => {
+                    req = req.expression_attribute_values(format!(":f{i}"), json_to_attr(v));
+                    sets.push(format!("#f{i} = :f{i}"));
+                }
+                None => removes.push(format!("#f{i}")),
+            }
+        }
+        let mut update = String::new();
+        if !sets.is_empty() {
+            update.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        req = req.update_expression(update.trim());
+        req = match expect {
+            Some(d) => req
+                .condition_expression("attribute_exists(#r) AND #d = :expect")
+                .expression_attribute_values(":expect", s(d)),
+            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
+        };
+        conditional("dynamodb:UpdateItem", req.send().await)
+    }
+}
+
 impl Registry for DynamoRegistry {
     async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
         let items = scan_registry(&self.client, &self.table).await?;
@@ -285,41 +333,19 @@ impl Registry for DynamoRegistry {
         pin: Option<&Pin>,
     ) -> Result<bool, CallError> {
         let fields = pin.map(registry::pin_fields).unwrap_or_default();
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(field::REPOSITORY, s(repo.key()))
-            .key(field::TAG, s(tag))
-            .expression_attribute_names("#r", field::REPOSITORY)
-            .expression_attribute_names("#d", field::DIGEST);
-        let mut sets = Vec::new();
-        let mut removes = Vec::new();
-        for (i, f) in registry::PIN_FIELDS.iter().enumerate() {
-            req = req.expression_attribute_names(format!("#f{i}"), *f);
-            match fields.get(*f) {
-                Some(v) => {
-                    req = req.expression_attribute_values(format!(":f{i}"), json_to_attr(v));
-                    sets.push(format!("#f{i} = :f{i}"));
-                }
-                None => removes.push(format!("#f{i}")),
-            }
-        }
-        let mut update = String::new();
-        if !sets.is_empty() {
-            update.push_str(&format!("SET {}", sets.join(", ")));
-        }
-        if !removes.is_empty() {
-            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        req = req.update_expression(update.trim());
-        req = match expect {
-            Some(d) => req
-                .condition_expression("attribute_exists(#r) AND #d = :expect")
-                .expression_attribute_values(":expect", s(d)),
-            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
-        };
-        conditional("dynamodb:UpdateItem", req.send().await)
+        self.write_pin_fields(repo, tag, expect, fields).await
+    }
+
+    async fn release(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: &str,
+        at: &str,
+    ) -> Result<bool, CallError> {
+        let mut fields = Map::new();
+        fields.insert(field::RELEASED_AT.into(), Value::String(at.into()));
+        self.write_pin_fields(repo, tag, Some(expect), fields).await
     }
 
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
@@ -513,5 +539,28 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(|e| call_error("dynamodb:DeleteItem", &e))?;
         Ok(())
+    }
+
+    async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError> {
+        // One call: note the time unless a note exists, and read back the one that stands.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key).into_iter().collect()))
+            .update_expression("SET first_seen = if_not_exists(first_seen, :now), #ttl = if_not_exists(#ttl, :ttl)")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ttl", n(now + LEDGER_TTL_SECS))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:UpdateItem", &e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get("first_seen"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(now))
     }
 }

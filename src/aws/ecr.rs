@@ -6,6 +6,8 @@ use aws_sdk_ecr::types::{
     DescribeImagesFilter, ImageIdentifier, ImageStatus, ImageStatusFilter, TargetStorageClass,
 };
 use aws_sdk_ecr::Client;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::{call_error, MEDIA_TYPES};
 use crate::error::CallError;
@@ -15,18 +17,69 @@ use crate::guard::{Failure, PutStep};
 use crate::ports::{Images, Put, PutError};
 use crate::registry::{Manifest, RepoKey};
 
-/// ECR through the SDK. Every call names the registry (account) of the repository.
+/// ECR clients by region, each made on first use from one base client's configuration: the
+/// one place that chooses where a repository is reached. Every ECR call the guard and its
+/// commands make goes to the repository's own region (an item's `ACCOUNT/REGION/NAME`), never
+/// to the region the process happens to run in.
+#[derive(Clone, Debug)]
+pub struct EcrClients {
+    base: Client,
+    by_region: Arc<Mutex<HashMap<String, Client>>>,
+}
+
+impl EcrClients {
+    /// Clients that start from `base` (its credentials, endpoint, retry settings and
+    /// interceptors), changing only the region.
+    pub fn new(base: Client) -> EcrClients {
+        EcrClients {
+            base,
+            by_region: Arc::default(),
+        }
+    }
+
+    /// The client for `repo`'s region.
+    pub fn for_repo(&self, repo: &RepoKey) -> Client {
+        if self.base.config().region().map(|r| r.as_ref()) == Some(repo.region.as_str()) {
+            return self.base.clone();
+        }
+        let mut map = self.by_region.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(repo.region.clone())
+            .or_insert_with(|| {
+                let conf = self
+                    .base
+                    .config()
+                    .to_builder()
+                    .region(aws_sdk_ecr::config::Region::new(repo.region.clone()))
+                    .build();
+                Client::from_conf(conf)
+            })
+            .clone()
+    }
+}
+
+/// ECR through the SDK. Every call names the registry (account) of the repository and goes
+/// to its region.
 #[derive(Clone, Debug)]
 pub struct EcrImages {
-    /// The client.
-    pub client: Client,
+    /// The clients, by region.
+    pub clients: EcrClients,
+}
+
+impl EcrImages {
+    /// ECR reached through `client`'s configuration, in each repository's own region.
+    pub fn new(client: Client) -> EcrImages {
+        EcrImages {
+            clients: EcrClients::new(client),
+        }
+    }
 }
 
 impl Images for EcrImages {
     async fn put(&self, repo: &RepoKey, step: &PutStep) -> Result<Put, PutError> {
         let m = &step.manifest;
         let result = self
-            .client
+            .clients
+            .for_repo(repo)
             .put_image()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -66,7 +119,8 @@ impl Images for EcrImages {
 
     async fn manifest(&self, repo: &RepoKey, digest: &str) -> Result<Option<Manifest>, CallError> {
         let result = self
-            .client
+            .clients
+            .for_repo(repo)
             .batch_get_image()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -101,7 +155,7 @@ impl Images for EcrImages {
         tags: &[String],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
         let ids: Vec<ImageRef> = tags.iter().cloned().map(ImageRef::Tag).collect();
-        batch_get(&self.client, repo, &ids).await
+        batch_get(&self.clients.for_repo(repo), repo, &ids).await
     }
 
     async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
@@ -109,7 +163,7 @@ impl Images for EcrImages {
         for filter in [ImageStatusFilter::Archived, ImageStatusFilter::Activating] {
             // Each image's own status decides, not the filter: an endpoint that ignores the
             // filter (moto does) then reports nothing archived.
-            for im in describe(&self.client, repo, filter)
+            for im in describe(&self.clients.for_repo(repo), repo, filter)
                 .await?
                 .unwrap_or_default()
             {
@@ -122,11 +176,17 @@ impl Images for EcrImages {
     }
 
     async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
-        describe(&self.client, repo, ImageStatusFilter::Active).await
+        describe(
+            &self.clients.for_repo(repo),
+            repo,
+            ImageStatusFilter::Active,
+        )
+        .await
     }
 
     async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {
-        self.client
+        self.clients
+            .for_repo(repo)
             .update_image_storage_class()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
@@ -140,7 +200,8 @@ impl Images for EcrImages {
 
     async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
         let result = self
-            .client
+            .clients
+            .for_repo(repo)
             .batch_delete_image()
             .registry_id(&repo.account)
             .repository_name(&repo.name)

@@ -2,6 +2,7 @@
 //! (every `match` on an AWS error code lives here) and decide nothing.
 
 pub mod admin;
+mod cloudtrail;
 mod dynamodb;
 mod ecr;
 mod sns;
@@ -9,8 +10,9 @@ mod sns;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
+pub use cloudtrail::CloudTrailLookup;
 pub use dynamodb::{attr_to_json, json_to_attr, DynamoLedger, DynamoRegistry, TTL_ATTRIBUTE};
-pub use ecr::EcrImages;
+pub use ecr::{EcrClients, EcrImages};
 pub use sns::SnsPager;
 
 use crate::config::Config;
@@ -45,9 +47,7 @@ pub fn handler(
             client: ddb.clone(),
             table: table.to_string(),
         },
-        images: EcrImages {
-            client: aws_sdk_ecr::Client::new(sdk),
-        },
+        images: EcrImages::new(aws_sdk_ecr::Client::new(sdk)),
         pager: SnsPager {
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn: topic_arn.to_string(),

@@ -77,7 +77,7 @@ where
     let digest = step_put.manifest.digest.clone();
     crate::ports::Images::put(
         &crate::aws::EcrImages {
-            client: ops.admin.ecr.clone(),
+            clients: ops.admin.ecr.clone(),
         },
         &repo,
         &step_put,

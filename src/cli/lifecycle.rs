@@ -82,7 +82,7 @@ pub async fn check(ops: &Ops, repo: &str, now: i64, out: &mut impl Write) -> any
         .iter()
         .map(|im| (im.digest.clone(), im.tags.clone()))
         .collect();
-    let risks = lifecycle::at_risk(&policy, &tagged, &ops.keep_prefix);
+    let risks = lifecycle::at_risk(&policy, &tagged, &ops.settings.keep_prefix);
     let verdicts = simulate(&policy, &images, now);
     for r in &risks {
         let guarded: Vec<&str> = entries
@@ -137,7 +137,7 @@ pub async fn shield(
 ) -> anyhow::Result<bool> {
     let repo = ops.repo(repo).await?;
     let current = policy_json(ops, &repo).await?;
-    let Some(new) = lifecycle::shield(current.as_ref(), &ops.keep_prefix)
+    let Some(new) = lifecycle::shield(current.as_ref(), &ops.settings.keep_prefix)
         .map_err(|e| anyhow!("the lifecycle policy of {repo}: {e}"))?
     else {
         writeln!(
@@ -199,9 +199,13 @@ pub async fn simulate_policy(
                 for rule in super::rules::read_rules(ops).await?.into_iter().flatten() {
                     if rule.covers(&repo) {
                         pinned.extend(
-                            crate::guard::rules::protected(&rule, &images, &ops.keep_prefix)
-                                .into_iter()
-                                .map(|p| p.digest),
+                            crate::guard::rules::protected(
+                                &rule,
+                                &images,
+                                &ops.settings.keep_prefix,
+                            )
+                            .into_iter()
+                            .map(|p| p.digest),
                         );
                     }
                 }

@@ -249,33 +249,23 @@ struct ReplayArgs {
 
 /// Clients for the registry commands, from the usual AWS configuration.
 async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
-    let keep_prefix = keep_prefix()?;
+    let settings = crate::config::settings_from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(registry::Ops {
         admin: crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
-            ecr: aws_sdk_ecr::Client::new(&sdk),
+            ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk)),
             table: table.name.clone(),
         },
         sts: aws_sdk_sts::Client::new(&sdk),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-        keep_prefix,
+        settings,
     })
 }
 
 /// The keep-alive prefix: `TAG_GUARD_KEEP_PREFIX`, or the default.
 fn keep_prefix() -> anyhow::Result<String> {
-    let keep_prefix = std::env::var(crate::config::KEEP_PREFIX)
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| crate::registry::DEFAULT_KEEP_PREFIX.to_string());
-    if !crate::registry::is_keep_prefix(&keep_prefix) {
-        anyhow::bail!(
-            "{}: `{keep_prefix}` cannot start an ECR tag",
-            crate::config::KEEP_PREFIX
-        );
-    }
-    Ok(keep_prefix)
+    Ok(crate::config::settings_from_env()?.keep_prefix)
 }
 
 /// Sets up logging: JSON lines for the Lambda (level from `TAG_GUARD_LOG`, default info);

@@ -23,13 +23,18 @@ pub async fn run(
     let cfg = Config::from_lookup(lookup)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let handler = crate::aws::from_config(&sdk, &cfg, dry_run);
+    let trail = crate::aws::CloudTrailLookup {
+        client: aws_sdk_cloudtrail::Client::new(&sdk),
+    };
     let mut progress = |done: usize, total: usize, repo: &crate::registry::RepoKey| {
         eprint!("\rreconcile: {done}/{total} repositories ({repo})\x1b[K");
         if done == total {
             eprintln!();
         }
     };
-    let report = handler.reconcile(&Now::system(), &mut progress).await?;
+    let report = handler
+        .reconcile(&Now::system(), &trail, &mut progress)
+        .await?;
     let mut left = report.invalid.len() + report.warnings.len();
     for r in &report.repairs {
         let d = &r.decision;
@@ -68,6 +73,12 @@ pub async fn run(
     }
     for w in &report.warnings {
         writeln!(out, "warning: {w}")?;
+    }
+    for w in &report.waiting {
+        writeln!(out, "waiting: {w}")?;
+    }
+    for o in &report.out_of_scope {
+        writeln!(out, "outside scope: {o}")?;
     }
     writeln!(
         out,

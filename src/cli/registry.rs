@@ -25,8 +25,9 @@ pub struct Ops {
     pub sts: aws_sdk_sts::Client,
     /// The caller's region, for plain repository names.
     pub region: String,
-    /// The prefix of the guard's keep-alive tags.
-    pub keep_prefix: String,
+    /// The keep-alive prefix and the scope (`TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`) the
+    /// commands apply when set.
+    pub settings: crate::guard::Settings,
 }
 
 /// How `protect` sets the item; `None` keeps what an existing item has (with `--force`) or
@@ -101,7 +102,7 @@ impl Ops {
 
     fn images(&self) -> EcrImages {
         EcrImages {
-            client: self.admin.ecr.clone(),
+            clients: self.admin.ecr.clone(),
         }
     }
 
@@ -189,6 +190,9 @@ pub async fn protect(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
+    if let Some(why) = ops.settings.outside(&repo) {
+        bail!("{repo} is outside the guard's scope ({why}): the guard would never act on it, so it is not protected");
+    }
     let found = ops
         .admin
         .images(&repo, &[ImageRef::Tag(tag.clone())])
@@ -289,7 +293,7 @@ pub async fn protect(
 
 /// Tags the pinned image with its keep-alive tag; returns the tag.
 async fn keep_alive(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<String> {
-    let tag = registry::keep_tag(&ops.keep_prefix, &m.digest)
+    let tag = registry::keep_tag(&ops.settings.keep_prefix, &m.digest)
         .ok_or_else(|| anyhow!("{} is not a digest", m.digest))?;
     let step = PutStep {
         manifest: m.clone(),
@@ -306,7 +310,9 @@ async fn keep_alive(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<S
 async fn drop_keep_alive(ops: &Ops, repo: &RepoKey, tag: &str, digest: &str) -> anyhow::Result<()> {
     let items = ops.admin.partition(&repo.key(), false).await?;
     let entries: Vec<Entry> = items.iter().filter_map(|i| parse_item(i).ok()).collect();
-    if let Some(keep) = crate::guard::keep_alive_to_drop(&entries, tag, digest, &ops.keep_prefix) {
+    if let Some(keep) =
+        crate::guard::keep_alive_to_drop(&entries, tag, digest, &ops.settings.keep_prefix)
+    {
         ops.images().untag(repo, &keep).await?;
     }
     Ok(())
@@ -540,9 +546,22 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
     }
     let mut not_ok = bad.len();
     for (repo, es) in by_repo {
+        if let Some(why) = ops.settings.outside(repo) {
+            // Never written to by the guard: reported, not read.
+            for e in es {
+                not_ok += 1;
+                if as_json {
+                    let v = json!({"status": "out_of_scope", "why": why, "repository": repo.key(), "tag": e.tag, "pin": e.digest()});
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(out, "{:<22} {repo}:{} ({why})", "outside scope", e.tag)?;
+                }
+            }
+            continue;
+        }
         // One read of the repository's protected tags and keep-alive tags together.
         let es: Vec<Entry> = es.into_iter().cloned().collect();
-        let standings = read_standings(&ops.images(), repo, &es, &ops.keep_prefix).await?;
+        let standings = read_standings(&ops.images(), repo, &es, &ops.settings.keep_prefix).await?;
         for (e, (s, _)) in es.iter().zip(standings) {
             if !s.is_ok() {
                 not_ok += 1;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::events::input::Step;
 use crate::events::{self, input, Change, Parsed};
 use crate::guard::Settings;
 use crate::handler::{Handler, Now, Report};
@@ -120,8 +121,26 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
             }
         };
         for ev in loaded {
-            if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
-                apply_once(world, i, &mut applied);
+            if ev.step != Step::Deliver {
+                if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
+                    apply_once(world, i, &mut applied);
+                }
+            }
+            if ev.step == Step::Apply {
+                // The change happened; its event is delivered later (or never).
+                if opts.json {
+                    writeln!(out, "{}", json!({"input": ev.label, "applied": true}))?;
+                } else {
+                    let what = events::parse(&ev.value)
+                        .ok()
+                        .and_then(|p| match p {
+                            Parsed::Incident(i) => Some(format!("{} on {}", i.source, i.repo)),
+                            Parsed::Ignored { .. } => None,
+                        })
+                        .unwrap_or_else(|| "an event".into());
+                    writeln!(out, "{}\n  happened, not delivered yet: {what}\n", ev.label)?;
+                }
+                continue;
             }
             match handler.handle(&ev.value, &Now::system()).await {
                 Ok(report) => {

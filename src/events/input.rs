@@ -13,6 +13,23 @@ pub struct Loaded {
     pub label: String,
     /// The event as JSON.
     pub value: Value,
+    /// What replay does with it on the embedded world.
+    pub step: Step,
+}
+
+/// What replay does with one event on the embedded world. A story file separates when a
+/// change happens from when its event is delivered by wrapping an event as
+/// `{"replay": "apply", "event": {...}}` (the change happens now, its event comes later or
+/// never) or `{"replay": "deliver", "event": {...}}` (the event arrives, its change is not
+/// made again). Against AWS, `apply` entries are skipped: the change happened there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Make the change, then deliver the event (a plain event).
+    Both,
+    /// Make the change only.
+    Apply,
+    /// Deliver the event only.
+    Deliver,
 }
 
 /// A file that could not be read or is not JSON of a known layout.
@@ -119,18 +136,46 @@ pub fn split(name: &str, text: &str) -> Result<Vec<Loaded>, InputError> {
         flatten(v, &mut events);
     }
     let many = events.len() > 1;
-    Ok(events
+    events
         .into_iter()
         .enumerate()
-        .map(|(i, value)| Loaded {
-            label: if many {
+        .map(|(i, value)| {
+            let label = if many {
                 format!("{name}#{i}")
             } else {
                 name.to_string()
-            },
-            value,
+            };
+            let (step, value) = unwrap_step(value).map_err(|problem| InputError {
+                path: label.clone(),
+                problem,
+            })?;
+            Ok(Loaded { label, value, step })
         })
-        .collect())
+        .collect()
+}
+
+/// Reads a `{"replay": STEP, "event": EVENT}` wrapper; anything else is a plain event.
+fn unwrap_step(v: Value) -> Result<(Step, Value), String> {
+    let wrapped = v
+        .as_object()
+        .is_some_and(|o| o.len() == 2 && o.contains_key("replay") && o.contains_key("event"));
+    if !wrapped {
+        return Ok((Step::Both, v));
+    }
+    let Value::Object(mut o) = v else {
+        return Ok((Step::Both, v));
+    };
+    let step = match o.get("replay").and_then(Value::as_str) {
+        Some("apply") => Step::Apply,
+        Some("deliver") => Step::Deliver,
+        other => {
+            return Err(format!(
+                "`replay` is {}: it must be \"apply\" (make the change, deliver the event later) or \"deliver\" (deliver the event, change nothing)",
+                other.map_or("not a string".to_string(), |s| format!("`{}`", crate::text::clean(s, 40)))
+            ))
+        }
+    };
+    Ok((step, o.remove("event").unwrap_or(Value::Null)))
 }
 
 /// Arrays and CloudTrail log files hold several events; anything else is one.
@@ -166,6 +211,26 @@ mod tests {
         let lines = split("a", "{\"x\":1}\n\n{\"Records\":[{\"y\":1}]}\n").unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].value["y"], 1);
+    }
+
+    #[test]
+    fn a_story_step_says_when_a_change_happens_and_when_its_event_arrives() {
+        let got = split(
+            "s.json",
+            r#"[{"replay":"apply","event":{"x":1}},{"replay":"deliver","event":{"x":2}},{"x":3}]"#,
+        )
+        .unwrap();
+        let steps: Vec<(Step, i64)> = got
+            .iter()
+            .map(|l| (l.step, l.value["x"].as_i64().unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![(Step::Apply, 1), (Step::Deliver, 2), (Step::Both, 3)]
+        );
+        let e = split("s.json", r#"[{"x":1},{"replay":"later","event":{}}]"#).unwrap_err();
+        assert_eq!(e.path, "s.json#1");
+        assert!(e.problem.contains("`later`"), "{}", e.problem);
     }
 
     #[test]

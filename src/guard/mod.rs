@@ -13,9 +13,15 @@
 //! | moved to another digest                | revert; follow when the caller is `allow`ed or `on_move: follow`; `on_move: alert` → page only |
 //! | pushed again to its pinned digest      | nothing                                           |
 //! | seen for the first time (item not pinned) | pin what the event shows, then as above         |
+//! | deleted or moved, the event names no caller, the item has `allow` | nothing: the CloudTrail record of the same change decides (reconcile is the backstop) |
+//! | a keep-alive tag deleted or moved onto another image | put it back on the pin, page low     |
 //! | anything done by the guard's own role  | nothing (this is what stops loops)                |
+//!
+//! Before any of it is carried out, [`present::confirm`] checks each decision that writes
+//! against what ECR holds now: a decision the present has overtaken is superseded.
 
 pub mod lifecycle;
+pub mod present;
 pub mod reconcile;
 mod restore;
 pub mod rules;
@@ -28,7 +34,7 @@ use serde::Serialize;
 pub use restore::{plan_restore, PutStep};
 
 use crate::events::{Actor, Change, Incident};
-use crate::registry::{Entry, Manifest, OnDelete, OnMove, Severity};
+use crate::registry::{Entry, Manifest, OnDelete, OnMove, RepoKey, Severity};
 use crate::text::short_digest;
 
 /// What the deployment guards and who it is.
@@ -42,7 +48,13 @@ pub struct Settings {
     pub own_role_arn: Option<String>,
     /// The prefix of the guard's keep-alive tags (see [`crate::registry::keep_tag`]).
     pub keep_prefix: String,
+    /// How long reconcile leaves a drift of an item with `allow` to the event path before it
+    /// asks CloudTrail who made it (seconds).
+    pub grace_secs: i64,
 }
+
+/// The default of [`Settings::grace_secs`]: 15 minutes.
+pub const DEFAULT_GRACE_SECS: i64 = 15 * 60;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -51,18 +63,36 @@ impl Default for Settings {
             regions: Vec::new(),
             own_role_arn: None,
             keep_prefix: crate::registry::DEFAULT_KEEP_PREFIX.to_string(),
+            grace_secs: DEFAULT_GRACE_SECS,
         }
+    }
+}
+
+impl Settings {
+    /// Why `repo` lies outside what the deployment guards (`TAG_GUARD_ACCOUNTS`,
+    /// `TAG_GUARD_REGIONS`), or `None` when it is inside. Events, reconcile, registration and
+    /// the commands all ask this one question before writing to ECR.
+    pub fn outside(&self, repo: &RepoKey) -> Option<String> {
+        if !self.accounts.is_empty() && !self.accounts.contains(&repo.account) {
+            return Some(format!(
+                "account {} is not guarded (TAG_GUARD_ACCOUNTS)",
+                repo.account
+            ));
+        }
+        if !self.regions.is_empty() && !self.regions.contains(&repo.region) {
+            return Some(format!(
+                "region {} is not guarded (TAG_GUARD_REGIONS)",
+                repo.region
+            ));
+        }
+        None
     }
 }
 
 /// Why an incident is none of the guard's business, or `None` when it is.
 pub fn screen(incident: &Incident, settings: &Settings) -> Option<String> {
-    let repo = &incident.repo;
-    if !settings.accounts.is_empty() && !settings.accounts.contains(&repo.account) {
-        return Some(format!("account {} is not guarded", repo.account));
-    }
-    if !settings.regions.is_empty() && !settings.regions.contains(&repo.region) {
-        return Some(format!("region {} is not guarded", repo.region));
+    if let Some(why) = settings.outside(&incident.repo) {
+        return Some(why);
     }
     if let Some(own) = &settings.own_role_arn {
         if incident.actor.arns().iter().any(|a| is_same_role(own, a)) {
@@ -168,6 +198,8 @@ pub enum Action {
     Alert,
     /// Nothing to do.
     Nothing,
+    /// Nothing to do: ECR's present state has overtaken the event (see [`present`]).
+    Superseded,
 }
 
 /// One decision: the entry, what happened to it, what to do and why.
@@ -213,6 +245,33 @@ pub fn decide(incident: &Incident, entries: &[Entry], keep_prefix: &str) -> Vec<
                         },
                         Action::RestoreKeep,
                         "the keep-alive tag of a pinned digest was deleted",
+                    );
+                    push(
+                        Decision {
+                            tag: tag.clone(),
+                            ..d
+                        },
+                        &mut out,
+                    );
+                }
+            }
+            Change::TagPushed { tag, digest, .. } if tag.starts_with(keep_prefix) => {
+                let keeps = |e: &&Entry| {
+                    e.digest()
+                        .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
+                        .as_ref()
+                        == Some(tag)
+                };
+                if let Some(e) = entries
+                    .iter()
+                    .find(keeps)
+                    .filter(|e| e.digest() != Some(digest))
+                {
+                    let d = decision(
+                        e,
+                        Cause::Moved { to: digest.clone() },
+                        Action::RestoreKeep,
+                        "the keep-alive tag of a pinned digest was moved onto another image",
                     );
                     push(
                         Decision {
@@ -292,6 +351,14 @@ pub(crate) fn decision(e: &Entry, cause: Cause, action: Action, why: &str) -> De
 fn on_delete(incident: &Incident, e: &Entry, cause: Cause, from: Option<&str>) -> Decision {
     let allowed = e.allows(&incident.actor.arns());
     let restore = e.on_delete == OnDelete::Restore && !allowed;
+    if e.on_delete == OnDelete::Restore && !e.allow.is_empty() && !names_caller(incident) {
+        return decision(
+            e,
+            cause,
+            Action::Nothing,
+            "this event does not name the caller and some callers are allowed: the CloudTrail record of the same delete decides",
+        );
+    }
     match (e.digest(), from) {
         (None, Some(d)) => decision(
             e,
@@ -358,7 +425,7 @@ fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>
         to: to.into(),
         manifest: manifest.cloned(),
     };
-    let known_caller = matches!(incident.actor, Actor::Principal { .. });
+    let known_caller = names_caller(incident);
     match e.on_move {
         OnMove::Alert => decision(e, cause, Action::Alert, "on_move is alert"),
         OnMove::Follow => decision(e, cause, follow, "on_move is follow"),
@@ -373,6 +440,12 @@ fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>
         ),
         OnMove::Revert => decision(e, cause, Action::Revert, "moved by a caller not allowed to"),
     }
+}
+
+/// True when the event says who made the change (a principal, or the lifecycle policy, which
+/// no `allow` list names).
+fn names_caller(incident: &Incident) -> bool {
+    matches!(incident.actor, Actor::Principal { .. } | Actor::Lifecycle)
 }
 
 /// Why a restore could not be done; each says what a person should do.
@@ -493,12 +566,16 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
             Outcome::Failed { detail, .. } => format!("could not put the keep-alive tag back; ECR said: {}.", crate::text::clean(detail, 300)),
             _ => return None,
         };
-        let head = if *outcome == Outcome::Restored {
-            "keep-alive tag deleted; restored"
-        } else {
-            "keep-alive tag deleted; NOT restored"
+        let what = match d.cause {
+            Cause::Moved { .. } => "moved",
+            _ => "deleted",
         };
-        return Some(alarm("keep_alive", Severity::Low, head, did, None, None));
+        let head = if *outcome == Outcome::Restored {
+            format!("keep-alive tag {what}; restored")
+        } else {
+            format!("keep-alive tag {what}; NOT restored")
+        };
+        return Some(alarm("keep_alive", Severity::Low, &head, did, None, None));
     }
     match outcome {
         Outcome::Restored | Outcome::AlreadyInPlace

@@ -1,9 +1,17 @@
 //! Reconcile: what to do about a protected tag whose standing in ECR is not ok, when no
 //! event said so (an event was lost, an item was written by hand, a keep-alive tag is gone).
+//!
+//! Nobody is named by a drift itself. For an item without `allow` that does not matter: no
+//! caller may move or delete the tag, so the repair goes ahead. For an item with `allow`, a
+//! restore or a revert could undo an allowed deploy, so it waits for who made the change:
+//! first for the event path (a grace period), then for CloudTrail's record of the change
+//! ([`with_caller`]); with no way to learn the caller it pages instead of undoing anything.
 
 use super::status::Standing;
 use super::{decision, Action, Cause, Decision};
+use crate::events::{Change, Incident};
 use crate::registry::{Entry, OnDelete, OnMove};
+use crate::text::parse_time;
 
 /// The repair for `entry` in `standing`, as a decision the handler carries out like one
 /// from an event; `None` when there is nothing to do. Nobody is known to have caused the
@@ -114,6 +122,110 @@ pub fn pin_first_seen(entry: &Entry, digest: &str) -> Decision {
         },
         "reconcile: first sight of the tag",
     )
+}
+
+/// True when the repair `d` would undo a change an allowed caller may have made: a restore
+/// or a revert of an item with an `allow` list. Such a repair waits for the caller.
+pub fn needs_caller(d: &Decision) -> bool {
+    !d.entry.allow.is_empty() && matches!(d.action, Action::Restore | Action::Revert)
+}
+
+/// The newest CloudTrail record among `records` that explains `d`'s drift: a push of the tag
+/// to the digest it is on now (a revert), or a delete of the tag or of its pinned image (a
+/// restore).
+pub fn explaining<'a>(d: &Decision, records: &'a [Incident]) -> Option<&'a Incident> {
+    let pin = d.entry.digest();
+    let explains = |c: &Change| match (&d.action, &d.cause, c) {
+        (Action::Revert, Cause::Moved { to }, Change::TagPushed { tag, digest, .. }) => {
+            *tag == d.tag && digest == to
+        }
+        (Action::Restore, _, Change::TagRemoved { tag, .. }) => *tag == d.tag,
+        (Action::Restore, _, Change::ImageDeleted { digest, tags, .. }) => {
+            Some(digest.as_str()) == pin || tags.contains(&d.tag)
+        }
+        _ => false,
+    };
+    records
+        .iter()
+        .filter(|i| d.entry.repo == i.repo && i.changes.iter().any(explains))
+        .max_by_key(|i| parse_time(&serde_json::Value::String(i.time.clone())).unwrap_or(0))
+}
+
+/// What is known of who made a drift.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Witness<'a> {
+    /// CloudTrail's record of the change: who and when.
+    Record(&'a Incident),
+    /// No record of it (yet); reconcile first saw the drift at `first_seen` (epoch seconds).
+    NotFound {
+        /// When reconcile first saw it.
+        first_seen: i64,
+    },
+    /// The caller cannot be learnt (CloudTrail refused, or cannot be asked); reconcile first
+    /// saw the drift at `first_seen`.
+    Unknowable {
+        /// Why.
+        problem: String,
+        /// When reconcile first saw it.
+        first_seen: i64,
+    },
+}
+
+/// The repair `d` (see [`needs_caller`]) decided with what is known of the caller, at `now`
+/// (epoch seconds). `None` while the change is younger than `grace` seconds: its own event
+/// is expected to decide. After that, a change by an allowed caller is kept (a move is
+/// followed, a delete releases the pin), one by anybody else is undone, and one whose caller
+/// cannot be learnt is paged, not undone.
+pub fn with_caller(d: Decision, witness: Witness<'_>, now: i64, grace: i64) -> Option<Decision> {
+    let young = |since: i64| now - since < grace;
+    let verb = if d.action == Action::Revert {
+        "moved"
+    } else {
+        "deleted"
+    };
+    match witness {
+        Witness::Record(i) => {
+            let at = parse_time(&serde_json::Value::String(i.time.clone())).unwrap_or(now);
+            if young(at) {
+                return None;
+            }
+            let who = super::who(i, &d.cause);
+            if !d.entry.allows(&i.actor.arns()) {
+                let why = format!(
+                    "reconcile: CloudTrail says {who} {verb} it, a caller not allowed to"
+                );
+                return Some(Decision { why, ..d });
+            }
+            let why = format!("reconcile: CloudTrail says {who} {verb} it, an allowed caller");
+            let action = match &d.cause {
+                Cause::Moved { to } => Action::Follow {
+                    to: to.clone(),
+                    manifest: None,
+                },
+                _ => Action::Release,
+            };
+            Some(Decision { action, why, ..d })
+        }
+        Witness::NotFound { first_seen } | Witness::Unknowable { first_seen, .. }
+            if young(first_seen) =>
+        {
+            None
+        }
+        Witness::NotFound { .. } => Some(Decision {
+            action: Action::Alert,
+            why: format!(
+                "reconcile: the tag was {verb}, no CloudTrail record says by whom, and some callers are allowed to: not undone"
+            ),
+            ..d
+        }),
+        Witness::Unknowable { problem, .. } => Some(Decision {
+            action: Action::Alert,
+            why: format!(
+                "reconcile: the tag was {verb} and who did it cannot be learnt ({problem}); some callers are allowed to: not undone"
+            ),
+            ..d
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -148,8 +148,8 @@ pub fn covering<'a>(rules: &'a [TagRule], entry: &Entry) -> Vec<&'a TagRule> {
 
 /// Each entry with the settings it is guarded by: an item a rule made takes its rule's
 /// settings; any other item whose tag a rule covers gets the stricter of its own and the
-/// rule's (restore over alert, revert over follow over alert, the higher severity, only the
-/// `allow` globs both name).
+/// rule's (restore over alert, revert over follow over alert, the higher severity), keeping
+/// its own `allow` list as written.
 pub fn effective(entries: Vec<Entry>, rules: &[TagRule]) -> Vec<Entry> {
     entries
         .into_iter()
@@ -331,9 +331,9 @@ mod tests {
                 OnDelete::Restore,
                 OnMove::Revert,
                 Severity::Critical,
-                vec!["arn:b".to_string()]
+                vec!["arn:a".to_string(), "arn:b".to_string()]
             ),
-            "every covering rule tightens a hand-written item (strict restores by default)"
+            "every covering rule tightens a hand-written item (strict restores by default), but its own allow list stands"
         );
         assert_eq!(
             (got[1].on_delete, got[1].on_move, got[1].severity),
@@ -352,6 +352,18 @@ mod tests {
             "follow is stricter than alert"
         );
         assert_eq!(only_lax[0].severity, Severity::Medium);
+        // The README's example: a broad rule beside an item that lets the deploy role move it.
+        let broad = rule(json!({"tag": "web-newest", "pattern": ".", "group_by": null, "keep": 5}));
+        let prod = entry(
+            "prod.latest",
+            json!({"allow": ["arn:aws:iam::*:role/deploy"]}),
+        );
+        let got = effective(vec![prod], &[broad]);
+        assert_eq!(got[0].on_move, OnMove::Revert);
+        assert!(
+            got[0].allows(&["arn:aws:iam::123456789012:role/deploy"]),
+            "the deploy role stays allowed: its moves are followed, not reverted"
+        );
     }
 
     #[test]

@@ -586,3 +586,496 @@ fn keep_alive_tags_are_put_once_per_digest_after_restores_and_dropped_only_when_
         Some(keep("a"))
     );
 }
+
+#[test]
+fn a_delete_without_a_known_caller_waits_for_cloudtrail_only_when_someone_is_allowed() {
+    let allow = json!({"allow": ["arn:aws:iam::*:role/deploy"]});
+    let unknown = Actor::Unknown {
+        label: "not named".into(),
+    };
+    let gone = incident(unknown.clone(), vec![removed("prod", Some("a"))]);
+    assert_eq!(
+        one(&gone, entry("prod", Some("a"), allow.clone())),
+        Action::Nothing,
+        "the CloudTrail record of the same delete decides"
+    );
+    assert_eq!(
+        one(&gone, entry("prod", None, allow.clone())),
+        Action::Nothing,
+        "nor is an unpinned tag pinned and put back from it"
+    );
+    assert_eq!(
+        one(&gone, entry("prod", Some("a"), json!({}))),
+        Action::Restore,
+        "nobody is allowed: no caller needs to be known"
+    );
+    let expired = incident(
+        Actor::Lifecycle,
+        vec![Change::ImageDeleted {
+            digest: d("a"),
+            tags: vec!["prod".into()],
+            rule: Some(1),
+        }],
+    );
+    assert_eq!(
+        one(&expired, entry("prod", Some("a"), allow.clone())),
+        Action::Restore,
+        "the lifecycle policy is a known caller no allow list names"
+    );
+    let by_deploy = incident(deploy(), vec![removed("prod", Some("a"))]);
+    assert_eq!(
+        one(&by_deploy, entry("prod", Some("a"), allow)),
+        Action::Release
+    );
+}
+
+#[test]
+fn a_keep_alive_tag_moved_onto_another_image_is_put_back() {
+    let e = entry("prod", Some("a"), json!({}));
+    let moved = incident(user("bob"), vec![pushed(&keep("a"), "b")]);
+    let got = decide(&moved, std::slice::from_ref(&e), "etg-keep-");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].tag.as_str(), &got[0].action, &got[0].cause),
+        (
+            keep("a").as_str(),
+            &Action::RestoreKeep,
+            &Cause::Moved { to: d("b") }
+        )
+    );
+    let alarm = report(&got[0], &Outcome::Restored, false).unwrap();
+    assert_eq!(
+        (alarm.action, alarm.severity, alarm.headline.as_str()),
+        (
+            "keep_alive",
+            Severity::Low,
+            "keep-alive tag moved; restored"
+        )
+    );
+    let onto_its_pin = incident(user("bob"), vec![pushed(&keep("a"), "a")]);
+    assert!(decide(&onto_its_pin, &[e.clone()], "etg-keep-").is_empty());
+    let nobodys = incident(user("bob"), vec![pushed(&keep("z"), "b")]);
+    assert!(decide(&nobodys, &[e], "etg-keep-").is_empty());
+}
+
+mod present_state {
+    use super::*;
+    use crate::guard::present::{confirm, tags_to_read, Present};
+
+    fn manifest(name: &str) -> Manifest {
+        Manifest {
+            digest: d(name),
+            media_type: Some("m".into()),
+            body: body(name),
+        }
+    }
+
+    /// ECR now: each tag on an image, or a failure code.
+    fn now(tags: &[(&str, Result<&str, &str>)]) -> Present {
+        let names: Vec<String> = tags.iter().map(|(t, _)| t.to_string()).collect();
+        let answer: Vec<Result<Manifest, String>> = tags
+            .iter()
+            .map(|(_, r)| r.map(manifest).map_err(String::from))
+            .collect();
+        Present::from_lookup(&names, Some(&answer))
+    }
+
+    fn check(d: Decision, p: &Present) -> (Action, String) {
+        let c = confirm(d, p, false);
+        (c.action, c.why)
+    }
+
+    fn restore() -> Decision {
+        decision(
+            Action::Restore,
+            Cause::Deleted {
+                digest: Some(d("a")),
+            },
+            entry("prod", Some("a"), json!({})),
+        )
+    }
+
+    fn revert(to: &str) -> Decision {
+        decision(
+            Action::Revert,
+            Cause::Moved { to: d(to) },
+            entry("prod", Some("a"), json!({})),
+        )
+    }
+
+    fn follow(to: &str) -> Decision {
+        decision(
+            Action::Follow {
+                to: d(to),
+                manifest: None,
+            },
+            Cause::Moved { to: d(to) },
+            entry("prod", Some("a"), json!({})),
+        )
+    }
+
+    #[test]
+    fn a_restore_goes_ahead_only_while_the_tag_is_missing() {
+        let gone = now(&[("prod", Err("ImageNotFound"))]);
+        assert_eq!(check(restore(), &gone).0, Action::Restore);
+        let (a, why) = check(restore(), &now(&[("prod", Ok("a"))]));
+        assert_eq!(a, Action::Superseded);
+        assert!(why.contains("already back on its pin"), "{why}");
+        let (a, why) = check(restore(), &now(&[("prod", Ok("b"))]));
+        assert_eq!(
+            a,
+            Action::Superseded,
+            "a late delete never rolls a deploy back"
+        );
+        assert!(why.contains("pushed since"), "{why}");
+        assert_eq!(
+            confirm(restore(), &now(&[("prod", Ok("a"))]), true).action,
+            Action::Restore,
+            "a retry after a crash restores again, so the page goes out"
+        );
+        assert_eq!(
+            check(restore(), &Present::from_lookup(&["prod".into()], None)).0,
+            Action::Restore,
+            "a repository that is gone: the restore finds out and pages the failure"
+        );
+    }
+
+    #[test]
+    fn a_revert_or_follow_needs_the_tag_where_the_event_put_it() {
+        let on_b = now(&[("prod", Ok("b"))]);
+        assert_eq!(check(revert("b"), &on_b).0, Action::Revert);
+        let (a, why) = check(revert("b"), &now(&[("prod", Ok("c"))]));
+        assert_eq!(
+            a,
+            Action::Superseded,
+            "moved again since: that push decides"
+        );
+        assert!(why.contains("moved again"), "{why}");
+        assert_eq!(
+            check(revert("b"), &now(&[("prod", Ok("a"))])).0,
+            Action::Superseded
+        );
+        assert_eq!(
+            check(revert("b"), &now(&[("prod", Err("ImageNotFound"))])).0,
+            Action::Superseded,
+            "deleted since: that delete decides"
+        );
+        // A follow pins what ECR holds now, with the manifest ECR just answered with.
+        let f = confirm(follow("b"), &on_b, false);
+        assert_eq!(
+            f.action,
+            Action::Follow {
+                to: d("b"),
+                manifest: Some(manifest("b"))
+            }
+        );
+        assert_eq!(
+            check(follow("b"), &now(&[("prod", Ok("c"))])).0,
+            Action::Superseded,
+            "never an older digest"
+        );
+    }
+
+    #[test]
+    fn a_release_and_a_first_sight_pin_follow_the_present_too() {
+        let release = decision(
+            Action::Release,
+            Cause::Deleted {
+                digest: Some(d("a")),
+            },
+            entry("prod", Some("a"), json!({})),
+        );
+        assert_eq!(
+            check(release.clone(), &now(&[("prod", Err("ImageNotFound"))])).0,
+            Action::Release
+        );
+        assert_eq!(
+            check(release, &now(&[("prod", Ok("b"))])).0,
+            Action::Superseded
+        );
+        let pin = |to: &str| {
+            decision(
+                Action::Pin {
+                    digest: d(to),
+                    manifest: None,
+                    restore: false,
+                },
+                Cause::Pushed { digest: d(to) },
+                entry("prod", None, json!({})),
+            )
+        };
+        assert_eq!(
+            check(pin("b"), &now(&[("prod", Ok("c"))])).0,
+            Action::Superseded
+        );
+        assert!(matches!(
+            check(pin("c"), &now(&[("prod", Ok("c"))])).0,
+            Action::Pin { .. }
+        ));
+    }
+
+    #[test]
+    fn a_keep_alive_tag_is_put_back_unless_it_is_on_the_pin() {
+        let k = Decision {
+            tag: keep("a"),
+            ..decision(
+                Action::RestoreKeep,
+                Cause::Moved { to: d("b") },
+                entry("prod", Some("a"), json!({})),
+            )
+        };
+        assert_eq!(
+            check(k.clone(), &now(&[(keep("a").as_str(), Ok("b"))])).0,
+            Action::RestoreKeep
+        );
+        assert_eq!(
+            check(
+                k.clone(),
+                &now(&[(keep("a").as_str(), Err("ImageNotFound"))])
+            )
+            .0,
+            Action::RestoreKeep
+        );
+        assert_eq!(
+            check(k, &now(&[(keep("a").as_str(), Ok("a"))])).0,
+            Action::Superseded
+        );
+    }
+
+    #[test]
+    fn when_ecr_cannot_say_the_guard_pages_instead_of_writing() {
+        let (a, why) = check(restore(), &Present::unreadable("AccessDenied"));
+        assert_eq!(a, Action::Alert);
+        assert!(why.contains("AccessDenied"), "{why}");
+        let (a, _) = check(revert("b"), &now(&[("prod", Err("InvalidImageTag"))]));
+        assert_eq!(a, Action::Alert);
+        let alert = decision(
+            Action::Alert,
+            Cause::Deleted { digest: None },
+            entry("prod", Some("a"), json!({})),
+        );
+        assert_eq!(
+            check(alert, &Present::unreadable("x")).0,
+            Action::Alert,
+            "a page writes nothing: it needs no read"
+        );
+    }
+
+    #[test]
+    fn a_removal_from_an_older_image_is_moot_once_the_tag_is_on_its_pin() {
+        // The deploy moved prod to b (pin followed); a delete of prod from a, made before
+        // the deploy, is delivered after it.
+        let late = decide(
+            &incident(user("bob"), vec![removed("prod", Some("a"))]),
+            &[entry("prod", Some("b"), json!({}))],
+            "etg-keep-",
+        )
+        .remove(0);
+        assert_eq!(late.action, Action::Alert);
+        assert_eq!(tags_to_read(std::slice::from_ref(&late)), vec!["prod"]);
+        assert_eq!(
+            check(late.clone(), &now(&[("prod", Ok("b"))])).0,
+            Action::Superseded
+        );
+        assert_eq!(
+            check(late, &now(&[("prod", Err("ImageNotFound"))])).0,
+            Action::Alert,
+            "still worth a page while the tag is off its pin"
+        );
+    }
+
+    #[test]
+    fn only_writes_are_read_and_each_tag_once() {
+        let nothing = decision(
+            Action::Nothing,
+            Cause::Pushed { digest: d("a") },
+            entry("other", Some("a"), json!({})),
+        );
+        assert_eq!(
+            tags_to_read(&[restore(), revert("b"), nothing]),
+            vec!["prod".to_string()]
+        );
+    }
+}
+
+mod reconcile_callers {
+    use super::*;
+    use crate::guard::reconcile::{explaining, needs_caller, with_caller, Witness};
+
+    const GRACE: i64 = 900;
+
+    fn at(t: &str, actor: Actor, changes: Vec<Change>) -> Incident {
+        Incident {
+            time: t.into(),
+            ..incident(actor, changes)
+        }
+    }
+
+    fn drift(action: Action, cause: Cause) -> Decision {
+        decision(
+            action,
+            cause,
+            entry(
+                "prod",
+                Some("a"),
+                json!({"allow": ["arn:aws:iam::*:role/deploy"]}),
+            ),
+        )
+    }
+
+    // 2026-01-01T01:00:00Z
+    const NOW: i64 = 1_767_229_200;
+
+    #[test]
+    fn only_undoing_a_change_on_an_item_with_allow_waits_for_the_caller() {
+        assert!(needs_caller(&drift(
+            Action::Revert,
+            Cause::Moved { to: d("b") }
+        )));
+        assert!(needs_caller(&drift(
+            Action::Restore,
+            Cause::Deleted { digest: None }
+        )));
+        assert!(!needs_caller(&drift(
+            Action::Alert,
+            Cause::Deleted { digest: None }
+        )));
+        let no_allow = decision(
+            Action::Restore,
+            Cause::Deleted { digest: None },
+            entry("prod", Some("a"), json!({})),
+        );
+        assert!(!needs_caller(&no_allow));
+    }
+
+    #[test]
+    fn the_newest_record_of_the_change_explains_it() {
+        let moved = drift(Action::Revert, Cause::Moved { to: d("b") });
+        let records = vec![
+            at(
+                "2026-01-01T00:10:00Z",
+                user("bob"),
+                vec![pushed("prod", "b")],
+            ),
+            at("2026-01-01T00:20:00Z", deploy(), vec![pushed("prod", "b")]),
+            at(
+                "2026-01-01T00:30:00Z",
+                user("eve"),
+                vec![pushed("prod", "c")],
+            ),
+            at(
+                "2026-01-01T00:40:00Z",
+                user("eve"),
+                vec![pushed("other", "b")],
+            ),
+        ];
+        let got = explaining(&moved, &records).map(|i| i.time.as_str());
+        assert_eq!(got, Some("2026-01-01T00:20:00Z"));
+        let missing = drift(Action::Restore, Cause::Deleted { digest: None });
+        let deletes = vec![
+            at(
+                "2026-01-01T00:05:00Z",
+                user("bob"),
+                vec![Change::ImageDeleted {
+                    digest: d("a"),
+                    tags: vec![],
+                    rule: None,
+                }],
+            ),
+            at(
+                "2026-01-01T00:01:00Z",
+                deploy(),
+                vec![removed("prod", Some("a"))],
+            ),
+        ];
+        let got = explaining(&missing, &deletes).map(|i| i.time.as_str());
+        assert_eq!(
+            got,
+            Some("2026-01-01T00:05:00Z"),
+            "a delete by digest counts"
+        );
+        assert!(explaining(&missing, &records).is_none());
+    }
+
+    #[test]
+    fn a_drift_is_kept_undone_or_paged_by_who_made_it() {
+        let moved = || drift(Action::Revert, Cause::Moved { to: d("b") });
+        let by_deploy = at("2026-01-01T00:20:00Z", deploy(), vec![pushed("prod", "b")]);
+        let by_bob = at(
+            "2026-01-01T00:20:00Z",
+            user("bob"),
+            vec![pushed("prod", "b")],
+        );
+        let got = with_caller(moved(), Witness::Record(&by_deploy), NOW, GRACE).unwrap();
+        assert_eq!(
+            got.action,
+            Action::Follow {
+                to: d("b"),
+                manifest: None
+            },
+            "an allowed deploy is kept: {}",
+            got.why
+        );
+        let got = with_caller(moved(), Witness::Record(&by_bob), NOW, GRACE).unwrap();
+        assert_eq!(got.action, Action::Revert);
+        assert!(got.why.contains("user/bob"), "{}", got.why);
+        let deleted = drift(Action::Restore, Cause::Deleted { digest: None });
+        let del = at(
+            "2026-01-01T00:20:00Z",
+            deploy(),
+            vec![removed("prod", None)],
+        );
+        assert_eq!(
+            with_caller(deleted, Witness::Record(&del), NOW, GRACE)
+                .unwrap()
+                .action,
+            Action::Release
+        );
+        let young = at(
+            "2026-01-01T00:50:00Z",
+            user("bob"),
+            vec![pushed("prod", "b")],
+        );
+        assert_eq!(
+            with_caller(moved(), Witness::Record(&young), NOW, GRACE),
+            None,
+            "within the grace period its own event decides"
+        );
+        assert_eq!(
+            with_caller(
+                moved(),
+                Witness::NotFound {
+                    first_seen: NOW - 60
+                },
+                NOW,
+                GRACE
+            ),
+            None
+        );
+        let late = with_caller(
+            moved(),
+            Witness::NotFound {
+                first_seen: NOW - GRACE,
+            },
+            NOW,
+            GRACE,
+        )
+        .unwrap();
+        assert_eq!(late.action, Action::Alert, "no record: paged, not undone");
+        let refused = |first_seen| {
+            with_caller(
+                moved(),
+                Witness::Unknowable {
+                    problem: "AccessDenied".into(),
+                    first_seen,
+                },
+                NOW,
+                GRACE,
+            )
+        };
+        assert_eq!(refused(NOW), None, "the grace period first");
+        let refused = refused(NOW - 3600).unwrap();
+        assert_eq!(refused.action, Action::Alert);
+        assert!(refused.why.contains("AccessDenied"), "{}", refused.why);
+    }
+}

@@ -19,7 +19,7 @@ use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
 use crate::ports::{
-    Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, CLAIM_LEASE_SECS,
+    Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, Trail, CLAIM_LEASE_SECS,
 };
 use crate::registry::{
     self, field, Entry, InvalidEntry, Manifest, Pin, RepoKey, TagRule, RULE_PARTITION,
@@ -92,6 +92,10 @@ pub struct State {
     pub calls: Vec<String>,
     /// Failures to answer the next call of an operation with, for tests.
     pub faults: BTreeMap<String, CallError>,
+    /// Ledger notes: when each key was first seen.
+    pub first_seen: BTreeMap<String, i64>,
+    /// CloudTrail's history: the changes made with a known caller, oldest first.
+    pub trail: Vec<Incident>,
 }
 
 /// A handle on the shared embedded world; clones share it.
@@ -123,6 +127,9 @@ impl Memory {
     /// event was sent. Replay does this before the guard reacts.
     pub fn apply(&self, incident: &Incident) {
         let mut s = self.state();
+        if matches!(incident.actor, crate::events::Actor::Principal { .. }) {
+            s.trail.push(incident.clone());
+        }
         if incident.changes.contains(&Change::RepositoryDeleted) {
             s.repos.remove(&incident.repo);
             return;
@@ -274,6 +281,27 @@ impl Registry for Memory {
         if let Some(pin) = pin {
             item.extend(registry::pin_fields(pin));
         }
+        Ok(true)
+    }
+
+    async fn release(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: &str,
+        at: &str,
+    ) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:UpdateItem")?;
+        let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
+            return Ok(false);
+        };
+        if item.get(field::DIGEST).and_then(Value::as_str) != Some(expect) {
+            return Ok(false);
+        }
+        for f in registry::PIN_FIELDS {
+            item.remove(*f);
+        }
+        item.insert(field::RELEASED_AT.into(), at.into());
         Ok(true)
     }
 
@@ -535,6 +563,33 @@ impl Ledger for Memory {
         let mut s = self.call("dynamodb:DeleteItem")?;
         s.ledger.remove(event_id);
         Ok(())
+    }
+
+    async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError> {
+        let mut s = self.call("dynamodb:UpdateItem")?;
+        Ok(*s.first_seen.entry(key.to_string()).or_insert(now))
+    }
+}
+
+impl Trail for Memory {
+    async fn tag_changes(
+        &self,
+        account: &str,
+        region: &str,
+        since: i64,
+    ) -> Result<Vec<Incident>, CallError> {
+        let s = self.call("cloudtrail:LookupEvents")?;
+        let mut found: Vec<Incident> = s
+            .trail
+            .iter()
+            .filter(|i| i.repo.account == account && i.repo.region == region)
+            .filter(|i| {
+                crate::text::parse_time(&Value::String(i.time.clone())).is_some_and(|t| t >= since)
+            })
+            .cloned()
+            .collect();
+        found.reverse();
+        Ok(found)
     }
 }
 

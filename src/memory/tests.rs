@@ -96,11 +96,12 @@ async fn restore_then_duplicate() {
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:Query",
+            "ecr:BatchGetImage",
             "ecr:PutImage",
             "ecr:PutImage",
             "sns:Publish"
         ],
-        "the second PutImage puts the keep-alive tag, beside the page"
+        "ECR is read before the restore; the second PutImage puts the keep-alive tag, beside the page"
     );
     let r = h.handle(&ev, &now(101)).await.unwrap();
     assert!(r.duplicate);
@@ -434,7 +435,9 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
     let keep = |n: &str| crate::registry::keep_tag("etg-keep-", &d(n)).unwrap();
     let mut seen = Vec::new();
     let r = h
-        .reconcile(&now(1000), &mut |done, total, _| seen.push((done, total)))
+        .reconcile(&now(1000), &w.clone(), &mut |done, total, _| {
+            seen.push((done, total))
+        })
         .await
         .unwrap();
     assert_eq!(seen, vec![(1, 1)], "progress per repository");
@@ -499,7 +502,10 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
 
     // The next run finds everything right but the lasting failure and the image on its way
     // back from archive (left to ECR), and pages neither.
-    let again = h.reconcile(&now(4600), &mut |_, _, _| {}).await.unwrap();
+    let again = h
+        .reconcile(&now(4600), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(again.ok, 5, "{:?}", again.repairs);
     assert_eq!(again.repairs.len(), 1);
     assert!(again.pages.is_empty());
@@ -512,7 +518,10 @@ async fn a_dry_run_reconcile_changes_nothing() {
         dry_run: true,
         ..handler(&w)
     };
-    let r = h.reconcile(&now(1000), &mut |_, _, _| {}).await.unwrap();
+    let r = h
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(r.repairs.len(), 7);
     assert!(r.repairs.iter().all(|h| h.outcome.is_none()));
     assert_eq!(tag_on(&w, "missing"), None);

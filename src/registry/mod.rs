@@ -203,6 +203,9 @@ pub struct Entry {
     /// When the guard, registering the item, found no such tag in ECR (it is pinned when the
     /// tag is pushed).
     pub not_found_at: Option<String>,
+    /// When the guard released the pin after an allowed caller deleted the tag (it is pinned
+    /// again when the tag is pushed).
+    pub released_at: Option<String>,
 }
 
 impl Entry {
@@ -510,6 +513,9 @@ pub mod field {
     pub const RULE: &str = "rule";
     /// Written by the guard when a registered tag was not in ECR: when it looked (RFC 3339).
     pub const NOT_FOUND_AT: &str = "not_found_at";
+    /// Written by the guard when an allowed caller deleted the tag and the pin was released
+    /// (RFC 3339); the tag is pinned again when it is pushed.
+    pub const RELEASED_AT: &str = "released_at";
 }
 
 /// The fields that make up a pin: written together, removed together.
@@ -521,6 +527,7 @@ pub const PIN_FIELDS: &[&str] = &[
     field::PINNED_BY,
     field::PINNED_AT,
     field::NOT_FOUND_AT,
+    field::RELEASED_AT,
 ];
 
 const KNOWN: &[&str] = &[
@@ -540,6 +547,7 @@ const KNOWN: &[&str] = &[
     field::PINNED_AT,
     field::RULE,
     field::NOT_FOUND_AT,
+    field::RELEASED_AT,
 ];
 
 /// Reads and validates one item. Every problem is listed, not only the first.
@@ -606,6 +614,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
     let settings = Protection::parse(obj, &mut problems);
     let rule = s(field::RULE, &mut problems);
     let not_found_at = s(field::NOT_FOUND_AT, &mut problems);
+    let released_at = s(field::RELEASED_AT, &mut problems);
     let pinned_by = s(field::PINNED_BY, &mut problems);
     let pinned_at = s(field::PINNED_AT, &mut problems);
     let (Some(repo), Some(tag), true) = (repo, tag, problems.is_empty()) else {
@@ -635,6 +644,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         notes: settings.notes,
         rule,
         not_found_at,
+        released_at,
     })
 }
 

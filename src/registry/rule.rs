@@ -207,9 +207,10 @@ pub fn parse_rule(item: &Value) -> Result<TagRule, InvalidEntry> {
     }
 }
 
-/// The stricter of two settings, for a tag that a tag item and a rule both protect: restore
-/// over alert, revert over follow over alert, the higher severity, and only the `allow` globs
-/// both name.
+/// The stricter of two settings, for a tag that a tag item (`a`) and a rule (`b`) both
+/// protect: restore over alert, revert over follow over alert, the higher severity. `allow`
+/// is the item's own, as written: a rule never takes a caller off it nor adds one (a deploy
+/// role an item allows keeps its moves followed when a broad rule also covers the tag).
 pub fn stricter(a: &Protection, b: &Protection) -> Protection {
     let move_rank = |m: OnMove| match m {
         OnMove::Revert => 2,
@@ -228,12 +229,8 @@ pub fn stricter(a: &Protection, b: &Protection) -> Protection {
             b.on_move
         },
         severity: Severity::max(a.severity, b.severity),
-        allow: a
-            .allow
-            .iter()
-            .filter(|g| b.allow.contains(g))
-            .cloned()
-            .collect(),
+        // An item's own `allow` is never narrowed (nor widened) by a rule covering it.
+        allow: a.allow.clone(),
         owner: a.owner.clone().or_else(|| b.owner.clone()),
         notes: a.notes.clone().or_else(|| b.notes.clone()),
     }

@@ -274,9 +274,7 @@ impl World {
                 client: self.ddb.clone(),
                 table: self.table.clone(),
             },
-            images: EcrImages {
-                client: self.ecr.clone(),
-            },
+            images: EcrImages::new(self.ecr.clone()),
             pager: SnsPager {
                 client: self.sns.clone(),
                 topic_arn: self.topic_arn.clone(),
@@ -300,12 +298,12 @@ impl World {
         ecr_tag_guard::cli::registry::Ops {
             admin: ecr_tag_guard::aws::admin::Admin {
                 ddb: self.ddb.clone(),
-                ecr: self.ecr.clone(),
+                ecr: ecr_tag_guard::aws::EcrClients::new(self.ecr.clone()),
                 table: self.table.clone(),
             },
             sts: self.sts.clone(),
             region: REGION.into(),
-            keep_prefix: ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX.into(),
+            settings: Settings::default(),
         }
     }
 
@@ -417,19 +415,7 @@ impl World {
 
     /// The digest a tag sits on now.
     pub async fn digest_of(&self, repo: &str, tag: &str) -> Option<String> {
-        let out = self
-            .ecr
-            .batch_get_image()
-            .repository_name(repo)
-            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-            .send()
-            .await
-            .ok()?;
-        out.images()
-            .first()
-            .and_then(|i| i.image_id())
-            .and_then(|i| i.image_digest())
-            .map(String::from)
+        digest_in(&self.ecr, repo, tag).await
     }
 
     /// The digests in a repository.
@@ -490,11 +476,16 @@ impl World {
 
     /// A registry item, in plain JSON (attribute values decoded).
     pub async fn item(&self, repo: &str, tag: &str) -> Option<Value> {
+        self.item_at(&self.repo(repo), tag).await
+    }
+
+    /// The registry item of a tag of any repository.
+    pub async fn item_at(&self, repo: &RepoKey, tag: &str) -> Option<Value> {
         let out = self
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key("repository", json_to_attr(&json!(self.repo(repo).key())))
+            .key("repository", json_to_attr(&json!(repo.key())))
             .key("tag", json_to_attr(&json!(tag)))
             .send()
             .await
@@ -741,4 +732,65 @@ pub fn lifecycle(w: &World, repo: &str, images: &[(&str, &[&str])]) -> Value {
             "serviceEventDetails": {"repositoryName": repo, "lifecycleEventImageActions": actions, "lifecycleEventFailureDetails": []}
         }
     })
+}
+
+/// ECR's own `ECR Image Action` event (no caller) for `kind` (PUSH or DELETE) of `tag`.
+pub fn image_action(w: &World, repo: &str, kind: &str, tag: &str, digest: &str) -> Value {
+    json!({
+        "version": "0", "id": next_id(), "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": w.account, "time": "2026-11-20T10:00:00Z", "region": REGION, "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": repo, "image-digest": digest,
+                   "action-type": kind, "image-tag": tag}
+    })
+}
+
+impl World {
+    /// An ECR client of this world (same moto account) in another region.
+    pub fn ecr_in(&self, region: &str) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::from_conf(
+            self.ecr
+                .config()
+                .to_builder()
+                .region(aws_config::Region::new(region.to_string()))
+                .build(),
+        )
+    }
+
+    /// The repository `name` in another region of this world's account.
+    pub fn repo_in(&self, region: &str, name: &str) -> RepoKey {
+        RepoKey {
+            region: region.into(),
+            ..self.repo(name)
+        }
+    }
+}
+
+/// The digest a tag sits on now, through `ecr` (any region).
+pub async fn digest_in(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> Option<String> {
+    let out = ecr
+        .batch_get_image()
+        .repository_name(repo)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await
+        .ok()?;
+    out.images()
+        .first()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .map(String::from)
+}
+
+/// The item with more fields.
+pub fn with(mut item: Value, extra: Value) -> Value {
+    if let (Some(a), Some(b)) = (item.as_object_mut(), extra.as_object()) {
+        a.extend(b.clone());
+    }
+    item
+}
+
+/// The keep-alive tag of a digest, with the default prefix.
+pub fn keep(digest: &str) -> String {
+    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, digest)
+        .expect("digest")
 }
