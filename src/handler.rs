@@ -192,6 +192,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 .any(|d| !matches!(d.action, Action::Nothing | Action::Superseded))
         };
         if !work(&decisions) {
+            if matches!(claim, Some(Claim::Fresh | Claim::Resumed)) {
+                // Claimed beside the read: mark it handled, so a duplicate is quiet too.
+                self.mark_handled(id, now).await;
+            }
             return Ok(self.nothing_to_do(report, incident, decisions));
         }
         // Read before you write: where the tags the decisions would write to are now, beside
@@ -246,9 +250,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         if self.dry_run || !work(&decisions) {
             if !self.dry_run {
                 // Overtaken by ECR's present state: handled, so a duplicate is quiet too.
-                if let Err(e) = self.ledger.finish(id, now.epoch, &[], false).await {
-                    warn!(event_id = id, error = %e, "could not mark the event handled");
-                }
+                self.mark_handled(id, now).await;
             }
             return Ok(self.nothing_to_do(report, incident, decisions));
         }
@@ -350,6 +352,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 // is found in place and not paged twice).
                 Ok(Some(false))
             }
+        }
+    }
+
+    /// Marks an event that needed no action handled; if that fails, its claim lapses after
+    /// its lease.
+    async fn mark_handled(&self, id: &str, now: &Now) {
+        if let Err(e) = self.ledger.finish(id, now.epoch, &[], false).await {
+            warn!(event_id = id, error = %e, "could not mark the event handled");
         }
     }
 

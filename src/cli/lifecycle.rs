@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
 use super::registry::Ops;
@@ -136,6 +136,9 @@ pub async fn shield(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let repo = ops.repo(repo).await?;
+    if let (true, Some(why)) = (apply, ops.settings.outside(&repo)) {
+        bail!("{repo} is outside the guard's scope ({why}): its lifecycle policy is left as it is");
+    }
     let current = policy_json(ops, &repo).await?;
     let Some(new) = lifecycle::shield(current.as_ref(), &ops.settings.keep_prefix)
         .map_err(|e| anyhow!("the lifecycle policy of {repo}: {e}"))?

@@ -653,7 +653,7 @@ fn a_keep_alive_tag_moved_onto_another_image_is_put_back() {
         )
     );
     let onto_its_pin = incident(user("bob"), vec![pushed(&keep("a"), "a")]);
-    assert!(decide(&onto_its_pin, &[e.clone()], "etg-keep-").is_empty());
+    assert!(decide(&onto_its_pin, std::slice::from_ref(&e), "etg-keep-").is_empty());
     let nobodys = incident(user("bob"), vec![pushed(&keep("z"), "b")]);
     assert!(decide(&nobodys, &[e], "etg-keep-").is_empty());
 }
