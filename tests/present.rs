@@ -300,17 +300,7 @@ async fn items_are_guarded_in_their_own_region_with_the_table_in_a_third() {
         },
         ..w.handler()
     };
-    ecr_west
-        .batch_delete_image()
-        .repository_name("web")
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("prod")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("delete");
+    untag_in(&ecr_west, "web", "prod").await;
     let mut ev = batch_delete(
         &w,
         user(&w, "bob"),
@@ -328,17 +318,7 @@ async fn items_are_guarded_in_their_own_region_with_the_table_in_a_third() {
     );
 
     // Drift in us-east-1, put right by reconcile there.
-    ecr_east
-        .batch_delete_image()
-        .repository_name("web")
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("prod")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("delete");
+    untag_in(&ecr_east, "web", "prod").await;
     let r = handler
         .reconcile(&Now::system(), &NoTrail, &mut |_, _, _| {})
         .await

@@ -781,6 +781,16 @@ pub async fn digest_in(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> Opti
         .map(String::from)
 }
 
+/// Deletes a tag through `ecr` (any region).
+pub async fn untag_in(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) {
+    ecr.batch_delete_image()
+        .repository_name(repo)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await
+        .expect("delete");
+}
+
 /// The item with more fields.
 pub fn with(mut item: Value, extra: Value) -> Value {
     if let (Some(a), Some(b)) = (item.as_object_mut(), extra.as_object()) {
