@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use ecr_tag_guard::guard::status::Storage;
 use ecr_tag_guard::guard::Settings;
-use ecr_tag_guard::handler::{Handler, Now};
 use ecr_tag_guard::memory::{Image, Memory, Repo, State};
 use ecr_tag_guard::registry::{keep_tag, RepoKey, DEFAULT_KEEP_PREFIX};
+use ecr_tag_guard::service::{Handler, Now};
 use ecr_tag_guard::text::sha256_digest;
 use serde_json::json;
 

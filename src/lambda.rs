@@ -9,15 +9,15 @@ use serde_json::{json, Value};
 use tracing::error;
 
 use crate::config::Config;
-use crate::handler::{Handler, Now};
 use crate::ports::{Images, Ledger, Pager, Registry, Trail};
+use crate::service::{Handler, Now};
 
 /// Runs the Lambda runtime loop. At start it only reads the environment and builds clients:
 /// no network call (credentials and region come from the Lambda environment).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let cfg = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let handler = crate::aws::from_config(&sdk, &cfg, false);
+    let handler = crate::wiring::from_config(&sdk, &cfg, false);
     let trail = crate::aws::CloudTrailLookup {
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };
@@ -41,7 +41,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
     trail: &impl Trail,
     event: &Value,
 ) -> Result<Value, lambda_runtime::Error> {
-    if let Some(records) = crate::registration::stream_records(event) {
+    if let Some(records) = crate::service::registration::stream_records(event) {
         // Boxed: the three handlers' futures are large, and nested they overflow the
         // compiler's layout query depth.
         let report = Box::pin(handler.register(&records, &Now::system())).await;

@@ -6,8 +6,10 @@
 //! * [`registry`] is the critical-tag item model and its validation;
 //! * [`guard`] is the pure core: incident + registry entries → decisions, outcomes → pages;
 //! * [`ports`] are the narrow traits the handler needs; [`aws`] and [`memory`] implement them;
-//! * [`handler`] runs one event through parse → look up → decide → act → page → record;
-//! * [`lambda`] and [`cli`] are the two entry points that call the handler.
+//! * [`service`] holds the use cases: an event (parse → look up → decide → confirm → act →
+//!   page → record), reconcile, pattern rules, registration from the table's stream;
+//! * [`wiring`] builds the SDK clients into the service, for
+//! * [`lambda`] and [`cli`], the two entry points.
 
 pub mod aws;
 pub mod cli;
@@ -15,13 +17,11 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod guard;
-pub mod handler;
 pub mod lambda;
 pub mod memory;
 pub mod page;
 pub mod ports;
-pub mod reconcile;
-pub mod registration;
 pub mod registry;
-pub mod rules;
+pub mod service;
 pub mod text;
+pub mod wiring;

@@ -18,9 +18,9 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use ecr_tag_guard::aws::EcrImages;
-use ecr_tag_guard::handler::{Handler, Now, Report};
 use ecr_tag_guard::memory::{Memory, Scenario};
-use ecr_tag_guard::reconcile::ReconcileReport;
+use ecr_tag_guard::service::reconcile::ReconcileReport;
+use ecr_tag_guard::service::{Handler, Now, Report};
 use serde_json::{json, Value};
 
 const REPO: &str = "123456789012/eu-west-1/web";

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ecr_tag_guard::handler::Report;
+use ecr_tag_guard::service::Report;
 use serde_json::{json, Value};
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -696,7 +696,7 @@ async fn a_failed_page_is_sent_on_the_retry_without_restoring_again() {
 
     let err = w
         .handler()
-        .handle(&event, &ecr_tag_guard::handler::Now::system())
+        .handle(&event, &ecr_tag_guard::service::Now::system())
         .await
         .expect_err("page failed");
     assert!(err.is_retryable(), "{err}");
@@ -807,7 +807,7 @@ async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_
     let h = w.handler();
     let r = h
         .reconcile(
-            &ecr_tag_guard::handler::Now::system(),
+            &ecr_tag_guard::service::Now::system(),
             &ecr_tag_guard::ports::NoTrail,
             &mut |_, _, _| {},
         )
@@ -868,7 +868,7 @@ async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_
     // Next run: only the watched tag is still missing (on_delete alert); it is not paged again.
     let again = h
         .reconcile(
-            &ecr_tag_guard::handler::Now::system(),
+            &ecr_tag_guard::service::Now::system(),
             &ecr_tag_guard::ports::NoTrail,
             &mut |_, _, _| {},
         )
@@ -907,7 +907,7 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
             report
                 .rule_changes
                 .iter()
-                .any(|c| c.tag == tag && c.change == "pinned"),
+                .any(|c| c.tag == tag && c.change.as_str() == "pinned"),
             "{tag}: {:?}",
             report.rule_changes
         );
@@ -980,7 +980,7 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
     let changes: Vec<(&str, &str)> = report
         .rule_changes
         .iter()
-        .map(|c| (c.tag.as_str(), c.change))
+        .map(|c| (c.tag.as_str(), c.change.as_str()))
         .collect();
     assert_eq!(changes, vec![("pr-b-3", "pinned"), ("pr-b-1", "released")]);
     assert_eq!(w.item("app", "pr-b-1").await, None);
@@ -1008,8 +1008,8 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
 
 fn records(
     event: &Value,
-) -> Vec<Result<ecr_tag_guard::registration::StreamRecord, (String, String)>> {
-    ecr_tag_guard::registration::stream_records(event).expect("a stream event")
+) -> Vec<Result<ecr_tag_guard::service::registration::StreamRecord, (String, String)>> {
+    ecr_tag_guard::service::registration::stream_records(event).expect("a stream event")
 }
 
 #[tokio::test]
@@ -1026,7 +1026,7 @@ async fn an_item_written_by_hand_is_pinned_from_the_stream_and_restored_after_a_
     assert_eq!(recs.len(), 1, "{first}");
     let h = w.handler();
     let report = h
-        .register(&recs, &ecr_tag_guard::handler::Now::system())
+        .register(&recs, &ecr_tag_guard::service::Now::system())
         .await;
     assert_eq!(report.records[0].outcome, "pinned", "{:?}", report.records);
     assert!(report.failures.is_empty());
@@ -1050,7 +1050,7 @@ async fn an_item_written_by_hand_is_pinned_from_the_stream_and_restored_after_a_
     );
     w.take_calls();
     let report = h
-        .register(&records(&own), &ecr_tag_guard::handler::Now::system())
+        .register(&records(&own), &ecr_tag_guard::service::Now::system())
         .await;
     assert!(
         report
@@ -1096,7 +1096,7 @@ async fn registration_of_a_missing_tag_an_invalid_item_and_a_rule() {
     let report = h
         .register(
             &records(&w.stream_event(0)),
-            &ecr_tag_guard::handler::Now::system(),
+            &ecr_tag_guard::service::Now::system(),
         )
         .await;
     let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.as_str()).collect();

@@ -10,9 +10,9 @@ mod common;
 use common::*;
 use ecr_tag_guard::cli::registry::{protect, ProtectOptions};
 use ecr_tag_guard::guard::Settings;
-use ecr_tag_guard::handler::{Handler, Now};
 use ecr_tag_guard::ports::NoTrail;
-use ecr_tag_guard::registration::StreamRecord;
+use ecr_tag_guard::service::registration::StreamRecord;
+use ecr_tag_guard::service::{Handler, Now};
 use serde_json::{json, Value};
 
 fn attr<'a>(page: &'a Value, name: &str) -> &'a str {

@@ -7,7 +7,7 @@ use common::*;
 use ecr_tag_guard::cli::lifecycle;
 use ecr_tag_guard::cli::registry::{self, ProtectOptions};
 use ecr_tag_guard::cli::rules;
-use ecr_tag_guard::handler::Now;
+use ecr_tag_guard::service::Now;
 use serde_json::{json, Value};
 
 fn now() -> Now {
@@ -742,7 +742,7 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
     let pinned: Vec<&str> = report
         .rule_changes
         .iter()
-        .filter(|c| c.change == "pinned")
+        .filter(|c| c.change.as_str() == "pinned")
         .map(|c| c.tag.as_str())
         .collect();
     assert_eq!(pinned, vec!["cccc0003", "bbbb0002"]);
@@ -783,7 +783,7 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
     let released: Vec<&str> = report
         .rule_changes
         .iter()
-        .filter(|c| c.change == "released")
+        .filter(|c| c.change.as_str() == "released")
         .map(|c| c.tag.as_str())
         .collect();
     assert_eq!(released.len(), 2, "{:?}", report.rule_changes);

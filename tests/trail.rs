@@ -10,10 +10,10 @@ use aws_sdk_cloudtrail::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use ecr_tag_guard::aws::CloudTrailLookup;
 use ecr_tag_guard::guard::{Action, Settings};
-use ecr_tag_guard::handler::{Handler, Now};
 use ecr_tag_guard::memory::{Memory, Scenario};
-use ecr_tag_guard::reconcile::ReconcileReport;
 use ecr_tag_guard::registry::RepoKey;
+use ecr_tag_guard::service::reconcile::ReconcileReport;
+use ecr_tag_guard::service::{Handler, Now};
 use serde_json::json;
 
 const REPO: &str = "123456789012/eu-west-1/web";

@@ -15,10 +15,7 @@ pub use dynamodb::{attr_to_json, json_to_attr, DynamoLedger, DynamoRegistry, TTL
 pub use ecr::{EcrClients, EcrImages};
 pub use sns::SnsPager;
 
-use crate::config::Config;
 use crate::error::CallError;
-use crate::guard::Settings;
-use crate::handler::Handler;
 
 /// Every manifest type ECR stores; `BatchGetImage` otherwise may convert or refuse.
 pub(crate) const MEDIA_TYPES: &[&str] = &[
@@ -29,48 +26,6 @@ pub(crate) const MEDIA_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
     "application/vnd.docker.distribution.manifest.v1+json",
 ];
-
-/// The handler wired to AWS.
-pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger>;
-
-/// Builds the handler from an SDK configuration: clients only, no network call.
-pub fn handler(
-    sdk: &aws_config::SdkConfig,
-    table: &str,
-    topic_arn: &str,
-    settings: Settings,
-    dry_run: bool,
-) -> AwsHandler {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    Handler {
-        registry: DynamoRegistry {
-            client: ddb.clone(),
-            table: table.to_string(),
-        },
-        images: EcrImages::new(aws_sdk_ecr::Client::new(sdk)),
-        pager: SnsPager {
-            client: aws_sdk_sns::Client::new(sdk),
-            topic_arn: topic_arn.to_string(),
-        },
-        ledger: DynamoLedger {
-            client: ddb,
-            table: table.to_string(),
-        },
-        settings,
-        dry_run,
-    }
-}
-
-/// [`handler`] for a [`Config`].
-pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> AwsHandler {
-    handler(
-        sdk,
-        &cfg.table,
-        &cfg.topic_arn,
-        cfg.settings.clone(),
-        dry_run,
-    )
-}
 
 /// Error codes that mean "slow down" or "try again": a retry can help.
 const RETRYABLE_CODES: &[&str] = &[

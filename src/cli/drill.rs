@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::registry::{protect, unprotect, Ops, ProtectOptions};
 use crate::aws::admin::ImageRef;
-use crate::handler::Now;
 use crate::registry::RepoKey;
+use crate::service::Now;
 
 /// What the drill did to ECR, for whoever must make the guard see it (tests invoke the
 /// handler with the matching event; in an account, EventBridge does).

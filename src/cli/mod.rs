@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::handler::Now;
+use crate::service::Now;
 
 pub use replay::{replay, ReplayOptions};
 

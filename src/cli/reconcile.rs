@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::guard::Outcome;
-use crate::handler::{action_name, outcome_name, Now};
+use crate::service::{action_name, outcome_name, Now};
 use crate::text::short_digest;
 
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
@@ -22,7 +22,7 @@ pub async fn run(
     };
     let cfg = Config::from_lookup(lookup)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let handler = crate::aws::from_config(&sdk, &cfg, dry_run);
+    let handler = crate::wiring::from_config(&sdk, &cfg, dry_run);
     let trail = crate::aws::CloudTrailLookup {
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };
@@ -42,15 +42,7 @@ pub async fn run(
             .outcome
             .as_ref()
             .map_or("planned".to_string(), outcome_name);
-        if matches!(
-            r.outcome,
-            Some(
-                Outcome::Alerted
-                    | Outcome::Failed { .. }
-                    | Outcome::Refused { .. }
-                    | Outcome::Conflict
-            )
-        ) {
+        if r.outcome.as_ref().is_some_and(Outcome::is_problem) {
             left += 1;
         }
         let action = action_name(&d.action);

@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 use crate::aws::admin::{Admin, ImageRef, TableState};
 use crate::aws::{DynamoRegistry, EcrImages, TTL_ATTRIBUTE};
 use crate::guard::PutStep;
-use crate::handler::Now;
 use crate::ports::{HistoryRecord, Images, PutError, Registry};
-use crate::reconcile::read_standings;
 use crate::registry::{self, field, parse_item, Entry, Manifest, RepoKey};
+use crate::service::reconcile::read_standings;
+use crate::service::Now;
 use crate::text::{clean, short_digest};
 
 /// What the commands work with.

@@ -12,9 +12,9 @@ use crate::config::Config;
 use crate::events::input::Step;
 use crate::events::{self, input, Change, Parsed};
 use crate::guard::Settings;
-use crate::handler::{Handler, Now, Report};
 use crate::memory::{Memory, Scenario};
 use crate::ports::{Images, Ledger, Pager, Registry};
+use crate::service::{Handler, Now, Report};
 use crate::text::short_digest;
 
 /// What `replay` was asked to do.
@@ -59,7 +59,7 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
         };
         let cfg = Config::from_lookup(lookup)?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let handler = crate::aws::from_config(&sdk, &cfg, opts.dry_run);
+        let handler = crate::wiring::from_config(&sdk, &cfg, opts.dry_run);
         return run(&handler, None, &files, opts, out).await;
     }
     let (scenario, name) = match &opts.state {
@@ -238,7 +238,7 @@ fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::i
             out,
             "  rule {}: {} {} ({})",
             c.rule,
-            c.change,
+            c.change.as_str(),
             c.tag,
             short_digest(&c.digest)
         )?;

@@ -202,6 +202,25 @@ pub enum Action {
     Superseded,
 }
 
+impl Action {
+    /// Its name, as in logs, history, pages' JSON and `--json` output (`restore`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Restore => "restore",
+            Action::Revert => "revert",
+            Action::Follow { .. } => "follow",
+            Action::Pin { .. } => "pin",
+            Action::Release => "release",
+            Action::RestoreKeep => "restore_keep",
+            Action::StoreManifest => "store_manifest",
+            Action::Unarchive => "unarchive",
+            Action::Alert => "alert",
+            Action::Nothing => "nothing",
+            Action::Superseded => "superseded",
+        }
+    }
+}
+
 /// One decision: the entry, what happened to it, what to do and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -514,6 +533,34 @@ pub enum Outcome {
     },
     /// Someone changed the registry item meanwhile; nothing was written.
     Conflict,
+}
+
+impl Outcome {
+    /// Its name, as in logs, history, pages' JSON and `--json` output (`restored`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Restored => "restored",
+            Outcome::AlreadyInPlace => "already_in_place",
+            Outcome::Followed => "followed",
+            Outcome::Pinned => "pinned",
+            Outcome::Released => "released",
+            Outcome::Alerted => "alerted",
+            Outcome::Unarchiving => "unarchiving",
+            Outcome::Skipped => "skipped",
+            Outcome::Refused { .. } => "refused",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Conflict => "conflict",
+        }
+    }
+
+    /// True for an outcome that leaves a problem a person must look at (paged once per
+    /// incident by reconcile; counted as left by the reconcile command).
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Alerted | Outcome::Failed { .. } | Outcome::Refused { .. } | Outcome::Conflict
+        )
+    }
 }
 
 /// What to page about one decision; [`crate::page`] renders it.

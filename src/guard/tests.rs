@@ -1079,3 +1079,50 @@ mod reconcile_callers {
         assert!(refused.why.contains("AccessDenied"), "{}", refused.why);
     }
 }
+
+#[test]
+fn names_are_the_serialised_kinds() {
+    let kind = |v: serde_json::Value| v["kind"].as_str().unwrap_or("?").to_string();
+    let actions = [
+        Action::Restore,
+        Action::Revert,
+        Action::Follow {
+            to: d("a"),
+            manifest: None,
+        },
+        Action::Pin {
+            digest: d("a"),
+            manifest: None,
+            restore: false,
+        },
+        Action::Release,
+        Action::RestoreKeep,
+        Action::StoreManifest,
+        Action::Unarchive,
+        Action::Alert,
+        Action::Nothing,
+        Action::Superseded,
+    ];
+    for a in actions {
+        assert_eq!(a.name(), kind(serde_json::to_value(&a).unwrap()));
+    }
+    let outcomes = [
+        Outcome::Restored,
+        Outcome::AlreadyInPlace,
+        Outcome::Followed,
+        Outcome::Pinned,
+        Outcome::Released,
+        Outcome::Alerted,
+        Outcome::Unarchiving,
+        Outcome::Skipped,
+        Outcome::Refused { why: "x".into() },
+        Outcome::Failed {
+            failure: Failure::Other,
+            detail: "x".into(),
+        },
+        Outcome::Conflict,
+    ];
+    for o in outcomes {
+        assert_eq!(o.name(), kind(serde_json::to_value(&o).unwrap()));
+    }
+}

@@ -592,6 +592,3 @@ impl Trail for Memory {
         Ok(found)
     }
 }
-
-#[cfg(test)]
-mod tests;

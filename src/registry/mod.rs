@@ -429,6 +429,20 @@ impl std::fmt::Display for InvalidEntry {
     }
 }
 
+/// Splits items read and validated one by one into the valid ones and the problems of the
+/// others: an invalid item never hides the rest, and is never dropped unreported.
+pub fn split_valid<T>(items: Vec<Result<T, InvalidEntry>>) -> (Vec<T>, Vec<InvalidEntry>) {
+    let mut valid = Vec::new();
+    let mut invalid = Vec::new();
+    for item in items {
+        match item {
+            Ok(v) => valid.push(v),
+            Err(bad) => invalid.push(bad),
+        }
+    }
+    (valid, invalid)
+}
+
 /// The keep-alive prefix used when none is configured.
 pub const DEFAULT_KEEP_PREFIX: &str = "etg-keep-";
 

@@ -22,12 +22,11 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use ecr_tag_guard::aws::{
-    json_to_attr, AwsHandler, DynamoLedger, DynamoRegistry, EcrImages, SnsPager,
-};
+use ecr_tag_guard::aws::{json_to_attr, DynamoLedger, DynamoRegistry, EcrImages, SnsPager};
 use ecr_tag_guard::guard::Settings;
-use ecr_tag_guard::handler::{Handler, Now, Report};
 use ecr_tag_guard::registry::RepoKey;
+use ecr_tag_guard::service::{Handler, Now, Report};
+use ecr_tag_guard::wiring::AwsHandler;
 use serde_json::{json, Value};
 
 pub const REGION: &str = "eu-west-1";

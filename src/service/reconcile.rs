@@ -2,7 +2,7 @@
 //! a schedule by the Lambda and by `ecr-tag-guard reconcile`. Reads are batched per
 //! repository (one `BatchGetImage` per 100 tags, keep-alive tags included), so the cost grows
 //! with repositories, not with calls per tag. Repairs go through the same
-//! [`Handler::act`](crate::handler::Handler) as events. A fix (a restore, a revert) is paged
+//! [`Handler::act`](crate::service::Handler) as events. A fix (a restore, a revert) is paged
 //! like one from an event; a problem that persists (a refusal, a failure, an alert) is paged
 //! once per incident: its first sighting claims a once-only record, which lapses after
 //! [`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS).
@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::history::{log_decision, record};
+use super::{Handled, Handler, Now};
 use crate::error::Error;
 use crate::events::Incident;
 use crate::guard::reconcile::{
@@ -19,10 +21,9 @@ use crate::guard::reconcile::{
 };
 use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
-use crate::handler::{log_decision, record, Handled, Handler, Now};
 use crate::page::{self, Page};
 use crate::ports::{Claim, Images, Ledger, Pager, Registry, Trail};
-use crate::registry::{Entry, InvalidEntry, RepoKey};
+use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey};
 
 /// What one reconcile run found and did.
 #[derive(Debug, Default, Serialize)]
@@ -40,7 +41,7 @@ pub struct ReconcileReport {
     /// Pages sent.
     pub pages: Vec<Page>,
     /// Pins that pattern rules added or released.
-    pub rule_changes: Vec<crate::rules::RuleChange>,
+    pub rule_changes: Vec<crate::service::rules::RuleChange>,
     /// Things that went wrong without stopping the run.
     pub warnings: Vec<String>,
     /// Drifts of items with `allow` left to the event path for now (grace period), one line
@@ -92,19 +93,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             read: HashMap::new(),
         };
         let (entries, rules) = futures::join!(self.registry.all_entries(), self.registry.rules());
-        let mut rule_list = Vec::new();
-        for r in rules? {
-            match r {
-                Ok(r) => rule_list.push(r),
-                Err(bad) => report.invalid.push(bad),
-            }
-        }
+        let (rule_list, bad_rules) = split_valid(rules?);
+        let (entries, bad_items) = split_valid(entries?);
+        report
+            .invalid
+            .extend(bad_rules.into_iter().chain(bad_items));
         let mut by_repo: BTreeMap<RepoKey, Vec<Entry>> = BTreeMap::new();
-        for e in entries? {
-            match e {
-                Ok(e) => by_repo.entry(e.repo.clone()).or_default().push(e),
-                Err(bad) => report.invalid.push(bad),
-            }
+        for e in entries {
+            by_repo.entry(e.repo.clone()).or_default().push(e);
         }
         // A rule naming one repository exactly covers it before it has any item.
         for r in &rule_list {
@@ -204,10 +200,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             };
             log_decision(&incident, &d, Some(&outcome));
             if let Some(alarm) = guard::report(&d, &outcome, false) {
-                let persistent = matches!(
-                    outcome,
-                    Outcome::Alerted | Outcome::Failed { .. } | Outcome::Refused { .. }
-                );
+                let persistent = outcome.is_problem();
                 if !persistent || self.first_sighting(repo, &d, &outcome, now).await? {
                     let p = page::render(&incident, &d, &alarm);
                     match self.pager.publish(&p).await {
@@ -318,7 +311,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         outcome: &Outcome,
         now: &Now,
     ) -> Result<bool, Error> {
-        let kind = crate::handler::outcome_name(outcome);
+        let kind = crate::service::outcome_name(outcome);
         let key = format!(
             "reconcile/{repo}:{}/{}/{kind}",
             d.tag,

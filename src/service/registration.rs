@@ -17,10 +17,10 @@ use tracing::{info, warn};
 use crate::error::Error;
 use crate::events::Incident;
 use crate::guard::{self, Action, Alarm, Cause};
-use crate::handler::{Handler, Now};
 use crate::page;
 use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
 use crate::registry::{self, field, Entry, RepoKey, Severity};
+use crate::service::{Handler, Now};
 
 /// How the guard signs the pins it writes (`pinned_by`).
 const GUARD_WRITER: &str = "ecr-tag-guard (";
@@ -326,8 +326,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             return Ok(format!("skipped: outside the guard's scope ({why})"));
         }
         let (entries, rules) = futures::join!(self.registry.entries(&repo), self.registry.rules());
-        let rules: Vec<_> = rules?.into_iter().filter_map(Result::ok).collect();
-        let entries: Vec<Entry> = entries?.into_iter().filter_map(Result::ok).collect();
+        let (rules, bad_rules) = registry::split_valid(rules?);
+        let (entries, bad_items) = registry::split_valid(entries?);
+        for bad in bad_rules.iter().chain(&bad_items) {
+            warn!(item = %bad.key, problems = ?bad.problems, "invalid registry item skipped");
+        }
         let changes = self
             .materialise(&repo, &rules, &entries, None, &rec.id, now)
             .await?;

@@ -1,12 +1,16 @@
-//! The handler on the embedded world: the exactly-once and failure paths, with the calls
-//! each costs. Compiled only under #[cfg(test)] (declared in the parent module).
+//! The use cases on the embedded world: the exactly-once and failure paths, reconcile,
+//! registration, rules, with the calls each costs. Compiled only under #[cfg(test)].
 
 use serde_json::{json, Value};
 
 use super::*;
-use crate::guard::Outcome;
-use crate::handler::{Handler, Now};
+use crate::guard::status::Storage;
+use crate::memory::{Image, LedgerRecord, Memory, Scenario};
 use crate::ports::Claim;
+use crate::ports::{Ledger, Registry, CLAIM_LEASE_SECS};
+use crate::registry::{Pin, RepoKey};
+use crate::service::{Handler, Now};
+use crate::text::sha256_digest;
 
 const REPO: &str = "123456789012/eu-west-1/web";
 
@@ -570,8 +574,8 @@ fn stream_event(records: &[(&str, &str, Value)]) -> Value {
     json!({ "Records": recs })
 }
 
-async fn register(w: &Memory, event: &Value) -> crate::registration::StreamReport {
-    let records = crate::registration::stream_records(event).expect("a stream event");
+async fn register(w: &Memory, event: &Value) -> crate::service::registration::StreamReport {
+    let records = crate::service::registration::stream_records(event).expect("a stream event");
     handler(w).register(&records, &now(500)).await
 }
 
@@ -690,12 +694,12 @@ async fn one_bad_record_neither_blocks_nor_reruns_the_others() {
 
 #[test]
 fn stream_records_are_read_and_their_problems_named() {
-    assert!(crate::registration::stream_records(&json!({"detail-type": "x"})).is_none());
-    assert!(
-        crate::registration::stream_records(&json!({"Records": [{"eventSource": "aws:sqs"}]}))
-            .is_none()
-    );
-    let got = crate::registration::stream_records(&json!({"Records": [
+    assert!(crate::service::registration::stream_records(&json!({"detail-type": "x"})).is_none());
+    assert!(crate::service::registration::stream_records(
+        &json!({"Records": [{"eventSource": "aws:sqs"}]})
+    )
+    .is_none());
+    let got = crate::service::registration::stream_records(&json!({"Records": [
         {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": {"a": {"S": "x"}}}},
         {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"SequenceNumber": "9", "NewImage": {"a": {"Q": "x"}}}},
         {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"SequenceNumber": "10", "NewImage": {
@@ -789,7 +793,7 @@ async fn a_rule_push_that_cannot_list_the_images_is_retried_and_an_invalid_rule_
     let changes: Vec<(&str, &str)> = r
         .rule_changes
         .iter()
-        .map(|c| (c.tag.as_str(), c.change))
+        .map(|c| (c.tag.as_str(), c.change.as_str()))
         .collect();
     assert_eq!(changes, [("rel-1", "pinned")]);
     assert_eq!(item(&w, "rel-1")["rule"], "rel");
@@ -801,7 +805,7 @@ async fn a_rule_push_that_cannot_list_the_images_is_retried_and_an_invalid_rule_
     let changes: Vec<(&str, &str)> = r
         .rule_changes
         .iter()
-        .map(|c| (c.tag.as_str(), c.change))
+        .map(|c| (c.tag.as_str(), c.change.as_str()))
         .collect();
     assert_eq!(changes, [("rel-2", "pinned"), ("rel-1", "released")]);
     assert!(!w

@@ -10,9 +10,9 @@ use tracing::info;
 
 use crate::error::Error;
 use crate::guard;
-use crate::handler::{Handler, Now};
 use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
 use crate::registry::{Entry, Manifest, RepoKey, TagRule};
+use crate::service::{Handler, Now};
 
 /// One change a rule made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -23,9 +23,39 @@ pub struct RuleChange {
     pub tag: String,
     /// The image.
     pub digest: String,
-    /// `pinned` (newly protected) or `released` (fell out of the newest N, or its rule is
-    /// gone).
-    pub change: &'static str,
+    /// What changed.
+    pub change: RuleChangeKind,
+}
+
+/// What a rule did to a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleChangeKind {
+    /// Newly protected: among the newest N of its group.
+    Pinned,
+    /// No longer protected: fell out of the newest N, or its rule is gone.
+    Released,
+}
+
+impl RuleChangeKind {
+    /// Its name (`pinned`, `released`), as printed and serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleChangeKind::Pinned => "pinned",
+            RuleChangeKind::Released => "released",
+        }
+    }
+
+    /// The history record's action and detail for it.
+    fn history(self) -> (&'static str, &'static str) {
+        match self {
+            RuleChangeKind::Pinned => ("pin", "among the newest images the rule protects"),
+            RuleChangeKind::Released => (
+                "release",
+                "no longer among the newest images the rule protects (or the rule is gone)",
+            ),
+        }
+    }
 }
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
@@ -81,7 +111,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 rule,
                 tag,
                 digest,
-                change: "pinned",
+                change: RuleChangeKind::Pinned,
             });
         }
         for (rule, e) in releases {
@@ -93,9 +123,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 let others: Vec<Entry> = entries
                     .iter()
                     .filter(|o| {
-                        !changes
-                            .iter()
-                            .any(|c: &RuleChange| c.change == "released" && c.tag == o.tag)
+                        !changes.iter().any(|c: &RuleChange| {
+                            c.change == RuleChangeKind::Released && c.tag == o.tag
+                        })
                     })
                     .cloned()
                     .collect();
@@ -107,33 +137,27 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 rule,
                 tag: e.tag.clone(),
                 digest,
-                change: "released",
+                change: RuleChangeKind::Released,
             });
         }
         if !self.dry_run && !changes.is_empty() {
             let records: Vec<HistoryRecord> = changes
                 .iter()
-                .map(|c| HistoryRecord {
-                    repo: repo.clone(),
-                    tag: c.tag.clone(),
-                    at: now.rfc3339.clone(),
-                    event_id: event_id.to_string(),
-                    action: if c.change == "pinned" {
-                        "pin"
-                    } else {
-                        "release"
+                .map(|c| {
+                    let (action, detail) = c.change.history();
+                    let pinned = c.change == RuleChangeKind::Pinned;
+                    HistoryRecord {
+                        repo: repo.clone(),
+                        tag: c.tag.clone(),
+                        at: now.rfc3339.clone(),
+                        event_id: event_id.to_string(),
+                        action: action.into(),
+                        outcome: c.change.as_str().into(),
+                        old_digest: (!pinned).then(|| c.digest.clone()),
+                        new_digest: pinned.then(|| c.digest.clone()),
+                        who: format!("rule {}", c.rule),
+                        detail: detail.into(),
                     }
-                    .into(),
-                    outcome: c.change.into(),
-                    old_digest: (c.change == "released").then(|| c.digest.clone()),
-                    new_digest: (c.change == "pinned").then(|| c.digest.clone()),
-                    who: format!("rule {}", c.rule),
-                    detail: if c.change == "pinned" {
-                        "among the newest images the rule protects".into()
-                    } else {
-                        "no longer among the newest images the rule protects (or the rule is gone)"
-                            .into()
-                    },
                 })
                 .collect();
             if let Err(e) = self.registry.add_history(&records).await {

@@ -1,0 +1,263 @@
+//! Carrying out one decision: the writes to ECR and the registry a decision stands for.
+
+use futures::future::join_all;
+use tracing::warn;
+
+use crate::error::Error;
+use crate::guard::{self, plan_restore, Action, Decision, Outcome, PutStep};
+use crate::ports::{Images, Ledger, Pager, Put, PutError, Registry};
+use crate::registry::{Entry, Manifest, Pin, RepoKey};
+
+use super::{Handler, Now};
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Carries out one decision. `Err` only for failures a retry may mend.
+    pub(crate) async fn act(
+        &self,
+        repo: &RepoKey,
+        d: &Decision,
+        entries: &[Entry],
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let e = &d.entry;
+        let prefix = &self.settings.keep_prefix;
+        match &d.action {
+            Action::Nothing | Action::Superseded => Ok(Outcome::Skipped),
+            Action::Alert => Ok(Outcome::Alerted),
+            // For a keep-alive tag, `d.tag` is that tag and the entry is the pin it keeps.
+            Action::Restore | Action::Revert | Action::RestoreKeep => match &e.pin {
+                Some(pin) => self.restore(repo, &e.tag, &d.tag, pin, now).await,
+                None => Ok(Outcome::Refused {
+                    why: "the tag is not pinned".into(),
+                }),
+            },
+            Action::Release => {
+                let Some(old) = e.digest() else {
+                    return Ok(Outcome::Skipped);
+                };
+                if !self
+                    .registry
+                    .release(repo, &d.tag, old, &now.rfc3339)
+                    .await?
+                {
+                    return Ok(Outcome::Conflict);
+                }
+                self.drop_keep_alive(
+                    repo,
+                    guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
+                )
+                .await;
+                Ok(Outcome::Released)
+            }
+            Action::Follow { to, manifest } => {
+                let pin = self
+                    .capture(repo, to, manifest.as_ref(), now, "followed the move")
+                    .await?;
+                let written = self
+                    .registry
+                    .set_pin(repo, &d.tag, e.digest(), Some(&pin))
+                    .await?;
+                if !written {
+                    return Ok(Outcome::Conflict);
+                }
+                self.add_keep_alive(repo, &pin).await;
+                if let Some(old) = e.digest() {
+                    self.drop_keep_alive(
+                        repo,
+                        guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
+                    )
+                    .await;
+                }
+                Ok(Outcome::Followed)
+            }
+            Action::StoreManifest => {
+                let Some(digest) = e.digest() else {
+                    return Ok(Outcome::Skipped);
+                };
+                let pin = self
+                    .capture(repo, digest, None, now, "manifest stored by reconcile")
+                    .await?;
+                if pin.manifest.is_none() {
+                    return Ok(Outcome::Refused {
+                        why: "ECR no longer has the pinned image: there is no manifest to keep"
+                            .into(),
+                    });
+                }
+                if !self
+                    .registry
+                    .set_pin(repo, &d.tag, Some(digest), Some(&pin))
+                    .await?
+                {
+                    return Ok(Outcome::Conflict);
+                }
+                self.add_keep_alive(repo, &pin).await;
+                Ok(Outcome::Pinned)
+            }
+            Action::Unarchive => {
+                let Some(digest) = e.digest() else {
+                    return Ok(Outcome::Skipped);
+                };
+                match self.images.unarchive(repo, digest).await {
+                    Ok(()) => Ok(Outcome::Unarchiving),
+                    Err(c) if c.retryable => Err(Error::Call(c)),
+                    Err(c) => Ok(Outcome::Failed {
+                        failure: guard::Failure::Other,
+                        detail: c.message,
+                    }),
+                }
+            }
+            Action::Pin {
+                digest,
+                manifest,
+                restore,
+            } => {
+                let pin = self
+                    .capture(repo, digest, manifest.as_ref(), now, "first sight")
+                    .await?;
+                if !self
+                    .registry
+                    .set_pin(repo, &d.tag, None, Some(&pin))
+                    .await?
+                {
+                    return Ok(Outcome::Conflict);
+                }
+                if *restore {
+                    // The restore's keep-alive tag is put beside the page.
+                    self.restore(repo, &d.tag, &d.tag, &pin, now).await
+                } else {
+                    self.add_keep_alive(repo, &pin).await;
+                    Ok(Outcome::Pinned)
+                }
+            }
+        }
+    }
+
+    /// Builds a pin for `digest`: the event's manifest when its sha256 is the digest, else
+    /// the manifest ECR still has (and an index's children), else a pin without manifest.
+    pub(crate) async fn capture(
+        &self,
+        repo: &RepoKey,
+        digest: &str,
+        from_event: Option<&Manifest>,
+        now: &Now,
+        why: &str,
+    ) -> Result<Pin, Error> {
+        let manifest = match from_event.filter(|m| m.digest == digest && m.verify()) {
+            Some(m) => Some(m.clone()),
+            None => self.images.manifest(repo, digest).await?,
+        };
+        let mut children = Vec::new();
+        if let Some(m) = &manifest {
+            for child in join_all(
+                m.child_digests()
+                    .iter()
+                    .map(|c| self.images.manifest(repo, c)),
+            )
+            .await
+            {
+                children.extend(child?.filter(Manifest::verify));
+            }
+        }
+        Ok(Pin {
+            digest: digest.to_string(),
+            manifest: manifest.filter(Manifest::verify),
+            children,
+            pinned_by: Some(format!("ecr-tag-guard ({why})")),
+            pinned_at: Some(now.rfc3339.clone()),
+        })
+    }
+
+    /// Puts `tag` back on `pin` (the pin of the item for `item_tag`): index children first,
+    /// then the tagged manifest.
+    async fn restore(
+        &self,
+        repo: &RepoKey,
+        item_tag: &str,
+        tag: &str,
+        pin: &Pin,
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let fetched = match pin.manifest {
+            Some(_) => None,
+            None => self.images.manifest(repo, &pin.digest).await?,
+        };
+        let steps = match plan_restore(tag, pin, fetched.as_ref()) {
+            Ok(steps) => steps,
+            Err(why) => return Ok(Outcome::Refused { why }),
+        };
+        let Some((last, children)) = steps.split_last() else {
+            return Ok(Outcome::Refused {
+                why: "nothing to push".into(),
+            });
+        };
+        for r in join_all(children.iter().map(|s| self.images.put(repo, s))).await {
+            if let Err(e) = r {
+                return put_failed(e);
+            }
+        }
+        let outcome = match self.images.put(repo, last).await {
+            Ok(Put::Written) => Outcome::Restored,
+            Ok(Put::AlreadyThere) => Outcome::AlreadyInPlace,
+            Err(e) => return put_failed(e),
+        };
+        if let Some(m) = fetched.filter(Manifest::verify) {
+            // Keep the manifest ECR still had, so the next restore does not depend on it.
+            let pin = Pin {
+                manifest: Some(m),
+                pinned_at: Some(now.rfc3339.clone()),
+                ..pin.clone()
+            };
+            if let Err(e) = self
+                .registry
+                .set_pin(repo, item_tag, Some(&pin.digest), Some(&pin))
+                .await
+            {
+                warn!(tag = item_tag, error = %e, "could not store the fetched manifest");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Tags a newly pinned digest with its keep-alive tag. A failure is logged, not fatal:
+    /// the pin holds without it, and `status` reports the missing tag.
+    pub(crate) async fn add_keep_alive(&self, repo: &RepoKey, pin: &Pin) {
+        let (Some(manifest), Some(tag)) = (
+            &pin.manifest,
+            crate::registry::keep_tag(&self.settings.keep_prefix, &pin.digest),
+        ) else {
+            return;
+        };
+        let step = PutStep {
+            manifest: manifest.clone(),
+            tag: Some(tag),
+        };
+        self.put_keep_alive(repo, std::slice::from_ref(&step)).await;
+    }
+
+    /// Puts keep-alive tags; failures are logged.
+    pub(crate) async fn put_keep_alive(&self, repo: &RepoKey, steps: &[PutStep]) {
+        for (step, r) in steps
+            .iter()
+            .zip(join_all(steps.iter().map(|s| self.images.put(repo, s))).await)
+        {
+            if let Err(e) = r {
+                warn!(repository = %repo, tag = step.tag.as_deref().unwrap_or("-"), error = ?e, "keep-alive tag not put");
+            }
+        }
+    }
+
+    /// Removes a keep-alive tag no pin needs any more; failures are logged.
+    pub(crate) async fn drop_keep_alive(&self, repo: &RepoKey, tag: Option<String>) {
+        let Some(tag) = tag else { return };
+        if let Err(e) = self.images.untag(repo, &tag).await {
+            warn!(repository = %repo, tag, error = %e, "keep-alive tag not removed");
+        }
+    }
+}
+
+fn put_failed(e: PutError) -> Result<Outcome, Error> {
+    match e {
+        PutError::Refused(failure, detail) => Ok(Outcome::Failed { failure, detail }),
+        PutError::Call(c) => Err(Error::Call(c)),
+    }
+}

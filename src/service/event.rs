@@ -1,0 +1,456 @@
+//! One event through the guard: parse → screen → read the registry (and claim) → decide →
+//! read ECR now (and claim) → confirm → act → page, record and mark done.
+//!
+//! Round trips for a deleted protected tag: (1) the registry read and the once-only claim,
+//! together; (2) where the tag is now (`BatchGetImage`); (3) `PutImage`; (4) the page, the
+//! history and the ledger's "done", together. A push is read first and claimed only when it
+//! touches a protected tag; an event dismissed by its own content costs nothing.
+
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::error::{CallError, Error};
+use crate::events::{self, Change, Incident, Parsed};
+use crate::guard::present::{self, Present};
+use crate::guard::{self, Action, Decision, Outcome};
+use crate::page::{self, Page};
+use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+use crate::registry::{split_valid, Entry, InvalidEntry, TagRule};
+
+use super::history::{log_decision, record};
+use super::{Handled, Handler, Now};
+
+/// What the handler did with one event.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// The event's id, where known.
+    pub event_id: Option<String>,
+    /// Why nothing was done, when the event is none of the guard's business.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// The facts read from the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    /// Registry items of the repository that are not valid.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_entries: Vec<InvalidEntry>,
+    /// One per protected tag the event touches.
+    pub decisions: Vec<Handled>,
+    /// The pages published.
+    pub pages: Vec<Page>,
+    /// Pins that pattern rules added or released because of this event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_changes: Vec<crate::service::rules::RuleChange>,
+    /// The event had been handled before: nothing was done again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// Things that went wrong without failing the event (a lost history write).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Handles one event. An `Err` that [`Error::is_retryable`] should fail the invocation.
+    pub async fn handle(&self, event: &Value, now: &Now) -> Result<Report, Error> {
+        let incident = match self.read_event(event)? {
+            Ok(incident) => incident,
+            Err(ignored) => return Ok(ignored),
+        };
+        let mut report = Report {
+            event_id: Some(incident.event_id.clone()),
+            ..Report::default()
+        };
+        let event_id = incident.event_id.clone();
+        let id = event_id.as_str();
+        let (entries, rules, claim) = self.read_registry(&incident, now, &mut report).await?;
+        let ours = matches!(claim, Some(Claim::Fresh | Claim::Resumed));
+        if let Err(e) = self
+            .follow_rules(&incident, &rules, &entries, now, &mut report)
+            .await
+        {
+            if ours {
+                self.release(id).await;
+            }
+            return Err(e);
+        }
+        let decisions = guard::decide(&incident, &entries, &self.settings.keep_prefix);
+        if !has_work(&decisions) {
+            if ours {
+                // Claimed beside the read: mark it handled, so a duplicate is quiet too.
+                self.mark_handled(id, now).await;
+            }
+            return Ok(self.nothing_to_do(report, incident, decisions));
+        }
+        let Some((present, resumed)) = self
+            .read_present(&incident, &decisions, claim, now, &mut report)
+            .await?
+        else {
+            report.incident = Some(incident);
+            return Ok(report);
+        };
+        let decisions: Vec<Decision> = decisions
+            .into_iter()
+            .map(|d| present::confirm(d, &present, resumed))
+            .collect();
+        if self.dry_run || !has_work(&decisions) {
+            if !self.dry_run {
+                // Overtaken by ECR's present state: handled, so a duplicate is quiet too.
+                self.mark_handled(id, now).await;
+            }
+            return Ok(self.nothing_to_do(report, incident, decisions));
+        }
+        self.carry_out(incident, decisions, &entries, resumed, now, report)
+            .await
+    }
+
+    /// The incident an event reports, or (as `Err`) the report of an event that is none of
+    /// the guard's business.
+    fn read_event(&self, event: &Value) -> Result<Result<Incident, Report>, Error> {
+        let incident = match events::parse(event)? {
+            Parsed::Ignored { event_id, reason } => {
+                return Ok(Err(ignored(event_id, reason, None)))
+            }
+            Parsed::Incident(i) => i,
+        };
+        match guard::screen(&incident, &self.settings) {
+            Some(reason) => Ok(Err(ignored(
+                Some(incident.event_id.clone()),
+                reason,
+                Some(incident),
+            ))),
+            None => Ok(Ok(incident)),
+        }
+    }
+
+    /// The repository's valid items (with the settings rules give them) and the rules, read
+    /// together; a removal is claimed beside them, to save a round trip when it matters.
+    /// Invalid items and rules go to the report.
+    async fn read_registry(
+        &self,
+        incident: &Incident,
+        now: &Now,
+        report: &mut Report,
+    ) -> Result<(Vec<Entry>, Vec<TagRule>, Option<Claim>), Error> {
+        let id = incident.event_id.as_str();
+        let claim_early = !self.dry_run && incident.changes.iter().any(Change::is_removal);
+        let read = async {
+            let (entries, rules) =
+                futures::join!(self.registry.entries(&incident.repo), self.registry.rules());
+            Ok::<_, CallError>((entries?, rules?))
+        };
+        let ((entries, rules), claim) = if claim_early {
+            let (read, claim) = futures::join!(read, self.ledger.claim(id, now.epoch));
+            let claim = claim?;
+            match read {
+                Ok(read) => (read, Some(claim)),
+                Err(e) => {
+                    if matches!(claim, Claim::Fresh | Claim::Resumed) {
+                        self.release(id).await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        } else {
+            (read.await?, None)
+        };
+        let (entries, bad_items) = split_valid(entries);
+        let (rules, bad_rules) = split_valid(rules);
+        for bad in bad_items.iter().chain(&bad_rules) {
+            warn!(event_id = id, item = %bad.key, problems = ?bad.problems, "invalid registry item skipped");
+        }
+        report
+            .invalid_entries
+            .extend(bad_items.into_iter().chain(bad_rules));
+        Ok((guard::rules::effective(entries, &rules), rules, claim))
+    }
+
+    /// A push of a tag some rule matches may change the rule's protected set: its pins are
+    /// brought in line (the changes go to the report).
+    async fn follow_rules(
+        &self,
+        incident: &Incident,
+        rules: &[TagRule],
+        entries: &[Entry],
+        now: &Now,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let pushed = incident.changes.iter().find_map(|c| match c {
+            Change::TagPushed { tag, manifest, .. }
+                if !tag.starts_with(&self.settings.keep_prefix)
+                    && rules
+                        .iter()
+                        .any(|r| r.covers(&incident.repo) && r.group_of(tag).is_some()) =>
+            {
+                Some(manifest.clone())
+            }
+            _ => None,
+        });
+        if let Some(hint) = pushed {
+            let id = &incident.event_id;
+            report.rule_changes = self
+                .materialise(&incident.repo, rules, entries, hint.as_ref(), id, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Read before you write: where the tags the decisions would write to are now, beside
+    /// the claim when it is not taken yet. `None` when the event was handled before (the
+    /// report says so); else what ECR holds and whether an earlier attempt may have acted.
+    async fn read_present(
+        &self,
+        incident: &Incident,
+        decisions: &[Decision],
+        claim: Option<Claim>,
+        now: &Now,
+        report: &mut Report,
+    ) -> Result<Option<(Present, bool)>, Error> {
+        let id = incident.event_id.as_str();
+        let tags = present::tags_to_read(decisions);
+        let read_now = async {
+            if tags.is_empty() {
+                return Ok(Present::default());
+            }
+            match self.images.lookup(&incident.repo, &tags).await {
+                Ok(answer) => Ok(Present::from_lookup(&tags, answer.as_deref())),
+                Err(e) if e.retryable => Err(e),
+                Err(e) => Ok(Present::unreadable(&e.to_string())),
+            }
+        };
+        let (present, resumed) = match claim {
+            // Claimed beside the registry read: a duplicate stops before reading ECR.
+            Some(c) => match self.settle(id, now, c, report).await? {
+                Some(resumed) => (read_now.await, resumed),
+                None => return Ok(None),
+            },
+            None if self.dry_run => (read_now.await, false),
+            None => {
+                let (present, c) = futures::join!(read_now, self.ledger.claim(id, now.epoch));
+                match self.settle(id, now, c?, report).await? {
+                    Some(resumed) => (present, resumed),
+                    None => return Ok(None),
+                }
+            }
+        };
+        match present {
+            Ok(p) => Ok(Some((p, resumed))),
+            Err(e) => {
+                if !self.dry_run {
+                    self.release(id).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Acts on every decision, then pages, records history and puts keep-alive tags back,
+    /// together. A failure worth a retry releases the claim after the pages of what did work
+    /// went out (restores are idempotent, and a tag found in place is not paged again).
+    async fn carry_out(
+        &self,
+        incident: Incident,
+        decisions: Vec<Decision>,
+        entries: &[Entry],
+        resumed: bool,
+        now: &Now,
+        mut report: Report,
+    ) -> Result<Report, Error> {
+        let id = incident.event_id.clone();
+        let id = id.as_str();
+        let repo = incident.repo.clone();
+        let results = join_all(decisions.iter().map(|d| self.act(&repo, d, entries, now))).await;
+        let mut pages = Vec::new();
+        let mut history = Vec::new();
+        let mut retry: Option<Error> = None;
+        for (d, result) in decisions.into_iter().zip(results) {
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(event_id = id, tag = %d.tag, error = %e, "acting failed; the event will be retried");
+                    retry.get_or_insert(e);
+                    continue;
+                }
+            };
+            log_decision(&incident, &d, Some(&outcome));
+            if let Some(alarm) = guard::report(&d, &outcome, resumed) {
+                pages.push(page::render(&incident, &d, &alarm));
+            }
+            if !matches!(d.action, Action::Nothing | Action::Superseded) {
+                history.push(record(&incident, &d, &outcome, now));
+            }
+            report.decisions.push(Handled {
+                decision: d,
+                outcome: Some(outcome),
+            });
+        }
+        let done: Vec<(&Decision, &Outcome)> = report
+            .decisions
+            .iter()
+            .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
+            .collect();
+        let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
+        report.incident = Some(incident);
+        let (sent, hist, ()) = futures::join!(
+            self.send_pages(id, now, pages, retry.is_none(), &mut report),
+            async {
+                if history.is_empty() {
+                    Ok(())
+                } else {
+                    self.registry.add_history(&history).await
+                }
+            },
+            self.put_keep_alive(&repo, &keep),
+        );
+        if let Err(e) = hist {
+            warn!(event_id = id, error = %e, "history not written");
+            report.warnings.push(format!("history not written: {e}"));
+        }
+        sent?;
+        if let Some(e) = retry {
+            self.release(id).await;
+            return Err(e);
+        }
+        Ok(report)
+    }
+
+    /// What the ledger's answer means for this attempt: `Some(resumed)` to go on (`resumed`:
+    /// an earlier attempt may have acted), `None` when the event was handled already (the
+    /// report says so; pages an earlier attempt could not send are sent now).
+    async fn settle(
+        &self,
+        id: &str,
+        now: &Now,
+        claim: Claim,
+        report: &mut Report,
+    ) -> Result<Option<bool>, Error> {
+        match claim {
+            Claim::Fresh => Ok(Some(false)),
+            Claim::Resumed => Ok(Some(true)),
+            Claim::Done => {
+                info!(event_id = id, "duplicate event: already handled");
+                report.duplicate = true;
+                Ok(None)
+            }
+            Claim::Busy => Err(Error::Busy(id.to_string())),
+            Claim::PagesPending { pages, redo } => {
+                info!(
+                    event_id = id,
+                    pages = pages.len(),
+                    redo,
+                    "retry: sending the pages an earlier attempt could not"
+                );
+                self.send_pages(id, now, pages, !redo, report).await?;
+                if !redo {
+                    report.duplicate = true;
+                    return Ok(None);
+                }
+                // Some action of the earlier attempt failed too: act again (what was done
+                // is found in place and not paged twice).
+                Ok(Some(false))
+            }
+        }
+    }
+
+    /// Marks an event that needed no action handled; if that fails, its claim lapses after
+    /// its lease.
+    async fn mark_handled(&self, id: &str, now: &Now) {
+        if let Err(e) = self.ledger.finish(id, now.epoch, &[], false).await {
+            warn!(event_id = id, error = %e, "could not mark the event handled");
+        }
+    }
+
+    /// The report of an event with nothing to carry out: each decision's outcome is
+    /// "skipped" (left open in a dry run).
+    fn nothing_to_do(
+        &self,
+        mut report: Report,
+        incident: Incident,
+        decisions: Vec<Decision>,
+    ) -> Report {
+        let outcome = (!self.dry_run).then_some(Outcome::Skipped);
+        for d in &decisions {
+            log_decision(&incident, d, outcome.as_ref());
+        }
+        report.decisions = decisions
+            .into_iter()
+            .map(|decision| Handled {
+                decision,
+                outcome: outcome.clone(),
+            })
+            .collect();
+        report.incident = Some(incident);
+        report
+    }
+
+    /// Publishes pages while marking the event done; pages that fail are kept in the ledger
+    /// for the retry, which sends them and acts again only if `finish` is false: that is,
+    /// when some action failed too and the event will be retried for it anyway (then the
+    /// caller releases the claim once the pages went out).
+    async fn send_pages(
+        &self,
+        id: &str,
+        now: &Now,
+        pages: Vec<Page>,
+        finish: bool,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let (results, done) = futures::join!(
+            join_all(pages.iter().map(|p| self.pager.publish(p))),
+            async {
+                if finish {
+                    self.ledger.finish(id, now.epoch, &[], false).await
+                } else {
+                    Ok(())
+                }
+            }
+        );
+        let mut failed = Vec::new();
+        let mut first_err: Option<CallError> = None;
+        for (p, r) in pages.into_iter().zip(results) {
+            match r {
+                Ok(()) => report.pages.push(p),
+                Err(e) => {
+                    warn!(event_id = id, subject = %p.subject, error = %e, "page not sent");
+                    first_err.get_or_insert(e);
+                    failed.push(p);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            self.ledger.finish(id, now.epoch, &failed, !finish).await?;
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
+        }
+        done?;
+        Ok(())
+    }
+
+    /// Drops this attempt's claim so that a retry starts afresh; if that fails, the claim
+    /// lapses after its lease.
+    async fn release(&self, id: &str) {
+        if let Err(e) = self.ledger.release(id).await {
+            warn!(event_id = id, error = %e, "could not release the claim; it lapses after its lease");
+        }
+    }
+}
+
+/// True when some decision is to be carried out.
+fn has_work(decisions: &[Decision]) -> bool {
+    decisions
+        .iter()
+        .any(|d| !matches!(d.action, Action::Nothing | Action::Superseded))
+}
+
+fn ignored(event_id: Option<String>, reason: String, incident: Option<Incident>) -> Report {
+    info!(event_id = event_id.as_deref().unwrap_or("-"), reason = %reason, "event ignored");
+    Report {
+        event_id,
+        ignored: Some(reason),
+        incident,
+        ..Report::default()
+    }
+}

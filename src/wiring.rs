@@ -1,0 +1,49 @@
+//! Wiring: the SDK clients built from one AWS configuration, handed to the use cases. The
+//! entry points (the Lambda, the commands) call this; the adapters never see the service.
+
+use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, SnsPager};
+use crate::config::Config;
+use crate::guard::Settings;
+use crate::service::Handler;
+
+/// The handler wired to AWS.
+pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger>;
+
+/// Builds the handler from an SDK configuration: clients only, no network call.
+pub fn handler(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    topic_arn: &str,
+    settings: Settings,
+    dry_run: bool,
+) -> AwsHandler {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    Handler {
+        registry: DynamoRegistry {
+            client: ddb.clone(),
+            table: table.to_string(),
+        },
+        images: EcrImages::new(aws_sdk_ecr::Client::new(sdk)),
+        pager: SnsPager {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: topic_arn.to_string(),
+        },
+        ledger: DynamoLedger {
+            client: ddb,
+            table: table.to_string(),
+        },
+        settings,
+        dry_run,
+    }
+}
+
+/// [`handler`] for a [`Config`].
+pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> AwsHandler {
+    handler(
+        sdk,
+        &cfg.table,
+        &cfg.topic_arn,
+        cfg.settings.clone(),
+        dry_run,
+    )
+}
