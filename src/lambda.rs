@@ -1,6 +1,9 @@
 //! The Lambda entry point: one EventBridge event per invocation, through the same handler
-//! the replay CLI runs. A failed event fails the invocation, so Lambda retries it and, after
-//! the retries, sends it to the on-failure destination: nothing is dropped silently. A batch
+//! the replay CLI runs. An error worth a retry fails the invocation, so Lambda retries it and,
+//! after the retries, sends it to the on-failure destination. An error no retry can mend (an
+//! event that cannot be read) is not retried: it is logged with the event and paged once
+//! (`unreadable`); only if that page cannot be sent does the invocation fail. Nothing is
+//! dropped silently. A batch
 //! from the registry table's stream is answered with a partial-batch response naming the
 //! records to retry; the schedule's event starts a reconcile.
 
@@ -80,9 +83,19 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             "decisions": report.decisions.len(),
             "pages": report.pages.len(),
         })),
-        Err(e) => {
-            error!(retryable = e.is_retryable(), error = %e, "event not handled");
+        Err(e) if e.is_retryable() => {
+            error!(retryable = true, error = %e, "event not handled; failing the invocation so it is retried");
             Err(Box::new(e))
+        }
+        Err(e) => {
+            // No retry can mend it: not retried, but logged with the event and paged once.
+            // Only when the page cannot be sent does the invocation fail (and, after the
+            // retries, the event lands in the on-failure destination).
+            error!(retryable = false, error = %e, event = %crate::text::clean(&event.to_string(), 8192), "event cannot be handled");
+            Box::pin(handler.page_unreadable(event, &e.to_string(), &Now::system()))
+                .await
+                .map_err(|p| Box::new(p) as lambda_runtime::Error)?;
+            Ok(json!({"unreadable": e.to_string()}))
         }
     }
 }

@@ -92,6 +92,34 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
     }
 }
 
+/// The page for an event that claims to be one the guard reads but cannot be understood:
+/// nothing was done, so a person must look at it. It carries the problem and the event
+/// itself (cleaned, cut to 64 KiB: SNS takes 256 KB).
+pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
+    let subject = "[MEDIUM] an ECR event could not be read: nothing done".to_string();
+    let event_id = clean(event_id, 100);
+    let problem = clean(problem, 500);
+    let body = clean(event, 64 * 1024);
+    let message = format!(
+        "ecr-tag-guard: {subject}\n\n{:<16}{problem}\n{:<16}{event_id}\n{:<16}{}\n\n--- event ---\n{body}\n",
+        "Problem:",
+        "Event id:",
+        "To do:",
+        "check the event below and the rule that sent it; if a protected tag was touched, check it with `ecr-tag-guard status`.",
+    );
+    let attributes = BTreeMap::from([
+        ("severity".to_string(), "medium".to_string()),
+        ("repository".to_string(), "-".to_string()),
+        ("tag".to_string(), "-".to_string()),
+        ("action".to_string(), "unreadable".to_string()),
+    ]);
+    Page {
+        subject,
+        message,
+        attributes,
+    }
+}
+
 /// `[SEVERITY] TAG in REPO: HEADLINE`, ASCII only, cut to fit [`SUBJECT_MAX`]: the repository
 /// name is shortened first, then the whole line.
 fn subject(alarm: &Alarm, repo: &str, tag: &str) -> String {

@@ -214,6 +214,35 @@ async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
         w.item("web", "api").await.unwrap_or_default()["digest"],
         json!(sha256(&manifest("api")))
     );
+
+    // An event no retry can mend (an ECR Image Action DELETE without its digest): the
+    // invocation succeeds, so Lambda does not retry it pointlessly, and it is not lost: it is
+    // logged with the event and paged once.
+    w.pages().await;
+    let broken = json!({
+        "version": "0", "id": "9d1f0c2a-0000-4000-8000-00000000bad1", "detail-type": "ECR Image Action",
+        "source": "aws.ecr", "account": "123456789012", "time": "2026-11-26T21:00:00Z", "region": REGION,
+        "resources": [], "detail": {"result": "SUCCESS", "repository-name": "web", "action-type": "DELETE", "image-tag": "prod"}
+    });
+    let (line, summary, logs, _) = run_lambda(&w, &url, broken);
+    assert!(line.ends_with("/response HTTP/1.1"), "{summary}\n{logs}");
+    assert!(
+        summary["unreadable"]
+            .as_str()
+            .is_some_and(|s| s.contains("image-digest")),
+        "{summary}"
+    );
+    assert!(logs.contains("event cannot be handled"), "{logs}");
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    assert_eq!(
+        pages[0]["MessageAttributes"]["action"]["Value"],
+        "unreadable"
+    );
+    assert!(pages[0]["Message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("9d1f0c2a-0000-4000-8000-00000000bad1"));
 }
 
 #[test]

@@ -315,6 +315,41 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         Ok(report)
     }
 
+    /// Pages, once per event, that an event could not be understood (`problem`): no retry
+    /// can mend it, so the invocation need not fail, but a person must hear of it. `Err`
+    /// (worth a retry) when the page could not be sent; the claim is then released.
+    pub async fn page_unreadable(
+        &self,
+        event: &Value,
+        problem: &str,
+        now: &Now,
+    ) -> Result<(), Error> {
+        let id = event
+            .get("id")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| {
+                format!(
+                    "content-{}",
+                    &crate::text::sha256_digest(event.to_string().as_bytes())[7..39]
+                )
+            });
+        let key = format!("unreadable/{id}");
+        if self.dry_run || self.ledger.claim(&key, now.epoch).await? != Claim::Fresh {
+            return Ok(());
+        }
+        let p = page::unreadable(&id, problem, &event.to_string());
+        if let Err(e) = self.pager.publish(&p).await {
+            self.release(&key).await;
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
+        }
+        self.mark_handled(&key, now).await;
+        Ok(())
+    }
+
     /// What the ledger's answer means for this attempt: `Some(resumed)` to go on (`resumed`:
     /// an earlier attempt may have acted), `None` when the event was handled already (the
     /// report says so; pages an earlier attempt could not send are sent now).

@@ -813,3 +813,31 @@ async fn a_rule_push_that_cannot_list_the_images_is_retried_and_an_invalid_rule_
         .items
         .contains_key(&(REPO.to_string(), "rel-1".to_string())));
 }
+
+#[tokio::test]
+async fn an_unreadable_event_is_paged_once_and_a_failed_page_is_worth_a_retry() {
+    let w = world(vec![]);
+    let h = handler(&w);
+    let ev = json!({"id": "bad-1", "detail-type": "ECR Image Action", "source": "aws.ecr", "detail": {}});
+    w.state().faults.insert(
+        "sns:Publish".into(),
+        crate::error::CallError::fatal("sns:Publish", "AuthorizationError"),
+    );
+    let err = h
+        .page_unreadable(&ev, "no image-digest", &now(100))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(w.state().pages.is_empty());
+    h.page_unreadable(&ev, "no image-digest", &now(101))
+        .await
+        .unwrap();
+    h.page_unreadable(&ev, "no image-digest", &now(102))
+        .await
+        .unwrap();
+    let pages = &w.state().pages;
+    assert_eq!(pages.len(), 1, "once per event");
+    assert_eq!(pages[0].attributes["action"], "unreadable");
+    assert!(pages[0].message.contains("no image-digest"));
+    assert!(pages[0].message.contains("bad-1"));
+}
