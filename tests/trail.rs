@@ -80,6 +80,11 @@ fn lookups(events: Vec<String>) -> Vec<Rule> {
 }
 
 async fn reconcile(world: &Memory, rules: &[Rule]) -> ReconcileReport {
+    reconcile_at(world, rules, &Now::system(), 0).await
+}
+
+/// Reconcile at `now` with a grace period of `grace` seconds.
+async fn reconcile_at(world: &Memory, rules: &[Rule], now: &Now, grace: i64) -> ReconcileReport {
     let refs: Vec<&Rule> = rules.iter().collect();
     let client: Client = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, &refs, |c| c
         .retry_config(RetryConfig::disabled()));
@@ -89,18 +94,14 @@ async fn reconcile(world: &Memory, rules: &[Rule]) -> ReconcileReport {
         pager: world.clone(),
         ledger: world.clone(),
         settings: Settings {
-            grace_secs: 0,
+            grace_secs: grace,
             ..Settings::default()
         },
         dry_run: false,
     };
-    h.reconcile(
-        &Now::system(),
-        &CloudTrailLookup { client },
-        &mut |_, _, _| {},
-    )
-    .await
-    .expect("reconcile")
+    h.reconcile(now, &CloudTrailLookup { client }, &mut |_, _, _| {})
+        .await
+        .expect("reconcile")
 }
 
 fn prod(world: &Memory) -> Option<String> {
@@ -163,20 +164,36 @@ async fn no_record_of_the_move_is_paged_not_reverted() {
 }
 
 #[tokio::test]
-async fn a_throttled_lookup_waits_for_the_next_run() {
+async fn a_throttled_lookup_waits_for_the_next_run_but_not_forever() {
     let w = world();
-    let throttled = mock!(Client::lookup_events).then_error(|| {
-        LookupEventsError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
-        )
-    });
-    let r = reconcile(&w, &[throttled]).await;
+    let throttled = || {
+        mock!(Client::lookup_events).then_error(|| {
+            LookupEventsError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
+    };
+    let at = |epoch: i64| Now {
+        epoch,
+        rfc3339: "2026-11-30T12:00:00Z".into(),
+    };
+    let t0 = Now::system().epoch;
+    // First sight: within the grace period, CloudTrail is not even asked.
+    let r = reconcile_at(&w, &[], &at(t0), 900).await;
+    assert_eq!(r.waiting.len(), 1, "{r:?}");
+    // After the grace period, throttled: left for the next run.
+    let r = reconcile_at(&w, &[throttled()], &at(t0 + 901), 900).await;
     assert!(r.repairs.is_empty(), "{:?}", r.repairs);
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     assert!(r.warnings[0].contains("ThrottlingException"));
     assert!(w.state().pages.is_empty());
+    // Still failing twice the grace period after first sight: paged, nothing undone.
+    let r = reconcile_at(&w, &[throttled()], &at(t0 + 1801), 900).await;
+    assert_eq!(r.repairs[0].decision.action, Action::Alert);
+    assert!(r.repairs[0].decision.why.contains("ThrottlingException"));
+    assert_eq!(w.state().pages[0].attributes["action"], "alert");
     assert_eq!(prod(&w), Some(digest(NEW)));
 }

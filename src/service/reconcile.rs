@@ -267,7 +267,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             None
         } else {
             match callers.records(&repo).await {
-                Err(e) if e.retryable => {
+                // Throttled or down: try again next run, but not forever — once the drift is
+                // twice the grace period old, not knowing who made it is paged.
+                Err(e) if e.retryable && now.epoch - first_seen < 2 * grace => {
                     warn!(repository = %repo, tag, error = %e, "reconcile: CloudTrail not read; left for the next run");
                     report.warnings.push(format!(
                         "{repo}:{tag}: who changed it is not known yet: {e}"
