@@ -377,31 +377,36 @@ pub async fn unprotect(
         .and_then(|v| v.get(field::DIGEST))
         .and_then(Value::as_str)
         .map(String::from);
-    if let Some(d) = old.as_deref() {
+    let outside = ops.settings.outside(&repo);
+    if let (Some(d), None) = (old.as_deref(), &outside) {
         drop_keep_alive(ops, &repo, &tag, d).await?;
     }
     ops.record(&repo, &tag, ("unprotect", "removed"), (old, None), now)
         .await?;
     writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
+    if let Some(why) = outside {
+        writeln!(
+            out,
+            "its keep-alive tag, if any, is left in ECR: the repository is outside the guard's scope ({why})"
+        )?;
+    }
     Ok(true)
 }
 
 /// Every registry item, read and validated.
 async fn entries(ops: &Ops) -> anyhow::Result<(Vec<Entry>, Vec<registry::InvalidEntry>)> {
-    let (mut good, mut bad) = (Vec::new(), Vec::new());
-    for item in ops
+    let items = ops
         .admin
         .registry_items()
         .await
-        .context("reading the registry")?
-        .iter()
-        .filter(|i| !registry::is_rule_item(i))
-    {
-        match parse_item(item) {
-            Ok(e) => good.push(e),
-            Err(b) => bad.push(b),
-        }
-    }
+        .context("reading the registry")?;
+    let (mut good, bad) = registry::split_valid(
+        items
+            .iter()
+            .filter(|i| !registry::is_rule_item(i))
+            .map(parse_item)
+            .collect(),
+    );
     good.sort_by(|a, b| (&a.repo, &a.tag).cmp(&(&b.repo, &b.tag)));
     Ok((good, bad))
 }
