@@ -183,6 +183,41 @@ pub trait Trail {
     ) -> Result<Vec<crate::events::Incident>, CallError>;
 }
 
+/// What the registry commands read and write beyond the guard's own ports: whole items as
+/// plain JSON, images by tag or digest, every image of a repository, lifecycle policies, and
+/// who is calling. [`crate::aws::admin::Admin`] is it against AWS, [`crate::memory::Memory`]
+/// on the embedded world.
+#[allow(async_fn_in_trait)]
+pub trait Console {
+    /// Writes an item; unless `replace`, only where none exists. `false`: one exists.
+    async fn put_item(&self, item: &serde_json::Value, replace: bool) -> Result<bool, CallError>;
+    /// Deletes the item (`partition`, `tag`). `false`: there was none.
+    async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError>;
+    /// Every item of a partition, sorted by `tag` (`newest_first`: reversed).
+    async fn partition(
+        &self,
+        key: &str,
+        newest_first: bool,
+    ) -> Result<Vec<serde_json::Value>, CallError>;
+    /// Every registry item (tag and rule items; not the guard's history and ledger records).
+    async fn registry_items(&self) -> Result<Vec<serde_json::Value>, CallError>;
+    /// Images by tag or digest: each one's manifest or ECR's failure code; `None` when the
+    /// repository does not exist.
+    async fn images(
+        &self,
+        repo: &RepoKey,
+        ids: &[crate::registry::ImageRef],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError>;
+    /// Every image of the repository in any storage class; an error when it does not exist.
+    async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError>;
+    /// The repository's lifecycle policy text; `None` when it has none.
+    async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError>;
+    /// Writes the repository's lifecycle policy.
+    async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError>;
+    /// The caller's account and ARN, when they can be learnt.
+    async fn caller(&self) -> Option<(String, String)>;
+}
+
 /// A [`Trail`] for where CloudTrail cannot be asked: every lookup fails (not retryable), so
 /// a drift whose caller matters is paged, never undone.
 #[derive(Clone, Copy, Debug, Default)]

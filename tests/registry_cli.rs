@@ -49,7 +49,7 @@ async fn protect_ok(w: &World, target: &str) -> String {
 async fn init_creates_the_table_once_and_refuses_another_schema() {
     let Some(w) = World::new().await else { return };
     let mut ops = w.ops();
-    ops.admin.table = "fresh-registry".into();
+    on_table(&mut ops, "fresh-registry");
     let mut out = Vec::new();
     assert!(registry::init(&ops, &mut out).await.expect("init"));
     assert!(text(out).contains("created table fresh-registry"));
@@ -111,7 +111,7 @@ async fn init_creates_the_table_once_and_refuses_another_schema() {
         .await
         .expect("plain table");
     let mut plain = ops.clone();
-    plain.admin.table = "plain-registry".into();
+    on_table(&mut plain, "plain-registry");
     let mut out = Vec::new();
     assert!(registry::init(&plain, &mut out).await.expect("stream"));
     assert!(text(out).contains("turned its stream on"));
@@ -137,7 +137,7 @@ async fn init_creates_the_table_once_and_refuses_another_schema() {
         .send()
         .await
         .expect("other table");
-    ops.admin.table = "other".into();
+    on_table(&mut ops, "other");
     let err = registry::init(&ops, &mut Vec::new())
         .await
         .expect_err("refused")
@@ -609,7 +609,9 @@ async fn the_drill_proves_the_chain_and_cleans_up() {
         w.digests("drill").await.is_empty(),
         "canary and keep-alive tag gone"
     );
-    let items = w.ops().admin.registry_items().await.expect("items");
+    let items = ecr_tag_guard::ports::Console::registry_items(&w.ops())
+        .await
+        .expect("items");
     assert!(items.is_empty(), "{items:?}");
     assert_eq!(w.pages().await.len(), 1, "the restore was paged");
 }
@@ -788,4 +790,11 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
         .collect();
     assert_eq!(released.len(), 2, "{:?}", report.rule_changes);
     assert_eq!(w.item("svc", "cccc0003").await, None);
+}
+
+/// The same commands on another table.
+fn on_table(ops: &mut registry::Ops, table: &str) {
+    if let registry::Backend::Aws(admin) = &mut ops.backend {
+        admin.table = table.into();
+    }
 }

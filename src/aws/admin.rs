@@ -13,9 +13,11 @@ use serde_json::Value;
 
 use super::call_error;
 use super::dynamodb::{json_to_attr, TTL_ATTRIBUTE};
-pub use super::ecr::{batch_get, ImageRef};
+pub use super::ecr::batch_get;
 use crate::error::CallError;
 use crate::guard::lifecycle::ImageInfo;
+use crate::ports::Console;
+pub use crate::registry::ImageRef;
 use crate::registry::{field, Manifest, RepoKey};
 use aws_sdk_ecr::types::ImageIdentifier;
 
@@ -52,6 +54,8 @@ pub struct Admin {
     pub ecr: super::EcrClients,
     /// The registry table.
     pub table: String,
+    /// STS, for the caller's account and ARN.
+    pub sts: aws_sdk_sts::Client,
 }
 
 fn json_to_item(v: &Value) -> HashMap<String, AttributeValue> {
@@ -175,113 +179,9 @@ impl Admin {
             .map_err(|e| call_error("dynamodb:UpdateTimeToLive", &e))?;
         Ok(())
     }
-
-    /// Writes an item; unless `replace`, only where none exists. `false`: one exists.
-    pub async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
-        let mut req = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(json_to_item(item)));
-        if !replace {
-            req = req
-                .condition_expression("attribute_not_exists(#r)")
-                .expression_attribute_names("#r", field::REPOSITORY);
-        }
-        super::dynamodb::conditional("dynamodb:PutItem", req.send().await)
-    }
-
-    /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
-    /// rule's (`rule#`). `false`: there was none.
-    pub async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
-        let result = self
-            .ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key(
-                field::REPOSITORY,
-                json_to_attr(&Value::String(partition.to_string())),
-            )
-            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
-            .condition_expression("attribute_exists(#r)")
-            .expression_attribute_names("#r", field::REPOSITORY)
-            .send()
-            .await;
-        super::dynamodb::conditional("dynamodb:DeleteItem", result)
-    }
-
-    /// Every item of a partition, as plain JSON, sorted by `tag` (`newest_first`: reversed).
-    pub async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
-        super::dynamodb::query_partition(&self.ddb, &self.table, key, newest_first).await
-    }
-
-    /// Every registry item (not the guard's own history and ledger records), as plain JSON.
-    pub async fn registry_items(&self) -> Result<Vec<Value>, CallError> {
-        super::dynamodb::scan_registry(&self.ddb, &self.table).await
-    }
-
-    /// Reads images by tag or digest: see [`batch_get`].
-    pub async fn images(
-        &self,
-        repo: &RepoKey,
-        ids: &[ImageRef],
-    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        batch_get(&self.ecr.for_repo(repo), repo, ids).await
-    }
 }
 
-impl Admin {
-    /// Every image of the repository in any storage class, with push, pull and archive times,
-    /// for lifecycle simulation and rule previews.
-    pub async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
-        let images = super::ecr::describe(
-            &self.ecr.for_repo(repo),
-            repo,
-            aws_sdk_ecr::types::ImageStatusFilter::Any,
-        )
-        .await?;
-        images.ok_or_else(|| {
-            CallError::fatal(
-                "ecr:DescribeImages",
-                format!(
-                    "RepositoryNotFoundException: repository {} does not exist",
-                    repo.name
-                ),
-            )
-        })
-    }
-
-    /// The repository's lifecycle policy text; `None` when it has none.
-    pub async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
-        let result = self
-            .ecr
-            .for_repo(repo)
-            .get_lifecycle_policy()
-            .registry_id(&repo.account)
-            .repository_name(&repo.name)
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(out.lifecycle_policy_text().map(String::from)),
-            Err(e) if e.code() == Some("LifecyclePolicyNotFoundException") => Ok(None),
-            Err(e) => Err(call_error("ecr:GetLifecyclePolicy", &e)),
-        }
-    }
-
-    /// Writes the repository's lifecycle policy.
-    pub async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError> {
-        self.ecr
-            .for_repo(repo)
-            .put_lifecycle_policy()
-            .registry_id(&repo.account)
-            .repository_name(&repo.name)
-            .lifecycle_policy_text(text)
-            .send()
-            .await
-            .map_err(|e| call_error("ecr:PutLifecyclePolicy", &e))?;
-        Ok(())
-    }
-}
+impl Admin {}
 
 impl Admin {
     /// Uploads a blob (a layer or an image config) in one part; a blob ECR already has is fine.
@@ -368,5 +268,109 @@ impl Admin {
                 |i| serde_json::json!({"imageDigest": i.image_digest(), "imageTag": i.image_tag()}),
             )
             .collect())
+    }
+}
+
+impl Console for Admin {
+    /// Writes an item; unless `replace`, only where none exists. `false`: one exists.
+    async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
+        let mut req = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(json_to_item(item)));
+        if !replace {
+            req = req
+                .condition_expression("attribute_not_exists(#r)")
+                .expression_attribute_names("#r", field::REPOSITORY);
+        }
+        super::dynamodb::conditional("dynamodb:PutItem", req.send().await)
+    }
+    /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
+    /// rule's (`rule#`). `false`: there was none.
+    async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
+        let result = self
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key(
+                field::REPOSITORY,
+                json_to_attr(&Value::String(partition.to_string())),
+            )
+            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
+            .condition_expression("attribute_exists(#r)")
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .send()
+            .await;
+        super::dynamodb::conditional("dynamodb:DeleteItem", result)
+    }
+    /// Every item of a partition, as plain JSON, sorted by `tag` (`newest_first`: reversed).
+    async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
+        super::dynamodb::query_partition(&self.ddb, &self.table, key, newest_first).await
+    }
+    /// Every registry item (not the guard's own history and ledger records), as plain JSON.
+    async fn registry_items(&self) -> Result<Vec<Value>, CallError> {
+        super::dynamodb::scan_registry(&self.ddb, &self.table).await
+    }
+    /// Reads images by tag or digest: see [`batch_get`].
+    async fn images(
+        &self,
+        repo: &RepoKey,
+        ids: &[ImageRef],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        batch_get(&self.ecr.for_repo(repo), repo, ids).await
+    }
+    /// Every image of the repository in any storage class, with push, pull and archive times,
+    /// for lifecycle simulation and rule previews.
+    async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
+        let images = super::ecr::describe(
+            &self.ecr.for_repo(repo),
+            repo,
+            aws_sdk_ecr::types::ImageStatusFilter::Any,
+        )
+        .await?;
+        images.ok_or_else(|| {
+            CallError::fatal(
+                "ecr:DescribeImages",
+                format!(
+                    "RepositoryNotFoundException: repository {} does not exist",
+                    repo.name
+                ),
+            )
+        })
+    }
+    /// The repository's lifecycle policy text; `None` when it has none.
+    async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
+        let result = self
+            .ecr
+            .for_repo(repo)
+            .get_lifecycle_policy()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.lifecycle_policy_text().map(String::from)),
+            Err(e) if e.code() == Some("LifecyclePolicyNotFoundException") => Ok(None),
+            Err(e) => Err(call_error("ecr:GetLifecyclePolicy", &e)),
+        }
+    }
+    /// Writes the repository's lifecycle policy.
+    async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError> {
+        self.ecr
+            .for_repo(repo)
+            .put_lifecycle_policy()
+            .registry_id(&repo.account)
+            .repository_name(&repo.name)
+            .lifecycle_policy_text(text)
+            .send()
+            .await
+            .map_err(|e| call_error("ecr:PutLifecyclePolicy", &e))?;
+        Ok(())
+    }
+
+    async fn caller(&self) -> Option<(String, String)> {
+        let id = self.sts.get_caller_identity().send().await.ok()?;
+        Some((id.account()?.to_string(), id.arn()?.to_string()))
     }
 }

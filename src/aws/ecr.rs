@@ -15,7 +15,7 @@ use crate::guard::lifecycle::ImageInfo;
 use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::ports::{Images, Put, PutError};
-use crate::registry::{Manifest, RepoKey};
+use crate::registry::{ImageRef, Manifest, RepoKey};
 
 /// ECR clients by region, each made on first use from one base client's configuration: the
 /// one place that chooses where a repository is reached. Every ECR call the guard and its
@@ -275,7 +275,7 @@ pub async fn batch_get(
             .batch_get_image()
             .registry_id(&repo.account)
             .repository_name(&repo.name)
-            .set_image_ids(Some(chunk.iter().map(ImageRef::identifier).collect()))
+            .set_image_ids(Some(chunk.iter().map(identifier).collect()))
             .set_accepted_media_types(Some(MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
             .send()
             .await;
@@ -285,11 +285,11 @@ pub async fn batch_get(
             Err(e) => return Err(call_error("ecr:BatchGetImage", &e)),
         };
         for id in chunk {
-            let found = got.images().iter().find(|im| id.names(im.image_id()));
+            let found = got.images().iter().find(|im| names(id, im.image_id()));
             let failure = || {
                 got.failures()
                     .iter()
-                    .find(|f| id.names(f.image_id()))
+                    .find(|f| names(id, f.image_id()))
                     .and_then(|f| f.failure_code().map(|c| c.as_str().to_string()))
                     .unwrap_or_else(|| "ImageNotFound".to_string())
             };
@@ -312,28 +312,18 @@ pub async fn batch_get(
     Ok(Some(out))
 }
 
-/// An image named by tag or by digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageRef {
-    /// By tag.
-    Tag(String),
-    /// By digest.
-    Digest(String),
+/// True when ECR's `imageId` in an answer is the image `r` names.
+fn names(r: &ImageRef, got: Option<&ImageIdentifier>) -> bool {
+    got.is_some_and(|i| match r {
+        ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
+        ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
+    })
 }
 
-impl ImageRef {
-    /// True when ECR's `imageId` in an answer is this one.
-    fn names(&self, got: Option<&ImageIdentifier>) -> bool {
-        got.is_some_and(|i| match self {
-            ImageRef::Tag(t) => i.image_tag() == Some(t.as_str()),
-            ImageRef::Digest(d) => i.image_digest() == Some(d.as_str()),
-        })
-    }
-
-    fn identifier(&self) -> ImageIdentifier {
-        match self {
-            ImageRef::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),
-            ImageRef::Digest(d) => ImageIdentifier::builder().image_digest(d).build(),
-        }
+/// The SDK's identifier of the image `r` names.
+fn identifier(r: &ImageRef) -> ImageIdentifier {
+    match r {
+        ImageRef::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),
+        ImageRef::Digest(d) => ImageIdentifier::builder().image_digest(d).build(),
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::registry::{protect, unprotect, Ops, ProtectOptions};
 use crate::aws::admin::ImageRef;
+use crate::ports::Console;
 use crate::registry::RepoKey;
 use crate::service::Now;
 
@@ -59,9 +60,15 @@ where
     let mut step = |out: &mut dyn Write, what: &str| -> std::io::Result<()> {
         writeln!(out, "{:>8.2} s  {what}", start.elapsed().as_secs_f64())
     };
-    let layer = ops.admin.upload_blob(&repo, &empty_layer()?).await?;
+    let layer = ops
+        .aws("drill")?
+        .upload_blob(&repo, &empty_layer()?)
+        .await?;
     let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Labels": {"ecr-tag-guard": "drill"}}}).to_string();
-    let config_digest = ops.admin.upload_blob(&repo, config.as_bytes()).await?;
+    let config_digest = ops
+        .aws("drill")?
+        .upload_blob(&repo, config.as_bytes())
+        .await?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -80,7 +87,7 @@ where
     let digest = step_put.manifest.digest.clone();
     crate::ports::Images::put(
         &crate::aws::EcrImages {
-            clients: ops.admin.ecr.clone(),
+            clients: ops.aws("drill")?.ecr.clone(),
         },
         &repo,
         &step_put,
@@ -105,7 +112,7 @@ where
     // Clean up whatever happened: the item, the keep-alive tag, the canary image.
     let _ = unprotect(ops, &target, &Now::system(), &mut std::io::sink()).await;
     let cleaned = ops
-        .admin
+        .aws("drill")?
         .delete_digests(&repo, std::slice::from_ref(&digest))
         .await;
     step(
@@ -143,7 +150,7 @@ where
     };
     protect(ops, target, &opts, &Now::system(), &mut std::io::sink()).await?;
     step(out, "protected it (pinned, keep-alive tag added)")?;
-    let image_ids = ops.admin.delete_tag(repo, tag).await?;
+    let image_ids = ops.aws("drill")?.delete_tag(repo, tag).await?;
     step(out, "deleted the tag")?;
     after_delete(Deleted {
         repo: repo.clone(),
@@ -154,7 +161,7 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         let seen = ops
-            .admin
+            .aws("drill")?
             .images(repo, &[ImageRef::Tag(tag.to_string())])
             .await?;
         if matches!(seen.as_deref(), Some([Ok(m)]) if m.digest == digest) {
@@ -168,7 +175,7 @@ where
     step(out, "the guard put the tag back")?;
     let history = format!("history#{}:{tag}", repo.key());
     loop {
-        let records = ops.admin.partition(&history, true).await?;
+        let records = ops.aws("drill")?.partition(&history, true).await?;
         if records
             .iter()
             .any(|r| r.get("outcome").and_then(Value::as_str) == Some("restored"))

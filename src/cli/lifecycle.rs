@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::registry::Ops;
 use crate::guard::lifecycle::{self, simulate, Fate, ImageInfo, Policy};
+use crate::ports::Console;
 use crate::registry::{parse_item, Entry, RepoKey};
 use crate::text::{clean, short_digest};
 
@@ -30,7 +31,7 @@ pub fn read_policy(text: &str, source: &str) -> anyhow::Result<Policy> {
 
 /// The repository's lifecycle policy as JSON, `None` when it has none.
 async fn policy_json(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Option<Value>> {
-    match ops.admin.lifecycle_policy(repo).await? {
+    match ops.lifecycle_policy(repo).await? {
         None => Ok(None),
         Some(text) => serde_json::from_str(&text)
             .map(Some)
@@ -41,7 +42,6 @@ async fn policy_json(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Option<Value>>
 /// The registry items of one repository (valid ones only).
 async fn repo_entries(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Vec<Entry>> {
     Ok(ops
-        .admin
         .partition(&repo.key(), false)
         .await?
         .iter()
@@ -73,7 +73,7 @@ pub async fn check(ops: &Ops, repo: &str, now: i64, out: &mut impl Write) -> any
     })?;
     let entries = repo_entries(ops, &repo).await?;
     let pinned: Vec<&str> = entries.iter().filter_map(|e| e.digest()).collect();
-    let images = ops.admin.describe_images(&repo).await?;
+    let images = ops.describe_images(&repo).await?;
     let protected: Vec<&ImageInfo> = images
         .iter()
         .filter(|im| pinned.contains(&im.digest.as_str()))
@@ -152,7 +152,7 @@ pub async fn shield(
     let text = serde_json::to_string_pretty(&new)?;
     writeln!(out, "{text}")?;
     if apply {
-        ops.admin.put_lifecycle_policy(&repo, &text).await?;
+        ops.put_lifecycle_policy(&repo, &text).await?;
         writeln!(out, "written to {repo}")?;
     } else {
         writeln!(out, "(not written: add --apply)")?;
@@ -193,9 +193,9 @@ pub async fn simulate_policy(
         }
         Source::Repo(ops, repo) => {
             let repo = ops.repo(repo).await?;
-            let images = ops.admin.describe_images(&repo).await?;
+            let images = ops.describe_images(&repo).await?;
             let mut pinned = Vec::new();
-            if !ops.admin.table.is_empty() {
+            if ops.has_registry() {
                 let entries = repo_entries(ops, &repo).await?;
                 pinned.extend(entries.iter().filter_map(|e| e.digest().map(String::from)));
                 // What the rules protect now, materialised or not yet.

@@ -2,17 +2,21 @@
 
 pub mod drill;
 pub mod lifecycle;
+pub mod ops;
 mod reconcile;
 pub mod registry;
 mod replay;
 pub mod rules;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::memory::{Memory, Scenario};
 use crate::service::Now;
+use ops::Backend;
 
 pub use replay::{replay, ReplayOptions};
 
@@ -83,12 +87,11 @@ enum Command {
         /// Decide and report only: no write call, no page.
         #[arg(long)]
         dry_run: bool,
-        /// The registry table.
-        #[arg(long, env = crate::config::TABLE)]
-        table: Option<String>,
-        /// The pager topic.
+        /// The pager topic (against AWS).
         #[arg(long, env = crate::config::TOPIC_ARN)]
         topic_arn: Option<String>,
+        #[command(flatten)]
+        table: TableArg,
     },
     /// Prove the deployed guard works: push a canary, protect it, delete its tag, wait for
     /// the restore and its record, print each step's time, clean up.
@@ -208,11 +211,18 @@ enum RegistryCommand {
     Init,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default)]
 struct TableArg {
-    /// The registry table.
+    /// The registry table (against AWS).
     #[arg(long = "table", env = crate::config::TABLE)]
-    name: String,
+    name: Option<String>,
+    /// Run on the embedded world this scenario file describes instead of AWS (try
+    /// `events/scenario.json`).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// With --state: write the embedded world's final state to FILE (the scenario format).
+    #[arg(long, value_name = "FILE", requires = "state")]
+    save_state: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -247,20 +257,56 @@ struct ReplayArgs {
     topic_arn: Option<String>,
 }
 
-/// Clients for the registry commands, from the usual AWS configuration.
+/// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
+/// clients from the usual AWS configuration and the table `--table` names.
 async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
     let settings = crate::config::settings_from_env()?;
+    if let Some(path) = &table.state {
+        let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
+        let region = world
+            .home()
+            .map_or_else(|| "eu-west-1".to_string(), |h| h.region);
+        return Ok(registry::Ops {
+            backend: Backend::Embedded(world),
+            region,
+            settings,
+        });
+    }
+    let Some(name) = table.name.clone().filter(|n| !n.is_empty()) else {
+        anyhow::bail!("name the registry table with --table or TAG_GUARD_TABLE (or try the embedded world: --state events/scenario.json)");
+    };
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(registry::Ops {
-        admin: crate::aws::admin::Admin {
+        backend: Backend::Aws(crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
             ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk)),
-            table: table.name.clone(),
-        },
-        sts: aws_sdk_sts::Client::new(&sdk),
+            table: name,
+            sts: aws_sdk_sts::Client::new(&sdk),
+        }),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         settings,
     })
+}
+
+/// Writes the embedded world to `--save-state FILE` when asked, then hands `result` on.
+fn saved(
+    ops: &registry::Ops,
+    table: &TableArg,
+    result: anyhow::Result<bool>,
+) -> anyhow::Result<bool> {
+    if let (Some(path), Backend::Embedded(world)) = (&table.save_state, &ops.backend) {
+        save_world(world, path)?;
+    }
+    result
+}
+
+/// Writes the embedded world's state to `path` in the scenario format.
+pub(crate) fn save_world(world: &Memory, path: &std::path::Path) -> anyhow::Result<()> {
+    let state = world.state();
+    let saved = Scenario::from_state(&state, state.guard_role_arn.clone());
+    let text = serde_json::to_string_pretty(&saved)?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }
 
 /// The keep-alive prefix: `TAG_GUARD_KEEP_PREFIX`, or the default.
@@ -305,126 +351,62 @@ pub async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::Schema => {
-            println!("{}", crate::registry::SCHEMA.trim_end());
+            writeln!(out, "{}", crate::registry::SCHEMA.trim_end())?;
             Ok(true)
         }
         Command::Registry {
             command: RegistryCommand::Init,
             table,
-        } => registry::init(&ops(&table).await?, &mut std::io::stdout().lock()).await,
+        } => {
+            let ops = ops(&table).await?;
+            let r = registry::init(&ops, out).await;
+            saved(&ops, &table, r)
+        }
         Command::Protect {
             target,
             opts,
             table,
         } => {
-            registry::protect(
-                &ops(&table).await?,
-                &target,
-                &opts,
-                &Now::system(),
-                &mut std::io::stdout().lock(),
-            )
-            .await
+            let ops = ops(&table).await?;
+            let r = registry::protect(&ops, &target, &opts, &Now::system(), out).await;
+            saved(&ops, &table, r)
         }
         Command::Unprotect { target, table } => {
-            registry::unprotect(
-                &ops(&table).await?,
-                &target,
-                &Now::system(),
-                &mut std::io::stdout().lock(),
-            )
-            .await
+            let ops = ops(&table).await?;
+            let r = registry::unprotect(&ops, &target, &Now::system(), out).await;
+            saved(&ops, &table, r)
         }
         Command::List { json, table } => {
-            registry::list(&ops(&table).await?, json, &mut std::io::stdout().lock()).await
+            let ops = ops(&table).await?;
+            let r = registry::list(&ops, json, out).await;
+            saved(&ops, &table, r)
         }
         Command::History { target, table } => {
-            registry::history(&ops(&table).await?, &target, &mut std::io::stdout().lock()).await
+            let ops = ops(&table).await?;
+            let r = registry::history(&ops, &target, out).await;
+            saved(&ops, &table, r)
         }
         Command::Status { json, table } => {
-            registry::status(&ops(&table).await?, json, &mut std::io::stdout().lock()).await
+            let ops = ops(&table).await?;
+            let r = registry::status(&ops, json, out).await;
+            saved(&ops, &table, r)
         }
-        Command::Lifecycle { command } => {
-            let out = &mut std::io::stdout().lock();
-            match command {
-                LifecycleCommand::Check { repo, table } => {
-                    lifecycle::check(&ops(&table).await?, &repo, Now::system().epoch, out).await
-                }
-                LifecycleCommand::Shield { repo, apply, table } => {
-                    lifecycle::shield(&ops(&table).await?, &repo, apply, out).await
-                }
-                LifecycleCommand::Simulate {
-                    policy,
-                    images,
-                    repo,
-                    now,
-                    json,
-                    table,
-                } => {
-                    let now = match now {
-                        None => Now::system().epoch,
-                        Some(t) => crate::text::parse_time(&serde_json::Value::String(t.clone()))
-                            .ok_or_else(|| {
-                            anyhow::anyhow!("--now {t:?}: not an RFC 3339 time or epoch seconds")
-                        })?,
-                    };
-                    let prefix = keep_prefix()?;
-                    match (images, repo) {
-                        (Some(file), _) => {
-                            lifecycle::simulate_policy(
-                                &policy,
-                                lifecycle::Source::File(&file),
-                                now,
-                                &prefix,
-                                json,
-                                out,
-                            )
-                            .await
-                        }
-                        (None, Some(repo)) => {
-                            let ops = ops(&TableArg {
-                                name: table.unwrap_or_default(),
-                            })
-                            .await?;
-                            lifecycle::simulate_policy(
-                                &policy,
-                                lifecycle::Source::Repo(&ops, &repo),
-                                now,
-                                &prefix,
-                                json,
-                                out,
-                            )
-                            .await
-                        }
-                        (None, None) => anyhow::bail!("give --images FILE or --repo REPO"),
-                    }
-                }
-            }
-        }
-        Command::Rule { command } => {
-            let out = &mut std::io::stdout().lock();
-            match command {
-                RuleCommand::Add { spec, opts, table } => {
-                    rules::add(&ops(&table).await?, &spec, &opts, out).await
-                }
-                RuleCommand::List { json, table } => {
-                    rules::list(&ops(&table).await?, json, out).await
-                }
-                RuleCommand::Remove { rule, table } => {
-                    rules::remove(&ops(&table).await?, &rule, out).await
-                }
-                RuleCommand::Preview { repo, table } => {
-                    rules::preview(&ops(&table).await?, repo.as_deref(), out).await
-                }
-            }
-        }
+        Command::Lifecycle { command } => run_lifecycle(command, out).await,
+        Command::Rule { command } => run_rule(command, out).await,
         Command::Reconcile {
             dry_run,
-            table,
             topic_arn,
-        } => reconcile::run(dry_run, table, topic_arn, &mut std::io::stdout().lock()).await,
+            table,
+        } => {
+            if let Some(path) = &table.state {
+                return reconcile::run_embedded(dry_run, path, table.save_state.as_deref(), out)
+                    .await;
+            }
+            reconcile::run(dry_run, table.name, topic_arn, out).await
+        }
         Command::Drill {
             repo,
             timeout,
@@ -435,7 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 &repo,
                 std::time::Duration::from_secs(timeout),
                 std::time::Duration::from_secs(1),
-                &mut std::io::stdout().lock(),
+                out,
                 |_| async { Ok(()) },
             )
             .await
@@ -452,7 +434,80 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 table: a.table,
                 topic_arn: a.topic_arn,
             };
-            replay(&opts, &mut std::io::stdout().lock()).await
+            replay(&opts, out).await
+        }
+    }
+}
+
+async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
+    match command {
+        LifecycleCommand::Check { repo, table } => {
+            let ops = ops(&table).await?;
+            let r = lifecycle::check(&ops, &repo, Now::system().epoch, out).await;
+            saved(&ops, &table, r)
+        }
+        LifecycleCommand::Shield { repo, apply, table } => {
+            let ops = ops(&table).await?;
+            let r = lifecycle::shield(&ops, &repo, apply, out).await;
+            saved(&ops, &table, r)
+        }
+        LifecycleCommand::Simulate {
+            policy,
+            images,
+            repo,
+            now,
+            json,
+            table,
+        } => {
+            let now = match now {
+                None => Now::system().epoch,
+                Some(t) => crate::text::parse_time(&serde_json::Value::String(t.clone()))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--now {t:?}: not an RFC 3339 time or epoch seconds")
+                    })?,
+            };
+            let prefix = keep_prefix()?;
+            match (images, repo) {
+                (Some(file), _) => {
+                    let source = lifecycle::Source::File(&file);
+                    lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
+                }
+                (None, Some(repo)) => {
+                    let table = TableArg {
+                        name: Some(table.unwrap_or_default()),
+                        ..TableArg::default()
+                    };
+                    let ops = ops(&table).await?;
+                    let source = lifecycle::Source::Repo(&ops, &repo);
+                    lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
+                }
+                (None, None) => anyhow::bail!("give --images FILE or --repo REPO"),
+            }
+        }
+    }
+}
+
+async fn run_rule(command: RuleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
+    match command {
+        RuleCommand::Add { spec, opts, table } => {
+            let ops = ops(&table).await?;
+            let r = rules::add(&ops, &spec, &opts, out).await;
+            saved(&ops, &table, r)
+        }
+        RuleCommand::List { json, table } => {
+            let ops = ops(&table).await?;
+            let r = rules::list(&ops, json, out).await;
+            saved(&ops, &table, r)
+        }
+        RuleCommand::Remove { rule, table } => {
+            let ops = ops(&table).await?;
+            let r = rules::remove(&ops, &rule, out).await;
+            saved(&ops, &table, r)
+        }
+        RuleCommand::Preview { repo, table } => {
+            let ops = ops(&table).await?;
+            let r = rules::preview(&ops, repo.as_deref(), out).await;
+            saved(&ops, &table, r)
         }
     }
 }

@@ -4,7 +4,9 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::guard::Outcome;
-use crate::service::{action_name, outcome_name, Now};
+use crate::memory::{Memory, Scenario};
+use crate::service::reconcile::ReconcileReport;
+use crate::service::{action_name, outcome_name, Handler, Now};
 use crate::text::short_digest;
 
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
@@ -26,15 +28,53 @@ pub async fn run(
     let trail = crate::aws::CloudTrailLookup {
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };
-    let mut progress = |done: usize, total: usize, repo: &crate::registry::RepoKey| {
-        eprint!("\rreconcile: {done}/{total} repositories ({repo})\x1b[K");
-        if done == total {
-            eprintln!();
-        }
-    };
     let report = handler
         .reconcile(&Now::system(), &trail, &mut progress)
         .await?;
+    print(&report, dry_run, out)
+}
+
+/// `reconcile --state FILE`: the same run on the embedded world (its CloudTrail is the
+/// changes the scenario's replays made); `--save-state` keeps the result.
+pub async fn run_embedded(
+    dry_run: bool,
+    path: &std::path::Path,
+    save: Option<&std::path::Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
+    let mut settings = crate::config::settings_from_env()?;
+    if settings.own_role_arn.is_none() {
+        settings.own_role_arn = world.state().guard_role_arn.clone();
+    }
+    let handler = Handler {
+        registry: world.clone(),
+        images: world.clone(),
+        pager: world.clone(),
+        ledger: world.clone(),
+        settings,
+        dry_run,
+    };
+    let report = handler
+        .reconcile(&Now::system(), &world, &mut progress)
+        .await?;
+    let ok = print(&report, dry_run, out)?;
+    if let Some(path) = save {
+        super::save_world(&world, path)?;
+    }
+    Ok(ok)
+}
+
+/// Progress on stderr, one line rewritten per repository.
+fn progress(done: usize, total: usize, repo: &crate::registry::RepoKey) {
+    eprint!("\rreconcile: {done}/{total} repositories ({repo})\x1b[K");
+    if done == total {
+        eprintln!();
+    }
+}
+
+/// Prints what a run did; `Ok(false)` when a problem is left.
+fn print(report: &ReconcileReport, dry_run: bool, out: &mut impl Write) -> anyhow::Result<bool> {
     let mut left = report.invalid.len() + report.warnings.len();
     for r in &report.repairs {
         let d = &r.decision;

@@ -1,5 +1,8 @@
-//! The registry commands, against AWS (or the endpoint `AWS_ENDPOINT_URL` names):
-//! `registry init`, `protect`, `unprotect`, `list`, `history` and `status`.
+//! The registry commands, against AWS (or the endpoint `AWS_ENDPOINT_URL` names) or, with
+//! `--state FILE`, on the embedded world: `registry init`, `protect`, `unprotect`, `list`,
+//! `history` and `status`.
+
+pub use super::ops::{Backend, Ops};
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,28 +10,14 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Map, Value};
 
-use crate::aws::admin::{Admin, ImageRef, TableState};
-use crate::aws::{DynamoRegistry, EcrImages, TTL_ATTRIBUTE};
+use crate::aws::admin::TableState;
+use crate::aws::TTL_ATTRIBUTE;
 use crate::guard::PutStep;
-use crate::ports::{HistoryRecord, Images, PutError, Registry};
-use crate::registry::{self, field, parse_item, Entry, Manifest, RepoKey};
+use crate::ports::{Console, Images, PutError};
+use crate::registry::{self, field, parse_item, Entry, ImageRef, Manifest, RepoKey};
 use crate::service::reconcile::read_standings;
 use crate::service::Now;
 use crate::text::{clean, short_digest};
-
-/// What the commands work with.
-#[derive(Clone, Debug)]
-pub struct Ops {
-    /// The table and ECR.
-    pub admin: Admin,
-    /// For the caller's account and ARN.
-    pub sts: aws_sdk_sts::Client,
-    /// The caller's region, for plain repository names.
-    pub region: String,
-    /// The keep-alive prefix and the scope (`TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`) the
-    /// commands apply when set.
-    pub settings: crate::guard::Settings,
-}
 
 /// How `protect` sets the item; `None` keeps what an existing item has (with `--force`) or
 /// the default.
@@ -57,113 +46,18 @@ pub struct ProtectOptions {
     pub force: bool,
 }
 
-impl Ops {
-    async fn caller(&self) -> Option<(String, String)> {
-        let id = self.sts.get_caller_identity().send().await.ok()?;
-        Some((id.account()?.to_string(), id.arn()?.to_string()))
-    }
-
-    /// Reads `REPO:TAG`, where REPO is `ACCOUNT/REGION/NAME` or a plain name in the
-    /// caller's account and region.
-    async fn target(&self, target: &str) -> anyhow::Result<(RepoKey, String)> {
-        let Some((repo, tag)) = target.rsplit_once(':') else {
-            bail!("`{}` is not REPO:TAG", clean(target, 300));
-        };
-        if !registry::is_tag(tag) {
-            bail!("`{}` is not a valid ECR tag", clean(tag, 130));
-        }
-        Ok((self.repo(repo).await?, tag.to_string()))
-    }
-
-    /// Reads `ACCOUNT/REGION/NAME`, or a plain name in the caller's account and region.
-    pub async fn repo(&self, repo: &str) -> anyhow::Result<RepoKey> {
-        let parts: Vec<&str> = repo.splitn(3, '/').collect();
-        let qualified = parts.len() == 3
-            && parts[0].len() == 12
-            && parts[0].bytes().all(|b| b.is_ascii_digit());
-        let key = if qualified {
-            RepoKey::parse(repo).map_err(|e| anyhow!(e))?
-        } else {
-            if !registry::is_repository_name(repo) {
-                bail!("`{}` is not a valid ECR repository name", clean(repo, 300));
-            }
-            let (account, _) = self
-                .caller()
-                .await
-                .ok_or_else(|| anyhow!("cannot tell the caller's account (sts:GetCallerIdentity failed): name the repository as ACCOUNT/REGION/NAME"))?;
-            RepoKey {
-                account,
-                region: self.region.clone(),
-                name: repo.to_string(),
-            }
-        };
-        Ok(key)
-    }
-
-    fn images(&self) -> EcrImages {
-        EcrImages {
-            clients: self.admin.ecr.clone(),
-        }
-    }
-
-    fn history(&self) -> DynamoRegistry {
-        DynamoRegistry {
-            client: self.admin.ddb.clone(),
-            table: self.admin.table.clone(),
-        }
-    }
-
-    /// Records a command in the tag's history; `digests` is the pin before and after.
-    async fn record(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        (action, outcome): (&str, &str),
-        (old, new): (Option<String>, Option<String>),
-        now: &Now,
-    ) -> anyhow::Result<()> {
-        let who = self
-            .caller()
-            .await
-            .map_or_else(|| "unknown caller".to_string(), |(_, arn)| arn);
-        let r = HistoryRecord {
-            repo: repo.clone(),
-            tag: tag.to_string(),
-            at: now.rfc3339.clone(),
-            event_id: format!(
-                "cli-{action}-{}-{}",
-                now.epoch,
-                tail(new.as_deref().or(old.as_deref()))
-            ),
-            action: action.into(),
-            outcome: outcome.into(),
-            old_digest: old,
-            new_digest: new,
-            who,
-            detail: format!("ecr-tag-guard {action}"),
-        };
-        self.history().add_history(&[r]).await?;
-        Ok(())
-    }
-}
-
-/// The last 12 characters of a digest, to tell records of one second apart.
-fn tail(digest: Option<&str>) -> String {
-    let chars: Vec<char> = digest.unwrap_or("none").chars().collect();
-    chars[chars.len().saturating_sub(12)..].iter().collect()
-}
-
 /// `registry init`: creates the table, or says it is there already, or refuses when a table
 /// of that name has another key schema.
 pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
-    let table = &ops.admin.table;
-    match ops.admin.table_state().await? {
+    let admin = ops.aws("registry init")?;
+    let table = &admin.table;
+    match admin.table_state().await? {
         TableState::Matching { stream: true } => {
             writeln!(out, "table {table} exists with the registry's key schema and stream: nothing changed")?;
             Ok(true)
         }
         TableState::Matching { stream: false } => {
-            ops.admin.enable_stream().await?;
+            admin.enable_stream().await?;
             writeln!(out, "table {table} exists with the registry's key schema; turned its stream on (new images), so items written by hand are pinned within seconds")?;
             Ok(true)
         }
@@ -173,7 +67,7 @@ pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
             field::TAG
         ),
         TableState::Missing => {
-            ops.admin.create_table().await?;
+            admin.create_table().await?;
             writeln!(out, "created table {table}: key {} + {}, on demand, TTL on {TTL_ATTRIBUTE}, stream of new images", field::REPOSITORY, field::TAG)?;
             Ok(true)
         }
@@ -194,7 +88,6 @@ pub async fn protect(
         bail!("{repo} is outside the guard's scope ({why}): the guard would never act on it, so it is not protected");
     }
     let found = ops
-        .admin
         .images(&repo, &[ImageRef::Tag(tag.clone())])
         .await?
         .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
@@ -251,7 +144,7 @@ pub async fn protect(
     item.extend(registry::pin_fields(&pin));
     let item = Value::Object(item);
     let entry = parse_item(&item).map_err(|bad| anyhow!("{bad}"))?;
-    if !ops.admin.put_item(&item, opts.force).await? {
+    if !ops.put_item(&item, opts.force).await? {
         bail!("{repo}:{tag} was protected meanwhile; --force replaces it");
     }
     let old = existing
@@ -299,7 +192,7 @@ async fn keep_alive(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<S
         manifest: m.clone(),
         tag: Some(tag.clone()),
     };
-    match ops.images().put(repo, &step).await {
+    match ops.put(repo, &step).await {
         Ok(_) => Ok(tag),
         Err(PutError::Refused(_, why)) => bail!("could not add the keep-alive tag {tag}: {why}"),
         Err(PutError::Call(e)) => Err(e.into()),
@@ -308,12 +201,12 @@ async fn keep_alive(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<S
 
 /// Removes the keep-alive tag of `digest` unless another item still pins it.
 async fn drop_keep_alive(ops: &Ops, repo: &RepoKey, tag: &str, digest: &str) -> anyhow::Result<()> {
-    let items = ops.admin.partition(&repo.key(), false).await?;
+    let items = ops.partition(&repo.key(), false).await?;
     let entries: Vec<Entry> = items.iter().filter_map(|i| parse_item(i).ok()).collect();
     if let Some(keep) =
         crate::guard::keep_alive_to_drop(&entries, tag, digest, &ops.settings.keep_prefix)
     {
-        ops.images().untag(repo, &keep).await?;
+        ops.untag(repo, &keep).await?;
     }
     Ok(())
 }
@@ -332,7 +225,6 @@ async fn children(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<Vec
     }
     let ids: Vec<ImageRef> = digests.iter().cloned().map(ImageRef::Digest).collect();
     let found = ops
-        .admin
         .images(repo, &ids)
         .await?
         .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
@@ -353,7 +245,6 @@ async fn children(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<Vec
 
 async fn existing_item(ops: &Ops, repo: &RepoKey, tag: &str) -> anyhow::Result<Option<Value>> {
     Ok(ops
-        .admin
         .partition(&repo.key(), false)
         .await?
         .into_iter()
@@ -369,7 +260,7 @@ pub async fn unprotect(
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
     let existing = existing_item(ops, &repo, &tag).await?;
-    if !ops.admin.delete_item(&repo.key(), &tag).await? {
+    if !ops.delete_item(&repo.key(), &tag).await? {
         bail!("{repo}:{tag} is not protected: nothing changed");
     }
     let old = existing
@@ -395,11 +286,7 @@ pub async fn unprotect(
 
 /// Every registry item, read and validated.
 async fn entries(ops: &Ops) -> anyhow::Result<(Vec<Entry>, Vec<registry::InvalidEntry>)> {
-    let items = ops
-        .admin
-        .registry_items()
-        .await
-        .context("reading the registry")?;
+    let items = ops.registry_items().await.context("reading the registry")?;
     let (mut good, bad) = registry::split_valid(
         items
             .iter()
@@ -510,7 +397,6 @@ fn table<const N: usize>(
 pub async fn history(ops: &Ops, target: &str, out: &mut impl Write) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
     let records = ops
-        .admin
         .partition(&format!("history#{}:{tag}", repo.key()), true)
         .await?;
     if records.is_empty() {
@@ -566,7 +452,7 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
         }
         // One read of the repository's protected tags and keep-alive tags together.
         let es: Vec<Entry> = es.into_iter().cloned().collect();
-        let standings = read_standings(&ops.images(), repo, &es, &ops.settings.keep_prefix).await?;
+        let standings = read_standings(ops, repo, &es, &ops.settings.keep_prefix).await?;
         for (e, (s, _)) in es.iter().zip(standings) {
             if !s.is_ok() {
                 not_ok += 1;

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::registry::{Ops, ProtectOptions};
 use crate::guard::rules::{next_to_release, protected};
+use crate::ports::Console;
 use crate::registry::rule::rule_field;
 use crate::registry::{
     field, is_rule_item, parse_item, parse_rule, RepoKey, TagRule, RULE_PARTITION,
@@ -39,7 +40,6 @@ pub(crate) async fn read_rules(
     ops: &Ops,
 ) -> anyhow::Result<Vec<Result<TagRule, crate::registry::InvalidEntry>>> {
     Ok(ops
-        .admin
         .partition(RULE_PARTITION, false)
         .await
         .context("reading the rules")?
@@ -92,7 +92,7 @@ pub async fn add(
             bad.problems.join("; ")
         )
     })?;
-    if !ops.admin.put_item(&item, opts.force).await? {
+    if !ops.put_item(&item, opts.force).await? {
         bail!(
             "rule {} already exists: add --force to replace it",
             rule.name
@@ -160,7 +160,7 @@ pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Res
 /// `rule remove NAME`: deletes the rule item. The pins it made are released by the next
 /// reconcile (or push of a matching tag).
 pub async fn remove(ops: &Ops, name: &str, out: &mut impl Write) -> anyhow::Result<bool> {
-    if !ops.admin.delete_item(RULE_PARTITION, name).await? {
+    if !ops.delete_item(RULE_PARTITION, name).await? {
         bail!("there is no rule {}", clean(name, 130));
     }
     writeln!(
@@ -194,7 +194,6 @@ pub async fn preview(ops: &Ops, repo: Option<&str>, out: &mut impl Write) -> any
         Some(r) => vec![r.clone()],
         None => {
             let mut keys: Vec<RepoKey> = ops
-                .admin
                 .registry_items()
                 .await?
                 .iter()
@@ -213,7 +212,7 @@ pub async fn preview(ops: &Ops, repo: Option<&str>, out: &mut impl Write) -> any
     };
     for rule in &rules {
         for repo in known.iter().filter(|k| rule.covers(k)) {
-            let images = ops.admin.describe_images(repo).await?;
+            let images = ops.describe_images(repo).await?;
             writeln!(out, "rule {} in {repo}: {}", rule.name, describe(rule))?;
             let kept = protected(rule, &images, &ops.settings.keep_prefix);
             let next = next_to_release(rule, &images, &ops.settings.keep_prefix);

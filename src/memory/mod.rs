@@ -3,6 +3,7 @@
 //! project notes, `aws-facts` §3): digests are the sha256 of the manifest bytes, moving a tag
 //! leaves the old image untagged, an immutable tag held elsewhere is refused.
 
+mod console;
 mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,8 @@ pub struct Repo {
     pub images: BTreeMap<String, Image>,
     /// Digests whose layers are gone: a PutImage of them fails with `LayersNotFoundException`.
     pub layers_gone: BTreeSet<String>,
+    /// Its lifecycle policy text, if any.
+    pub lifecycle_policy: Option<String>,
 }
 
 impl Repo {
@@ -96,6 +99,8 @@ pub struct State {
     pub first_seen: BTreeMap<String, i64>,
     /// CloudTrail's history: the changes made with a known caller, oldest first.
     pub trail: Vec<Incident>,
+    /// The guard's own role, as the scenario names it (kept when the world is saved).
+    pub guard_role_arn: Option<String>,
 }
 
 /// A handle on the shared embedded world; clones share it.

@@ -42,6 +42,9 @@ pub struct Scenario {
     /// Registry items, in their plain-JSON form.
     #[serde(default)]
     pub registry: Vec<Value>,
+    /// The tags' history, as the guard and the commands recorded it (oldest first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<crate::ports::HistoryRecord>,
 }
 
 /// One repository in a scenario.
@@ -59,6 +62,9 @@ pub struct ScenarioRepo {
     /// Digests whose layers are gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers_gone: Vec<String>,
+    /// Its lifecycle policy: the policy JSON, or its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_policy: Option<Value>,
 }
 
 /// One image in a scenario.
@@ -123,6 +129,10 @@ impl Scenario {
                 .map_err(|e| err(format!("repositories[{i}]: {e}")))?;
             let mut repo = Repo {
                 immutable: r.immutable,
+                lifecycle_policy: r.lifecycle_policy.map(|p| match p {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                }),
                 ..Repo::default()
             };
             repo.layers_gone.extend(r.layers_gone);
@@ -185,6 +195,8 @@ impl Scenario {
                 return Err(err(format!("registry[{i}]: {pk}:{tag} is listed twice")));
             }
         }
+        state.history = self.history;
+        state.guard_role_arn = self.guard_role_arn;
         Ok(state)
     }
 
@@ -209,12 +221,17 @@ impl Scenario {
                     })
                     .collect(),
                 layers_gone: r.layers_gone.iter().cloned().collect(),
+                lifecycle_policy: r
+                    .lifecycle_policy
+                    .clone()
+                    .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))),
             })
             .collect();
         Scenario {
             guard_role_arn,
             repositories,
             registry: state.items.values().cloned().collect(),
+            history: state.history.clone(),
         }
     }
 }

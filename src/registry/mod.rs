@@ -114,6 +114,15 @@ impl Manifest {
     }
 }
 
+/// An image named by tag or by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// By tag.
+    Tag(String),
+    /// By digest.
+    Digest(String),
+}
+
 /// What the guard pins a tag to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pin {

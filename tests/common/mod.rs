@@ -295,12 +295,12 @@ impl World {
     /// The registry commands on this world's clients.
     pub fn ops(&self) -> ecr_tag_guard::cli::registry::Ops {
         ecr_tag_guard::cli::registry::Ops {
-            admin: ecr_tag_guard::aws::admin::Admin {
+            backend: ecr_tag_guard::cli::registry::Backend::Aws(ecr_tag_guard::aws::admin::Admin {
                 ddb: self.ddb.clone(),
                 ecr: ecr_tag_guard::aws::EcrClients::new(self.ecr.clone()),
                 table: self.table.clone(),
-            },
-            sts: self.sts.clone(),
+                sts: self.sts.clone(),
+            }),
             region: REGION.into(),
             settings: Settings::default(),
         }

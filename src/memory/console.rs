@@ -1,0 +1,171 @@
+//! The registry commands' port on the embedded world: items as plain JSON, images by tag or
+//! digest, lifecycle policies, a caller. History reads come from the world's history records,
+//! laid out as the DynamoDB adapter writes them (`history#ACCOUNT/REGION/NAME:TAG`).
+
+use serde_json::{json, Value};
+
+use super::{Memory, Storage};
+use crate::error::CallError;
+use crate::guard::lifecycle::ImageInfo;
+use crate::ports::Console;
+use crate::registry::{field, ImageRef, Manifest, RepoKey};
+
+/// The prefix of a tag's history partition.
+const HISTORY: &str = "history#";
+
+impl Console for Memory {
+    async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        let text = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
+        let (Some(partition), Some(tag)) = (text(field::REPOSITORY), text(field::TAG)) else {
+            return Err(CallError::fatal(
+                "dynamodb:PutItem",
+                "ValidationException: the item has no repository or tag",
+            ));
+        };
+        let key = (partition, tag);
+        if !replace && s.items.contains_key(&key) {
+            return Ok(false);
+        }
+        s.items.insert(key, item.clone());
+        Ok(true)
+    }
+
+    async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:DeleteItem")?;
+        Ok(s.items
+            .remove(&(partition.to_string(), tag.to_string()))
+            .is_some())
+    }
+
+    async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
+        let s = self.call("dynamodb:Query")?;
+        let mut out: Vec<Value> = match key.strip_prefix(HISTORY) {
+            Some(tag_key) => s
+                .history
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| format!("{}:{}", r.repo.key(), r.tag) == tag_key)
+                .map(|(i, r)| {
+                    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("repo");
+                        o.retain(|_, x| !x.is_null());
+                    }
+                    v[field::REPOSITORY] = json!(key);
+                    v[field::TAG] = json!(format!("{}#{}#{i:06}", r.at, r.event_id));
+                    v
+                })
+                .collect(),
+            None => s
+                .items
+                .range((key.to_string(), String::new())..)
+                .take_while(|((p, _), _)| p == key)
+                .map(|(_, item)| item.clone())
+                .collect(),
+        };
+        out.sort_by(|a, b| {
+            let tag = |v: &Value| v[field::TAG].as_str().unwrap_or_default().to_string();
+            tag(a).cmp(&tag(b))
+        });
+        if newest_first {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn registry_items(&self) -> Result<Vec<Value>, CallError> {
+        let s = self.call("dynamodb:Scan")?;
+        Ok(s.items.values().cloned().collect())
+    }
+
+    async fn images(
+        &self,
+        repo: &RepoKey,
+        ids: &[ImageRef],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        let s = self.call("ecr:BatchGetImage")?;
+        let Some(r) = s.repos.get(repo) else {
+            return Ok(None);
+        };
+        let found = |id: &ImageRef| -> Result<Manifest, String> {
+            let d = match id {
+                ImageRef::Tag(t) => r.digest_of(t).ok_or("ImageNotFound")?,
+                ImageRef::Digest(d) => d.as_str(),
+            };
+            let im = r.images.get(d).ok_or("ImageNotFound")?;
+            let body = im.manifest.clone().ok_or("ImageWithoutManifest")?;
+            Ok(Manifest {
+                digest: d.to_string(),
+                media_type: im.media_type.clone(),
+                body,
+            })
+        };
+        Ok(Some(ids.iter().map(found).collect()))
+    }
+
+    async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
+        let s = self.call("ecr:DescribeImages")?;
+        let r = s.repos.get(repo).ok_or_else(|| {
+            CallError::fatal(
+                "ecr:DescribeImages",
+                format!(
+                    "RepositoryNotFoundException: repository {} does not exist",
+                    repo.name
+                ),
+            )
+        })?;
+        Ok(r.images
+            .iter()
+            .map(|(d, im)| ImageInfo {
+                digest: d.clone(),
+                tags: im.tags.iter().cloned().collect(),
+                pushed_at: im.pushed_at,
+                last_pulled: None,
+                storage: im.storage,
+                archived_at: (im.storage != Storage::Standard).then_some(im.pushed_at),
+            })
+            .collect())
+    }
+
+    async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
+        let s = self.call("ecr:GetLifecyclePolicy")?;
+        Ok(s.repos.get(repo).and_then(|r| r.lifecycle_policy.clone()))
+    }
+
+    async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError> {
+        let mut s = self.call("ecr:PutLifecyclePolicy")?;
+        let r = s.repos.get_mut(repo).ok_or_else(|| {
+            CallError::fatal(
+                "ecr:PutLifecyclePolicy",
+                format!(
+                    "RepositoryNotFoundException: repository {} does not exist",
+                    repo.name
+                ),
+            )
+        })?;
+        r.lifecycle_policy = Some(text.to_string());
+        Ok(())
+    }
+
+    async fn caller(&self) -> Option<(String, String)> {
+        let account = self.home()?.account;
+        Some((
+            account.clone(),
+            format!("arn:aws:iam::{account}:user/embedded"),
+        ))
+    }
+}
+
+impl Memory {
+    /// The account and region plain repository names resolve to on the embedded world: those
+    /// of its first repository (by key), else of its first registry item.
+    pub fn home(&self) -> Option<RepoKey> {
+        let s = self.state();
+        s.repos.keys().next().cloned().or_else(|| {
+            s.items
+                .keys()
+                .find_map(|(partition, _)| RepoKey::parse(partition).ok())
+        })
+    }
+}
