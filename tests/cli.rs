@@ -443,3 +443,100 @@ fn lifecycle_simulate_names_what_is_wrong_with_its_input() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--images"));
 }
+
+/// Runs a command on the embedded world: `--state FROM --save-state TO`.
+fn embedded(args: &[&str], from: &Path, to: &Path) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let (from, to) = (from.to_str().expect("path"), to.to_str().expect("path"));
+    all.extend(["--state", from, "--save-state", to]);
+    bin()
+        .args(&all)
+        .env_remove("TAG_GUARD_TABLE")
+        .env_remove("TAG_GUARD_ACCOUNTS")
+        .env_remove("TAG_GUARD_REGIONS")
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn every_registry_command_runs_on_the_embedded_world() {
+    let scenario = Path::new("events/scenario.json");
+    let (a, b) = (tmp("cmd-a.json"), tmp("cmd-b.json"));
+    let repo = "111122223333/eu-west-1/shop/web";
+
+    let o = embedded(&["protect", &format!("{repo}:v1.5.0")], scenario, &a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout(&o)
+            .contains("protected 111122223333/eu-west-1/shop/web:v1.5.0 at sha256:d2332297afd8"),
+        "{}",
+        stdout(&o)
+    );
+    // A plain name resolves to the world's own account and region.
+    let o = embedded(&["history", "shop/web:v1.5.0"], &a, &b);
+    assert!(stdout(&o).contains("protect -> pinned"), "{}", stdout(&o));
+    let o = embedded(&["list", "--json"], &a, &b);
+    let listed: Vec<Value> = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        listed.iter().any(|v| v["tag"] == "v1.5.0"),
+        "{}",
+        stdout(&o)
+    );
+    let o = embedded(&["status"], &a, &b);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "some tags are not ok in the story's start"
+    );
+    assert!(
+        stdout(&o).contains("ok                     111122223333/eu-west-1/shop/web:v1.5.0"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Reconcile puts the missing keep-alive tags back; status then says so.
+    let o = embedded(&["reconcile"], &a, &b);
+    assert!(
+        stdout(&o).contains("restore_keep -> restored"),
+        "{}",
+        stdout(&o)
+    );
+    let o = embedded(&["status"], &b, &a);
+    assert!(
+        !stdout(&o).contains("keep-alive tag missing 111122223333/eu-west-1/shop/web:prod.latest"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = embedded(&["unprotect", &format!("{repo}:v1.5.0")], &a, &b);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = embedded(&["history", &format!("{repo}:v1.5.0")], &b, &a);
+    assert!(
+        stdout(&o).contains("unprotect -> removed"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = embedded(&["rule", "list"], scenario, &a);
+    assert!(stdout(&o).contains("branches"), "{}", stdout(&o));
+    let o = embedded(
+        &["lifecycle", "shield", repo, "--apply"],
+        scenario,
+        &a,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = embedded(&["lifecycle", "check", repo], &a, &b);
+    assert!(
+        o.status.success(),
+        "the shield keeps every pinned image: {}",
+        stdout(&o)
+    );
+
+    // What needs AWS says so.
+    let o = run(&["registry", "--state", "events/scenario.json", "init"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("works against AWS only"));
+}
