@@ -522,11 +522,7 @@ fn every_registry_command_runs_on_the_embedded_world() {
 
     let o = embedded(&["rule", "list"], scenario, &a);
     assert!(stdout(&o).contains("branches"), "{}", stdout(&o));
-    let o = embedded(
-        &["lifecycle", "shield", repo, "--apply"],
-        scenario,
-        &a,
-    );
+    let o = embedded(&["lifecycle", "shield", repo, "--apply"], scenario, &a);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = embedded(&["lifecycle", "check", repo], &a, &b);
     assert!(
