@@ -5,6 +5,8 @@ use serde_json::json;
 
 use super::*;
 use crate::events::{Actor, Change, Incident};
+use crate::page::report;
+use crate::registry::Severity;
 use crate::registry::{parse_item, Entry, Manifest, Pin, RepoKey};
 use crate::text::sha256_digest;
 

@@ -274,7 +274,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 }
             };
             log_decision(&incident, &d, Some(&outcome));
-            if let Some(alarm) = guard::report(&d, &outcome, resumed) {
+            if let Some(alarm) = page::report(&d, &outcome, resumed) {
                 pages.push(page::render(&incident, &d, &alarm));
             }
             if !matches!(d.action, Action::Nothing | Action::Superseded) {

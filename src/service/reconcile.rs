@@ -199,7 +199,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 Err(e) => return Err(e),
             };
             log_decision(&incident, &d, Some(&outcome));
-            if let Some(alarm) = guard::report(&d, &outcome, false) {
+            if let Some(alarm) = page::report(&d, &outcome, false) {
                 let persistent = outcome.is_problem();
                 if !persistent || self.first_sighting(repo, &d, &outcome, now).await? {
                     let p = page::render(&incident, &d, &alarm);

@@ -16,8 +16,9 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::events::Incident;
-use crate::guard::{self, Action, Alarm, Cause};
+use crate::guard::{self, Action, Cause};
 use crate::page;
+use crate::page::Alarm;
 use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
 use crate::registry::{self, field, Entry, RepoKey, Severity};
 use crate::service::{Handler, Now};

@@ -1,4 +1,5 @@
-//! The page: what on-call receives through SNS. Pure formatting of a [`guard::Alarm`].
+//! The page: what on-call receives through SNS. [`alarm`] words it from a decision; this
+//! formats it.
 //!
 //! * subject: under 100 ASCII characters, `[SEVERITY] TAG in REPOSITORY: HEADLINE`;
 //! * message: a text block a person can act on, then `--- JSON ---` and the same facts as JSON;
@@ -11,8 +12,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub mod alarm;
+
+pub use alarm::{report, Alarm};
+
 use crate::events::Incident;
-use crate::guard::{self, Alarm, Decision};
+use crate::guard::{self, Decision};
 use crate::text::clean;
 
 /// SNS subjects must be shorter than 100 characters.
@@ -160,7 +165,8 @@ fn subject(alarm: &Alarm, repo: &str, tag: &str) -> String {
 mod tests {
     use super::*;
     use crate::events::{Actor, Incident};
-    use crate::guard::{Action, Alarm, Cause, Decision};
+    use crate::guard::{Action, Cause, Decision};
+    use crate::page::Alarm;
     use crate::registry::{parse_item, RepoKey, Severity};
 
     fn setup(repo_name: &str, tag: &str, arn: &str) -> (Incident, Decision, Alarm) {
@@ -189,7 +195,7 @@ mod tests {
             why: "w".into(),
             entry,
         };
-        let a = crate::guard::report(&d, &crate::guard::Outcome::Restored, false).unwrap();
+        let a = crate::page::report(&d, &crate::guard::Outcome::Restored, false).unwrap();
         (incident, d, a)
     }
 
