@@ -49,23 +49,7 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
         _ => None,
     };
     if d.action == Action::RestoreKeep {
-        // The protected tag itself was not touched: worth a line, not a wake-up.
-        let did = match outcome {
-            Outcome::Restored => format!("put the keep-alive tag back on the pinned digest of {} (it keeps the image alive when the protected tag is deleted).", d.entry.tag),
-            Outcome::Refused { why } => format!("did not put the keep-alive tag back: {why}."),
-            Outcome::Failed { detail, .. } => format!("could not put the keep-alive tag back; ECR said: {}.", crate::text::clean(detail, 300)),
-            _ => return None,
-        };
-        let what = match d.cause {
-            Cause::Moved { .. } => "moved",
-            _ => "deleted",
-        };
-        let head = if *outcome == Outcome::Restored {
-            format!("keep-alive tag {what}; restored")
-        } else {
-            format!("keep-alive tag {what}; NOT restored")
-        };
-        return Some(alarm("keep_alive", Severity::Low, &head, did, None, None));
+        return keep_alive(d, outcome, alarm);
     }
     match outcome {
         Outcome::Restored | Outcome::AlreadyInPlace
@@ -140,6 +124,32 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
         | Outcome::Skipped
         | Outcome::Conflict => None,
     }
+}
+
+/// The alarm for a keep-alive tag put back (or not): the protected tag itself was not
+/// touched, so it is worth a line, not a wake-up.
+fn keep_alive(
+    d: &Decision,
+    outcome: &Outcome,
+    alarm: impl Fn(&'static str, Severity, &str, String, Option<String>, Option<String>) -> Alarm,
+) -> Option<Alarm> {
+    let did = match outcome {
+        Outcome::Restored => format!("put the keep-alive tag back on the pinned digest of {} (it keeps the image alive when the protected tag is deleted).", d.entry.tag),
+        Outcome::Refused { why } => format!("did not put the keep-alive tag back: {why}."),
+        Outcome::Failed { detail, .. } => format!("could not put the keep-alive tag back; ECR said: {}.", crate::text::clean(detail, 300)),
+        _ => return None,
+    };
+    let what = match d.cause {
+        Cause::Moved { .. } => "moved",
+        _ => "deleted",
+    };
+    let done = if *outcome == Outcome::Restored {
+        "restored"
+    } else {
+        "NOT restored"
+    };
+    let head = format!("keep-alive tag {what}; {done}");
+    Some(alarm("keep_alive", Severity::Low, &head, did, None, None))
 }
 
 fn happened(cause: &Cause) -> String {

@@ -20,7 +20,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         now: &Now,
     ) -> Result<Outcome, Error> {
         let e = &d.entry;
-        let prefix = &self.settings.keep_prefix;
         match &d.action {
             Action::Nothing | Action::Superseded => Ok(Outcome::Skipped),
             Action::Alert => Ok(Outcome::Alerted),
@@ -31,104 +30,146 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     why: "the tag is not pinned".into(),
                 }),
             },
-            Action::Release => {
-                let Some(old) = e.digest() else {
-                    return Ok(Outcome::Skipped);
-                };
-                if !self
-                    .registry
-                    .release(repo, &d.tag, old, &now.rfc3339)
-                    .await?
-                {
-                    return Ok(Outcome::Conflict);
-                }
-                self.drop_keep_alive(
-                    repo,
-                    guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
-                )
-                .await;
-                Ok(Outcome::Released)
-            }
+            Action::Release => self.release_pin(repo, d, entries, now).await,
             Action::Follow { to, manifest } => {
-                let pin = self
-                    .capture(repo, to, manifest.as_ref(), now, "followed the move")
-                    .await?;
-                let written = self
-                    .registry
-                    .set_pin(repo, &d.tag, e.digest(), Some(&pin))
-                    .await?;
-                if !written {
-                    return Ok(Outcome::Conflict);
-                }
-                self.add_keep_alive(repo, &pin).await;
-                if let Some(old) = e.digest() {
-                    self.drop_keep_alive(
-                        repo,
-                        guard::keep_alive_to_drop(entries, &d.tag, old, prefix),
-                    )
-                    .await;
-                }
-                Ok(Outcome::Followed)
+                self.follow(repo, d, entries, to, manifest.as_ref(), now)
+                    .await
             }
-            Action::StoreManifest => {
-                let Some(digest) = e.digest() else {
-                    return Ok(Outcome::Skipped);
-                };
-                let pin = self
-                    .capture(repo, digest, None, now, "manifest stored by reconcile")
-                    .await?;
-                if pin.manifest.is_none() {
-                    return Ok(Outcome::Refused {
-                        why: "ECR no longer has the pinned image: there is no manifest to keep"
-                            .into(),
-                    });
-                }
-                if !self
-                    .registry
-                    .set_pin(repo, &d.tag, Some(digest), Some(&pin))
-                    .await?
-                {
-                    return Ok(Outcome::Conflict);
-                }
-                self.add_keep_alive(repo, &pin).await;
-                Ok(Outcome::Pinned)
-            }
-            Action::Unarchive => {
-                let Some(digest) = e.digest() else {
-                    return Ok(Outcome::Skipped);
-                };
-                match self.images.unarchive(repo, digest).await {
-                    Ok(()) => Ok(Outcome::Unarchiving),
-                    Err(c) if c.retryable => Err(Error::Call(c)),
-                    Err(c) => Ok(Outcome::Failed {
-                        failure: guard::Failure::Other,
-                        detail: c.message,
-                    }),
-                }
-            }
+            Action::StoreManifest => self.store_manifest(repo, d, now).await,
+            Action::Unarchive => self.unarchive(e).await,
             Action::Pin {
                 digest,
                 manifest,
                 restore,
             } => {
-                let pin = self
-                    .capture(repo, digest, manifest.as_ref(), now, "first sight")
-                    .await?;
-                if !self
-                    .registry
-                    .set_pin(repo, &d.tag, None, Some(&pin))
-                    .await?
-                {
-                    return Ok(Outcome::Conflict);
-                }
-                if *restore {
-                    // The restore's keep-alive tag is put beside the page.
-                    self.restore(repo, &d.tag, &d.tag, &pin, now).await
-                } else {
-                    self.add_keep_alive(repo, &pin).await;
-                    Ok(Outcome::Pinned)
-                }
+                self.pin(repo, d, digest, manifest.as_ref(), *restore, now)
+                    .await
             }
+        }
+    }
+
+    /// An allowed caller deleted the tag: the pin goes (the item is marked released), and
+    /// the keep-alive tag too when no other pin needs it.
+    async fn release_pin(
+        &self,
+        repo: &RepoKey,
+        d: &Decision,
+        entries: &[Entry],
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let Some(old) = d.entry.digest() else {
+            return Ok(Outcome::Skipped);
+        };
+        if !self
+            .registry
+            .release(repo, &d.tag, old, &now.rfc3339)
+            .await?
+        {
+            return Ok(Outcome::Conflict);
+        }
+        let prefix = &self.settings.keep_prefix;
+        let drop = guard::keep_alive_to_drop(entries, &d.tag, old, prefix);
+        self.drop_keep_alive(repo, drop).await;
+        Ok(Outcome::Released)
+    }
+
+    /// The pin follows the tag to `to` (what ECR holds now): captured, written over the old
+    /// pin, keep-alive tags moved along.
+    async fn follow(
+        &self,
+        repo: &RepoKey,
+        d: &Decision,
+        entries: &[Entry],
+        to: &str,
+        manifest: Option<&Manifest>,
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let pin = self
+            .capture(repo, to, manifest, now, "followed the move")
+            .await?;
+        let old = d.entry.digest();
+        if !self.registry.set_pin(repo, &d.tag, old, Some(&pin)).await? {
+            return Ok(Outcome::Conflict);
+        }
+        self.add_keep_alive(repo, &pin).await;
+        if let Some(old) = old {
+            let prefix = &self.settings.keep_prefix;
+            let drop = guard::keep_alive_to_drop(entries, &d.tag, old, prefix);
+            self.drop_keep_alive(repo, drop).await;
+        }
+        Ok(Outcome::Followed)
+    }
+
+    /// A pin without its manifest gets it from ECR (reconcile).
+    async fn store_manifest(
+        &self,
+        repo: &RepoKey,
+        d: &Decision,
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let Some(digest) = d.entry.digest() else {
+            return Ok(Outcome::Skipped);
+        };
+        let pin = self
+            .capture(repo, digest, None, now, "manifest stored by reconcile")
+            .await?;
+        if pin.manifest.is_none() {
+            return Ok(Outcome::Refused {
+                why: "ECR no longer has the pinned image: there is no manifest to keep".into(),
+            });
+        }
+        if !self
+            .registry
+            .set_pin(repo, &d.tag, Some(digest), Some(&pin))
+            .await?
+        {
+            return Ok(Outcome::Conflict);
+        }
+        self.add_keep_alive(repo, &pin).await;
+        Ok(Outcome::Pinned)
+    }
+
+    /// An archived pinned image is brought back to standard storage.
+    async fn unarchive(&self, e: &Entry) -> Result<Outcome, Error> {
+        let Some(digest) = e.digest() else {
+            return Ok(Outcome::Skipped);
+        };
+        match self.images.unarchive(&e.repo, digest).await {
+            Ok(()) => Ok(Outcome::Unarchiving),
+            Err(c) if c.retryable => Err(Error::Call(c)),
+            Err(c) => Ok(Outcome::Failed {
+                failure: guard::Failure::Other,
+                detail: c.message,
+            }),
+        }
+    }
+
+    /// First sight of a tag: pin `digest`, then put the tag back when `restore` says so.
+    async fn pin(
+        &self,
+        repo: &RepoKey,
+        d: &Decision,
+        digest: &str,
+        manifest: Option<&Manifest>,
+        restore: bool,
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let pin = self
+            .capture(repo, digest, manifest, now, "first sight")
+            .await?;
+        if !self
+            .registry
+            .set_pin(repo, &d.tag, None, Some(&pin))
+            .await?
+        {
+            return Ok(Outcome::Conflict);
+        }
+        if restore {
+            // The restore's keep-alive tag is put beside the page.
+            self.restore(repo, &d.tag, &d.tag, &pin, now).await
+        } else {
+            self.add_keep_alive(repo, &pin).await;
+            Ok(Outcome::Pinned)
         }
     }
 
