@@ -144,26 +144,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         if entries.is_empty() {
             return Ok(());
         }
-        let prefix = &self.settings.keep_prefix;
-        let standings = read_standings(&self.images, repo, entries, prefix).await?;
-        let mut decisions = Vec::new();
-        for (e, (s, found)) in entries.iter().zip(standings) {
-            report.checked += 1;
-            let decision = match (&s, found) {
-                (Standing::NotPinned, Some(digest)) => Some(pin_first_seen(e, &digest)),
-                _ => repair(e, &s, prefix),
-            };
-            match decision {
-                Some(d) if needs_caller(&d) => {
-                    if let Some(d) = self.with_caller(d, &s, now, callers, report).await? {
-                        decisions.push(d);
-                    }
-                }
-                Some(d) => decisions.push(d),
-                None if s.is_ok() => report.ok += 1,
-                None => {}
-            }
-        }
+        let decisions = self.repairs(repo, entries, now, callers, report).await?;
         if decisions.is_empty() {
             return Ok(());
         }
@@ -184,6 +165,54 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
             return Ok(());
         }
+        self.carry_out_repairs(&incident, decisions, entries, now, report)
+            .await
+    }
+
+    /// What to do about each entry of one repository, from how it stands in ECR now (one
+    /// batched read); ok entries are counted.
+    async fn repairs<T: Trail>(
+        &self,
+        repo: &RepoKey,
+        entries: &[Entry],
+        now: &Now,
+        callers: &mut Callers<'_, T>,
+        report: &mut ReconcileReport,
+    ) -> Result<Vec<guard::Decision>, Error> {
+        let prefix = &self.settings.keep_prefix;
+        let standings = read_standings(&self.images, repo, entries, prefix).await?;
+        let mut decisions = Vec::new();
+        for (e, (s, found)) in entries.iter().zip(standings) {
+            report.checked += 1;
+            let decision = match (&s, found) {
+                (Standing::NotPinned, Some(digest)) => Some(pin_first_seen(e, &digest)),
+                _ => repair(e, &s, prefix),
+            };
+            match decision {
+                Some(d) if needs_caller(&d) => {
+                    if let Some(d) = self.with_caller(d, &s, now, callers, report).await? {
+                        decisions.push(d);
+                    }
+                }
+                Some(d) => decisions.push(d),
+                None if s.is_ok() => report.ok += 1,
+                None => {}
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// Carries out the repairs of one repository: a fix is paged like one from an event, a
+    /// problem that stays once per incident; keep-alive tags go back and history is written.
+    async fn carry_out_repairs(
+        &self,
+        incident: &Incident,
+        decisions: Vec<guard::Decision>,
+        entries: &[Entry],
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Error> {
+        let repo = &incident.repo;
         let results =
             futures::future::join_all(decisions.iter().map(|d| self.act(repo, d, entries, now)))
                 .await;
@@ -198,19 +227,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 }
                 Err(e) => return Err(e),
             };
-            log_decision(&incident, &d, Some(&outcome));
+            log_decision(incident, &d, Some(&outcome));
             if let Some(alarm) = page::report(&d, &outcome, false) {
-                let persistent = outcome.is_problem();
-                if !persistent || self.first_sighting(repo, &d, &outcome, now).await? {
-                    let p = page::render(&incident, &d, &alarm);
-                    match self.pager.publish(&p).await {
-                        Ok(()) => report.pages.push(p),
-                        Err(e) => return Err(Error::Call(e)),
-                    }
+                if !outcome.is_problem() || self.first_sighting(repo, &d, &outcome, now).await? {
+                    let p = page::render(incident, &d, &alarm);
+                    self.pager.publish(&p).await?;
+                    report.pages.push(p);
                 }
             }
             if d.action != Action::Nothing {
-                history.push(record(&incident, &d, &outcome, now));
+                history.push(record(incident, &d, &outcome, now));
             }
             report.repairs.push(Handled {
                 decision: d,
@@ -224,7 +250,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             .filter(|h| h.decision.entry.repo == *repo)
             .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
             .collect();
-        let keep = guard::keep_alive_steps(&done, prefix);
+        let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
         self.put_keep_alive(repo, &keep).await;
         if !history.is_empty() {
             if let Err(e) = self.registry.add_history(&history).await {
