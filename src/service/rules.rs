@@ -80,23 +80,32 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let Some(images) = self.images.list(repo).await? else {
             return Ok(Vec::new());
         };
-        let mut changes = Vec::new();
-        let mut releases: Vec<(String, Entry)> = orphans
-            .into_iter()
-            .filter_map(|e| e.rule.clone().map(|r| (r, e.clone())))
-            .collect();
-        let mut pins: Vec<(String, String, String)> = Vec::new();
-        for rule in covering {
-            let plan = guard::rules::plan(rule, &images, entries, &self.settings.keep_prefix);
-            releases.extend(plan.release.into_iter().map(|e| (rule.name.clone(), e)));
-            for (tag, digest) in plan.pin {
-                // Two rules wanting one tag: the first (by name) makes the item.
-                if !pins.iter().any(|(_, t, _)| *t == tag) {
-                    pins.push((rule.name.clone(), tag, digest));
-                }
-            }
+        let (pins, releases) = plan(
+            &covering,
+            &orphans,
+            &images,
+            entries,
+            &self.settings.keep_prefix,
+        );
+        let mut changes = self.pin_rule_tags(repo, pins, hint, now).await?;
+        self.release_rule_tags(repo, releases, entries, &mut changes)
+            .await?;
+        if !self.dry_run && !changes.is_empty() {
+            self.record_rule_changes(repo, &changes, event_id, now)
+                .await;
         }
-        let prefix = &self.settings.keep_prefix;
+        Ok(changes)
+    }
+
+    /// Pins each (rule, tag, digest): captured, its item created, its keep-alive tag added.
+    async fn pin_rule_tags(
+        &self,
+        repo: &RepoKey,
+        pins: Vec<(String, String, String)>,
+        hint: Option<&Manifest>,
+        now: &Now,
+    ) -> Result<Vec<RuleChange>, Error> {
+        let mut changes = Vec::new();
         for (rule, tag, digest) in pins {
             if !self.dry_run {
                 let why = format!("pinned by rule {rule}");
@@ -114,21 +123,31 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 change: RuleChangeKind::Pinned,
             });
         }
+        Ok(changes)
+    }
+
+    /// Releases each (rule, item): the item goes, and its keep-alive tag when no other pin
+    /// (nor one released before it) needs it.
+    async fn release_rule_tags(
+        &self,
+        repo: &RepoKey,
+        releases: Vec<(String, Entry)>,
+        entries: &[Entry],
+        changes: &mut Vec<RuleChange>,
+    ) -> Result<(), Error> {
+        let prefix = &self.settings.keep_prefix;
         for (rule, e) in releases {
             let digest = e.digest().unwrap_or_default().to_string();
             if !self.dry_run {
                 if !self.registry.drop_rule_pin(repo, &e.tag, &rule).await? {
                     continue;
                 }
-                let others: Vec<Entry> = entries
-                    .iter()
-                    .filter(|o| {
-                        !changes.iter().any(|c: &RuleChange| {
-                            c.change == RuleChangeKind::Released && c.tag == o.tag
-                        })
-                    })
-                    .cloned()
-                    .collect();
+                let released = |o: &&Entry| {
+                    changes
+                        .iter()
+                        .any(|c| c.change == RuleChangeKind::Released && c.tag == o.tag)
+                };
+                let others: Vec<Entry> = entries.iter().filter(|o| !released(o)).cloned().collect();
                 let keep = guard::keep_alive_to_drop(&others, &e.tag, &digest, prefix);
                 self.drop_keep_alive(repo, keep).await;
             }
@@ -140,30 +159,66 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 change: RuleChangeKind::Released,
             });
         }
-        if !self.dry_run && !changes.is_empty() {
-            let records: Vec<HistoryRecord> = changes
-                .iter()
-                .map(|c| {
-                    let (action, detail) = c.change.history();
-                    let pinned = c.change == RuleChangeKind::Pinned;
-                    HistoryRecord {
-                        repo: repo.clone(),
-                        tag: c.tag.clone(),
-                        at: now.rfc3339.clone(),
-                        event_id: event_id.to_string(),
-                        action: action.into(),
-                        outcome: c.change.as_str().into(),
-                        old_digest: (!pinned).then(|| c.digest.clone()),
-                        new_digest: pinned.then(|| c.digest.clone()),
-                        who: format!("rule {}", c.rule),
-                        detail: detail.into(),
-                    }
-                })
-                .collect();
-            if let Err(e) = self.registry.add_history(&records).await {
-                tracing::warn!(repository = %repo, error = %e, "history of rule changes not written");
+        Ok(())
+    }
+
+    /// The rule changes in the tags' history; a failure is logged, not fatal.
+    async fn record_rule_changes(
+        &self,
+        repo: &RepoKey,
+        changes: &[RuleChange],
+        event_id: &str,
+        now: &Now,
+    ) {
+        let records: Vec<HistoryRecord> = changes
+            .iter()
+            .map(|c| {
+                let (action, detail) = c.change.history();
+                let pinned = c.change == RuleChangeKind::Pinned;
+                HistoryRecord {
+                    repo: repo.clone(),
+                    tag: c.tag.clone(),
+                    at: now.rfc3339.clone(),
+                    event_id: event_id.to_string(),
+                    action: action.into(),
+                    outcome: c.change.as_str().into(),
+                    old_digest: (!pinned).then(|| c.digest.clone()),
+                    new_digest: pinned.then(|| c.digest.clone()),
+                    who: format!("rule {}", c.rule),
+                    detail: detail.into(),
+                }
+            })
+            .collect();
+        if let Err(e) = self.registry.add_history(&records).await {
+            tracing::warn!(repository = %repo, error = %e, "history of rule changes not written");
+        }
+    }
+}
+
+/// Each covering rule's plan over the repository's images: the (rule, tag, digest) to pin —
+/// two rules wanting one tag, the first by name makes the item — and the (rule, item) to
+/// release, orphans of removed rules included.
+#[allow(clippy::type_complexity)]
+fn plan(
+    covering: &[&TagRule],
+    orphans: &[&Entry],
+    images: &[crate::guard::lifecycle::ImageInfo],
+    entries: &[Entry],
+    keep_prefix: &str,
+) -> (Vec<(String, String, String)>, Vec<(String, Entry)>) {
+    let mut releases: Vec<(String, Entry)> = orphans
+        .iter()
+        .filter_map(|e| e.rule.clone().map(|r| (r, (*e).clone())))
+        .collect();
+    let mut pins: Vec<(String, String, String)> = Vec::new();
+    for rule in covering {
+        let plan = guard::rules::plan(rule, images, entries, keep_prefix);
+        releases.extend(plan.release.into_iter().map(|e| (rule.name.clone(), e)));
+        for (tag, digest) in plan.pin {
+            if !pins.iter().any(|(_, t, _)| *t == tag) {
+                pins.push((rule.name.clone(), tag, digest));
             }
         }
-        Ok(changes)
     }
+    (pins, releases)
 }
