@@ -231,76 +231,79 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 "skipped: released after an allowed delete (pinned again when the tag is pushed)"
                     .into(),
             ),
-            Some(p) => {
-                let pin = self
-                    .capture(
-                        &entry.repo,
-                        &p.digest,
-                        None,
-                        now,
-                        "manifest stored on registration",
-                    )
-                    .await?;
-                if pin.manifest.is_none() {
-                    self.page_once(
-                        &entry,
-                        "the pinned image is not in ECR: there is no manifest to keep",
-                        now,
-                    )
-                    .await?;
-                    return Ok("pinned image not found".into());
-                }
-                if !self
-                    .registry
-                    .set_pin(&entry.repo, &entry.tag, Some(&p.digest), Some(&pin))
-                    .await?
-                {
-                    return Ok("skipped: the item changed meanwhile".into());
-                }
-                self.add_keep_alive(&entry.repo, &pin).await;
-                self.history(&entry, rec, "store_manifest", "pinned", &pin.digest, now)
-                    .await;
-                Ok("manifest stored".into())
-            }
-            None => {
-                let seen = self
-                    .images
-                    .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
-                    .await?;
-                let found = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
-                let Some(m) = found else {
-                    if self
-                        .registry
-                        .mark_not_found(&entry.repo, &entry.tag, &now.rfc3339)
-                        .await?
-                    {
-                        self.page_once(&entry, "ECR has no such tag (or no such repository)", now)
-                            .await?;
-                    }
-                    return Ok("not found".into());
-                };
-                let pin = self
-                    .capture(
-                        &entry.repo,
-                        &m.digest,
-                        Some(&m),
-                        now,
-                        "pinned on registration",
-                    )
-                    .await?;
-                if !self
-                    .registry
-                    .set_pin(&entry.repo, &entry.tag, None, Some(&pin))
-                    .await?
-                {
-                    return Ok("skipped: the item changed meanwhile".into());
-                }
-                self.add_keep_alive(&entry.repo, &pin).await;
-                self.history(&entry, rec, "pin", "pinned", &pin.digest, now)
-                    .await;
-                Ok("pinned".into())
-            }
+            Some(p) => self.store_manifest_of(&entry, &p.digest, rec, now).await,
+            None => self.pin_registered(&entry, rec, now).await,
         }
+    }
+
+    /// A hand-written pin without its manifest: the manifest is read from ECR and stored
+    /// (paged once when ECR no longer has the image).
+    async fn store_manifest_of(
+        &self,
+        entry: &Entry,
+        digest: &str,
+        rec: &StreamRecord,
+        now: &Now,
+    ) -> Result<String, Error> {
+        let why = "manifest stored on registration";
+        let pin = self.capture(&entry.repo, digest, None, now, why).await?;
+        if pin.manifest.is_none() {
+            let problem = "the pinned image is not in ECR: there is no manifest to keep";
+            self.page_once(entry, problem, now).await?;
+            return Ok("pinned image not found".into());
+        }
+        if !self
+            .registry
+            .set_pin(&entry.repo, &entry.tag, Some(digest), Some(&pin))
+            .await?
+        {
+            return Ok("skipped: the item changed meanwhile".into());
+        }
+        self.add_keep_alive(&entry.repo, &pin).await;
+        self.history(entry, rec, "store_manifest", "pinned", &pin.digest, now)
+            .await;
+        Ok("manifest stored".into())
+    }
+
+    /// An unpinned item: the tag is pinned where ECR has it now, or the item is marked not
+    /// found (paged once).
+    async fn pin_registered(
+        &self,
+        entry: &Entry,
+        rec: &StreamRecord,
+        now: &Now,
+    ) -> Result<String, Error> {
+        let seen = self
+            .images
+            .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
+            .await?;
+        let found = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
+        let Some(m) = found else {
+            if self
+                .registry
+                .mark_not_found(&entry.repo, &entry.tag, &now.rfc3339)
+                .await?
+            {
+                let problem = "ECR has no such tag (or no such repository)";
+                self.page_once(entry, problem, now).await?;
+            }
+            return Ok("not found".into());
+        };
+        let why = "pinned on registration";
+        let pin = self
+            .capture(&entry.repo, &m.digest, Some(&m), now, why)
+            .await?;
+        if !self
+            .registry
+            .set_pin(&entry.repo, &entry.tag, None, Some(&pin))
+            .await?
+        {
+            return Ok("skipped: the item changed meanwhile".into());
+        }
+        self.add_keep_alive(&entry.repo, &pin).await;
+        self.history(entry, rec, "pin", "pinned", &pin.digest, now)
+            .await;
+        Ok("pinned".into())
     }
 
     /// A rule item: materialised in the repository it names exactly; a glob reaches its
