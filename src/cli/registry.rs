@@ -87,8 +87,61 @@ pub async fn protect(
     if let Some(why) = ops.settings.outside(&repo) {
         bail!("{repo} is outside the guard's scope ({why}): the guard would never act on it, so it is not protected");
     }
+    let manifest = current_manifest(ops, &repo, &tag).await?;
+    let children = children(ops, &repo, &manifest).await?;
+    let existing = existing_item(ops, &repo, &tag).await?;
+    if existing.is_some() && !opts.force {
+        bail!("{repo}:{tag} is already protected; --force replaces its pin and the fields given");
+    }
+    let by = ops
+        .caller()
+        .await
+        .map_or_else(|| "ecr-tag-guard protect".to_string(), |(_, arn)| arn);
+    let pin = registry::Pin {
+        digest: manifest.digest.clone(),
+        manifest: Some(manifest.clone()),
+        children,
+        pinned_by: Some(by),
+        pinned_at: Some(now.rfc3339.clone()),
+    };
+    let item = protected_item(existing.as_ref(), &repo, &tag, opts, &pin);
+    let entry = parse_item(&item).map_err(|bad| anyhow!("{bad}"))?;
+    if !ops.put_item(&item, opts.force).await? {
+        bail!("{repo}:{tag} was protected meanwhile; --force replaces it");
+    }
+    let old = existing
+        .as_ref()
+        .and_then(|v| v.get(field::DIGEST))
+        .and_then(Value::as_str)
+        .map(String::from);
+    let keep = keep_alive(ops, &repo, &manifest).await?;
+    if let Some(old) = old.as_deref().filter(|o| *o != pin.digest) {
+        drop_keep_alive(ops, &repo, &tag, old).await?;
+    }
+    let digests = (old, Some(pin.digest.clone()));
+    ops.record(&repo, &tag, ("protect", "pinned"), digests, now)
+        .await?;
+    writeln!(
+        out,
+        "protected {repo}:{tag} at {} ({}{}), keep-alive tag {keep}, on_delete {}, on_move {}, severity {}",
+        pin.digest,
+        manifest.media_type.as_deref().unwrap_or("media type unknown"),
+        if pin.children.is_empty() {
+            String::new()
+        } else {
+            format!(", {} child manifests", pin.children.len())
+        },
+        name(&entry.on_delete),
+        name(&entry.on_move),
+        entry.severity.as_str(),
+    )?;
+    Ok(true)
+}
+
+/// The manifest `tag` sits on now, checked to hash to its digest.
+async fn current_manifest(ops: &Ops, repo: &RepoKey, tag: &str) -> anyhow::Result<Manifest> {
     let found = ops
-        .images(&repo, &[ImageRef::Tag(tag.clone())])
+        .images(repo, &[ImageRef::Tag(tag.to_string())])
         .await?
         .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
     let manifest = match found.into_iter().next() {
@@ -102,13 +155,19 @@ pub async fn protect(
             manifest.digest
         );
     }
-    let children = children(ops, &repo, &manifest).await?;
-    let existing = existing_item(ops, &repo, &tag).await?;
-    if existing.is_some() && !opts.force {
-        bail!("{repo}:{tag} is already protected; --force replaces its pin and the fields given");
-    }
+    Ok(manifest)
+}
+
+/// The item `protect` writes: the existing one's fields (with `--force`), the options given,
+/// and the new pin.
+fn protected_item(
+    existing: Option<&Value>,
+    repo: &RepoKey,
+    tag: &str,
+    opts: &ProtectOptions,
+    pin: &registry::Pin,
+) -> Value {
     let mut item: Map<String, Value> = existing
-        .clone()
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
     item.insert(field::REPOSITORY.into(), json!(repo.key()));
@@ -127,61 +186,11 @@ pub async fn protect(
     if !opts.allow.is_empty() {
         item.insert(field::ALLOW.into(), json!(opts.allow));
     }
-    let by = ops
-        .caller()
-        .await
-        .map_or_else(|| "ecr-tag-guard protect".to_string(), |(_, arn)| arn);
     for f in registry::PIN_FIELDS {
         item.remove(*f);
     }
-    let pin = registry::Pin {
-        digest: manifest.digest.clone(),
-        manifest: Some(manifest.clone()),
-        children,
-        pinned_by: Some(by),
-        pinned_at: Some(now.rfc3339.clone()),
-    };
-    item.extend(registry::pin_fields(&pin));
-    let item = Value::Object(item);
-    let entry = parse_item(&item).map_err(|bad| anyhow!("{bad}"))?;
-    if !ops.put_item(&item, opts.force).await? {
-        bail!("{repo}:{tag} was protected meanwhile; --force replaces it");
-    }
-    let old = existing
-        .as_ref()
-        .and_then(|v| v.get(field::DIGEST))
-        .and_then(Value::as_str)
-        .map(String::from);
-    let keep = keep_alive(ops, &repo, &manifest).await?;
-    if let Some(old) = old.as_deref().filter(|o| *o != pin.digest) {
-        drop_keep_alive(ops, &repo, &tag, old).await?;
-    }
-    ops.record(
-        &repo,
-        &tag,
-        ("protect", "pinned"),
-        (old, Some(pin.digest.clone())),
-        now,
-    )
-    .await?;
-    writeln!(
-        out,
-        "protected {repo}:{tag} at {} ({}{}), keep-alive tag {keep}, on_delete {}, on_move {}, severity {}",
-        pin.digest,
-        manifest
-            .media_type
-            .as_deref()
-            .unwrap_or("media type unknown"),
-        if pin.children.is_empty() {
-            String::new()
-        } else {
-            format!(", {} child manifests", pin.children.len())
-        },
-        name(&entry.on_delete),
-        name(&entry.on_move),
-        entry.severity.as_str(),
-    )?;
-    Ok(true)
+    item.extend(registry::pin_fields(pin));
+    Value::Object(item)
 }
 
 /// Tags the pinned image with its keep-alive tag; returns the tag.
