@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
 use super::registry::Ops;
-use crate::guard::lifecycle::{self, simulate, Fate, ImageInfo, Policy};
+use crate::guard::lifecycle::{self, simulate, Fate, ImageInfo, Policy, Verdict};
 use crate::ports::Console;
 use crate::registry::{parse_item, Entry, RepoKey};
 use crate::text::{clean, short_digest};
@@ -181,7 +181,38 @@ pub async fn simulate_policy(
     let text = std::fs::read_to_string(policy_file)
         .with_context(|| format!("cannot read {}", policy_file.display()))?;
     let policy = read_policy(&text, &policy_file.display().to_string())?;
-    let (images, pinned_digests) = match source {
+    let (images, pinned_digests) = read_source(source).await?;
+    let pinned: Vec<&str> = pinned_digests.iter().map(String::as_str).collect();
+    let verdicts = simulate(&policy, &images, now);
+    let hit = verdicts
+        .iter()
+        .zip(&images)
+        .filter(|(v, im)| v.action != Fate::Keep && is_protected(im, &pinned, keep_prefix))
+        .count();
+    if as_json {
+        for (v, im) in verdicts.iter().zip(&images) {
+            let mut o = serde_json::to_value(v)?;
+            o["protected"] = json!(is_protected(im, &pinned, keep_prefix));
+            writeln!(out, "{o}")?;
+        }
+        return Ok(hit == 0);
+    }
+    print_simulation(&policy, &images, &verdicts, &pinned, keep_prefix, out)?;
+    let count = |f: Fate| verdicts.iter().filter(|v| v.action == f).count();
+    writeln!(
+        out,
+        "{} image(s): {} expire, {} transition, {} keep; {hit} protected image(s) hit",
+        images.len(),
+        count(Fate::Expire),
+        count(Fate::Transition),
+        count(Fate::Keep)
+    )?;
+    Ok(hit == 0)
+}
+
+/// The images to simulate over, and the digests the registry (items and rules) protects.
+async fn read_source(source: Source<'_>) -> anyhow::Result<(Vec<ImageInfo>, Vec<String>)> {
+    match source {
         Source::File(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -189,7 +220,7 @@ pub async fn simulate_policy(
                 .with_context(|| format!("{}: not JSON", path.display()))?;
             let images = lifecycle::simulate::images_from_describe(&v)
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            (images, Vec::<String>::new())
+            Ok((images, Vec::new()))
         }
         Source::Repo(ops, repo) => {
             let repo = ops.repo(repo).await?;
@@ -201,51 +232,40 @@ pub async fn simulate_policy(
                 // What the rules protect now, materialised or not yet.
                 for rule in super::rules::read_rules(ops).await?.into_iter().flatten() {
                     if rule.covers(&repo) {
-                        pinned.extend(
-                            crate::guard::rules::protected(
-                                &rule,
-                                &images,
-                                &ops.settings.keep_prefix,
-                            )
-                            .into_iter()
-                            .map(|p| p.digest),
-                        );
+                        let prefix = &ops.settings.keep_prefix;
+                        let protected = crate::guard::rules::protected(&rule, &images, prefix);
+                        pinned.extend(protected.into_iter().map(|p| p.digest));
                     }
                 }
             }
-            (images, pinned)
-        }
-    };
-    let pinned: Vec<&str> = pinned_digests.iter().map(String::as_str).collect();
-    let verdicts = simulate(&policy, &images, now);
-    let mut hit = 0;
-    for (v, im) in verdicts.iter().zip(&images) {
-        let protected = is_protected(im, &pinned, keep_prefix);
-        if protected && v.action != Fate::Keep {
-            hit += 1;
-        }
-        if as_json {
-            let mut o = serde_json::to_value(v)?;
-            o["protected"] = json!(protected);
-            writeln!(out, "{o}")?;
+            Ok((images, pinned))
         }
     }
-    if as_json {
-        return Ok(hit == 0);
-    }
+}
+
+/// Each rule's count, then each image (newest first) with its fate.
+fn print_simulation(
+    policy: &Policy,
+    images: &[ImageInfo],
+    verdicts: &[Verdict],
+    pinned: &[&str],
+    keep_prefix: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     for rule in &policy.rules {
         let taken = verdicts
             .iter()
             .filter(|v| v.rule == Some(rule.priority) && v.action != Fate::Keep)
             .count();
+        let about = rule
+            .description
+            .as_deref()
+            .map(|d| format!(" ({})", clean(d, 200)))
+            .unwrap_or_default();
         writeln!(
             out,
-            "rule {}{}: {} {taken} image(s)",
+            "rule {}{about}: {} {taken} image(s)",
             rule.priority,
-            rule.description
-                .as_deref()
-                .map(|d| format!(" ({})", clean(d, 200)))
-                .unwrap_or_default(),
             rule.action_name(),
         )?;
     }
@@ -263,31 +283,22 @@ pub async fn simulate_policy(
             Fate::Transition => "TRANSITION",
             Fate::Keep => "keep",
         };
+        let tags = if v.tags.is_empty() {
+            "<untagged>".to_string()
+        } else {
+            clean(&v.tags.join(", "), 300)
+        };
+        let mark = if is_protected(im, pinned, keep_prefix) {
+            "  [PROTECTED]"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{action:<11} {:<9} {}  {}{}",
+            "{action:<11} {:<9} {}  {tags}{mark}",
             v.rule.map_or("-".to_string(), |r| format!("rule {r}")),
             short_digest(&v.digest),
-            if v.tags.is_empty() {
-                "<untagged>".to_string()
-            } else {
-                clean(&v.tags.join(", "), 300)
-            },
-            if is_protected(im, &pinned, keep_prefix) {
-                "  [PROTECTED]"
-            } else {
-                ""
-            }
         )?;
     }
-    let count = |f: Fate| verdicts.iter().filter(|v| v.action == f).count();
-    writeln!(
-        out,
-        "{} image(s): {} expire, {} transition, {} keep; {hit} protected image(s) hit",
-        images.len(),
-        count(Fate::Expire),
-        count(Fate::Transition),
-        count(Fate::Keep)
-    )?;
-    Ok(hit == 0)
+    Ok(())
 }
