@@ -165,7 +165,6 @@ fn strings(v: Option<&Value>, name: &str, problems: &mut Vec<String>) -> Vec<Str
 
 fn rule(r: &Value) -> Result<Rule, Vec<String>> {
     let mut p = Vec::new();
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_lowercase);
     let priority = match r.get("rulePriority").and_then(Value::as_u64) {
         Some(n) if n >= 1 => n,
         _ => {
@@ -178,6 +177,35 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
         p.push("no `selection`".into());
         &empty
     });
+    let (tag_status, prefixes, patterns) = tag_selection(sel, &mut p);
+    let count = count_of(sel, &mut p);
+    let archived = archived_selection(sel, count, &mut p);
+    let action = action_of(r.get("action").unwrap_or(&empty), archived, &mut p);
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Rule {
+        priority,
+        description: r
+            .get("description")
+            .and_then(Value::as_str)
+            .map(String::from),
+        tag_status,
+        prefixes,
+        patterns,
+        count,
+        archived,
+        action,
+    })
+}
+
+/// A selection field, lowercased.
+fn text(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_lowercase)
+}
+
+/// `tagStatus` with its prefix or pattern list, each problem added to `p`.
+fn tag_selection(sel: &Value, p: &mut Vec<String>) -> (TagStatus, Vec<String>, Vec<String>) {
     let tag_status = match text(sel, "tagStatus").as_deref() {
         Some("tagged") => TagStatus::Tagged,
         Some("untagged") => TagStatus::Untagged,
@@ -190,8 +218,8 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
             TagStatus::Any
         }
     };
-    let prefixes = strings(sel.get("tagPrefixList"), "tagPrefixList", &mut p);
-    let patterns = strings(sel.get("tagPatternList"), "tagPatternList", &mut p);
+    let prefixes = strings(sel.get("tagPrefixList"), "tagPrefixList", p);
+    let patterns = strings(sel.get("tagPatternList"), "tagPatternList", p);
     match (tag_status, prefixes.is_empty(), patterns.is_empty()) {
         (TagStatus::Tagged, false, false) => {
             p.push("tagPrefixList and tagPatternList cannot be used together".into())
@@ -212,6 +240,11 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
             ));
         }
     }
+    (tag_status, prefixes, patterns)
+}
+
+/// `countType`, `countNumber` and `countUnit`, each problem added to `p`.
+fn count_of(sel: &Value, p: &mut Vec<String>) -> Count {
     let number = match sel.get("countNumber").and_then(Value::as_u64) {
         Some(n) if n >= 1 => n,
         _ => {
@@ -219,7 +252,6 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
             1
         }
     };
-    let unit = text(sel, "countUnit");
     let count = match text(sel, "countType").as_deref() {
         Some("imagecountmorethan") => Count::MoreThan(number),
         Some("sinceimagepushed") => Count::SincePushed(number),
@@ -233,13 +265,18 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
             Count::MoreThan(number)
         }
     };
-    match (count, unit.as_deref()) {
+    match (count, text(sel, "countUnit").as_deref()) {
         (Count::MoreThan(_), Some(_)) => {
             p.push("countUnit is not allowed with imageCountMoreThan".into())
         }
         (Count::MoreThan(_), None) | (_, Some("days")) => {}
         (_, _) => p.push("countUnit must be `days` for a since… countType".into()),
     }
+    count
+}
+
+/// Whether the rule selects archived images (`storageClass`), each problem added to `p`.
+fn archived_selection(sel: &Value, count: Count, p: &mut Vec<String>) -> bool {
     let archived = match text(sel, "storageClass").as_deref() {
         None | Some("standard") => false,
         Some("archive") => true,
@@ -253,8 +290,12 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
     if archived != matches!(count, Count::SinceTransitioned(_)) {
         p.push("sinceImageTransitioned goes with storageClass `archive`, and only it".into());
     }
-    let act = r.get("action").unwrap_or(&empty);
-    let action = match text(act, "type").as_deref() {
+    archived
+}
+
+/// The rule's `action`, each problem added to `p`.
+fn action_of(act: &Value, archived: bool, p: &mut Vec<String>) -> RuleAction {
+    match text(act, "type").as_deref() {
         Some("expire") => RuleAction::Expire,
         Some("transition") => {
             if text(act, "targetStorageClass").as_deref() != Some("archive") {
@@ -272,21 +313,5 @@ fn rule(r: &Value) -> Result<Rule, Vec<String>> {
             ));
             RuleAction::Expire
         }
-    };
-    if !p.is_empty() {
-        return Err(p);
     }
-    Ok(Rule {
-        priority,
-        description: r
-            .get("description")
-            .and_then(Value::as_str)
-            .map(String::from),
-        tag_status,
-        prefixes,
-        patterns,
-        count,
-        archived,
-        action,
-    })
 }
