@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CallError;
-use crate::guard::lifecycle::ImageInfo;
-use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
+use crate::registry::image::ImageInfo;
+use crate::registry::image::Storage;
 use crate::registry::{Entry, InvalidEntry, Manifest, Pin, RepoKey, TagRule};
 
 /// The registry of protected tags.

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::call_error;
 use crate::error::CallError;
@@ -43,17 +43,9 @@ fn n(v: i64) -> AttributeValue {
 pub fn attr_to_json(v: &AttributeValue) -> Value {
     match v {
         AttributeValue::S(x) => Value::String(x.clone()),
-        AttributeValue::N(x) => x
-            .parse::<i64>()
-            .map(Value::from)
-            .ok()
-            .or_else(|| {
-                x.parse::<f64>()
-                    .ok()
-                    .and_then(Number::from_f64)
-                    .map(Value::Number)
-            })
-            .unwrap_or_else(|| Value::String(x.clone())),
+        AttributeValue::N(x) => {
+            crate::events::stream::number(x).unwrap_or_else(|| Value::String(x.clone()))
+        }
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(items) => Value::Array(items.iter().map(attr_to_json).collect()),

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use super::{call_error, MEDIA_TYPES};
 use crate::error::CallError;
-use crate::guard::lifecycle::ImageInfo;
-use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::ports::{Images, Put, PutError};
+use crate::registry::image::ImageInfo;
+use crate::registry::image::Storage;
 use crate::registry::{ImageRef, Manifest, RepoKey};
 
 /// ECR clients by region, each made on first use from one base client's configuration: the

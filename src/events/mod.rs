@@ -11,6 +11,7 @@
 mod cloudtrail;
 mod image_action;
 pub mod input;
+pub mod stream;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

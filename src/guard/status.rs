@@ -1,6 +1,6 @@
-//! How a protected tag stands in ECR now, for `status` (and, later, reconcile).
+//! How a protected tag stands in ECR now, for `status` and reconcile.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::registry::{keep_tag, Entry, Manifest};
 use crate::text::short_digest;
@@ -9,18 +9,7 @@ use crate::text::short_digest;
 /// repository does not exist.
 pub type Seen<'a> = Option<Result<&'a str, &'a str>>;
 
-/// Where ECR keeps an image (its `imageStatus`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Storage {
-    /// Standard storage: the image can be pulled.
-    #[default]
-    Standard,
-    /// Archive storage: it cannot be pulled until it is brought back.
-    Archived,
-    /// On its way back from archive to standard storage (up to about 20 minutes).
-    Activating,
-}
+pub use crate::registry::image::Storage;
 
 /// A protected tag's standing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

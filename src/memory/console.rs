@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::{Memory, Storage};
 use crate::error::CallError;
-use crate::guard::lifecycle::ImageInfo;
 use crate::ports::Console;
+use crate::registry::image::ImageInfo;
 use crate::registry::{field, ImageRef, Manifest, RepoKey};
 
 /// The prefix of a tag's history partition.

@@ -15,13 +15,13 @@ pub use scenario::{Scenario, ScenarioError};
 
 use crate::error::CallError;
 use crate::events::{Change, Incident};
-use crate::guard::lifecycle::ImageInfo;
-use crate::guard::status::Storage;
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
 use crate::ports::{
     Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, Trail, CLAIM_LEASE_SECS,
 };
+use crate::registry::image::ImageInfo;
+use crate::registry::image::Storage;
 use crate::registry::{
     self, field, Entry, InvalidEntry, Manifest, Pin, RepoKey, TagRule, RULE_PARTITION,
 };

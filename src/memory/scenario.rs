@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Image, Repo, State};
-use crate::guard::status::Storage;
+use crate::registry::image::Storage;
 use crate::registry::{self, field, RepoKey};
 use crate::text::sha256_digest;
 

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::text::{is_digest, sha256_digest};
 
+pub mod image;
 pub mod rule;
 pub use rule::{is_rule_item, parse_rule, TagRule, RULE_PARTITION};
 

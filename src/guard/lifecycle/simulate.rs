@@ -19,22 +19,7 @@ use serde_json::Value;
 use super::policy::{Count, Policy, RuleAction};
 use crate::guard::status::Storage;
 
-/// One image as the simulation needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// Its digest.
-    pub digest: String,
-    /// Its tags.
-    pub tags: Vec<String>,
-    /// When it was pushed (epoch seconds).
-    pub pushed_at: i64,
-    /// When it was last pulled, if ever.
-    pub last_pulled: Option<i64>,
-    /// Its storage class.
-    pub storage: Storage,
-    /// When it was archived, if it is.
-    pub archived_at: Option<i64>,
-}
+pub use crate::registry::image::ImageInfo;
 
 /// What the policy does to an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
