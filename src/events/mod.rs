@@ -1,7 +1,7 @@
 //! Events in, facts out.
 //!
-//! The guard receives EventBridge events of three shapes (see `aws-facts` §2 in the project
-//! notes): CloudTrail API calls, CloudTrail service events (lifecycle expiry) and ECR's own
+//! The guard receives EventBridge events of three shapes (the README's "Events read"):
+//! CloudTrail API calls, CloudTrail service events (lifecycle expiry) and ECR's own
 //! `ECR Image Action` events. This module turns any of them, or a bare CloudTrail record, into
 //! an [`Incident`]: which repository, who, and which tags were removed, which images deleted,
 //! which tags pushed. Anything the guard does not act on becomes [`Parsed::Ignored`] with a

@@ -1,7 +1,7 @@
-//! The embedded world: ECR, the registry table, the ledger and SNS in memory. The replay
-//! CLI's default and the handler's unit tests run on it. It answers like AWS does (see the
-//! project notes, `aws-facts` §3): digests are the sha256 of the manifest bytes, moving a tag
-//! leaves the old image untagged, an immutable tag held elsewhere is refused.
+//! The embedded world: ECR, the registry table, the ledger, SNS and CloudTrail's history in
+//! memory. Replay, every command's `--state` and the service's tests run on it. It answers
+//! like AWS does: digests are the sha256 of the manifest bytes, moving a tag leaves the old
+//! image untagged, an immutable tag held elsewhere is refused.
 
 mod console;
 mod scenario;
