@@ -888,11 +888,6 @@ async fn push_and_handle(w: &World, repo: &str, tag: &str) -> (String, Report) {
     (d, report)
 }
 
-fn keep_of(d: &str) -> String {
-    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, d)
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_the_oldest() {
     let Some(w) = World::new().await else { return };
@@ -923,7 +918,7 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
             "{tag}: the manifest is kept"
         );
         assert_eq!(
-            w.digest_of("app", &keep_of(&d[tag])).await,
+            w.digest_of("app", &keep(&d[tag])).await,
             Some(d[tag].clone()),
             "{tag}: keep-alive tag"
         );
@@ -934,7 +929,7 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
         "pr-a-1 fell out when pr-a-3 came"
     );
     assert_eq!(
-        w.digest_of("app", &keep_of(&d["pr-a-1"])).await,
+        w.digest_of("app", &keep(&d["pr-a-1"])).await,
         None,
         "and lost its keep-alive tag"
     );
@@ -988,7 +983,7 @@ async fn a_rule_protects_the_newest_two_per_branch_restores_them_and_releases_th
         w.item("app", "pr-b-3").await.unwrap_or_default()["digest"],
         json!(d3)
     );
-    assert_eq!(w.digest_of("app", &keep_of(&d["pr-b-1"])).await, None);
+    assert_eq!(w.digest_of("app", &keep(&d["pr-b-1"])).await, None);
     assert!(report.pages.is_empty(), "rule changes are not paged");
     let history = w.history("app", "pr-b-1").await;
     let actions: Vec<(&str, &str)> = history
@@ -1036,7 +1031,7 @@ async fn an_item_written_by_hand_is_pinned_from_the_stream_and_restored_after_a_
     assert_eq!(item["owner"], "team-web");
     assert_eq!(item["pinned_by"], "ecr-tag-guard (pinned on registration)");
     assert_eq!(
-        w.digest_of("web", &keep_of(&d)).await,
+        w.digest_of("web", &keep(&d)).await,
         Some(d.clone()),
         "keep-alive tag"
     );

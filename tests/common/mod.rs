@@ -12,9 +12,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
@@ -219,7 +216,16 @@ impl World {
                 .build(),
         );
         let table = "tag-guard".to_string();
-        create_table(&ddb, &table).await;
+        // The table as `registry init` creates it (key, TTL, stream of new images).
+        ecr_tag_guard::aws::admin::Admin {
+            ddb: ddb.clone(),
+            ecr: ecr_tag_guard::aws::EcrClients::new(ecr.clone()),
+            table: table.clone(),
+            sts: sts.clone(),
+        }
+        .create_table()
+        .await
+        .expect("table");
         let topic_arn = sns
             .create_topic()
             .name("pages")
@@ -555,251 +561,5 @@ impl World {
     }
 }
 
-async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) {
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attr")
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .expect("key")
-    };
-    ddb.create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("repository"))
-        .attribute_definitions(attr("tag"))
-        .key_schema(key("repository", KeyType::Hash))
-        .key_schema(key("tag", KeyType::Range))
-        .stream_specification(
-            aws_sdk_dynamodb::types::StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewImage)
-                .build()
-                .expect("stream"),
-        )
-        .send()
-        .await
-        .expect("table");
-}
-
-pub fn sha256(s: &str) -> String {
-    ecr_tag_guard::text::sha256_digest(s.as_bytes())
-}
-
-pub const DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// A docker v2 manifest unique to `name`, pretty-printed like `docker` sends it.
-pub fn manifest(name: &str) -> String {
-    let layer = |i: u32| json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1000 + i, "digest": sha256(&format!("{name}-layer-{i}"))});
-    serde_json::to_string_pretty(&json!({
-        "schemaVersion": 2,
-        "mediaType": DOCKER,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469, "digest": sha256(&format!("{name}-config"))},
-        "layers": [layer(0), layer(1)]
-    }))
-    .expect("json")
-}
-
-/// A single-platform OCI manifest.
-pub fn oci_manifest(name: &str) -> String {
-    json!({
-        "schemaVersion": 2,
-        "mediaType": OCI,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 800, "digest": sha256(&format!("{name}-config"))},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 3000, "digest": sha256(&format!("{name}-layer"))}]
-    })
-    .to_string()
-}
-
-/// An OCI index over `children`.
-pub fn index(children: &[(&str, &str)]) -> String {
-    let ms: Vec<Value> = children
-        .iter()
-        .map(|(m, arch)| json!({"mediaType": OCI, "size": m.len(), "digest": sha256(m), "platform": {"architecture": arch, "os": "linux"}}))
-        .collect();
-    serde_json::to_string_pretty(
-        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms}),
-    )
-    .expect("json")
-}
-
-/// A protected-tag item with a full pin.
-pub fn pinned_item(w: &World, repo: &str, tag: &str, manifest: &str, media_type: &str) -> Value {
-    json!({
-        "repository": w.repo(repo).key(), "tag": tag,
-        "digest": sha256(manifest), "manifest": manifest, "media_type": media_type,
-        "pinned_by": "arn:aws:iam::123456789012:user/ana", "pinned_at": "2026-11-01T00:00:00Z",
-    })
-}
-
-fn next_id() -> String {
-    static ID: AtomicU64 = AtomicU64::new(1);
-    format!(
-        "0e1d2c3b-4a59-4687-9a0b-{:012}",
-        ID.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// An IAM user identity.
-pub fn user(w: &World, name: &str) -> Value {
-    json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": format!("arn:aws:iam::{}:user/{name}", w.account), "accountId": w.account, "userName": name})
-}
-
-/// An assumed-role identity.
-pub fn role(w: &World, name: &str, session: &str) -> Value {
-    json!({
-        "type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{session}"),
-        "arn": format!("arn:aws:sts::{}:assumed-role/{name}/{session}", w.account), "accountId": w.account,
-        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{}:role/{name}", w.account), "accountId": w.account, "userName": name}, "attributes": {}}
-    })
-}
-
-/// A CloudTrail API call inside its EventBridge envelope.
-pub fn cloudtrail(
-    w: &World,
-    name: &str,
-    identity: Value,
-    request: Value,
-    response: Value,
-) -> Value {
-    json!({
-        "version": "0", "id": next_id(), "detail-type": "AWS API Call via CloudTrail", "source": "aws.ecr",
-        "account": w.account, "time": "2026-11-20T10:00:00Z", "region": REGION, "resources": [],
-        "detail": {
-            "eventVersion": "1.08", "userIdentity": identity, "eventTime": "2026-11-20T10:00:00Z",
-            "eventSource": "ecr.amazonaws.com", "eventName": name, "awsRegion": REGION,
-            "sourceIPAddress": "203.0.113.7", "userAgent": "aws-cli/2",
-            "requestParameters": request, "responseElements": response,
-            "requestID": next_id(), "eventID": next_id(), "eventType": "AwsApiCall",
-            "recipientAccountId": w.account
-        }
-    })
-}
-
-/// `BatchDeleteImage` as CloudTrail records it.
-pub fn batch_delete(
-    w: &World,
-    identity: Value,
-    repo: &str,
-    request_ids: Value,
-    response_ids: Vec<Value>,
-) -> Value {
-    cloudtrail(
-        w,
-        "BatchDeleteImage",
-        identity,
-        json!({"registryId": w.account, "repositoryName": repo, "imageIds": request_ids}),
-        json!({"imageIds": response_ids, "failures": []}),
-    )
-}
-
-/// `PutImage` as CloudTrail records it.
-pub fn put_image(w: &World, identity: Value, repo: &str, tag: &str, manifest: &str) -> Value {
-    cloudtrail(
-        w,
-        "PutImage",
-        identity,
-        json!({"registryId": w.account, "repositoryName": repo, "imageTag": tag, "imageManifest": manifest}),
-        json!({"image": {"registryId": w.account, "repositoryName": repo, "imageManifest": manifest, "imageId": {"imageDigest": sha256(manifest), "imageTag": tag}}}),
-    )
-}
-
-/// A lifecycle expiry (`PolicyExecutionEvent`) of `images` (digest, tags).
-pub fn lifecycle(w: &World, repo: &str, images: &[(&str, &[&str])]) -> Value {
-    let actions: Vec<Value> = images
-        .iter()
-        .map(|(d, tags)| json!({"lifecycleEventImage": {"digest": d, "tagStatus": "Tagged", "tagList": tags, "pushedAt": 1_762_070_400_000_u64}, "rulePriority": 2}))
-        .collect();
-    json!({
-        "version": "0", "id": next_id(), "detail-type": "AWS Service Event via CloudTrail", "source": "aws.ecr",
-        "account": w.account, "time": "2026-11-21T03:00:00Z", "region": REGION, "resources": [],
-        "detail": {
-            "eventVersion": "1.09", "userIdentity": {"accountId": w.account, "invokedBy": "AWS Internal"},
-            "eventTime": "2026-11-21T03:00:00Z", "eventSource": "ecr.amazonaws.com", "eventName": "PolicyExecutionEvent",
-            "awsRegion": REGION, "sourceIPAddress": "AWS Internal", "userAgent": "AWS Internal",
-            "requestParameters": null, "responseElements": null, "eventID": next_id(), "readOnly": true,
-            "eventType": "AwsServiceEvent", "recipientAccountId": w.account,
-            "serviceEventDetails": {"repositoryName": repo, "lifecycleEventImageActions": actions, "lifecycleEventFailureDetails": []}
-        }
-    })
-}
-
-/// ECR's own `ECR Image Action` event (no caller) for `kind` (PUSH or DELETE) of `tag`.
-pub fn image_action(w: &World, repo: &str, kind: &str, tag: &str, digest: &str) -> Value {
-    json!({
-        "version": "0", "id": next_id(), "detail-type": "ECR Image Action", "source": "aws.ecr",
-        "account": w.account, "time": "2026-11-20T10:00:00Z", "region": REGION, "resources": [],
-        "detail": {"result": "SUCCESS", "repository-name": repo, "image-digest": digest,
-                   "action-type": kind, "image-tag": tag}
-    })
-}
-
-impl World {
-    /// An ECR client of this world (same moto account) in another region.
-    pub fn ecr_in(&self, region: &str) -> aws_sdk_ecr::Client {
-        aws_sdk_ecr::Client::from_conf(
-            self.ecr
-                .config()
-                .to_builder()
-                .region(aws_config::Region::new(region.to_string()))
-                .build(),
-        )
-    }
-
-    /// The repository `name` in another region of this world's account.
-    pub fn repo_in(&self, region: &str, name: &str) -> RepoKey {
-        RepoKey {
-            region: region.into(),
-            ..self.repo(name)
-        }
-    }
-}
-
-/// The digest a tag sits on now, through `ecr` (any region).
-pub async fn digest_in(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> Option<String> {
-    let out = ecr
-        .batch_get_image()
-        .repository_name(repo)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await
-        .ok()?;
-    out.images()
-        .first()
-        .and_then(|i| i.image_id())
-        .and_then(|i| i.image_digest())
-        .map(String::from)
-}
-
-/// Deletes a tag through `ecr` (any region).
-pub async fn untag_in(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) {
-    ecr.batch_delete_image()
-        .repository_name(repo)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await
-        .expect("delete");
-}
-
-/// The item with more fields.
-pub fn with(mut item: Value, extra: Value) -> Value {
-    if let (Some(a), Some(b)) = (item.as_object_mut(), extra.as_object()) {
-        a.extend(b.clone());
-    }
-    item
-}
-
-/// The keep-alive tag of a digest, with the default prefix.
-pub fn keep(digest: &str) -> String {
-    ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, digest)
-        .expect("digest")
-}
+mod fixtures;
+pub use fixtures::*;
