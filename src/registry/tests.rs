@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::item::KNOWN;
 use super::*;
 use crate::text::sha256_digest;
 
