@@ -22,10 +22,12 @@
 
 mod keep_alive;
 pub mod lifecycle;
+mod outcome;
 pub mod present;
 pub mod reconcile;
 mod restore;
 pub mod rules;
+mod screen;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -33,98 +35,13 @@ mod tests;
 use serde::Serialize;
 
 pub use keep_alive::{keep_alive_steps, keep_alive_to_drop};
+pub use outcome::{Failure, Outcome};
 pub use restore::{plan_restore, PutStep};
+pub use screen::{screen, Settings, DEFAULT_GRACE_SECS};
 
 use crate::events::{Actor, Change, Incident};
-use crate::registry::{Entry, Manifest, OnDelete, OnMove, RepoKey};
+use crate::registry::{Entry, Manifest, OnDelete, OnMove};
 use crate::text::short_digest;
-
-/// What the deployment guards and who it is.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Registry accounts guarded; empty = every account.
-    pub accounts: Vec<String>,
-    /// Regions guarded; empty = every region.
-    pub regions: Vec<String>,
-    /// The IAM role the guard acts as: calls made by it are never acted on.
-    pub own_role_arn: Option<String>,
-    /// The prefix of the guard's keep-alive tags (see [`crate::registry::keep_tag`]).
-    pub keep_prefix: String,
-    /// How long reconcile leaves a drift of an item with `allow` to the event path before it
-    /// asks CloudTrail who made it (seconds).
-    pub grace_secs: i64,
-}
-
-/// The default of [`Settings::grace_secs`]: 15 minutes.
-pub const DEFAULT_GRACE_SECS: i64 = 15 * 60;
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            accounts: Vec::new(),
-            regions: Vec::new(),
-            own_role_arn: None,
-            keep_prefix: crate::registry::DEFAULT_KEEP_PREFIX.to_string(),
-            grace_secs: DEFAULT_GRACE_SECS,
-        }
-    }
-}
-
-impl Settings {
-    /// Why `repo` lies outside what the deployment guards (`TAG_GUARD_ACCOUNTS`,
-    /// `TAG_GUARD_REGIONS`), or `None` when it is inside. Events, reconcile, registration and
-    /// the commands all ask this one question before writing to ECR.
-    pub fn outside(&self, repo: &RepoKey) -> Option<String> {
-        if !self.accounts.is_empty() && !self.accounts.contains(&repo.account) {
-            return Some(format!(
-                "account {} is not guarded (TAG_GUARD_ACCOUNTS)",
-                repo.account
-            ));
-        }
-        if !self.regions.is_empty() && !self.regions.contains(&repo.region) {
-            return Some(format!(
-                "region {} is not guarded (TAG_GUARD_REGIONS)",
-                repo.region
-            ));
-        }
-        None
-    }
-}
-
-/// Why an incident is none of the guard's business, or `None` when it is.
-pub fn screen(incident: &Incident, settings: &Settings) -> Option<String> {
-    if let Some(why) = settings.outside(&incident.repo) {
-        return Some(why);
-    }
-    if let Some(own) = &settings.own_role_arn {
-        if incident.actor.arns().iter().any(|a| is_same_role(own, a)) {
-            return Some("made by the guard's own role: not acted on (no loops)".into());
-        }
-    }
-    None
-}
-
-/// True when `arn` is the role `role_arn` itself or a session of it
-/// (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`).
-fn is_same_role(role_arn: &str, arn: &str) -> bool {
-    if role_arn == arn {
-        return true;
-    }
-    // arn:aws:iam::ACCOUNT:role/path/NAME → ACCOUNT and NAME
-    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
-    let (Some(account), Some(resource)) = (parts.get(4), parts.get(5)) else {
-        return false;
-    };
-    let Some(name) = resource
-        .strip_prefix("role/")
-        .map(|p| p.rsplit('/').next().unwrap_or(p))
-    else {
-        return false;
-    };
-    let partition = parts.get(1).copied().unwrap_or("aws");
-    let session_prefix = format!("arn:{partition}:sts::{account}:assumed-role/{name}/");
-    arn.starts_with(&session_prefix)
-}
 
 /// What happened to one protected tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -467,102 +384,6 @@ fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>
 /// no `allow` list names).
 fn names_caller(incident: &Incident) -> bool {
     matches!(incident.actor, Actor::Principal { .. } | Actor::Lifecycle)
-}
-
-/// Why a restore could not be done; each says what a person should do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failure {
-    /// ECR no longer has the image's layers.
-    LayersGone,
-    /// An index's child manifests are gone.
-    ChildrenGone,
-    /// Immutable repository: the tag already sits on another image.
-    TagHeldElsewhere,
-    /// The repository does not exist.
-    RepositoryGone,
-    /// ECR computed another digest for the bytes sent.
-    DigestMismatch,
-    /// ECR refused for another reason.
-    Other,
-}
-
-impl Failure {
-    /// What a person on call should do about it.
-    pub fn advice(&self) -> &'static str {
-        match self {
-            Failure::LayersGone => "ECR has cleaned up the image's layers. Push the image again from your build (same digest) or from a backup, then re-run the deploy.",
-            Failure::ChildrenGone => "the platform images this index refers to are gone. Push the multi-arch image again from your build.",
-            Failure::TagHeldElsewhere => "the repository has immutable tags and the tag now sits on another image. Check that image; if it is wrong, delete that tag (aws ecr batch-delete-image) and the guard's next event or a re-run restores the pin.",
-            Failure::RepositoryGone => "the repository no longer exists. Recreate it with its settings and push the pinned image again; the registry item still has the digest and manifest.",
-            Failure::DigestMismatch => "ECR computed another digest for the stored manifest: the stored bytes are not the image. Re-pin the tag from a known-good push.",
-            Failure::Other => "see the detail and the function's logs; restore by hand with aws ecr put-image using the manifest in the registry item.",
-        }
-    }
-}
-
-/// How acting on a decision went.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Outcome {
-    /// The tag was put back on the pin.
-    Restored,
-    /// The tag already sat on the pin: nothing to put back.
-    AlreadyInPlace,
-    /// The pin now follows the tag.
-    Followed,
-    /// The tag was pinned for the first time.
-    Pinned,
-    /// The pin was released.
-    Released,
-    /// Only a page.
-    Alerted,
-    /// ECR is bringing the image back from archive storage.
-    Unarchiving,
-    /// Nothing was done.
-    Skipped,
-    /// The guard would not push: the stored image is not the pin, or there is none.
-    Refused {
-        /// Why.
-        why: String,
-    },
-    /// ECR refused the restore.
-    Failed {
-        /// The kind of failure.
-        failure: Failure,
-        /// ECR's words.
-        detail: String,
-    },
-    /// Someone changed the registry item meanwhile; nothing was written.
-    Conflict,
-}
-
-impl Outcome {
-    /// Its name, as in logs, history, pages' JSON and `--json` output (`restored`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Restored => "restored",
-            Outcome::AlreadyInPlace => "already_in_place",
-            Outcome::Followed => "followed",
-            Outcome::Pinned => "pinned",
-            Outcome::Released => "released",
-            Outcome::Alerted => "alerted",
-            Outcome::Unarchiving => "unarchiving",
-            Outcome::Skipped => "skipped",
-            Outcome::Refused { .. } => "refused",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Conflict => "conflict",
-        }
-    }
-
-    /// True for an outcome that leaves a problem a person must look at (paged once per
-    /// incident by reconcile; counted as left by the reconcile command).
-    pub fn is_problem(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Alerted | Outcome::Failed { .. } | Outcome::Refused { .. } | Outcome::Conflict
-        )
-    }
 }
 
 /// Who did it, for a person: the caller ARN, the lifecycle rule, or what the event says.
