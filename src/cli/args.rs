@@ -1,0 +1,245 @@
+//! The command line as clap reads it: the commands, their options, and the table or
+//! embedded world (`--state`) they run on.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::{registry, rules};
+
+/// Protects critical ECR tags: puts a deleted or moved tag back on its pinned digest and
+/// pages on-call. Runs as the Lambda when AWS_LAMBDA_RUNTIME_API is set.
+#[derive(Parser, Debug)]
+#[command(name = "ecr-tag-guard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Run events through the guard: on the embedded in-memory ECR/DynamoDB/SNS (default) or
+    /// against AWS (--aws).
+    Replay(ReplayArgs),
+    /// Print the JSON Schema of a registry item.
+    Schema,
+    /// Set up the registry table.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Pin REPO:TAG's current image in the registry (REPO: ACCOUNT/REGION/NAME, or NAME in the
+    /// caller's account and region).
+    Protect {
+        /// REPO:TAG
+        target: String,
+        #[command(flatten)]
+        opts: registry::ProtectOptions,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Remove REPO:TAG from the registry (its history stays).
+    Unprotect {
+        /// REPO:TAG
+        target: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// List the protected tags.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Show what happened to REPO:TAG, newest first.
+    History {
+        /// REPO:TAG
+        target: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Check a repository's lifecycle policy against the protected images, shield them, or
+    /// simulate a policy offline.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
+    /// Compare every registry item with ECR and put things right (what the scheduled Lambda
+    /// does); exit 1 when a problem is left.
+    Reconcile {
+        /// Decide and report only: no write call, no page.
+        #[arg(long)]
+        dry_run: bool,
+        /// The pager topic (against AWS).
+        #[arg(long, env = crate::config::TOPIC_ARN)]
+        topic_arn: Option<String>,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Prove the deployed guard works: push a canary, protect it, delete its tag, wait for
+    /// the restore and its record, print each step's time, clean up.
+    Drill {
+        /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
+        #[arg(long)]
+        repo: String,
+        /// Seconds to wait for the guard.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Pattern rules: protect the newest N images whose tags match a regex, per group.
+    Rule {
+        #[command(subcommand)]
+        command: RuleCommand,
+    },
+    /// Check every protected tag against ECR; exit 1 when any is not ok.
+    Status {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum LifecycleCommand {
+    /// List every protected image a lifecycle rule could expire or archive; exit 1 if any.
+    Check {
+        /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
+        repo: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Show the policy with a priority-1 rule that never expires keep-alive-tagged images.
+    Shield {
+        /// ACCOUNT/REGION/NAME, or NAME in the caller's account and region.
+        repo: String,
+        /// Write it to the repository.
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// What a lifecycle policy would expire or archive now, protected images marked; exit 1
+    /// when it would take a protected one.
+    Simulate {
+        /// The policy: its JSON, or `aws ecr get-lifecycle-policy` output.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// `aws ecr describe-images` output (offline).
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "repo",
+            conflicts_with = "repo"
+        )]
+        images: Option<PathBuf>,
+        /// Read the images from ECR instead (ACCOUNT/REGION/NAME or NAME).
+        #[arg(long)]
+        repo: Option<String>,
+        /// The clock for age rules: RFC 3339 or epoch seconds (default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// One JSON object per image.
+        #[arg(long)]
+        json: bool,
+        /// With --repo: the registry table, to mark pinned images.
+        #[arg(long, env = crate::config::TABLE)]
+        table: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RuleCommand {
+    /// Write a rule (checked first; an existing one only with --force).
+    Add {
+        #[command(flatten)]
+        spec: Box<rules::RuleSpec>,
+        #[command(flatten)]
+        opts: Box<registry::ProtectOptions>,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// List the rules (invalid ones named; exit 1 if any).
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Remove a rule; its pins are released by the next reconcile.
+    Remove {
+        /// The rule's name.
+        #[arg(value_name = "NAME")]
+        rule: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Which images each rule protects now, and which the next push releases.
+    Preview {
+        /// Only this repository (ACCOUNT/REGION/NAME or NAME).
+        repo: Option<String>,
+        #[command(flatten)]
+        table: TableArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RegistryCommand {
+    /// Create the registry table (key repository + tag, TTL on expires_at); does nothing
+    /// when it exists with that schema, refuses when it has another.
+    Init,
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct TableArg {
+    /// The registry table (against AWS).
+    #[arg(long = "table", env = crate::config::TABLE)]
+    pub(crate) name: Option<String>,
+    /// Run on the embedded world this scenario file describes instead of AWS (try
+    /// `events/scenario.json`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: Option<PathBuf>,
+    /// With --state: write the embedded world's final state to FILE (the scenario format).
+    #[arg(long, value_name = "FILE", requires = "state")]
+    pub(crate) save_state: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReplayArgs {
+    /// Event files or directories: EventBridge events, CloudTrail records or log files
+    /// ({"Records": [...]}, plain or .gz), JSON arrays or JSON lines.
+    #[arg(default_value = "events")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Starting state of the embedded world (default: events/scenario.json when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: Option<PathBuf>,
+    /// Write the embedded world's final state to FILE, in the scenario format.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) save_state: Option<PathBuf>,
+    /// Print one JSON object per event instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Print each page's full text.
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
+    /// Use the real AWS clients (normal credential chain; AWS_ENDPOINT_URL honoured).
+    #[arg(long)]
+    pub(crate) aws: bool,
+    /// With --aws: decide and report, make no write call and send no page.
+    #[arg(long, requires = "aws")]
+    pub(crate) dry_run: bool,
+    /// With --aws: the registry table.
+    #[arg(long, env = crate::config::TABLE, requires = "aws")]
+    pub(crate) table: Option<String>,
+    /// With --aws: the pager topic.
+    #[arg(long, env = crate::config::TOPIC_ARN, requires = "aws")]
+    pub(crate) topic_arn: Option<String>,
+}
