@@ -23,6 +23,17 @@ use ops::Backend;
 
 pub use replay::{replay, ReplayOptions};
 
+/// Runs a command on the backend `$table` selects (as `$ops`), then writes the embedded world
+/// to `--save-state` when asked.
+macro_rules! on_backend {
+    ($table:expr, |$ops:ident| $call:expr) => {{
+        let table = &$table;
+        let $ops = ops(table).await?;
+        let result = $call.await;
+        saved(&$ops, table, result)
+    }};
+}
+
 /// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
 /// clients from the usual AWS configuration and the table `--table` names.
 async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
@@ -126,39 +137,30 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Registry {
             command: RegistryCommand::Init,
             table,
-        } => {
-            let ops = ops(&table).await?;
-            let r = registry::init(&ops, out).await;
-            saved(&ops, &table, r)
-        }
+        } => on_backend!(table, |ops| registry::init(&ops, out)),
         Command::Protect {
             target,
             opts,
             table,
-        } => {
-            let ops = ops(&table).await?;
-            let r = registry::protect(&ops, &target, &opts, &Now::system(), out).await;
-            saved(&ops, &table, r)
-        }
-        Command::Unprotect { target, table } => {
-            let ops = ops(&table).await?;
-            let r = registry::unprotect(&ops, &target, &Now::system(), out).await;
-            saved(&ops, &table, r)
-        }
-        Command::List { json, table } => {
-            let ops = ops(&table).await?;
-            let r = registry::list(&ops, json, out).await;
-            saved(&ops, &table, r)
-        }
+        } => on_backend!(table, |ops| registry::protect(
+            &ops,
+            &target,
+            &opts,
+            &Now::system(),
+            out
+        )),
+        Command::Unprotect { target, table } => on_backend!(table, |ops| registry::unprotect(
+            &ops,
+            &target,
+            &Now::system(),
+            out
+        )),
+        Command::List { json, table } => on_backend!(table, |ops| registry::list(&ops, json, out)),
         Command::History { target, table } => {
-            let ops = ops(&table).await?;
-            let r = registry::history(&ops, &target, out).await;
-            saved(&ops, &table, r)
+            on_backend!(table, |ops| registry::history(&ops, &target, out))
         }
         Command::Status { json, table } => {
-            let ops = ops(&table).await?;
-            let r = registry::status(&ops, json, out).await;
-            saved(&ops, &table, r)
+            on_backend!(table, |ops| registry::status(&ops, json, out))
         }
         Command::Lifecycle { command } => run_lifecycle(command, out).await,
         Command::Rule { command } => run_rule(command, out).await,
@@ -207,15 +209,14 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 
 async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
     match command {
-        LifecycleCommand::Check { repo, table } => {
-            let ops = ops(&table).await?;
-            let r = lifecycle::check(&ops, &repo, Now::system().epoch, out).await;
-            saved(&ops, &table, r)
-        }
+        LifecycleCommand::Check { repo, table } => on_backend!(table, |ops| lifecycle::check(
+            &ops,
+            &repo,
+            Now::system().epoch,
+            out
+        )),
         LifecycleCommand::Shield { repo, apply, table } => {
-            let ops = ops(&table).await?;
-            let r = lifecycle::shield(&ops, &repo, apply, out).await;
-            saved(&ops, &table, r)
+            on_backend!(table, |ops| lifecycle::shield(&ops, &repo, apply, out))
         }
         LifecycleCommand::Simulate {
             policy,
@@ -256,24 +257,14 @@ async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyho
 async fn run_rule(command: RuleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
     match command {
         RuleCommand::Add { spec, opts, table } => {
-            let ops = ops(&table).await?;
-            let r = rules::add(&ops, &spec, &opts, out).await;
-            saved(&ops, &table, r)
+            on_backend!(table, |ops| rules::add(&ops, &spec, &opts, out))
         }
-        RuleCommand::List { json, table } => {
-            let ops = ops(&table).await?;
-            let r = rules::list(&ops, json, out).await;
-            saved(&ops, &table, r)
-        }
+        RuleCommand::List { json, table } => on_backend!(table, |ops| rules::list(&ops, json, out)),
         RuleCommand::Remove { rule, table } => {
-            let ops = ops(&table).await?;
-            let r = rules::remove(&ops, &rule, out).await;
-            saved(&ops, &table, r)
+            on_backend!(table, |ops| rules::remove(&ops, &rule, out))
         }
         RuleCommand::Preview { repo, table } => {
-            let ops = ops(&table).await?;
-            let r = rules::preview(&ops, repo.as_deref(), out).await;
-            saved(&ops, &table, r)
+            on_backend!(table, |ops| rules::preview(&ops, repo.as_deref(), out))
         }
     }
 }
