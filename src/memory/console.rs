@@ -88,20 +88,7 @@ impl Console for Memory {
         let Some(r) = s.repos.get(repo) else {
             return Ok(None);
         };
-        let found = |id: &ImageRef| -> Result<Manifest, String> {
-            let d = match id {
-                ImageRef::Tag(t) => r.digest_of(t).ok_or("ImageNotFound")?,
-                ImageRef::Digest(d) => d.as_str(),
-            };
-            let im = r.images.get(d).ok_or("ImageNotFound")?;
-            let body = im.manifest.clone().ok_or("ImageWithoutManifest")?;
-            Ok(Manifest {
-                digest: d.to_string(),
-                media_type: im.media_type.clone(),
-                body,
-            })
-        };
-        Ok(Some(ids.iter().map(found).collect()))
+        Ok(Some(ids.iter().map(|id| r.read(id)).collect()))
     }
 
     async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {

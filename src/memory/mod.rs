@@ -23,7 +23,7 @@ use crate::ports::{
 use crate::registry::image::ImageInfo;
 use crate::registry::image::Storage;
 use crate::registry::{
-    self, field, Entry, InvalidEntry, Manifest, Pin, RepoKey, TagRule, RULE_PARTITION,
+    self, field, Entry, ImageRef, InvalidEntry, Manifest, Pin, RepoKey, TagRule, RULE_PARTITION,
 };
 use crate::text::sha256_digest;
 
@@ -56,6 +56,21 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// The manifest of the image `id` names, or ECR's failure code.
+    pub fn read(&self, id: &ImageRef) -> Result<Manifest, String> {
+        let d = match id {
+            ImageRef::Tag(t) => self.digest_of(t).ok_or("ImageNotFound")?,
+            ImageRef::Digest(d) => d.as_str(),
+        };
+        let im = self.images.get(d).ok_or("ImageNotFound")?;
+        let body = im.manifest.clone().ok_or("ImageWithoutManifest")?;
+        Ok(Manifest {
+            digest: d.to_string(),
+            media_type: im.media_type.clone(),
+            body,
+        })
+    }
+
     /// The digest the tag sits on.
     pub fn digest_of(&self, tag: &str) -> Option<&str> {
         self.images
@@ -414,17 +429,11 @@ impl Images for Memory {
         let Some(r) = s.repos.get(repo) else {
             return Ok(None);
         };
-        let found = |t: &String| -> Result<Manifest, String> {
-            let d = r.digest_of(t).ok_or("ImageNotFound")?;
-            let im = r.images.get(d).ok_or("ImageNotFound")?;
-            let body = im.manifest.clone().ok_or("ImageWithoutManifest")?;
-            Ok(Manifest {
-                digest: d.to_string(),
-                media_type: im.media_type.clone(),
-                body,
-            })
-        };
-        Ok(Some(tags.iter().map(found).collect()))
+        Ok(Some(
+            tags.iter()
+                .map(|t| r.read(&ImageRef::Tag(t.clone())))
+                .collect(),
+        ))
     }
 
     async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {

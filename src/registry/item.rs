@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::settings::Protection;
+use super::settings::{string_field, Protection};
 use super::{field, is_tag, Entry, InvalidEntry, Manifest, Pin, RepoKey};
 use crate::text::is_digest;
 
@@ -48,16 +48,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         });
     };
     let mut problems = Vec::new();
-    let s = |name: &str, problems: &mut Vec<String>| -> Option<String> {
-        match obj.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(v)) => Some(v.clone()),
-            Some(_) => {
-                problems.push(format!("`{name}` must be a string"));
-                None
-            }
-        }
-    };
+    let s = |name: &str, problems: &mut Vec<String>| string_field(obj, name, problems);
     let repo_text = s(field::REPOSITORY, &mut problems);
     let tag = s(field::TAG, &mut problems);
     let key = format!(

@@ -80,20 +80,27 @@ pub const PROTECTION_FIELDS: &[&str] = &[
     field::NOTES,
 ];
 
+/// An optional string field of an item; a value of another type adds a problem.
+pub(super) fn string_field(
+    obj: &Map<String, Value>,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    match obj.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) => Some(v.clone()),
+        Some(_) => {
+            problems.push(format!("`{name}` must be a string"));
+            None
+        }
+    }
+}
+
 impl Protection {
     /// Reads the settings fields of an item (defaults where absent), adding a problem for
     /// each bad value.
     pub fn parse(obj: &Map<String, Value>, problems: &mut Vec<String>) -> Protection {
-        let s = |name: &str, problems: &mut Vec<String>| -> Option<String> {
-            match obj.get(name) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(v)) => Some(v.clone()),
-                Some(_) => {
-                    problems.push(format!("`{name}` must be a string"));
-                    None
-                }
-            }
-        };
+        let s = |name: &str, problems: &mut Vec<String>| string_field(obj, name, problems);
         let on_delete = one_of(
             field::ON_DELETE,
             s(field::ON_DELETE, problems),

@@ -67,9 +67,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         {
             return Ok(Outcome::Conflict);
         }
-        let prefix = &self.settings.keep_prefix;
-        let drop = guard::keep_alive_to_drop(entries, &d.tag, old, prefix);
-        self.drop_keep_alive(repo, drop).await;
+        self.leave(repo, entries, &d.tag, old).await;
         Ok(Outcome::Released)
     }
 
@@ -93,11 +91,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         self.add_keep_alive(repo, &pin).await;
         if let Some(old) = old {
-            let prefix = &self.settings.keep_prefix;
-            let drop = guard::keep_alive_to_drop(entries, &d.tag, old, prefix);
-            self.drop_keep_alive(repo, drop).await;
+            self.leave(repo, entries, &d.tag, old).await;
         }
         Ok(Outcome::Followed)
+    }
+
+    /// `tag`'s pin has left `old`: its keep-alive tag goes unless another pin needs it.
+    async fn leave(&self, repo: &RepoKey, entries: &[Entry], tag: &str, old: &str) {
+        let prefix = &self.settings.keep_prefix;
+        let drop = guard::keep_alive_to_drop(entries, tag, old, prefix);
+        self.drop_keep_alive(repo, drop).await;
     }
 
     /// A pin without its manifest gets it from ECR (reconcile).
