@@ -141,7 +141,10 @@ async fn image_already_exists_means_the_tag_is_in_place() {
         report.pages.is_empty(),
         "nothing was put back, nobody is paged"
     );
-    assert_eq!(world.state().history[0].outcome, "already_in_place");
+    assert_eq!(
+        world.state().history[0].outcome.as_str(),
+        "already_in_place"
+    );
 }
 
 #[tokio::test]
@@ -270,8 +273,8 @@ async fn an_archived_pin_is_brought_back_once_and_paged_once() {
     assert_eq!(page.attributes["action"], "unarchive");
     assert_eq!(page.attributes["severity"], "high");
     assert!(page.message.contains("archive storage"), "{}", page.message);
-    assert_eq!(world.state().history[0].action, "unarchive");
-    assert_eq!(world.state().history[0].outcome, "unarchiving");
+    assert_eq!(world.state().history[0].action.as_str(), "unarchive");
+    assert_eq!(world.state().history[0].outcome.as_str(), "unarchiving");
 
     // The next run finds it on its way back: nothing to do, nobody paged again.
     let unarchive_again = mock!(Client::update_image_storage_class)

@@ -10,7 +10,9 @@ use crate::aws::{DynamoRegistry, EcrImages};
 use crate::error::CallError;
 use crate::guard::{PutStep, Settings};
 use crate::memory::Memory;
-use crate::ports::{Console, HistoryRecord, Images, Put, PutError, Registry};
+use crate::ports::{
+    Console, HistoryAction, HistoryOutcome, HistoryRecord, Images, Put, PutError, Registry,
+};
 use crate::registry::image::ImageInfo;
 use crate::registry::image::Storage;
 use crate::registry::{self, ImageRef, Manifest, RepoKey};
@@ -124,7 +126,7 @@ impl Ops {
         &self,
         repo: &RepoKey,
         tag: &str,
-        (action, outcome): (&str, &str),
+        (action, outcome): (HistoryAction, HistoryOutcome),
         (old, new): (Option<String>, Option<String>),
         now: &Now,
     ) -> anyhow::Result<()> {
@@ -137,16 +139,17 @@ impl Ops {
             tag: tag.to_string(),
             at: now.rfc3339.clone(),
             event_id: format!(
-                "cli-{action}-{}-{}",
+                "cli-{}-{}-{}",
+                action.as_str(),
                 now.epoch,
                 tail(new.as_deref().or(old.as_deref()))
             ),
-            action: action.into(),
-            outcome: outcome.into(),
+            action,
+            outcome,
             old_digest: old,
             new_digest: new,
             who,
-            detail: format!("ecr-tag-guard {action}"),
+            detail: format!("ecr-tag-guard {}", action.as_str()),
         };
         self.add_history(&[r]).await?;
         Ok(())

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::aws::admin::TableState;
 use crate::aws::TTL_ATTRIBUTE;
 use crate::guard::PutStep;
-use crate::ports::{Console, Images, PutError};
+use crate::ports::{Console, HistoryAction, HistoryOutcome, Images, PutError};
 use crate::registry::{self, field, parse_item, Entry, ImageRef, Manifest, RepoKey};
 use crate::service::reconcile::read_standings;
 use crate::service::Now;
@@ -119,8 +119,14 @@ pub async fn protect(
         drop_keep_alive(ops, &repo, &tag, old).await?;
     }
     let digests = (old, Some(pin.digest.clone()));
-    ops.record(&repo, &tag, ("protect", "pinned"), digests, now)
-        .await?;
+    ops.record(
+        &repo,
+        &tag,
+        (HistoryAction::Protect, HistoryOutcome::Pinned),
+        digests,
+        now,
+    )
+    .await?;
     writeln!(
         out,
         "protected {repo}:{tag} at {} ({}{}), keep-alive tag {keep}, on_delete {}, on_move {}, severity {}",
@@ -281,8 +287,14 @@ pub async fn unprotect(
     if let (Some(d), None) = (old.as_deref(), &outside) {
         drop_keep_alive(ops, &repo, &tag, d).await?;
     }
-    ops.record(&repo, &tag, ("unprotect", "removed"), (old, None), now)
-        .await?;
+    ops.record(
+        &repo,
+        &tag,
+        (HistoryAction::Unprotect, HistoryOutcome::Removed),
+        (old, None),
+        now,
+    )
+    .await?;
     writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
     if let Some(why) = outside {
         writeln!(

@@ -20,7 +20,7 @@ use crate::events::Incident;
 use crate::guard::{self, Action, Cause};
 use crate::page;
 use crate::page::Alarm;
-use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
+use crate::ports::{HistoryAction, HistoryOutcome, HistoryRecord, Images, Ledger, Pager, Registry};
 use crate::registry::{self, field, Entry, RepoKey, Severity};
 use crate::service::{Handler, Now};
 
@@ -167,7 +167,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             return Ok("skipped: the item changed meanwhile".into());
         }
         self.add_keep_alive(&entry.repo, &pin).await;
-        self.history(entry, rec, "store_manifest", "pinned", &pin.digest, now)
+        self.history(entry, rec, HistoryAction::StoreManifest, &pin.digest, now)
             .await;
         Ok("manifest stored".into())
     }
@@ -208,7 +208,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             return Ok("skipped: the item changed meanwhile".into());
         }
         self.add_keep_alive(&entry.repo, &pin).await;
-        self.history(entry, rec, "pin", "pinned", &pin.digest, now)
+        self.history(entry, rec, HistoryAction::Pin, &pin.digest, now)
             .await;
         Ok("pinned".into())
     }
@@ -290,8 +290,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         &self,
         entry: &Entry,
         rec: &StreamRecord,
-        action: &str,
-        outcome: &str,
+        action: HistoryAction,
         digest: &str,
         now: &Now,
     ) {
@@ -300,8 +299,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             tag: entry.tag.clone(),
             at: now.rfc3339.clone(),
             event_id: format!("registration-{}", rec.id),
-            action: action.into(),
-            outcome: outcome.into(),
+            action,
+            outcome: HistoryOutcome::Pinned,
             old_digest: None,
             new_digest: Some(digest.to_string()),
             who: "ecr-tag-guard (pinned on registration)".into(),

@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::error::Error;
 use crate::guard;
-use crate::ports::{HistoryRecord, Images, Ledger, Pager, Registry};
+use crate::ports::{HistoryAction, HistoryOutcome, HistoryRecord, Images, Ledger, Pager, Registry};
 use crate::registry::{Entry, Manifest, RepoKey, TagRule};
 use crate::service::{Handler, Now};
 
@@ -46,12 +46,17 @@ impl RuleChangeKind {
         }
     }
 
-    /// The history record's action and detail for it.
-    fn history(self) -> (&'static str, &'static str) {
+    /// The history record's action, outcome and detail for it.
+    fn history(self) -> (HistoryAction, HistoryOutcome, &'static str) {
         match self {
-            RuleChangeKind::Pinned => ("pin", "among the newest images the rule protects"),
+            RuleChangeKind::Pinned => (
+                HistoryAction::Pin,
+                HistoryOutcome::Pinned,
+                "among the newest images the rule protects",
+            ),
             RuleChangeKind::Released => (
-                "release",
+                HistoryAction::Release,
+                HistoryOutcome::Released,
                 "no longer among the newest images the rule protects (or the rule is gone)",
             ),
         }
@@ -173,15 +178,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let records: Vec<HistoryRecord> = changes
             .iter()
             .map(|c| {
-                let (action, detail) = c.change.history();
+                let (action, outcome, detail) = c.change.history();
                 let pinned = c.change == RuleChangeKind::Pinned;
                 HistoryRecord {
                     repo: repo.clone(),
                     tag: c.tag.clone(),
                     at: now.rfc3339.clone(),
                     event_id: event_id.to_string(),
-                    action: action.into(),
-                    outcome: c.change.as_str().into(),
+                    action,
+                    outcome,
                     old_digest: (!pinned).then(|| c.digest.clone()),
                     new_digest: pinned.then(|| c.digest.clone()),
                     who: format!("rule {}", c.rule),

@@ -597,7 +597,7 @@ async fn a_bare_item_written_by_hand_is_pinned_from_its_stream_record() {
     assert_eq!(it["owner"], "team", "the user's fields stay");
     let keep = crate::registry::keep_tag("etg-keep-", &d("a")).unwrap();
     assert_eq!(tag_on(&w, &keep), Some(d("a")), "keep-alive tag");
-    assert_eq!(w.state().history[0].action, "pin");
+    assert_eq!(w.state().history[0].action.as_str(), "pin");
     assert!(w.state().pages.is_empty(), "a pin is not paged");
 
     // The guard's own write comes back as a record: nothing to do, no call.
@@ -737,7 +737,7 @@ async fn registration_stores_a_missing_manifest_and_pages_a_pin_whose_image_is_g
     let outcomes: Vec<&str> = r.records.iter().map(|x| x.outcome.as_str()).collect();
     assert_eq!(outcomes, ["manifest stored", "pinned image not found"]);
     assert_eq!(item(&w, "keep")["manifest"], json!(body("a")));
-    assert_eq!(w.state().history[0].action, "store_manifest");
+    assert_eq!(w.state().history[0].action.as_str(), "store_manifest");
     assert_eq!(w.state().pages.len(), 1);
     assert_eq!(w.state().pages[0].attributes["action"], "not_found");
     assert_eq!(item(&w, "old").get("manifest"), None, "nothing invented");
