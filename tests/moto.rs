@@ -42,39 +42,21 @@ fn attr<'a>(page: &'a Value, name: &str) -> &'a str {
 #[tokio::test]
 async fn delete_by_tag_is_restored_and_paged() {
     let Some(w) = World::new().await else { return };
-    w.create_repo("web", false).await;
-    let m = manifest("web-1");
-    let d = w.push("web", &m, DOCKER, Some("prod.latest")).await;
-    w.push("web", &m, DOCKER, Some("v1")).await;
-    w.put_item(with(
-        pinned_item(&w, "web", "prod.latest", &m, DOCKER),
-        json!({"owner": "team-web"}),
-    ))
-    .await;
-    let ids = w.delete("web", &[(Some("prod.latest"), None)]).await;
-    assert_eq!(w.digest_of("web", "prod.latest").await, None);
-
-    let (report, made) = w
-        .handle(&batch_delete(
-            &w,
-            user(&w, "bob"),
-            "web",
-            json!([{"imageTag": "prod.latest"}]),
-            ids,
-        ))
+    let (m, d) = w
+        .seed("web", "prod.latest", "web-1", json!({"owner": "team-web"}))
         .await;
+    w.push("web", &m, DOCKER, Some("v1")).await;
+    let event = w.delete_by(user(&w, "bob"), "web", "prod.latest").await;
+    w.expect_tag("web", "prod.latest", None).await;
 
-    assert_eq!(
-        w.digest_of("web", "prod.latest").await.as_deref(),
-        Some(d.as_str())
-    );
+    let (report, made) = w.handle(&event).await;
+
+    w.expect_tag("web", "prod.latest", Some(&d)).await;
     assert_eq!(sorted(made), calls(ONE_RESTORE));
     assert_eq!(report.pages.len(), 1);
-    let pages = w.pages().await;
-    assert_eq!(pages.len(), 1);
+    let pages = w.expect_pages(&["restored"]).await;
     let p = &pages[0];
     assert_eq!(p["Subject"], "[HIGH] prod.latest in web: deleted; restored");
-    assert_eq!(attr(p, "action"), "restored");
     assert_eq!(attr(p, "tag"), "prod.latest");
     assert_eq!(attr(p, "repository"), w.repo("web").key());
     let msg = p["Message"].as_str().unwrap_or("");
@@ -210,32 +192,19 @@ async fn lifecycle_expiry_of_two_images_restores_both() {
 #[tokio::test]
 async fn move_by_a_stranger_is_reverted() {
     let Some(w) = World::new().await else { return };
-    w.create_repo("web", false).await;
-    let (good, bad) = (manifest("good"), manifest("bad"));
-    let d_good = w.push("web", &good, DOCKER, Some("prod")).await;
-    let d_bad = w.push("web", &bad, DOCKER, Some("prod")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &good, DOCKER))
-        .await;
-    assert_eq!(
-        w.digest_of("web", "prod").await.as_deref(),
-        Some(d_bad.as_str())
-    );
-
-    let (_, made) = w
-        .handle(&put_image(&w, user(&w, "mallory"), "web", "prod", &bad))
+    let (_, d_good) = w.seed("web", "prod", "good", json!({})).await;
+    let (d_bad, event) = w
+        .push_by(user(&w, "mallory"), "web", "prod", &manifest("bad"))
         .await;
 
-    assert_eq!(
-        w.digest_of("web", "prod").await.as_deref(),
-        Some(d_good.as_str())
-    );
+    let (_, made) = w.handle(&event).await;
+
+    w.expect_tag("web", "prod", Some(&d_good)).await;
     assert!(
         w.digests("web").await.contains(&d_bad),
         "the other image stays, untagged"
     );
-    let pages = w.pages().await;
-    assert_eq!(pages.len(), 1);
-    assert_eq!(attr(&pages[0], "action"), "reverted");
+    let pages = w.expect_pages(&["reverted"]).await;
     assert!(pages[0]["Message"].as_str().unwrap_or("").contains(&d_bad));
     // A push is read first and claimed only once it touches a protected tag.
     assert_eq!(sorted(made), calls(ONE_RESTORE));
@@ -376,19 +345,9 @@ async fn keep_alive_tags_keep_pinned_images_and_follow_the_pin() {
 #[tokio::test]
 async fn a_duplicate_event_neither_restores_nor_pages_again() {
     let Some(w) = World::new().await else { return };
-    w.create_repo("web", false).await;
-    let m = manifest("dup");
-    w.push("web", &m, DOCKER, Some("prod")).await;
+    let (m, _) = w.seed("web", "prod", "dup", json!({})).await;
     w.push("web", &m, DOCKER, Some("keep")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
-    let ids = w.delete("web", &[(Some("prod"), None)]).await;
-    let event = batch_delete(
-        &w,
-        user(&w, "bob"),
-        "web",
-        json!([{"imageTag": "prod"}]),
-        ids,
-    );
+    let event = w.delete_by(user(&w, "bob"), "web", "prod").await;
 
     let (first, _) = w.handle(&event).await;
     let (second, made) = w.handle(&event).await;
@@ -400,7 +359,7 @@ async fn a_duplicate_event_neither_restores_nor_pages_again() {
         sorted(made),
         calls(&["dynamodb:Query", "dynamodb:Query", "dynamodb:PutItem"])
     );
-    assert_eq!(w.pages().await.len(), 1);
+    w.expect_pages(&["restored"]).await;
 }
 
 #[tokio::test]

@@ -37,15 +37,9 @@ fn deploy_arn(w: &World) -> String {
 /// A repository `web` whose `prod` is pinned to its first image (with its keep-alive tag, as
 /// the guard keeps it) by an item that lets the deploy role move or delete it.
 async fn seeded(w: &World) -> (String, String) {
-    w.create_repo("web", false).await;
-    let m0 = manifest("web-0");
-    let d0 = w.push("web", &m0, DOCKER, Some("prod")).await;
+    let allow = json!({"allow": [deploy_arn(w)], "severity": "critical"});
+    let (m0, d0) = w.seed("web", "prod", "web-0", allow).await;
     w.push("web", &m0, DOCKER, Some(&keep(&d0))).await;
-    w.put_item(with(
-        pinned_item(w, "web", "prod", &m0, DOCKER),
-        json!({"allow": [deploy_arn(w)], "severity": "critical"}),
-    ))
-    .await;
     (m0, d0)
 }
 

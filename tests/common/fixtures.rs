@@ -224,3 +224,65 @@ pub fn keep(digest: &str) -> String {
     ecr_tag_guard::registry::keep_tag(ecr_tag_guard::registry::DEFAULT_KEEP_PREFIX, digest)
         .expect("digest")
 }
+
+/// Scenario helpers: seed a world, change ECR as a caller would (returning the event
+/// CloudTrail records for it), deliver it (`World::handle`), expect the end state.
+impl World {
+    /// Seed: repository `repo` (created if need be) with `tag` pushed from the manifest
+    /// named `name`, pinned by an item with `extra` fields. Returns (manifest, digest).
+    pub async fn seed(&self, repo: &str, tag: &str, name: &str, extra: Value) -> (String, String) {
+        let _ = self
+            .ecr
+            .create_repository()
+            .repository_name(repo)
+            .send()
+            .await;
+        let m = manifest(name);
+        let d = self.push(repo, &m, DOCKER, Some(tag)).await;
+        self.put_item(with(pinned_item(self, repo, tag, &m, DOCKER), extra))
+            .await;
+        (m, d)
+    }
+
+    /// Change: `who` deletes `tag`; the event CloudTrail records for it.
+    pub async fn delete_by(&self, who: Value, repo: &str, tag: &str) -> Value {
+        let ids = self.delete(repo, &[(Some(tag), None)]).await;
+        batch_delete(self, who, repo, json!([{ "imageTag": tag }]), ids)
+    }
+
+    /// Change: `who` pushes `manifest` as `tag`; its digest and CloudTrail's record.
+    pub async fn push_by(
+        &self,
+        who: Value,
+        repo: &str,
+        tag: &str,
+        manifest: &str,
+    ) -> (String, Value) {
+        let d = self.push(repo, manifest, DOCKER, Some(tag)).await;
+        (d, put_image(self, who, repo, tag, manifest))
+    }
+
+    /// Expect: `tag` sits on `want` (`None`: it is not there).
+    pub async fn expect_tag(&self, repo: &str, tag: &str, want: Option<&str>) {
+        assert_eq!(
+            self.digest_of(repo, tag).await.as_deref(),
+            want,
+            "{repo}:{tag}"
+        );
+    }
+
+    /// Expect: the pages sent since the last look, by their `action` attribute, in order.
+    pub async fn expect_pages(&self, want: &[&str]) -> Vec<Value> {
+        let pages = self.pages().await;
+        let got: Vec<&str> = pages
+            .iter()
+            .map(|p| {
+                p["MessageAttributes"]["action"]["Value"]
+                    .as_str()
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(got, want, "{pages:?}");
+        pages
+    }
+}
