@@ -12,29 +12,26 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use serde_json::{Map, Value};
 
 use super::call_error;
 use crate::error::CallError;
-use crate::page::Page;
-use crate::ports::{Claim, HistoryRecord, Ledger, Registry, CLAIM_LEASE_SECS, LEDGER_TTL_SECS};
+use crate::ports::{HistoryRecord, Registry};
 use crate::registry::{self, field, Entry, InvalidEntry, Pin, RepoKey};
 use crate::registry::{TagRule, RULE_PARTITION};
 
 /// The TTL attribute of ledger records.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(super) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -94,7 +91,7 @@ fn item_to_json(item: &Item) -> Value {
     )
 }
 
-fn conditional_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
+pub(super) fn conditional_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
@@ -386,173 +383,5 @@ impl Registry for DynamoRegistry {
             }
         }
         Ok(())
-    }
-}
-
-/// The once-only ledger in the same table.
-#[derive(Clone, Debug)]
-pub struct DynamoLedger {
-    /// The client.
-    pub client: Client,
-    /// The table.
-    pub table: String,
-}
-
-impl DynamoLedger {
-    fn key(event_id: &str) -> [(String, AttributeValue); 2] {
-        [
-            (field::REPOSITORY.into(), s(format!("ledger#{event_id}"))),
-            (field::TAG.into(), s("ledger")),
-        ]
-    }
-
-    fn record(event_id: &str, now: i64, state: &str) -> Item {
-        let mut item: Item = Self::key(event_id).into_iter().collect();
-        item.insert("state".into(), s(state));
-        item.insert("claimed_at".into(), n(now));
-        item.insert(TTL_ATTRIBUTE.into(), n(now + LEDGER_TTL_SECS));
-        item
-    }
-
-    fn read_claim(old: &Item) -> Claim {
-        match old
-            .get("state")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-        {
-            Some("done") => Claim::Done,
-            Some("pending") => {
-                let pages: Vec<Page> = old
-                    .get("pages")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or_default();
-                let redo = old
-                    .get("redo")
-                    .and_then(|v| v.as_bool().ok())
-                    .copied()
-                    .unwrap_or(false);
-                Claim::PagesPending { pages, redo }
-            }
-            _ => Claim::Busy,
-        }
-    }
-}
-
-impl Ledger for DynamoLedger {
-    async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError> {
-        // One call: create the record, or take over a claim whose lease ran out.
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::record(event_id, now, "claimed")))
-            .condition_expression(
-                "attribute_not_exists(#r) OR (#s = :claimed AND claimed_at < :stale)",
-            )
-            .expression_attribute_names("#r", field::REPOSITORY)
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":claimed", s("claimed"))
-            .expression_attribute_values(":stale", n(now - CLAIM_LEASE_SECS))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) if out.attributes().is_some_and(|a| !a.is_empty()) => Ok(Claim::Resumed),
-            Ok(_) => Ok(Claim::Fresh),
-            Err(e) => {
-                let Some(old) = e.as_service_error().filter(|se| conditional_failed(*se)).map(|se| match se {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
-                    _ => None,
-                }) else {
-                    return Err(call_error("dynamodb:PutItem", &e));
-                };
-                let old = match old {
-                    Some(item) => item,
-                    None => self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(Self::key(event_id).into_iter().collect()))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(|e| call_error("dynamodb:GetItem", &e))?
-                        .item()
-                        .cloned()
-                        .unwrap_or_default(),
-                };
-                Ok(Self::read_claim(&old))
-            }
-        }
-    }
-
-    async fn finish(
-        &self,
-        event_id: &str,
-        now: i64,
-        pending: &[Page],
-        redo: bool,
-    ) -> Result<(), CallError> {
-        let mut item = Self::record(
-            event_id,
-            now,
-            if pending.is_empty() && !redo {
-                "done"
-            } else {
-                "pending"
-            },
-        );
-        if !pending.is_empty() {
-            let text = serde_json::to_string(pending)
-                .map_err(|e| CallError::fatal("dynamodb:PutItem", e.to_string()))?;
-            item.insert("pages".into(), s(text));
-        }
-        if redo {
-            item.insert("redo".into(), AttributeValue::Bool(true));
-        }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| call_error("dynamodb:PutItem", &e))?;
-        Ok(())
-    }
-
-    async fn release(&self, event_id: &str) -> Result<(), CallError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(event_id).into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| call_error("dynamodb:DeleteItem", &e))?;
-        Ok(())
-    }
-
-    async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError> {
-        // One call: note the time unless a note exists, and read back the one that stands.
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key).into_iter().collect()))
-            .update_expression("SET first_seen = if_not_exists(first_seen, :now), #ttl = if_not_exists(#ttl, :ttl)")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":ttl", n(now + LEDGER_TTL_SECS))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| call_error("dynamodb:UpdateItem", &e))?;
-        Ok(out
-            .attributes()
-            .and_then(|a| a.get("first_seen"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(now))
     }
 }

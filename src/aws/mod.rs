@@ -5,14 +5,16 @@ pub mod admin;
 mod cloudtrail;
 mod dynamodb;
 mod ecr;
+mod ledger;
 mod sns;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 pub use cloudtrail::CloudTrailLookup;
-pub use dynamodb::{attr_to_json, json_to_attr, DynamoLedger, DynamoRegistry, TTL_ATTRIBUTE};
+pub use dynamodb::{attr_to_json, json_to_attr, DynamoRegistry, TTL_ATTRIBUTE};
 pub use ecr::{EcrClients, EcrImages};
+pub use ledger::DynamoLedger;
 pub use sns::SnsPager;
 
 use crate::error::CallError;
