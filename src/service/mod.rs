@@ -6,7 +6,8 @@
 //! * [`reconcile`]: every item compared with ECR and put right, without an event;
 //! * [`rules`]: pattern rules materialised into pins;
 //! * [`registration`]: hand-written items pinned from the table's stream;
-//! * [`history`]: names of actions and outcomes, the decision log and the history record.
+//! * [`history`]: names of actions and outcomes, the decision log and the history record;
+//! * `once`: the once-only ledger's answers, marking events handled, sending pages.
 //!
 //! The Lambda and every command run these, with the AWS adapters or the embedded world: the
 //! service never knows which.
@@ -14,6 +15,7 @@
 pub mod act;
 pub mod event;
 pub mod history;
+mod once;
 pub mod reconcile;
 pub mod registration;
 pub mod rules;

@@ -1,0 +1,148 @@
+//! Once-only: what the ledger's answer means for an attempt at an event, marking it handled,
+//! sending its pages (kept for the retry when they fail), and paging an unreadable event once.
+
+use futures::future::join_all;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::event::Report;
+use super::{Handler, Now};
+use crate::error::{CallError, Error};
+use crate::page::{self, Page};
+use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Pages, once per event, that an event could not be understood (`problem`): no retry
+    /// can mend it, so the invocation need not fail, but a person must hear of it. `Err`
+    /// (worth a retry) when the page could not be sent; the claim is then released.
+    pub async fn page_unreadable(
+        &self,
+        event: &Value,
+        problem: &str,
+        now: &Now,
+    ) -> Result<(), Error> {
+        let id = event
+            .get("id")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| {
+                format!(
+                    "content-{}",
+                    &crate::text::sha256_digest(event.to_string().as_bytes())[7..39]
+                )
+            });
+        let key = format!("unreadable/{id}");
+        if self.dry_run || self.ledger.claim(&key, now.epoch).await? != Claim::Fresh {
+            return Ok(());
+        }
+        let p = page::unreadable(&id, problem, &event.to_string());
+        if let Err(e) = self.pager.publish(&p).await {
+            self.release(&key).await;
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
+        }
+        self.mark_handled(&key, now).await;
+        Ok(())
+    }
+
+    /// What the ledger's answer means for this attempt: `Some(resumed)` to go on (`resumed`:
+    /// an earlier attempt may have acted), `None` when the event was handled already (the
+    /// report says so; pages an earlier attempt could not send are sent now).
+    pub(super) async fn settle(
+        &self,
+        id: &str,
+        now: &Now,
+        claim: Claim,
+        report: &mut Report,
+    ) -> Result<Option<bool>, Error> {
+        match claim {
+            Claim::Fresh => Ok(Some(false)),
+            Claim::Resumed => Ok(Some(true)),
+            Claim::Done => {
+                info!(event_id = id, "duplicate event: already handled");
+                report.duplicate = true;
+                Ok(None)
+            }
+            Claim::Busy => Err(Error::Busy(id.to_string())),
+            Claim::PagesPending { pages, redo } => {
+                info!(
+                    event_id = id,
+                    pages = pages.len(),
+                    redo,
+                    "retry: sending the pages an earlier attempt could not"
+                );
+                self.send_pages(id, now, pages, !redo, report).await?;
+                if !redo {
+                    report.duplicate = true;
+                    return Ok(None);
+                }
+                // Some action of the earlier attempt failed too: act again (what was done
+                // is found in place and not paged twice).
+                Ok(Some(false))
+            }
+        }
+    }
+
+    /// Marks an event that needed no action handled; if that fails, its claim lapses after
+    /// its lease.
+    pub(super) async fn mark_handled(&self, id: &str, now: &Now) {
+        if let Err(e) = self.ledger.finish(id, now.epoch, &[], false).await {
+            warn!(event_id = id, error = %e, "could not mark the event handled");
+        }
+    }
+
+    /// Publishes pages while marking the event done; pages that fail are kept in the ledger
+    /// for the retry, which sends them and acts again only if `finish` is false: that is,
+    /// when some action failed too and the event will be retried for it anyway (then the
+    /// caller releases the claim once the pages went out).
+    pub(super) async fn send_pages(
+        &self,
+        id: &str,
+        now: &Now,
+        pages: Vec<Page>,
+        finish: bool,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let (results, done) = futures::join!(
+            join_all(pages.iter().map(|p| self.pager.publish(p))),
+            async {
+                if finish {
+                    self.ledger.finish(id, now.epoch, &[], false).await
+                } else {
+                    Ok(())
+                }
+            }
+        );
+        let mut failed = Vec::new();
+        let mut first_err: Option<CallError> = None;
+        for (p, r) in pages.into_iter().zip(results) {
+            match r {
+                Ok(()) => report.pages.push(p),
+                Err(e) => {
+                    warn!(event_id = id, subject = %p.subject, error = %e, "page not sent");
+                    first_err.get_or_insert(e);
+                    failed.push(p);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            self.ledger.finish(id, now.epoch, &failed, !finish).await?;
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
+        }
+        done?;
+        Ok(())
+    }
+
+    /// Drops this attempt's claim so that a retry starts afresh; if that fails, the claim
+    /// lapses after its lease.
+    pub(super) async fn release(&self, id: &str) {
+        if let Err(e) = self.ledger.release(id).await {
+            warn!(event_id = id, error = %e, "could not release the claim; it lapses after its lease");
+        }
+    }
+}
