@@ -8,6 +8,7 @@ mod reconcile;
 pub mod registry;
 mod replay;
 pub mod rules;
+mod show;
 
 use std::io::Write;
 use std::process::ExitCode;
