@@ -201,14 +201,14 @@ pub(crate) enum RegistryCommand {
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct TableArg {
     /// The registry table (against AWS).
-    #[arg(long = "table", env = crate::config::TABLE)]
+    #[arg(long = "table", env = crate::config::TABLE, global = true)]
     pub(crate) name: Option<String>,
     /// Run on the embedded world this scenario file describes instead of AWS (try
     /// `events/scenario.json`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub(crate) state: Option<PathBuf>,
     /// With --state: write the embedded world's final state to FILE (the scenario format).
-    #[arg(long, value_name = "FILE", requires = "state")]
+    #[arg(long, value_name = "FILE", requires = "state", global = true)]
     pub(crate) save_state: Option<PathBuf>,
 }
 
