@@ -161,76 +161,32 @@ pub struct Decision {
 /// except a removed keep-alive tag (`keep_prefix`) of a digest some entry pins.
 pub fn decide(incident: &Incident, entries: &[Entry], keep_prefix: &str) -> Vec<Decision> {
     let mut out: Vec<Decision> = Vec::new();
-    let push = |d: Decision, out: &mut Vec<Decision>| {
-        if !out.iter().any(|o| o.tag == d.tag) {
-            out.push(d);
-        }
-    };
     for change in &incident.changes {
-        match change {
+        let decided: Vec<Decision> = match change {
             Change::TagRemoved { tag, digest } if tag.starts_with(keep_prefix) => {
-                let keeps = |e: &&Entry| {
-                    e.digest()
-                        .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
-                        .as_ref()
-                        == Some(tag)
+                let cause = Cause::Deleted {
+                    digest: digest.clone(),
                 };
-                if let Some(e) = entries.iter().find(keeps) {
-                    let d = decision(
-                        e,
-                        Cause::Deleted {
-                            digest: digest.clone(),
-                        },
-                        Action::RestoreKeep,
-                        "the keep-alive tag of a pinned digest was deleted",
-                    );
-                    push(
-                        Decision {
-                            tag: tag.clone(),
-                            ..d
-                        },
-                        &mut out,
-                    );
-                }
+                on_keep_alive(entries, tag, None, cause, keep_prefix)
             }
             Change::TagPushed { tag, digest, .. } if tag.starts_with(keep_prefix) => {
-                let keeps = |e: &&Entry| {
-                    e.digest()
-                        .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
-                        .as_ref()
-                        == Some(tag)
-                };
-                if let Some(e) = entries
-                    .iter()
-                    .find(keeps)
-                    .filter(|e| e.digest() != Some(digest))
-                {
-                    let d = decision(
-                        e,
-                        Cause::Moved { to: digest.clone() },
-                        Action::RestoreKeep,
-                        "the keep-alive tag of a pinned digest was moved onto another image",
-                    );
-                    push(
-                        Decision {
-                            tag: tag.clone(),
-                            ..d
-                        },
-                        &mut out,
-                    );
-                }
+                let cause = Cause::Moved { to: digest.clone() };
+                on_keep_alive(entries, tag, Some(digest), cause, keep_prefix)
             }
-            Change::TagRemoved { tag, digest } => {
-                for e in entries.iter().filter(|e| &e.tag == tag) {
+            Change::TagRemoved { tag, digest } => entries
+                .iter()
+                .filter(|e| &e.tag == tag)
+                .map(|e| {
                     let cause = Cause::Deleted {
                         digest: digest.clone(),
                     };
-                    push(on_delete(incident, e, cause, digest.as_deref()), &mut out);
-                }
-            }
-            Change::ImageDeleted { digest, tags, rule } => {
-                let hit = |e: &&Entry| e.digest() == Some(digest.as_str()) || tags.contains(&e.tag);
-                for e in entries.iter().filter(hit) {
+                    on_delete(incident, e, cause, digest.as_deref())
+                })
+                .collect(),
+            Change::ImageDeleted { digest, tags, rule } => entries
+                .iter()
+                .filter(|e| e.digest() == Some(digest.as_str()) || tags.contains(&e.tag))
+                .map(|e| {
                     let cause = match incident.actor {
                         Actor::Lifecycle => Cause::Expired {
                             digest: digest.clone(),
@@ -240,40 +196,79 @@ pub fn decide(incident: &Incident, entries: &[Entry], keep_prefix: &str) -> Vec<
                             digest: Some(digest.clone()),
                         },
                     };
-                    push(on_delete(incident, e, cause, Some(digest)), &mut out);
-                }
-            }
+                    on_delete(incident, e, cause, Some(digest))
+                })
+                .collect(),
             Change::TagPushed {
                 tag,
                 digest,
                 manifest,
-            } => {
-                for e in entries.iter().filter(|e| &e.tag == tag) {
-                    push(on_push(incident, e, digest, manifest.as_ref()), &mut out);
-                }
-            }
-            Change::RepositoryDeleted => {
-                for e in entries {
-                    let d = decision(e, Cause::RepositoryDeleted, Action::Restore, "");
-                    push(
-                        match e.pin {
-                            Some(_) => Decision {
-                                why: "the repository was deleted with the tag in it".into(),
-                                ..d
-                            },
-                            None => Decision {
-                                action: Action::Alert,
-                                why: "the repository was deleted; the tag was never pinned, so it cannot be put back".into(),
-                                ..d
-                            },
-                        },
-                        &mut out,
-                    );
-                }
+            } => entries
+                .iter()
+                .filter(|e| &e.tag == tag)
+                .map(|e| on_push(incident, e, digest, manifest.as_ref()))
+                .collect(),
+            Change::RepositoryDeleted => entries.iter().map(on_repository_deleted).collect(),
+        };
+        for d in decided {
+            // Each tag is decided once, by the first change that names it.
+            if !out.iter().any(|o| o.tag == d.tag) {
+                out.push(d);
             }
         }
     }
     out
+}
+
+/// A keep-alive tag `tag` deleted (`moved_to: None`) or pushed onto `moved_to`: put back on
+/// the pin it keeps, when some entry pins that digest and it is not already there.
+fn on_keep_alive(
+    entries: &[Entry],
+    tag: &str,
+    moved_to: Option<&String>,
+    cause: Cause,
+    keep_prefix: &str,
+) -> Vec<Decision> {
+    let keeps = |e: &&Entry| {
+        e.digest()
+            .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
+            .as_deref()
+            == Some(tag)
+    };
+    let Some(e) = entries
+        .iter()
+        .find(keeps)
+        .filter(|e| moved_to.is_none_or(|to| e.digest() != Some(to.as_str())))
+    else {
+        return Vec::new();
+    };
+    let why = match moved_to {
+        None => "the keep-alive tag of a pinned digest was deleted",
+        Some(_) => "the keep-alive tag of a pinned digest was moved onto another image",
+    };
+    vec![Decision {
+        tag: tag.to_string(),
+        ..decision(e, cause, Action::RestoreKeep, why)
+    }]
+}
+
+/// The repository was deleted: a pinned tag is put back (which finds out and pages), an
+/// unpinned one can only be paged.
+fn on_repository_deleted(e: &Entry) -> Decision {
+    match e.pin {
+        Some(_) => decision(
+            e,
+            Cause::RepositoryDeleted,
+            Action::Restore,
+            "the repository was deleted with the tag in it",
+        ),
+        None => decision(
+            e,
+            Cause::RepositoryDeleted,
+            Action::Alert,
+            "the repository was deleted; the tag was never pinned, so it cannot be put back",
+        ),
+    }
 }
 
 pub(crate) fn decision(e: &Entry, cause: Cause, action: Action, why: &str) -> Decision {
