@@ -33,7 +33,6 @@ pub struct Alarm {
 pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
     let old = d.entry.digest().map(String::from);
     let happened = happened(&d.cause);
-    let sev = d.entry.severity;
     let alarm = |action, severity, headline: &str, did: String, todo: Option<String>, new| Alarm {
         action,
         severity,
@@ -44,14 +43,35 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
         old_digest: old.clone(),
         new_digest: new,
     };
-    let moved_to = match &d.cause {
-        Cause::Moved { to } => Some(to.clone()),
-        _ => None,
-    };
     if d.action == Action::RestoreKeep {
         return keep_alive(d, outcome, alarm);
     }
-    match outcome {
+    let w = fixed(d, outcome, resumed).or_else(|| problem(d, outcome))?;
+    let moved_to = match (&d.cause, w.with_new_digest) {
+        (Cause::Moved { to }, true) => Some(to.clone()),
+        _ => None,
+    };
+    Some(alarm(
+        w.action, w.severity, w.headline, w.did, w.todo, moved_to,
+    ))
+}
+
+/// What an alarm says, before the facts every alarm carries are added.
+struct Words {
+    action: &'static str,
+    severity: Severity,
+    headline: &'static str,
+    did: String,
+    todo: Option<String>,
+    /// Whether the digest the tag moved to is shown.
+    with_new_digest: bool,
+}
+
+/// The words for a change the guard put right or kept: restored, reverted, followed,
+/// released, coming back from archive.
+fn fixed(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Words> {
+    let sev = d.entry.severity;
+    let w = match outcome {
         Outcome::Restored | Outcome::AlreadyInPlace
             if matches!(outcome, Outcome::Restored) || resumed =>
         {
@@ -61,69 +81,78 @@ pub fn report(d: &Decision, outcome: &Outcome, resumed: bool) -> Option<Alarm> {
                 (_, Cause::RepositoryDeleted) => ("restored", "repository deleted; restored"),
                 _ => ("restored", "deleted; restored"),
             };
-            Some(alarm(
-                word,
-                sev,
-                head,
-                format!("put the tag back on the pinned digest with PutImage ({word})."),
-                None,
-                moved_to,
-            ))
+            let did = format!("put the tag back on the pinned digest with PutImage ({word}).");
+            Words { action: word, severity: sev, headline: head, did, todo: None, with_new_digest: true }
         }
-        Outcome::Followed => Some(alarm(
-            "followed",
-            Severity::Low,
-            "moved; pin followed",
-            format!("kept the move and pinned the new digest ({}); the old pin is in the tag's history.", d.why),
-            None,
-            moved_to,
-        )),
-        Outcome::Released => Some(alarm(
-            "released",
-            Severity::Low,
-            "deleted by an allowed principal",
-            "did not put the tag back; released the pin (it is in the tag's history).".into(),
-            Some("nothing, if the delete was intended. To protect the tag again, push it: the guard pins it.".into()),
-            None,
-        )),
-        Outcome::Alerted => Some(alarm(
-            "alert",
-            sev,
-            if matches!(d.cause, Cause::Moved { .. }) { "moved; not reverted" } else { "removed; not restored" },
-            format!("changed nothing in ECR: {}.", d.why),
-            Some("check the tag and put it right by hand if needed.".into()),
-            moved_to,
-        )),
-        Outcome::Refused { why } => Some(alarm(
-            "refused",
-            sev.max(Severity::High),
-            "NOT restored (refused)",
-            format!("refused to push: {why}."),
-            Some("push the right image to the tag by hand, then re-pin it in the registry.".into()),
-            moved_to,
-        )),
-        Outcome::Failed { failure, detail } => Some(alarm(
-            "failed",
-            sev.max(Severity::High),
-            "NOT restored (failed)",
-            format!("tried to put the tag back; ECR refused: {}.", crate::text::clean(detail, 300)),
-            Some(failure.advice().into()),
-            moved_to,
-        )),
-        Outcome::Unarchiving => Some(alarm(
-            "unarchive",
-            sev,
-            "archived; being brought back",
-            "asked ECR to bring the image back to standard storage (UpdateImageStorageClass). It takes up to 20 minutes; until then it cannot be pulled.".into(),
-            Some("if a launch cannot wait, push the image again from your build (same digest). Keep lifecycle transition rules off protected images: `ecr-tag-guard lifecycle check`.".into()),
-            None,
-        )),
-        Outcome::Restored
-        | Outcome::AlreadyInPlace
-        | Outcome::Pinned
-        | Outcome::Skipped
-        | Outcome::Conflict => None,
-    }
+        Outcome::Followed => Words {
+            action: "followed",
+            severity: Severity::Low,
+            headline: "moved; pin followed",
+            did: format!("kept the move and pinned the new digest ({}); the old pin is in the tag's history.", d.why),
+            todo: None,
+            with_new_digest: true,
+        },
+        Outcome::Released => Words {
+            action: "released",
+            severity: Severity::Low,
+            headline: "deleted by an allowed principal",
+            did: "did not put the tag back; released the pin (it is in the tag's history).".into(),
+            todo: Some("nothing, if the delete was intended. To protect the tag again, push it: the guard pins it.".into()),
+            with_new_digest: false,
+        },
+        Outcome::Unarchiving => Words {
+            action: "unarchive",
+            severity: sev,
+            headline: "archived; being brought back",
+            did: "asked ECR to bring the image back to standard storage (UpdateImageStorageClass). It takes up to 20 minutes; until then it cannot be pulled.".into(),
+            todo: Some("if a launch cannot wait, push the image again from your build (same digest). Keep lifecycle transition rules off protected images: `ecr-tag-guard lifecycle check`.".into()),
+            with_new_digest: false,
+        },
+        _ => return None,
+    };
+    Some(w)
+}
+
+/// The words for what is left for a person: an alert, a refusal, a failure.
+fn problem(d: &Decision, outcome: &Outcome) -> Option<Words> {
+    let sev = d.entry.severity;
+    let w = match outcome {
+        Outcome::Alerted => Words {
+            action: "alert",
+            severity: sev,
+            headline: if matches!(d.cause, Cause::Moved { .. }) {
+                "moved; not reverted"
+            } else {
+                "removed; not restored"
+            },
+            did: format!("changed nothing in ECR: {}.", d.why),
+            todo: Some("check the tag and put it right by hand if needed.".into()),
+            with_new_digest: true,
+        },
+        Outcome::Refused { why } => Words {
+            action: "refused",
+            severity: sev.max(Severity::High),
+            headline: "NOT restored (refused)",
+            did: format!("refused to push: {why}."),
+            todo: Some(
+                "push the right image to the tag by hand, then re-pin it in the registry.".into(),
+            ),
+            with_new_digest: true,
+        },
+        Outcome::Failed { failure, detail } => Words {
+            action: "failed",
+            severity: sev.max(Severity::High),
+            headline: "NOT restored (failed)",
+            did: format!(
+                "tried to put the tag back; ECR refused: {}.",
+                crate::text::clean(detail, 300)
+            ),
+            todo: Some(failure.advice().into()),
+            with_new_digest: true,
+        },
+        _ => return None,
+    };
+    Some(w)
 }
 
 /// The alarm for a keep-alive tag put back (or not): the protected tag itself was not
