@@ -73,6 +73,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             "warnings": report.warnings,
             "waiting": report.waiting.len(),
             "out_of_scope": report.out_of_scope.len(),
+            "failures": report.failures,
         }));
     }
     match Box::pin(handler.handle(event, &Now::system())).await {

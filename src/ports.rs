@@ -401,8 +401,9 @@ pub struct HistoryRecord {
     pub detail: String,
 }
 
-/// How long a claim protects an event being handled: longer than one invocation may run.
-pub const CLAIM_LEASE_SECS: i64 = 120;
+/// How long a claim protects an event being handled: longer than one invocation may run
+/// (the function's timeout is 300 s; `tests/infra.rs` holds the template to less than this).
+pub const CLAIM_LEASE_SECS: i64 = 360;
 
 /// How long ledger records are kept (DynamoDB TTL): longer than EventBridge retries (24 h).
 pub const LEDGER_TTL_SECS: i64 = 3 * 24 * 3600;

@@ -43,3 +43,18 @@ fn the_template_names_the_ttl_attribute_the_ledger_writes() {
         ecr_tag_guard::aws::TTL_ATTRIBUTE
     );
 }
+
+#[test]
+fn a_claim_outlives_the_longest_invocation() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/template.yaml"))
+        .expect("template");
+    let timeout: i64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Timeout: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the function's Timeout");
+    assert!(
+        ecr_tag_guard::ports::CLAIM_LEASE_SECS > timeout,
+        "a claim must outlive an invocation ({timeout} s)"
+    );
+}

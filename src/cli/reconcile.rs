@@ -75,7 +75,7 @@ fn progress(done: usize, total: usize, repo: &crate::registry::RepoKey) {
 
 /// Prints what a run did; `Ok(false)` when a problem is left.
 fn print(report: &ReconcileReport, dry_run: bool, out: &mut impl Write) -> anyhow::Result<bool> {
-    let mut left = report.invalid.len() + report.warnings.len();
+    let mut left = report.invalid.len() + report.warnings.len() + report.failures.len();
     for r in &report.repairs {
         let d = &r.decision;
         let outcome = r
@@ -105,6 +105,9 @@ fn print(report: &ReconcileReport, dry_run: bool, out: &mut impl Write) -> anyho
     }
     for w in &report.warnings {
         writeln!(out, "warning: {w}")?;
+    }
+    for f in &report.failures {
+        writeln!(out, "not reconciled: {f}")?;
     }
     for w in &report.waiting {
         writeln!(out, "waiting: {w}")?;

@@ -125,6 +125,42 @@ pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
     }
 }
 
+/// The page for a repository reconcile could not get through (`problem`: the AWS error): its
+/// protected tags were not checked this run.
+pub fn repository_failure(repo: &crate::registry::RepoKey, problem: &str) -> Page {
+    let name = clean(&repo.key(), 300);
+    let subject: String = format!("[HIGH] {}: reconcile could not check it", repo.name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(SUBJECT_MAX)
+        .collect();
+    let problem = clean(problem, 500);
+    let message = format!(
+        "ecr-tag-guard: {subject}\n\n{:<16}{name}\n{:<16}{problem}\n{:<16}{}\n",
+        "Repository:",
+        "Problem:",
+        "To do:",
+        "its protected tags were not checked or repaired this run. Fix the cause (permissions, the repository, throttling); the next run tries again. `ecr-tag-guard status` shows the tags now.",
+    );
+    let attributes = BTreeMap::from([
+        ("severity".to_string(), "high".to_string()),
+        ("repository".to_string(), name),
+        ("tag".to_string(), "-".to_string()),
+        ("action".to_string(), "reconcile_failed".to_string()),
+    ]);
+    Page {
+        subject,
+        message,
+        attributes,
+    }
+}
+
 /// `[SEVERITY] TAG in REPO: HEADLINE`, ASCII only, cut to fit [`SUBJECT_MAX`]: the repository
 /// name is shortened first, then the whole line.
 fn subject(alarm: &Alarm, repo: &str, tag: &str) -> String {

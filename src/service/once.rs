@@ -31,20 +31,40 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     &crate::text::sha256_digest(event.to_string().as_bytes())[7..39]
                 )
             });
-        let key = format!("unreadable/{id}");
-        if self.dry_run || self.ledger.claim(&key, now.epoch).await? != Claim::Fresh {
+        if self.dry_run {
             return Ok(());
         }
         let p = page::unreadable(&id, problem, &event.to_string());
-        if let Err(e) = self.pager.publish(&p).await {
-            self.release(&key).await;
+        self.publish_once(&format!("unreadable/{id}"), &p, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes `page` the first time `key` is seen while its once-only record lasts
+    /// ([`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS)): claimed, published, and marked
+    /// done only after SNS accepted it — a failed publish releases the claim and is worth a
+    /// retry, so a problem is paged late rather than never. `Ok(false)`: paged before.
+    pub(crate) async fn publish_once(
+        &self,
+        key: &str,
+        page: &Page,
+        now: &Now,
+    ) -> Result<bool, Error> {
+        if !matches!(
+            self.ledger.claim(key, now.epoch).await?,
+            Claim::Fresh | Claim::Resumed
+        ) {
+            return Ok(false);
+        }
+        if let Err(e) = self.pager.publish(page).await {
+            self.release(key).await;
             return Err(Error::Call(CallError {
                 retryable: true,
                 ..e
             }));
         }
-        self.mark_handled(&key, now).await;
-        Ok(())
+        self.mark_handled(key, now).await;
+        Ok(true)
     }
 
     /// What the ledger's answer means for this attempt: `Some(resumed)` to go on (`resumed`:
@@ -93,10 +113,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
     }
 
-    /// Publishes pages while marking the event done; pages that fail are kept in the ledger
-    /// for the retry, which sends them and acts again only if `finish` is false: that is,
-    /// when some action failed too and the event will be retried for it anyway (then the
-    /// caller releases the claim once the pages went out).
+    /// Publishes pages, then marks the event done (`finish`) — only after SNS accepted them,
+    /// so a crash in between can page twice but never zero times. Pages that fail are kept
+    /// in the ledger for the retry, which sends them and acts again only if `finish` is
+    /// false: that is, when some action failed too and the event will be retried for it
+    /// anyway (then the caller releases the claim once the pages went out).
     pub(super) async fn send_pages(
         &self,
         id: &str,
@@ -105,16 +126,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         finish: bool,
         report: &mut Report,
     ) -> Result<(), Error> {
-        let (results, done) = futures::join!(
-            join_all(pages.iter().map(|p| self.pager.publish(p))),
-            async {
-                if finish {
-                    self.ledger.finish(id, now.epoch, &[], false).await
-                } else {
-                    Ok(())
-                }
-            }
-        );
+        let results = join_all(pages.iter().map(|p| self.pager.publish(p))).await;
         let mut failed = Vec::new();
         let mut first_err: Option<CallError> = None;
         for (p, r) in pages.into_iter().zip(results) {
@@ -134,7 +146,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 ..e
             }));
         }
-        done?;
+        if finish {
+            self.ledger.finish(id, now.epoch, &[], false).await?;
+        }
         Ok(())
     }
 

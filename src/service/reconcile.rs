@@ -22,7 +22,7 @@ use crate::guard::reconcile::{
 use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::page::{self, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, Registry, Trail};
+use crate::ports::{Images, Ledger, Pager, Registry, Trail};
 use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey};
 
 /// What one reconcile run found and did.
@@ -50,6 +50,9 @@ pub struct ReconcileReport {
     /// Items outside the guard's scope (`TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`): reported,
     /// never written to ECR; one line each.
     pub out_of_scope: Vec<String>,
+    /// Repositories reconcile could not get through (`ACCOUNT/REGION/NAME: the error`); the
+    /// next run tries them again.
+    pub failures: Vec<String>,
 }
 
 /// How far back reconcile asks CloudTrail who changed a tag (a pin's own `pinned_at` bounds
@@ -120,17 +123,55 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 continue;
             }
             let entries = guard::rules::effective(entries, &rule_list);
-            self.reconcile_repo(&repo, &entries, now, &mut callers, &mut report)
-                .await?;
-            // After the repairs, so a protected image just put back counts as there.
-            let changes = self
-                .materialise(&repo, &rule_list, &entries, None, &id, now)
-                .await?;
-            report.rule_changes.extend(changes);
+            // Each repository on its own: a failure is named, paged once, and the run goes on.
+            let result = async {
+                self.reconcile_repo(&repo, &entries, now, &mut callers, &mut report)
+                    .await?;
+                // After the repairs, so a protected image just put back counts as there.
+                self.materialise(&repo, &rule_list, &entries, None, &id, now)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(changes) => report.rule_changes.extend(changes),
+                Err(e) => self.repository_failed(&repo, &e, now, &mut report).await,
+            }
             progress(done + 1, total, &repo);
         }
         report.repositories = total;
         Ok(report)
+    }
+
+    /// A repository reconcile could not get through: named in the report and the log, paged
+    /// once per repository and kind of error (a page that cannot be sent is a warning: the
+    /// next run tries again).
+    async fn repository_failed(
+        &self,
+        repo: &RepoKey,
+        e: &Error,
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) {
+        warn!(repository = %repo, retryable = e.is_retryable(), error = %e, "reconcile: repository not reconciled");
+        report.failures.push(format!("{repo}: {e}"));
+        if self.dry_run {
+            return;
+        }
+        let op = match e {
+            Error::Call(c) => c.op.clone(),
+            other => other.to_string(),
+        };
+        let p = page::repository_failure(repo, &e.to_string());
+        match self
+            .publish_once(&format!("reconcile-failure/{repo}/{op}"), &p, now)
+            .await
+        {
+            Ok(true) => report.pages.push(p),
+            Ok(false) => {}
+            Err(pe) => report
+                .warnings
+                .push(format!("{repo}: the page about it was not sent: {pe}")),
+        }
     }
 
     async fn reconcile_repo<T: Trail>(
@@ -229,10 +270,17 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             };
             log_decision(incident, &d, Some(&outcome));
             if let Some(alarm) = page::report(&d, &outcome, false) {
-                if !outcome.is_problem() || self.first_sighting(repo, &d, &outcome, now).await? {
-                    let p = page::render(incident, &d, &alarm);
+                let p = page::render(incident, &d, &alarm);
+                if !outcome.is_problem() {
                     self.pager.publish(&p).await?;
                     report.pages.push(p);
+                } else if self
+                    .publish_once(&problem_key(&d, &outcome), &p, now)
+                    .await?
+                {
+                    report.pages.push(p);
+                } else {
+                    info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
                 }
             }
             if d.action != Action::Nothing {
@@ -330,37 +378,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         Ok(decided)
     }
-
-    /// True the first time a persisting problem is seen (within the ledger's keeping time).
-    async fn first_sighting(
-        &self,
-        repo: &RepoKey,
-        d: &guard::Decision,
-        outcome: &Outcome,
-        now: &Now,
-    ) -> Result<bool, Error> {
-        let kind = crate::service::outcome_name(outcome);
-        let key = format!(
-            "reconcile/{repo}:{}/{}/{kind}",
-            d.tag,
-            d.entry.digest().unwrap_or("-")
-        );
-        let first = self.once(&key, now).await?;
-        if !first {
-            info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
-        }
-        Ok(first)
-    }
-
-    /// True the first time `key` is seen while its once-only record lasts
-    /// ([`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS)).
-    pub(crate) async fn once(&self, key: &str, now: &Now) -> Result<bool, Error> {
-        if self.ledger.claim(key, now.epoch).await? == Claim::Fresh {
-            self.ledger.finish(key, now.epoch, &[], false).await?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
 }
 
 /// Each entry's standing (and the digest its tag sits on now) in one repository, from one
@@ -401,6 +418,17 @@ fn since_pinned(records: &[Incident], entry: &Entry) -> Vec<Incident> {
         .filter(|i| pinned_at.is_none_or(|p| time(&i.time).is_none_or(|a| a >= p)))
         .cloned()
         .collect()
+}
+
+/// The once-only key of a problem reconcile pages: the tag, its pin and the kind of outcome.
+fn problem_key(d: &guard::Decision, outcome: &Outcome) -> String {
+    format!(
+        "reconcile/{}:{}/{}/{}",
+        d.entry.repo,
+        d.tag,
+        d.entry.digest().unwrap_or("-"),
+        outcome.name()
+    )
 }
 
 /// The id of one reconcile run, in logs, pages and history.

@@ -251,7 +251,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     /// Pages, once per item and problem, that a registration found nothing to pin.
     async fn page_once(&self, entry: &Entry, problem: &str, now: &Now) -> Result<(), Error> {
         let key = format!("registration/{}:{}/not-found", entry.repo, entry.tag);
-        if self.dry_run || !self.once(&key, now).await? {
+        if self.dry_run {
             return Ok(());
         }
         let incident = Incident::found(
@@ -280,9 +280,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             old_digest: entry.digest().map(String::from),
             new_digest: None,
         };
-        self.pager
-            .publish(&page::render(&incident, &d, &alarm))
-            .await?;
+        let p = page::render(&incident, &d, &alarm);
+        self.publish_once(&incident.event_id, &p, now).await?;
         Ok(())
     }
 

@@ -841,3 +841,115 @@ async fn an_unreadable_event_is_paged_once_and_a_failed_page_is_worth_a_retry() 
     assert!(pages[0].message.contains("no image-digest"));
     assert!(pages[0].message.contains("bad-1"));
 }
+
+#[tokio::test]
+async fn a_problem_whose_page_failed_is_paged_by_the_next_reconcile() {
+    // A protected tag whose repository is gone: a problem reconcile pages once per incident.
+    let gone = json!({"repository": "123456789012/eu-west-1/gone", "tag": "prod",
+        "digest": d("a"), "manifest": body("a"), "media_type": "m"});
+    let w = world(vec![gone]);
+    let h = handler(&w);
+    w.state().faults.insert(
+        "sns:Publish".into(),
+        crate::error::CallError::transient("sns:Publish", "ServiceUnavailable"),
+    );
+    let r = h
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.failures.len(), 1, "{r:?}");
+    assert!(r.failures[0].contains("sns:Publish"), "{:?}", r.failures);
+    let alerts = |w: &Memory| {
+        w.state()
+            .pages
+            .iter()
+            .filter(|p| p.attributes["action"] == "alert")
+            .count()
+    };
+    assert_eq!(alerts(&w), 0);
+    // SNS healthy again: the page goes out now, not three days later.
+    let r = h
+        .reconcile(&now(1100), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.pages.len(), 1, "{:?}", r.repairs);
+    assert_eq!(alerts(&w), 1);
+    // ...and only once.
+    let r = h
+        .reconcile(&now(1200), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert!(r.pages.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_is_marked_done_only_after_its_page_went_out() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    w.state().faults.insert(
+        "sns:Publish".into(),
+        crate::error::CallError::transient("sns:Publish", "ServiceUnavailable"),
+    );
+    let ev = delete_event("e9", "prod", "a");
+    assert!(h.handle(&ev, &now(100)).await.is_err());
+    let record = w.state().ledger["e9"].clone();
+    assert!(!record.done, "not done: the page is still to go");
+    assert_eq!(record.pending.len(), 1);
+}
+
+#[tokio::test]
+async fn one_unreadable_repository_does_not_stop_reconcile() {
+    let repo = |n: &str| format!("123456789012/eu-west-1/{n}");
+    let names = ["a1", "b2", "c3"];
+    let repos: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"repository": repo(n), "images": [{"manifest": body("a"), "media_type": "m", "tags": ["v1"]}]}))
+        .collect();
+    let items: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}))
+        .collect();
+    let scenario: Scenario =
+        serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
+    let w = Memory::new(scenario.into_state("test").unwrap());
+    let h = handler(&w);
+    // The first repository's read is refused.
+    w.state().faults.insert(
+        "ecr:BatchGetImage".into(),
+        crate::error::CallError::fatal("ecr:BatchGetImage", "AccessDeniedException: not allowed"),
+    );
+    let r = h
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert!(
+        r.failures[0].starts_with("123456789012/eu-west-1/a1: ecr:BatchGetImage"),
+        "named with its repository and the AWS error: {:?}",
+        r.failures
+    );
+    let restored: Vec<&str> = r
+        .repairs
+        .iter()
+        .filter(|h| h.outcome == Some(Outcome::Restored))
+        .map(|h| h.decision.entry.repo.name.as_str())
+        .collect();
+    assert_eq!(restored, ["b2", "c3"], "the run went on");
+    let actions: Vec<String> = w
+        .state()
+        .pages
+        .iter()
+        .map(|p| p.attributes["action"].clone())
+        .collect();
+    assert!(
+        actions.contains(&"reconcile_failed".to_string()),
+        "{actions:?}"
+    );
+    // The next run gets through it.
+    let r = h
+        .reconcile(&now(2000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(r.repairs.len(), 1);
+}
