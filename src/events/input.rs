@@ -80,17 +80,35 @@ fn io_err(p: &Path, e: std::io::Error) -> InputError {
     }
 }
 
-/// Reads every event in one file.
+/// The most a gzip file may inflate to by default (1 GiB): a larger one is refused, not read.
+pub const MAX_INFLATED: u64 = 1 << 30;
+
+/// Reads every event in one file (a gzip file inflated up to [`MAX_INFLATED`]).
 pub fn load(path: &Path) -> Result<Vec<Loaded>, InputError> {
+    load_bounded(path, MAX_INFLATED)
+}
+
+/// Reads every event in one file; a gzip file that inflates past `max_inflated` bytes is an
+/// error naming the file and the bound.
+pub fn load_bounded(path: &Path, max_inflated: u64) -> Result<Vec<Loaded>, InputError> {
     let raw = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let text = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut s = String::new();
         flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .take(max_inflated.saturating_add(1))
             .read_to_string(&mut s)
             .map_err(|e| InputError {
                 path: path.display().to_string(),
                 problem: format!("not a readable gzip file of UTF-8 text: {e}"),
             })?;
+        if s.len() as u64 > max_inflated {
+            return Err(InputError {
+                path: path.display().to_string(),
+                problem: format!(
+                    "inflates to more than {max_inflated} bytes: not read (a CloudTrail log file is far smaller)"
+                ),
+            });
+        }
         s
     } else {
         String::from_utf8(raw).map_err(|e| InputError {
@@ -242,6 +260,25 @@ mod tests {
         assert!(e.problem.contains("empty"), "{}", e.problem);
         let e = split("f.json", "{\"x\":").unwrap_err();
         assert!(e.problem.starts_with("not JSON"), "{}", e.problem);
+    }
+
+    #[test]
+    fn gzip_inflation_is_bounded() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("etg-bomb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.json.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let line = format!("{{\"x\":\"{}\"}}\n", "a".repeat(1000));
+        for _ in 0..200 {
+            gz.write_all(line.as_bytes()).unwrap();
+        }
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        assert_eq!(load_bounded(&path, 1 << 20).unwrap().len(), 200);
+        let e = load_bounded(&path, 10_000).unwrap_err();
+        assert!(e.problem.contains("more than 10000 bytes"), "{}", e.problem);
+        assert!(e.path.ends_with("big.json.gz"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

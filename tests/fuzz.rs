@@ -1,0 +1,154 @@
+//! Property-based fuzzing of everything that reads outside input: events (every form replay
+//! accepts), registry items and rules, scenario files, DynamoDB stream records. None may
+//! panic, and an error names the input it is about. A short run is part of the test command;
+//! `scripts/fuzz.sh MINUTES` runs them longer (set `PROPTEST_CASES`).
+
+use std::path::Path;
+
+use ecr_tag_guard::events::{self, input, stream};
+use ecr_tag_guard::memory::Scenario;
+use ecr_tag_guard::registry;
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+/// Any JSON value, a few levels deep, with the keys and strings events and items use most.
+fn json_value() -> impl Strategy<Value = Value> {
+    let word = prop_oneof![
+        Just("detail-type".to_string()),
+        Just("detail".to_string()),
+        Just("source".to_string()),
+        Just("aws.ecr".to_string()),
+        Just("eventName".to_string()),
+        Just("PutImage".to_string()),
+        Just("BatchDeleteImage".to_string()),
+        Just("requestParameters".to_string()),
+        Just("responseElements".to_string()),
+        Just("imageIds".to_string()),
+        Just("repository".to_string()),
+        Just("tag".to_string()),
+        Just("digest".to_string()),
+        Just("Records".to_string()),
+        Just("S".to_string()),
+        Just("N".to_string()),
+        "[a-zA-Z0-9:/._#-]{0,12}",
+        any::<String>(),
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        word.clone().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((word.clone(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<String, Value>>())),
+        ]
+    })
+}
+
+/// The project's own events, each with one field replaced by `v`.
+fn mutated_events() -> impl Strategy<Value = Value> {
+    let files: Vec<Value> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("events"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| !p.ends_with("scenario.json"))
+                .flat_map(|p| input::load(&p).unwrap_or_default())
+                .map(|l| l.value)
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = files.len().max(1);
+    (0..n, json_value(), any::<u8>()).prop_map(move |(i, v, which)| {
+        let mut ev = files.get(i).cloned().unwrap_or(Value::Null);
+        mutate(&mut ev, v, which as usize);
+        ev
+    })
+}
+
+/// Replaces the `which`-th field met in a depth-first walk with `v`.
+fn mutate(target: &mut Value, v: Value, which: usize) {
+    fn walk(t: &mut Value, v: &mut Option<Value>, left: &mut usize) {
+        let children: Vec<&mut Value> = match t {
+            Value::Object(m) => m.values_mut().collect(),
+            Value::Array(a) => a.iter_mut().collect(),
+            _ => return,
+        };
+        for c in children {
+            if v.is_none() {
+                return;
+            }
+            if *left == 0 {
+                *c = v.take().unwrap_or(Value::Null);
+                return;
+            }
+            *left -= 1;
+            walk(c, v, left);
+        }
+    }
+    let mut left = which;
+    walk(target, &mut Some(v), &mut left);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn events_never_panic(v in prop_oneof![json_value(), mutated_events()]) {
+        match events::parse(&v) {
+            Ok(_) => {}
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn event_files_never_panic(text in prop_oneof![
+        any::<String>(),
+        json_value().prop_map(|v| v.to_string()),
+        prop::collection::vec(json_value(), 0..4).prop_map(|vs| vs.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")),
+    ]) {
+        match input::split("fuzz.json", &text) {
+            Ok(events) => {
+                for e in events {
+                    let _ = events::parse(&e.value);
+                }
+            }
+            Err(e) => prop_assert!(e.path.starts_with("fuzz.json"), "{}", e),
+        }
+    }
+
+    #[test]
+    fn registry_items_and_rules_never_panic(v in json_value()) {
+        if let Err(bad) = registry::parse_item(&v) {
+            prop_assert!(!bad.problems.is_empty());
+        }
+        if let Err(bad) = registry::parse_rule(&v) {
+            prop_assert!(!bad.problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn scenario_files_never_panic(v in json_value()) {
+        if let Ok(s) = serde_json::from_value::<Scenario>(v) {
+            if let Err(e) = s.into_state("fuzz.json") {
+                prop_assert!(e.to_string().starts_with("fuzz.json"), "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn stream_records_never_panic(v in json_value(), image in json_value()) {
+        let _ = stream::stream_records(&v);
+        let batch = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT",
+            "dynamodb": {"SequenceNumber": "1", "NewImage": image}}]});
+        let got = stream::stream_records(&batch).unwrap_or_default();
+        prop_assert_eq!(got.len(), 1);
+        if let Err((id, problem)) = &got[0] {
+            prop_assert_eq!(id.as_str(), "1");
+            prop_assert!(problem.starts_with("Records[0]"), "{}", problem);
+        }
+    }
+}
