@@ -122,6 +122,7 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         own_role_arn,
         keep_prefix,
         grace_secs,
+        busy_wait_ms: crate::guard::DEFAULT_BUSY_WAIT_MS,
     })
 }
 

@@ -18,7 +18,13 @@ pub struct Settings {
     /// How long reconcile leaves a drift of an item with `allow` to the event path before it
     /// asks CloudTrail who made it (seconds).
     pub grace_secs: i64,
+    /// How long a delivery that finds its event being handled by another invocation waits
+    /// for that one to finish (milliseconds) before it fails so Lambda retries it.
+    pub busy_wait_ms: u64,
 }
+
+/// The default of [`Settings::busy_wait_ms`]: 20 seconds, well inside the function's 300 s.
+pub const DEFAULT_BUSY_WAIT_MS: u64 = 20_000;
 
 /// The default of [`Settings::grace_secs`]: 15 minutes.
 pub const DEFAULT_GRACE_SECS: i64 = 15 * 60;
@@ -31,6 +37,7 @@ impl Default for Settings {
             own_role_arn: None,
             keep_prefix: crate::registry::DEFAULT_KEEP_PREFIX.to_string(),
             grace_secs: DEFAULT_GRACE_SECS,
+            busy_wait_ms: DEFAULT_BUSY_WAIT_MS,
         }
     }
 }

@@ -85,7 +85,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 report.duplicate = true;
                 Ok(None)
             }
-            Claim::Busy => Err(Error::Busy(id.to_string())),
+            Claim::Busy => Box::pin(self.wait_for_other(id, now, report)).await,
             Claim::PagesPending { pages, redo } => {
                 info!(
                     event_id = id,
@@ -103,6 +103,35 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 Ok(Some(false))
             }
         }
+    }
+
+    /// Another invocation holds the event: wait (polling the ledger, at most
+    /// [`Settings::busy_wait_ms`](crate::guard::Settings)) for it to finish and report what
+    /// it did — a duplicate is quiet, not a failed invocation. Takes the event over when the
+    /// other's claim is dropped or goes stale; fails (so Lambda retries) only when the wait
+    /// runs out.
+    async fn wait_for_other(
+        &self,
+        id: &str,
+        now: &Now,
+        report: &mut Report,
+    ) -> Result<Option<bool>, Error> {
+        let started = std::time::Instant::now();
+        let limit = std::time::Duration::from_millis(self.settings.busy_wait_ms);
+        let poll = std::time::Duration::from_millis(500).min(limit);
+        while started.elapsed() < limit {
+            tokio::time::sleep(poll).await;
+            let at = now.epoch + started.elapsed().as_secs() as i64;
+            match self.ledger.claim(id, at).await? {
+                Claim::Busy => continue,
+                claim => return Box::pin(self.settle(id, now, claim, report)).await,
+            }
+        }
+        info!(
+            event_id = id,
+            "another invocation is still handling the event"
+        );
+        Err(Error::Busy(id.to_string()))
     }
 
     /// Marks an event that needed no action handled; if that fails, its claim lapses after

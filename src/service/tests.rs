@@ -47,6 +47,7 @@ fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory> {
         ledger: w.clone(),
         settings: crate::guard::Settings {
             own_role_arn: Some("arn:aws:iam::123456789012:role/guard".into()),
+            busy_wait_ms: 600,
             ..Default::default()
         },
         dry_run: false,
@@ -952,4 +953,32 @@ async fn one_unreadable_repository_does_not_stop_reconcile() {
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(r.repairs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_that_finds_its_event_in_hand_waits_and_stays_quiet() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    // Another invocation claimed the event a moment ago...
+    w.state().ledger.insert(
+        "e1".into(),
+        LedgerRecord {
+            claimed_at: 100,
+            done: false,
+            pending: vec![],
+            redo: false,
+        },
+    );
+    let ev = delete_event("e1", "prod", "a");
+    // ...and finishes it while this delivery waits.
+    let other = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        w.state().ledger.get_mut("e1").unwrap().done = true;
+    };
+    let at = now(101);
+    let (r, ()) = tokio::join!(h.handle(&ev, &at), other);
+    let r = r.expect("a duplicate is not a failed invocation");
+    assert!(r.duplicate);
+    assert!(r.pages.is_empty());
+    assert!(w.state().pages.is_empty(), "nothing sent twice");
 }
