@@ -23,6 +23,9 @@ pub const KEEP_PREFIX: &str = "TAG_GUARD_KEEP_PREFIX";
 /// asks CloudTrail who made the change (default 15).
 pub const GRACE_MINUTES: &str = "TAG_GUARD_GRACE_MINUTES";
 
+/// How many repositories reconcile works on at once (default 16, 1–64).
+pub const RECONCILE_CONCURRENCY: &str = "TAG_GUARD_RECONCILE_CONCURRENCY";
+
 /// Every variable the binary reads.
 pub const VARS: &[&str] = &[
     TABLE,
@@ -33,6 +36,7 @@ pub const VARS: &[&str] = &[
     LOG,
     KEEP_PREFIX,
     GRACE_MINUTES,
+    RECONCILE_CONCURRENCY,
 ];
 
 /// Settings for a deployment that talks to AWS.
@@ -116,6 +120,17 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
             }
         },
     };
+    let reconcile_concurrency = match get(RECONCILE_CONCURRENCY).filter(|v| !v.trim().is_empty()) {
+        None => crate::guard::DEFAULT_RECONCILE_CONCURRENCY,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                return Err(Error::Config(format!(
+                    "{RECONCILE_CONCURRENCY}: `{v}` is not a number from 1 to 64"
+                )))
+            }
+        },
+    };
     Ok(Settings {
         accounts,
         regions: list(REGIONS),
@@ -123,6 +138,7 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         keep_prefix,
         grace_secs,
         busy_wait_ms: crate::guard::DEFAULT_BUSY_WAIT_MS,
+        reconcile_concurrency,
     })
 }
 
@@ -178,5 +194,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(GRACE_MINUTES) && e.contains("soon"), "{e}");
+        assert_eq!(c.settings.reconcile_concurrency, 16);
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (RECONCILE_CONCURRENCY, "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(RECONCILE_CONCURRENCY), "{e}");
     }
 }

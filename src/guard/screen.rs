@@ -21,7 +21,14 @@ pub struct Settings {
     /// How long a delivery that finds its event being handled by another invocation waits
     /// for that one to finish (milliseconds) before it fails so Lambda retries it.
     pub busy_wait_ms: u64,
+    /// How many repositories reconcile works on at once.
+    pub reconcile_concurrency: usize,
 }
+
+/// The default of [`Settings::reconcile_concurrency`]: 16 repositories at once, each a few
+/// reads (ECR's `BatchGetImage` and `DescribeImages` allow hundreds a second) and rare writes
+/// (`PutImage`'s lower rate is absorbed by the SDK's retries).
+pub const DEFAULT_RECONCILE_CONCURRENCY: usize = 16;
 
 /// The default of [`Settings::busy_wait_ms`]: 20 seconds, well inside the function's 300 s.
 pub const DEFAULT_BUSY_WAIT_MS: u64 = 20_000;
@@ -38,6 +45,7 @@ impl Default for Settings {
             keep_prefix: crate::registry::DEFAULT_KEEP_PREFIX.to_string(),
             grace_secs: DEFAULT_GRACE_SECS,
             busy_wait_ms: DEFAULT_BUSY_WAIT_MS,
+            reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
         }
     }
 }

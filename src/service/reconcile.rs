@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::StreamExt;
+
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -23,7 +25,7 @@ use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::page::{self, Page};
 use crate::ports::{Images, Ledger, Pager, Registry, Trail};
-use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey};
+use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
 
 /// What one reconcile run found and did.
 #[derive(Debug, Default, Serialize)]
@@ -67,7 +69,7 @@ struct Callers<'a, T> {
 }
 
 impl<T: Trail> Callers<'_, T> {
-    async fn records(&mut self, repo: &RepoKey) -> &Result<Vec<Incident>, crate::error::CallError> {
+    async fn records(&mut self, repo: &RepoKey) -> Result<Vec<Incident>, crate::error::CallError> {
         let key = (repo.account.clone(), repo.region.clone());
         if !self.read.contains_key(&key) {
             let got = self
@@ -76,7 +78,41 @@ impl<T: Trail> Callers<'_, T> {
                 .await;
             self.read.insert(key.clone(), got);
         }
-        &self.read[&key]
+        self.read[&key].clone()
+    }
+}
+
+impl ReconcileReport {
+    /// Adds what one repository's reconcile found and did.
+    fn merge(&mut self, part: ReconcileReport) {
+        self.checked += part.checked;
+        self.ok += part.ok;
+        self.invalid.extend(part.invalid);
+        self.repairs.extend(part.repairs);
+        self.pages.extend(part.pages);
+        self.rule_changes.extend(part.rule_changes);
+        self.warnings.extend(part.warnings);
+        self.waiting.extend(part.waiting);
+        self.out_of_scope.extend(part.out_of_scope);
+        self.failures.extend(part.failures);
+    }
+
+    /// Puts what repositories reconciled side by side in a stable order: repairs by repository
+    /// and tag (rule changes keep their order within a repository).
+    fn sort(&mut self) {
+        self.repairs.sort_by(|a, b| {
+            (&a.decision.entry.repo, &a.decision.tag)
+                .cmp(&(&b.decision.entry.repo, &b.decision.tag))
+        });
+        self.pages.sort_by(|a, b| a.subject.cmp(&b.subject));
+        for v in [
+            &mut self.warnings,
+            &mut self.waiting,
+            &mut self.out_of_scope,
+            &mut self.failures,
+        ] {
+            v.sort();
+        }
     }
 }
 
@@ -90,7 +126,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         progress: &mut dyn FnMut(usize, usize, &RepoKey),
     ) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
-        let mut callers = Callers {
+        let callers = Callers {
             trail,
             since: now.epoch - TRAIL_LOOKBACK_SECS,
             read: HashMap::new(),
@@ -113,33 +149,60 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         let total = by_repo.len();
         let id = run_id(now);
-        for (done, (repo, entries)) in by_repo.into_iter().enumerate() {
-            if let Some(why) = self.settings.outside(&repo) {
-                info!(repository = %repo, why, "reconcile: outside the guard's scope");
-                report
-                    .out_of_scope
-                    .extend(entries.iter().map(|e| format!("{repo}:{}: {why}", e.tag)));
-                progress(done + 1, total, &repo);
-                continue;
-            }
-            let entries = guard::rules::effective(entries, &rule_list);
-            // Each repository on its own: a failure is named, paged once, and the run goes on.
-            let result = async {
-                self.reconcile_repo(&repo, &entries, now, &mut callers, &mut report)
-                    .await?;
-                // After the repairs, so a protected image just put back counts as there.
-                self.materialise(&repo, &rule_list, &entries, None, &id, now)
-                    .await
-            }
-            .await;
-            match result {
-                Ok(changes) => report.rule_changes.extend(changes),
-                Err(e) => self.repository_failed(&repo, &e, now, &mut report).await,
-            }
-            progress(done + 1, total, &repo);
+        let callers = futures::lock::Mutex::new(callers);
+        let (rules, id, callers) = (&rule_list, id.as_str(), &callers);
+        // Repositories side by side, at most `reconcile_concurrency` at a time.
+        let runs = by_repo.into_iter().map(|(repo, entries)| async move {
+            let mut part = ReconcileReport::default();
+            self.reconcile_one(&repo, entries, rules, id, now, callers, &mut part)
+                .await;
+            (repo, part)
+        });
+        let mut runs = futures::stream::iter(runs)
+            .buffer_unordered(self.settings.reconcile_concurrency.max(1));
+        let mut done = 0;
+        while let Some((repo, part)) = runs.next().await {
+            done += 1;
+            report.merge(part);
+            progress(done, total, &repo);
         }
+        report.sort();
         report.repositories = total;
         Ok(report)
+    }
+
+    /// One repository on its own: outside the scope it is only reported; otherwise repaired,
+    /// then its rules brought in line. A failure is named, paged once, and the run goes on.
+    #[allow(clippy::too_many_arguments)]
+    async fn reconcile_one<T: Trail>(
+        &self,
+        repo: &RepoKey,
+        entries: Vec<Entry>,
+        rules: &[TagRule],
+        id: &str,
+        now: &Now,
+        callers: &futures::lock::Mutex<Callers<'_, T>>,
+        report: &mut ReconcileReport,
+    ) {
+        if let Some(why) = self.settings.outside(repo) {
+            info!(repository = %repo, why, "reconcile: outside the guard's scope");
+            report
+                .out_of_scope
+                .extend(entries.iter().map(|e| format!("{repo}:{}: {why}", e.tag)));
+            return;
+        }
+        let entries = guard::rules::effective(entries, rules);
+        let result = async {
+            self.reconcile_repo(repo, &entries, now, callers, report)
+                .await?;
+            // After the repairs, so a protected image just put back counts as there.
+            self.materialise(repo, rules, &entries, None, id, now).await
+        }
+        .await;
+        match result {
+            Ok(changes) => report.rule_changes.extend(changes),
+            Err(e) => self.repository_failed(repo, &e, now, report).await,
+        }
     }
 
     /// A repository reconcile could not get through: named in the report and the log, paged
@@ -179,7 +242,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         repo: &RepoKey,
         entries: &[Entry],
         now: &Now,
-        callers: &mut Callers<'_, T>,
+        callers: &futures::lock::Mutex<Callers<'_, T>>,
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
         if entries.is_empty() {
@@ -217,7 +280,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         repo: &RepoKey,
         entries: &[Entry],
         now: &Now,
-        callers: &mut Callers<'_, T>,
+        callers: &futures::lock::Mutex<Callers<'_, T>>,
         report: &mut ReconcileReport,
     ) -> Result<Vec<guard::Decision>, Error> {
         let prefix = &self.settings.keep_prefix;
@@ -317,7 +380,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         d: guard::Decision,
         standing: &Standing,
         now: &Now,
-        callers: &mut Callers<'_, T>,
+        callers: &futures::lock::Mutex<Callers<'_, T>>,
         report: &mut ReconcileReport,
     ) -> Result<Option<guard::Decision>, Error> {
         let repo = d.entry.repo.clone();
@@ -340,7 +403,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let decided = if now.epoch - first_seen < grace {
             None
         } else {
-            match callers.records(&repo).await {
+            let records = callers.lock().await.records(&repo).await;
+            match records {
                 // Throttled or down: try again next run, but not forever — once the drift is
                 // twice the grace period old, not knowing who made it is paged.
                 Err(e) if e.retryable && now.epoch - first_seen < 2 * grace => {
@@ -359,7 +423,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                     with_caller(d, witness, now.epoch, grace)
                 }
                 Ok(records) => {
-                    let records = since_pinned(records, &d.entry);
+                    let records = since_pinned(&records, &d.entry);
                     let witness = match explaining(&d, &records) {
                         Some(i) => Witness::Record(i),
                         None => Witness::NotFound { first_seen },
