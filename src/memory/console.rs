@@ -15,7 +15,7 @@ const HISTORY: &str = "history#";
 
 impl Console for Memory {
     async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:PutItem")?;
+        let mut s = self.call("dynamodb:PutItem").await?;
         let text = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
         let (Some(partition), Some(tag)) = (text(field::REPOSITORY), text(field::TAG)) else {
             return Err(CallError::fatal(
@@ -32,14 +32,14 @@ impl Console for Memory {
     }
 
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:DeleteItem")?;
+        let mut s = self.call("dynamodb:DeleteItem").await?;
         Ok(s.items
             .remove(&(partition.to_string(), tag.to_string()))
             .is_some())
     }
 
     async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
-        let s = self.call("dynamodb:Query")?;
+        let s = self.call("dynamodb:Query").await?;
         let mut out: Vec<Value> = match key.strip_prefix(HISTORY) {
             Some(tag_key) => s
                 .history
@@ -75,7 +75,7 @@ impl Console for Memory {
     }
 
     async fn registry_items(&self) -> Result<Vec<Value>, CallError> {
-        let s = self.call("dynamodb:Scan")?;
+        let s = self.call("dynamodb:Scan").await?;
         Ok(s.items.values().cloned().collect())
     }
 
@@ -84,7 +84,7 @@ impl Console for Memory {
         repo: &RepoKey,
         ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let s = self.call("ecr:BatchGetImage")?;
+        let s = self.call("ecr:BatchGetImage").await?;
         let Some(r) = s.repos.get(repo) else {
             return Ok(None);
         };
@@ -92,7 +92,7 @@ impl Console for Memory {
     }
 
     async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
-        let s = self.call("ecr:DescribeImages")?;
+        let s = self.call("ecr:DescribeImages").await?;
         let r = s.repos.get(repo).ok_or_else(|| {
             CallError::fatal(
                 "ecr:DescribeImages",
@@ -116,12 +116,12 @@ impl Console for Memory {
     }
 
     async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
-        let s = self.call("ecr:GetLifecyclePolicy")?;
+        let s = self.call("ecr:GetLifecyclePolicy").await?;
         Ok(s.repos.get(repo).and_then(|r| r.lifecycle_policy.clone()))
     }
 
     async fn put_lifecycle_policy(&self, repo: &RepoKey, text: &str) -> Result<(), CallError> {
-        let mut s = self.call("ecr:PutLifecyclePolicy")?;
+        let mut s = self.call("ecr:PutLifecyclePolicy").await?;
         let r = s.repos.get_mut(repo).ok_or_else(|| {
             CallError::fatal(
                 "ecr:PutLifecyclePolicy",

@@ -7,7 +7,7 @@ use super::*;
 
 impl Images for Memory {
     async fn put(&self, repo: &RepoKey, step: &PutStep) -> Result<Put, PutError> {
-        let mut s = self.call("ecr:PutImage").map_err(PutError::Call)?;
+        let mut s = self.call("ecr:PutImage").await.map_err(PutError::Call)?;
         let Some(r) = s.repos.get_mut(repo) else {
             return Err(PutError::Refused(
                 Failure::RepositoryGone,
@@ -81,7 +81,7 @@ impl Images for Memory {
     }
 
     async fn manifest(&self, repo: &RepoKey, digest: &str) -> Result<Option<Manifest>, CallError> {
-        let s = self.call("ecr:BatchGetImage")?;
+        let s = self.call("ecr:BatchGetImage").await?;
         Ok(s.repos
             .get(repo)
             .and_then(|r| r.images.get(digest))
@@ -98,7 +98,7 @@ impl Images for Memory {
         repo: &RepoKey,
         tags: &[String],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let s = self.call("ecr:BatchGetImage")?;
+        let s = self.call("ecr:BatchGetImage").await?;
         let Some(r) = s.repos.get(repo) else {
             return Ok(None);
         };
@@ -110,7 +110,7 @@ impl Images for Memory {
     }
 
     async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
-        let s = self.call("ecr:DescribeImages")?;
+        let s = self.call("ecr:DescribeImages").await?;
         Ok(s.repos.get(repo).map(|r| {
             r.images
                 .iter()
@@ -128,7 +128,7 @@ impl Images for Memory {
     }
 
     async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
-        let s = self.call("ecr:DescribeImages")?;
+        let s = self.call("ecr:DescribeImages").await?;
         Ok(s.repos.get(repo).map_or_else(Vec::new, |r| {
             r.images
                 .iter()
@@ -139,7 +139,7 @@ impl Images for Memory {
     }
 
     async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {
-        let mut s = self.call("ecr:UpdateImageStorageClass")?;
+        let mut s = self.call("ecr:UpdateImageStorageClass").await?;
         let im = s
             .repos
             .get_mut(repo)
@@ -158,7 +158,7 @@ impl Images for Memory {
     }
 
     async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
-        let mut s = self.call("ecr:BatchDeleteImage")?;
+        let mut s = self.call("ecr:BatchDeleteImage").await?;
         if let Some(r) = s.repos.get_mut(repo) {
             if let Some(d) = r.digest_of(tag).map(String::from) {
                 let last = r

@@ -119,6 +119,8 @@ pub struct State {
     pub trail: Vec<Incident>,
     /// The guard's own role, as the scenario names it (kept when the world is saved).
     pub guard_role_arn: Option<String>,
+    /// How long each call takes, to model AWS's round trips in benchmarks.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// A handle on the shared embedded world; clones share it.
@@ -136,8 +138,13 @@ impl Memory {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a call, answering with the fault set for it, if any.
-    fn call(&self, op: &str) -> Result<MutexGuard<'_, State>, CallError> {
+    /// Records a call, answering with the fault set for it, if any, after the world's
+    /// modelled latency (none unless a benchmark sets one).
+    async fn call(&self, op: &str) -> Result<MutexGuard<'_, State>, CallError> {
+        let latency = self.state().latency;
+        if let Some(d) = latency {
+            tokio::time::sleep(d).await;
+        }
         let mut s = self.state();
         s.calls.push(op.to_string());
         match s.faults.remove(op) {
@@ -205,7 +212,7 @@ impl Memory {
 
 impl Pager for Memory {
     async fn publish(&self, page: &Page) -> Result<(), CallError> {
-        let mut s = self.call("sns:Publish")?;
+        let mut s = self.call("sns:Publish").await?;
         s.pages.push(page.clone());
         Ok(())
     }
@@ -213,7 +220,7 @@ impl Pager for Memory {
 
 impl Ledger for Memory {
     async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError> {
-        let mut s = self.call("dynamodb:PutItem")?;
+        let mut s = self.call("dynamodb:PutItem").await?;
         let fresh = LedgerRecord {
             claimed_at: now,
             done: false,
@@ -245,7 +252,7 @@ impl Ledger for Memory {
         pending: &[Page],
         redo: bool,
     ) -> Result<(), CallError> {
-        let mut s = self.call("dynamodb:PutItem")?;
+        let mut s = self.call("dynamodb:PutItem").await?;
         s.ledger.insert(
             event_id.to_string(),
             LedgerRecord {
@@ -259,13 +266,13 @@ impl Ledger for Memory {
     }
 
     async fn release(&self, event_id: &str) -> Result<(), CallError> {
-        let mut s = self.call("dynamodb:DeleteItem")?;
+        let mut s = self.call("dynamodb:DeleteItem").await?;
         s.ledger.remove(event_id);
         Ok(())
     }
 
     async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError> {
-        let mut s = self.call("dynamodb:UpdateItem")?;
+        let mut s = self.call("dynamodb:UpdateItem").await?;
         Ok(*s.first_seen.entry(key.to_string()).or_insert(now))
     }
 }
@@ -277,7 +284,7 @@ impl Trail for Memory {
         region: &str,
         since: i64,
     ) -> Result<Vec<Incident>, CallError> {
-        let s = self.call("cloudtrail:LookupEvents")?;
+        let s = self.call("cloudtrail:LookupEvents").await?;
         let mut found: Vec<Incident> = s
             .trail
             .iter()

@@ -7,7 +7,7 @@ use super::*;
 
 impl Registry for Memory {
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
-        let s = self.call("dynamodb:Query")?;
+        let s = self.call("dynamodb:Query").await?;
         let pk = repo.key();
         Ok(s.items
             .range((pk.clone(), String::new())..)
@@ -17,7 +17,7 @@ impl Registry for Memory {
     }
 
     async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
-        let s = self.call("dynamodb:Scan")?;
+        let s = self.call("dynamodb:Scan").await?;
         Ok(s.items
             .values()
             .filter(|i| !registry::is_rule_item(i))
@@ -26,7 +26,7 @@ impl Registry for Memory {
     }
 
     async fn mark_not_found(&self, repo: &RepoKey, tag: &str, at: &str) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:UpdateItem")?;
+        let mut s = self.call("dynamodb:UpdateItem").await?;
         let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
             return Ok(false);
         };
@@ -38,7 +38,7 @@ impl Registry for Memory {
     }
 
     async fn rules(&self) -> Result<Vec<Result<TagRule, InvalidEntry>>, CallError> {
-        let s = self.call("dynamodb:Query")?;
+        let s = self.call("dynamodb:Query").await?;
         Ok(s.items
             .range((RULE_PARTITION.to_string(), String::new())..)
             .take_while(|((p, _), _)| p == RULE_PARTITION)
@@ -53,7 +53,7 @@ impl Registry for Memory {
         rule: &str,
         pin: &Pin,
     ) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:PutItem")?;
+        let mut s = self.call("dynamodb:PutItem").await?;
         let key = (repo.key(), tag.to_string());
         if s.items.contains_key(&key) {
             return Ok(false);
@@ -72,7 +72,7 @@ impl Registry for Memory {
         tag: &str,
         rule: &str,
     ) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:DeleteItem")?;
+        let mut s = self.call("dynamodb:DeleteItem").await?;
         let key = (repo.key(), tag.to_string());
         let made_by_rule = s
             .items
@@ -93,7 +93,7 @@ impl Registry for Memory {
         expect: Option<&str>,
         pin: Option<&Pin>,
     ) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:UpdateItem")?;
+        let mut s = self.call("dynamodb:UpdateItem").await?;
         let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
             return Ok(false);
         };
@@ -116,7 +116,7 @@ impl Registry for Memory {
         expect: &str,
         at: &str,
     ) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:UpdateItem")?;
+        let mut s = self.call("dynamodb:UpdateItem").await?;
         let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
             return Ok(false);
         };
@@ -131,7 +131,7 @@ impl Registry for Memory {
     }
 
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
-        let mut s = self.call("dynamodb:BatchWriteItem")?;
+        let mut s = self.call("dynamodb:BatchWriteItem").await?;
         s.history.extend_from_slice(records);
         Ok(())
     }
