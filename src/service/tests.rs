@@ -71,6 +71,19 @@ fn delete_event(id: &str, tag: &str, name: &str) -> Value {
     })
 }
 
+/// Another invocation claimed `id` at `at` and is still at it.
+fn claimed_by_another(w: &Memory, id: &str, at: i64) {
+    w.state().ledger.insert(
+        id.into(),
+        LedgerRecord {
+            claimed_at: at,
+            done: false,
+            pending: vec![],
+            redo: false,
+        },
+    );
+}
+
 fn take_calls(w: &Memory) -> Vec<String> {
     let mut c = std::mem::take(&mut w.state().calls);
     c.sort();
@@ -244,15 +257,7 @@ async fn a_failed_registry_read_releases_the_claim_taken_beside_it() {
 async fn a_claim_held_by_another_invocation_is_retried_later_and_a_stale_one_resumed() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().ledger.insert(
-        "e1".into(),
-        LedgerRecord {
-            claimed_at: 100,
-            done: false,
-            pending: vec![],
-            redo: false,
-        },
-    );
+    claimed_by_another(&w, "e1", 100);
     let ev = delete_event("e1", "prod", "a");
     assert!(matches!(
         h.handle(&ev, &now(110)).await,
@@ -960,15 +965,7 @@ async fn a_delivery_that_finds_its_event_in_hand_waits_and_stays_quiet() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
     // Another invocation claimed the event a moment ago...
-    w.state().ledger.insert(
-        "e1".into(),
-        LedgerRecord {
-            claimed_at: 100,
-            done: false,
-            pending: vec![],
-            redo: false,
-        },
-    );
+    claimed_by_another(&w, "e1", 100);
     let ev = delete_event("e1", "prod", "a");
     // ...and finishes it while this delivery waits.
     let other = async {
