@@ -531,6 +531,23 @@ fn every_registry_command_runs_on_the_embedded_world() {
         stdout(&o)
     );
 
+    let o = run(&[
+        "lifecycle",
+        "simulate",
+        "--policy",
+        POLICY,
+        "--repo",
+        repo,
+        "--state",
+        "events/scenario.json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "it would take a protected image");
+    assert!(
+        stdout(&o).contains("prod.latest, v1.4.2  [PROTECTED]"),
+        "{}",
+        stdout(&o)
+    );
+
     // What needs AWS says so.
     let o = run(&["registry", "--state", "events/scenario.json", "init"]);
     assert_eq!(o.status.code(), Some(2));

@@ -149,9 +149,10 @@ pub(crate) enum LifecycleCommand {
         /// One JSON object per image.
         #[arg(long)]
         json: bool,
-        /// With --repo: the registry table, to mark pinned images.
-        #[arg(long, env = crate::config::TABLE)]
-        table: Option<String>,
+        /// With --repo: the registry (--table, to mark pinned images) or the embedded world
+        /// (--state) to read the repository from.
+        #[command(flatten)]
+        table: TableArg,
     },
 }
 

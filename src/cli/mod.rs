@@ -38,6 +38,11 @@ macro_rules! on_backend {
 /// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
 /// clients from the usual AWS configuration and the table `--table` names.
 async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
+    ops_for(table, true).await
+}
+
+/// [`ops`]; `need_table`: against AWS a table must be named.
+async fn ops_for(table: &TableArg, need_table: bool) -> anyhow::Result<registry::Ops> {
     let settings = crate::config::settings_from_env()?;
     if let Some(path) = &table.state {
         let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
@@ -50,7 +55,7 @@ async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
             settings,
         });
     }
-    let Some(name) = table.name.clone().filter(|n| !n.is_empty()) else {
+    let Some(name) = table.name.clone().filter(|n| !n.is_empty() || !need_table) else {
         anyhow::bail!("name the registry table with --table or TAG_GUARD_TABLE (or try the embedded world: --state events/scenario.json)");
     };
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -241,11 +246,12 @@ async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyho
                     lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
                 }
                 (None, Some(repo)) => {
+                    // Without a table the images are read from ECR and none is marked.
                     let table = TableArg {
-                        name: Some(table.unwrap_or_default()),
-                        ..TableArg::default()
+                        name: Some(table.name.unwrap_or_default()),
+                        ..table
                     };
-                    let ops = ops(&table).await?;
+                    let ops = ops_for(&table, false).await?;
                     let source = lifecycle::Source::Repo(&ops, &repo);
                     lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
                 }
