@@ -13,6 +13,7 @@
 //! service never knows which.
 
 pub mod act;
+mod callers;
 pub mod event;
 pub mod history;
 mod once;
