@@ -26,9 +26,25 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     };
     let (handler, trail) = (&handler, &trail);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        invoke(handler, trail, &ev.payload).await
+        let deadline = deadline_of(ev.context.deadline);
+        invoke(handler, trail, &ev.payload, deadline).await
     }))
     .await
+}
+
+/// How long before the invocation's deadline reconcile stops starting repositories, so the ones
+/// under way can finish and the run report its state.
+pub const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// The instant reconcile must stop starting repositories, from the invocation's deadline
+/// (milliseconds since the epoch).
+fn deadline_of(deadline_ms: u64) -> Option<std::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = std::time::Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
+    Some(std::time::Instant::now() + left.saturating_sub(RECONCILE_MARGIN))
 }
 
 /// True for the EventBridge schedule's event, which starts a reconcile.
@@ -43,6 +59,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
     handler: &Handler<R, I, P, L>,
     trail: &impl Trail,
     event: &Value,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Value, lambda_runtime::Error> {
     if let Some(records) = crate::service::registration::stream_records(event) {
         // Boxed: the three handlers' futures are large, and nested they overflow the
@@ -56,12 +73,13 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
         return Ok(json!({ "batchItemFailures": failures }));
     }
     if is_schedule(event) {
-        let report = Box::pin(handler.reconcile(&Now::system(), trail, &mut |_, _, _| {}))
-            .await
-            .map_err(|e| {
-                error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
-                Box::new(e) as lambda_runtime::Error
-            })?;
+        let report =
+            Box::pin(handler.reconcile_until(&Now::system(), trail, deadline, &mut |_, _, _| {}))
+                .await
+                .map_err(|e| {
+                    error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
+                    Box::new(e) as lambda_runtime::Error
+                })?;
         return Ok(json!({
             "reconcile": true,
             "repositories": report.repositories,
@@ -74,6 +92,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             "waiting": report.waiting.len(),
             "out_of_scope": report.out_of_scope.len(),
             "failures": report.failures,
+            "left": report.left,
         }));
     }
     match Box::pin(handler.handle(event, &Now::system())).await {

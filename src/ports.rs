@@ -167,6 +167,10 @@ pub trait Ledger {
     /// value after that, while the record lasts ([`LEDGER_TTL_SECS`]). Reconcile times its
     /// grace period with it.
     async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError>;
+    /// When each repository (`ACCOUNT/REGION/NAME`) was last reconciled (epoch seconds).
+    async fn reconciled(&self) -> Result<Vec<(String, i64)>, CallError>;
+    /// Notes that `repos` were reconciled at `at`.
+    async fn mark_reconciled(&self, repos: &[String], at: i64) -> Result<(), CallError>;
 }
 
 /// CloudTrail's own history of API calls (`LookupEvents`, 90 days of management events, no

@@ -135,6 +135,37 @@ pub async fn scan_registry(client: &Client, table: &str) -> Result<Vec<Value>, C
     }
 }
 
+/// Writes items 25 a call (`BatchWriteItem`); unprocessed ones are sent again a few times,
+/// then reported as worth a retry.
+pub(super) async fn batch_write(
+    client: &Client,
+    table: &str,
+    writes: Vec<WriteRequest>,
+) -> Result<(), CallError> {
+    for chunk in writes.chunks(25) {
+        let mut pending = HashMap::from([(table.to_string(), chunk.to_vec())]);
+        for _ in 0..3 {
+            let out = client
+                .batch_write_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(|e| call_error("dynamodb:BatchWriteItem", &e))?;
+            pending = out.unprocessed_items().cloned().unwrap_or_default();
+            if pending.values().all(Vec::is_empty) {
+                break;
+            }
+        }
+        if pending.values().any(|v| !v.is_empty()) {
+            return Err(CallError::transient(
+                "dynamodb:BatchWriteItem",
+                "some items were left unprocessed",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The registry in a DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoRegistry {
@@ -359,29 +390,6 @@ impl Registry for DynamoRegistry {
                 .map_err(|e| CallError::fatal("dynamodb:BatchWriteItem", e.to_string()))?;
             writes.push(WriteRequest::builder().put_request(put).build());
         }
-        for chunk in writes.chunks(25) {
-            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
-            // Unprocessed items are sent again a few times, then reported.
-            for _ in 0..3 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(|e| call_error("dynamodb:BatchWriteItem", &e))?;
-                pending = out.unprocessed_items().cloned().unwrap_or_default();
-                if pending.values().all(Vec::is_empty) {
-                    break;
-                }
-            }
-            if pending.values().any(|v| !v.is_empty()) {
-                return Err(CallError::transient(
-                    "dynamodb:BatchWriteItem",
-                    "some history items were left unprocessed",
-                ));
-            }
-        }
-        Ok(())
+        batch_write(&self.client, &self.table, writes).await
     }
 }

@@ -11,6 +11,10 @@ use crate::page::Page;
 use crate::ports::{Claim, Ledger, CLAIM_LEASE_SECS, LEDGER_TTL_SECS};
 use crate::registry::field;
 
+/// The partition where reconcile notes when it last got through each repository (under the
+/// ledger's prefix, so the registry scan and the stream filter leave it alone).
+const PROGRESS: &str = "ledger#reconciled";
+
 /// The once-only ledger in the same table.
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
@@ -176,5 +180,40 @@ impl Ledger for DynamoLedger {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(now))
+    }
+
+    async fn reconciled(&self) -> Result<Vec<(String, i64)>, CallError> {
+        let items =
+            super::dynamodb::query_partition(&self.client, &self.table, PROGRESS, false).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let repo = i.get(field::TAG)?.as_str()?.to_string();
+                Some((repo, i.get("at")?.as_i64()?))
+            })
+            .collect())
+    }
+
+    async fn mark_reconciled(&self, repos: &[String], at: i64) -> Result<(), CallError> {
+        let mut writes = Vec::new();
+        for r in repos {
+            let item: Item = [
+                (field::REPOSITORY.to_string(), s(PROGRESS)),
+                (field::TAG.to_string(), s(r.as_str())),
+                ("at".to_string(), n(at)),
+            ]
+            .into_iter()
+            .collect();
+            let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| CallError::fatal("dynamodb:BatchWriteItem", e.to_string()))?;
+            writes.push(
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(put)
+                    .build(),
+            );
+        }
+        super::dynamodb::batch_write(&self.client, &self.table, writes).await
     }
 }

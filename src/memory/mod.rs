@@ -115,6 +115,8 @@ pub struct State {
     pub faults: BTreeMap<String, CallError>,
     /// Ledger notes: when each key was first seen.
     pub first_seen: BTreeMap<String, i64>,
+    /// When each repository was last reconciled.
+    pub reconciled: BTreeMap<String, i64>,
     /// CloudTrail's history: the changes made with a known caller, oldest first.
     pub trail: Vec<Incident>,
     /// The guard's own role, as the scenario names it (kept when the world is saved).
@@ -274,6 +276,19 @@ impl Ledger for Memory {
     async fn first_seen(&self, key: &str, now: i64) -> Result<i64, CallError> {
         let mut s = self.call("dynamodb:UpdateItem").await?;
         Ok(*s.first_seen.entry(key.to_string()).or_insert(now))
+    }
+
+    async fn reconciled(&self) -> Result<Vec<(String, i64)>, CallError> {
+        let s = self.call("dynamodb:Query").await?;
+        Ok(s.reconciled.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    }
+
+    async fn mark_reconciled(&self, repos: &[String], at: i64) -> Result<(), CallError> {
+        let mut s = self.call("dynamodb:BatchWriteItem").await?;
+        for r in repos {
+            s.reconciled.insert(r.clone(), at);
+        }
+        Ok(())
     }
 }
 

@@ -54,6 +54,8 @@ pub struct ReconcileReport {
     /// Repositories reconcile could not get through (`ACCOUNT/REGION/NAME: the error`); the
     /// next run tries them again.
     pub failures: Vec<String>,
+    /// Repositories not started before the deadline: the next run takes them first.
+    pub left: usize,
 }
 
 impl ReconcileReport {
@@ -99,50 +101,99 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         trail: &impl Trail,
         progress: &mut dyn FnMut(usize, usize, &RepoKey),
     ) -> Result<ReconcileReport, Error> {
+        self.reconcile_until(now, trail, None, progress).await
+    }
+
+    /// [`Self::reconcile`] that starts no repository after `deadline` (the Lambda's time
+    /// running out): the ones left are counted in [`ReconcileReport::left`] and go first next
+    /// time — repositories are taken least recently reconciled first.
+    pub async fn reconcile_until(
+        &self,
+        now: &Now,
+        trail: &impl Trail,
+        deadline: Option<std::time::Instant>,
+        progress: &mut dyn FnMut(usize, usize, &RepoKey),
+    ) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
         let callers = Callers {
             trail,
             since: now.epoch - TRAIL_LOOKBACK_SECS,
             read: HashMap::new(),
         };
-        let (entries, rules) = futures::join!(self.registry.all_entries(), self.registry.rules());
+        let (entries, rules, last) = futures::join!(
+            self.registry.all_entries(),
+            self.registry.rules(),
+            self.ledger.reconciled()
+        );
         let (rule_list, bad_rules) = split_valid(rules?);
         let (entries, bad_items) = split_valid(entries?);
         report
             .invalid
             .extend(bad_rules.into_iter().chain(bad_items));
-        let mut by_repo: BTreeMap<RepoKey, Vec<Entry>> = BTreeMap::new();
-        for e in entries {
-            by_repo.entry(e.repo.clone()).or_default().push(e);
-        }
-        // A rule naming one repository exactly covers it before it has any item.
-        for r in &rule_list {
-            if let Ok(repo) = RepoKey::parse(&r.repositories) {
-                by_repo.entry(repo).or_default();
-            }
-        }
-        let total = by_repo.len();
+        let last: HashMap<String, i64> = last
+            .unwrap_or_else(|e| {
+                report
+                    .warnings
+                    .push(format!("reconcile order not read: {e}"));
+                Vec::new()
+            })
+            .into_iter()
+            .collect();
+        let repos = repositories(entries, &rule_list, &last);
+        let total = repos.len();
         let id = run_id(now);
         let callers = futures::lock::Mutex::new(callers);
         let (rules, id, callers) = (&rule_list, id.as_str(), &callers);
+        let mut started = 0;
+        let runs = repos
+            .into_iter()
+            .take_while(|_| deadline.is_none_or(|d| std::time::Instant::now() < d))
+            .inspect(|_| started += 1)
+            .map(|(repo, entries)| async move {
+                let mut part = ReconcileReport::default();
+                self.reconcile_one(&repo, entries, rules, id, now, callers, &mut part)
+                    .await;
+                (repo, part)
+            });
         // Repositories side by side, at most `reconcile_concurrency` at a time.
-        let runs = by_repo.into_iter().map(|(repo, entries)| async move {
-            let mut part = ReconcileReport::default();
-            self.reconcile_one(&repo, entries, rules, id, now, callers, &mut part)
-                .await;
-            (repo, part)
-        });
         let mut runs = futures::stream::iter(runs)
             .buffer_unordered(self.settings.reconcile_concurrency.max(1));
-        let mut done = 0;
+        let (mut done, mut finished) = (0, Vec::new());
         while let Some((repo, part)) = runs.next().await {
             done += 1;
+            if part.failures.is_empty() {
+                finished.push(repo.key());
+            }
             report.merge(part);
             progress(done, total, &repo);
+            if finished.len() >= 25 {
+                self.note_reconciled(&mut finished, now, &mut report).await;
+            }
         }
+        drop(runs);
+        self.note_reconciled(&mut finished, now, &mut report).await;
         report.sort();
         report.repositories = total;
+        report.left = total - started;
         Ok(report)
+    }
+
+    /// Notes the repositories reconciled (not in a dry run); a failed note is a warning.
+    async fn note_reconciled(
+        &self,
+        finished: &mut Vec<String>,
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) {
+        if self.dry_run || finished.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ledger.mark_reconciled(finished, now.epoch).await {
+            report
+                .warnings
+                .push(format!("reconcile progress not noted: {e}"));
+        }
+        finished.clear();
     }
 
     /// One repository on its own: outside the scope it is only reported; otherwise repaired,
@@ -368,6 +419,28 @@ pub async fn read_standings<I: Images>(
         seen.as_deref(),
         &stored,
     ))
+}
+
+/// Every repository with items (or named by a rule exactly), with its items, the least
+/// recently reconciled first (never: first of all), ties by name.
+fn repositories(
+    entries: Vec<Entry>,
+    rules: &[TagRule],
+    last: &HashMap<String, i64>,
+) -> Vec<(RepoKey, Vec<Entry>)> {
+    let mut by_repo: BTreeMap<RepoKey, Vec<Entry>> = BTreeMap::new();
+    for e in entries {
+        by_repo.entry(e.repo.clone()).or_default().push(e);
+    }
+    // A rule naming one repository exactly covers it before it has any item.
+    for r in rules {
+        if let Ok(repo) = RepoKey::parse(&r.repositories) {
+            by_repo.entry(repo).or_default();
+        }
+    }
+    let mut repos: Vec<(RepoKey, Vec<Entry>)> = by_repo.into_iter().collect();
+    repos.sort_by_key(|(r, _)| last.get(&r.key()).copied().unwrap_or(i64::MIN));
+    repos
 }
 
 /// The once-only key of a problem reconcile pages: the tag, its pin and the kind of outcome.

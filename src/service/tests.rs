@@ -979,3 +979,48 @@ async fn a_delivery_that_finds_its_event_in_hand_waits_and_stays_quiet() {
     assert!(r.pages.is_empty());
     assert!(w.state().pages.is_empty(), "nothing sent twice");
 }
+
+#[tokio::test]
+async fn reconcile_takes_the_least_recently_reconciled_first_and_resumes_after_a_deadline() {
+    let repo = |n: &str| format!("123456789012/eu-west-1/{n}");
+    let names = ["a1", "b2", "c3"];
+    let repos: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"repository": repo(n), "images": [{"manifest": body("a"), "media_type": "m", "tags": ["prod"]}]}))
+        .collect();
+    let items: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}))
+        .collect();
+    let scenario: Scenario =
+        serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
+    let w = Memory::new(scenario.into_state("test").unwrap());
+    let h = Handler {
+        settings: crate::guard::Settings {
+            reconcile_concurrency: 1,
+            ..handler(&w).settings
+        },
+        ..handler(&w)
+    };
+    // Out of time before it starts: nothing done, everything left for the next run.
+    let past = std::time::Instant::now();
+    let r = h
+        .reconcile_until(&now(1000), &w.clone(), Some(past), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!((r.repositories, r.left, r.checked), (3, 3, 0));
+    // a1 reconciled most recently, c3 never: c3 goes first, a1 last.
+    w.state().reconciled.insert(repo("a1"), 900);
+    w.state().reconciled.insert(repo("b2"), 800);
+    let mut order = Vec::new();
+    let r = h
+        .reconcile_until(&now(1000), &w.clone(), None, &mut |_, _, r| {
+            order.push(r.name.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(order, ["c3", "b2", "a1"]);
+    assert_eq!(r.left, 0);
+    let noted: Vec<i64> = w.state().reconciled.values().copied().collect();
+    assert_eq!(noted, [1000, 1000, 1000], "each noted as reconciled now");
+}
