@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::guard::Outcome;
 use crate::memory::{Memory, Scenario};
 use crate::service::reconcile::ReconcileReport;
-use crate::service::{action_name, outcome_name, Handler, Now};
+use crate::service::{Handler, Now};
 use crate::text::short_digest;
 
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
@@ -78,14 +78,11 @@ fn print(report: &ReconcileReport, dry_run: bool, out: &mut impl Write) -> anyho
     let mut left = report.invalid.len() + report.warnings.len() + report.failures.len();
     for r in &report.repairs {
         let d = &r.decision;
-        let outcome = r
-            .outcome
-            .as_ref()
-            .map_or("planned".to_string(), outcome_name);
+        let outcome = r.outcome.as_ref().map_or("planned", Outcome::name);
         if r.outcome.as_ref().is_some_and(Outcome::is_problem) {
             left += 1;
         }
-        let action = action_name(&d.action);
+        let action = d.action.name();
         writeln!(
             out,
             "{}:{} (pin {}): {action} -> {outcome}  [{}]",

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::config::Config;
 use crate::events::input::Step;
 use crate::events::{self, input, Change, Parsed};
-use crate::guard::Settings;
+use crate::guard::{Outcome, Settings};
 use crate::memory::{Memory, Scenario};
 use crate::ports::{Images, Ledger, Pager, Registry};
 use crate::service::{Handler, Now, Report};
@@ -247,23 +247,23 @@ fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::i
         writeln!(out, "  no protected tag touched")?;
     }
     for d in &r.decisions {
-        let v = serde_json::to_value(d).unwrap_or(Value::Null);
-        let kind = |k: &str| v[k]["kind"].as_str().unwrap_or("-").to_string();
         let pin = d.decision.entry.digest().map_or("unpinned", short_digest);
         writeln!(
             out,
             "  {} (pin {pin}): {} -> {} -> {}  [{}]",
             d.decision.tag,
-            kind("cause"),
-            kind("action"),
-            v["outcome"]["kind"].as_str().unwrap_or("planned"),
+            d.decision.cause.name(),
+            d.decision.action.name(),
+            d.outcome.as_ref().map_or("planned", Outcome::name),
             d.decision.why
         )?;
-        if let Some(why) = v["outcome"]["why"]
-            .as_str()
-            .or(v["outcome"]["detail"].as_str())
-        {
-            writeln!(out, "      {why}")?;
+        let said = match &d.outcome {
+            Some(Outcome::Refused { why }) => Some(why.as_str()),
+            Some(Outcome::Failed { detail, .. }) => Some(detail.as_str()),
+            _ => None,
+        };
+        if let Some(said) = said {
+            writeln!(out, "      {said}")?;
         }
     }
     for p in &r.pages {

@@ -123,6 +123,20 @@ pub enum Action {
     Superseded,
 }
 
+impl Cause {
+    /// Its name, as in replay's output and the decision's JSON (`deleted`, `moved`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cause::Deleted { .. } => "deleted",
+            Cause::Expired { .. } => "expired",
+            Cause::RepositoryDeleted => "repository_deleted",
+            Cause::Moved { .. } => "moved",
+            Cause::Pushed { .. } => "pushed",
+            Cause::Archived { .. } => "archived",
+        }
+    }
+}
+
 impl Action {
     /// Its name, as in logs, history, pages' JSON and `--json` output (`restore`, ...).
     pub fn name(&self) -> &'static str {

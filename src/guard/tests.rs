@@ -1127,4 +1127,18 @@ fn names_are_the_serialised_kinds() {
     for o in outcomes {
         assert_eq!(o.name(), kind(serde_json::to_value(&o).unwrap()));
     }
+    let causes = [
+        Cause::Deleted { digest: None },
+        Cause::Expired {
+            digest: d("a"),
+            rule: None,
+        },
+        Cause::RepositoryDeleted,
+        Cause::Moved { to: d("a") },
+        Cause::Pushed { digest: d("a") },
+        Cause::Archived { digest: d("a") },
+    ];
+    for c in causes {
+        assert_eq!(c.name(), kind(serde_json::to_value(&c).unwrap()));
+    }
 }

@@ -84,11 +84,7 @@ impl Console for Memory {
         repo: &RepoKey,
         ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let s = self.call("ecr:BatchGetImage").await?;
-        let Some(r) = s.repos.get(repo) else {
-            return Ok(None);
-        };
-        Ok(Some(ids.iter().map(|id| r.read(id)).collect()))
+        self.read_images(repo, ids).await
     }
 
     async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {

@@ -98,15 +98,8 @@ impl Images for Memory {
         repo: &RepoKey,
         tags: &[String],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let s = self.call("ecr:BatchGetImage").await?;
-        let Some(r) = s.repos.get(repo) else {
-            return Ok(None);
-        };
-        Ok(Some(
-            tags.iter()
-                .map(|t| r.read(&ImageRef::Tag(t.clone())))
-                .collect(),
-        ))
+        let ids: Vec<ImageRef> = tags.iter().cloned().map(ImageRef::Tag).collect();
+        self.read_images(repo, &ids).await
     }
 
     async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {

@@ -155,6 +155,19 @@ impl Memory {
         }
     }
 
+    /// `BatchGetImage` of `ids` in `repo`: each image's manifest or failure code; `None` when
+    /// the repository does not exist.
+    async fn read_images(
+        &self,
+        repo: &RepoKey,
+        ids: &[ImageRef],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        let s = self.call("ecr:BatchGetImage").await?;
+        Ok(s.repos
+            .get(repo)
+            .map(|r| ids.iter().map(|id| r.read(id)).collect()))
+    }
+
     /// Makes the change an incident reports happen in ECR, as the real call did before the
     /// event was sent. Replay does this before the guard reacts.
     pub fn apply(&self, incident: &Incident) {

@@ -1,4 +1,4 @@
-//! Names of actions and outcomes, the decision log line and the tag's history record.
+//! The decision log line and the tag's history record.
 
 use tracing::info;
 
@@ -8,23 +8,13 @@ use crate::ports::HistoryRecord;
 
 use super::Now;
 
-/// The outcome's kind, as in logs, history and JSON output (`restored`, `failed`, ...).
-pub fn outcome_name(o: &Outcome) -> String {
-    o.name().to_string()
-}
-
-/// The action's kind, as in logs, history and JSON output (`restore`, `follow`, ...).
-pub fn action_name(a: &Action) -> String {
-    a.name().to_string()
-}
-
 pub(crate) fn log_decision(i: &Incident, d: &Decision, outcome: Option<&Outcome>) {
     info!(
         event_id = %i.event_id,
         repository = %i.repo,
         tag = %crate::text::clean(&d.tag, 128),
-        action = %action_name(&d.action),
-        outcome = %outcome.map_or("planned".to_string(), outcome_name),
+        action = d.action.name(),
+        outcome = outcome.map_or("planned", Outcome::name),
         why = %d.why,
         "decision"
     );

@@ -6,7 +6,7 @@
 //! * [`reconcile`]: every item compared with ECR and put right, without an event;
 //! * [`rules`]: pattern rules materialised into pins;
 //! * [`registration`]: hand-written items pinned from the table's stream;
-//! * [`history`]: names of actions and outcomes, the decision log and the history record;
+//! * [`history`]: the decision log line and the history record;
 //! * `once`: the once-only ledger's answers, marking events handled, sending pages.
 //!
 //! The Lambda and every command run these, with the AWS adapters or the embedded world: the
@@ -28,7 +28,6 @@ use serde::Serialize;
 use crate::guard::{Decision, Outcome, Settings};
 
 pub use event::Report;
-pub use history::{action_name, outcome_name};
 
 /// The moment the handler runs, read once by the caller (the core never reads a clock).
 #[derive(Clone, Debug)]

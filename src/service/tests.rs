@@ -71,6 +71,24 @@ fn delete_event(id: &str, tag: &str, name: &str) -> Value {
     })
 }
 
+/// Repositories `a1`, `b2`, `c3`, each with one image tagged `tags` and an item pinning its
+/// `prod` tag to that image.
+fn three_repositories(tags: &[&str]) -> Memory {
+    let repo = |n: &str| format!("123456789012/eu-west-1/{n}");
+    let names = ["a1", "b2", "c3"];
+    let repos: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"repository": repo(n), "images": [{"manifest": body("a"), "media_type": "m", "tags": tags}]}))
+        .collect();
+    let items: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}))
+        .collect();
+    let scenario: Scenario =
+        serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
+    Memory::new(scenario.into_state("test").unwrap())
+}
+
 /// Another invocation claimed `id` at `at` and is still at it.
 fn claimed_by_another(w: &Memory, id: &str, at: i64) {
     w.state().ledger.insert(
@@ -905,19 +923,7 @@ async fn an_event_is_marked_done_only_after_its_page_went_out() {
 
 #[tokio::test]
 async fn one_unreadable_repository_does_not_stop_reconcile() {
-    let repo = |n: &str| format!("123456789012/eu-west-1/{n}");
-    let names = ["a1", "b2", "c3"];
-    let repos: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"repository": repo(n), "images": [{"manifest": body("a"), "media_type": "m", "tags": ["v1"]}]}))
-        .collect();
-    let items: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}))
-        .collect();
-    let scenario: Scenario =
-        serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
-    let w = Memory::new(scenario.into_state("test").unwrap());
+    let w = three_repositories(&["v1"]);
     let h = handler(&w);
     // The first repository's read is refused.
     w.state().faults.insert(
@@ -983,18 +989,7 @@ async fn a_delivery_that_finds_its_event_in_hand_waits_and_stays_quiet() {
 #[tokio::test]
 async fn reconcile_takes_the_least_recently_reconciled_first_and_resumes_after_a_deadline() {
     let repo = |n: &str| format!("123456789012/eu-west-1/{n}");
-    let names = ["a1", "b2", "c3"];
-    let repos: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"repository": repo(n), "images": [{"manifest": body("a"), "media_type": "m", "tags": ["prod"]}]}))
-        .collect();
-    let items: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}))
-        .collect();
-    let scenario: Scenario =
-        serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
-    let w = Memory::new(scenario.into_state("test").unwrap());
+    let w = three_repositories(&["prod"]);
     let h = Handler {
         settings: crate::guard::Settings {
             reconcile_concurrency: 1,
