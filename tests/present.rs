@@ -485,3 +485,37 @@ async fn a_release_does_not_come_back_as_work_through_the_stream() {
     assert!(w.take_calls().is_empty(), "no call at all");
     assert_eq!(page_actions(&w).await, vec!["released".to_string()]);
 }
+
+#[tokio::test]
+async fn the_ledger_keeps_first_sightings_and_reconcile_progress_in_dynamodb() {
+    use ecr_tag_guard::ports::Ledger;
+    let Some(w) = World::new().await else { return };
+    let ledger = w.handler().ledger;
+    assert_eq!(ledger.first_seen("drift/x", 100).await.expect("noted"), 100);
+    assert_eq!(
+        ledger.first_seen("drift/x", 200).await.expect("read"),
+        100,
+        "the first sighting stands"
+    );
+    assert_eq!(ledger.first_seen("drift/y", 300).await.expect("noted"), 300);
+    let repos: Vec<String> = (0..30)
+        .map(|i| format!("{}/eu-west-1/r{i:02}", w.account))
+        .collect();
+    ledger.mark_reconciled(&repos, 500).await.expect("noted");
+    ledger
+        .mark_reconciled(&repos[..1], 600)
+        .await
+        .expect("noted");
+    let mut got = ledger.reconciled().await.expect("read");
+    got.sort();
+    assert_eq!(got.len(), 30, "more than one batch of 25");
+    assert_eq!(got[0], (repos[0].clone(), 600));
+    assert_eq!(got[29], (repos[29].clone(), 500));
+    // Neither is a registry item: reconcile's scan does not see them.
+    let r = w
+        .handler()
+        .reconcile(&Now::system(), &NoTrail, &mut |_, _, _| {})
+        .await
+        .expect("reconcile");
+    assert_eq!((r.repositories, r.invalid.len()), (0, 0));
+}

@@ -197,3 +197,46 @@ async fn a_throttled_lookup_waits_for_the_next_run_but_not_forever() {
     assert_eq!(w.state().pages[0].attributes["action"], "alert");
     assert_eq!(prod(&w), Some(digest(NEW)));
 }
+
+#[tokio::test]
+async fn every_page_is_read_and_only_the_repositorys_account_counts() {
+    let w = world();
+    let deploy = record(
+        "arn:aws:sts::123456789012:assumed-role/deploy/p-1",
+        Some("arn:aws:iam::123456789012:role/deploy"),
+    );
+    // A newer push of the same repository name, tag and image by a stranger, in another
+    // account: not this repository's history.
+    let elsewhere = record("arn:aws:iam::999999999999:user/eve", None)
+        .replace("123456789012", "999999999999")
+        .replace("2026-11-20T10:00:00Z", "2026-11-20T11:00:00Z");
+    let is_put = |r: &aws_sdk_cloudtrail::operation::lookup_events::LookupEventsInput| {
+        r.lookup_attributes()
+            .first()
+            .is_some_and(|a| a.attribute_value() == "PutImage")
+    };
+    let first = mock!(Client::lookup_events)
+        .match_requests(move |r| is_put(r) && r.next_token().is_none())
+        .then_output(move || {
+            LookupEventsOutput::builder()
+                .events(Event::builder().cloud_trail_event(&elsewhere).build())
+                .next_token("page-2")
+                .build()
+        });
+    let second = mock!(Client::lookup_events)
+        .match_requests(move |r| is_put(r) && r.next_token() == Some("page-2"))
+        .then_output(move || {
+            LookupEventsOutput::builder()
+                .events(Event::builder().cloud_trail_event(&deploy).build())
+                .build()
+        });
+    let rest = mock!(Client::lookup_events).then_output(|| LookupEventsOutput::builder().build());
+    let r = reconcile(&w, &[first, second, rest]).await;
+    assert_eq!(r.repairs.len(), 1, "{r:?}");
+    assert!(
+        matches!(r.repairs[0].decision.action, Action::Follow { .. }),
+        "the deploy's record on the second page decides, not the other account's: {}",
+        r.repairs[0].decision.why
+    );
+    assert_eq!(prod(&w), Some(digest(NEW)));
+}

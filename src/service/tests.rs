@@ -1019,3 +1019,62 @@ async fn reconcile_takes_the_least_recently_reconciled_first_and_resumes_after_a
     let noted: Vec<i64> = w.state().reconciled.values().copied().collect();
     assert_eq!(noted, [1000, 1000, 1000], "each noted as reconciled now");
 }
+
+#[tokio::test]
+async fn registration_leaves_a_pin_the_guard_wrote_to_reconcile() {
+    // A follow whose new image ECR had already lost: the guard wrote a pin without manifest.
+    let own = json!({"repository": REPO, "tag": "keep", "digest": d("a"),
+        "pinned_by": "ecr-tag-guard (followed the move)"});
+    let w = world(vec![own.clone()]);
+    take_calls(&w);
+    let r = register(&w, &stream_event(&[("1", "MODIFY", own)])).await;
+    assert_eq!(
+        r.records[0].outcome,
+        "skipped: pinned by the guard (reconcile stores its manifest)"
+    );
+    assert!(take_calls(&w).is_empty(), "no loop through the stream");
+}
+
+#[tokio::test]
+async fn when_ecr_cannot_be_read_before_a_restore_the_guard_pages_and_writes_nothing() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    w.state().faults.insert(
+        "ecr:BatchGetImage".into(),
+        crate::error::CallError::fatal("ecr:BatchGetImage", "AccessDeniedException: no"),
+    );
+    let r = h
+        .handle(&delete_event("e1", "prod", "a"), &now(100))
+        .await
+        .unwrap();
+    assert_eq!(r.decisions[0].decision.action, crate::guard::Action::Alert);
+    assert!(
+        r.decisions[0]
+            .decision
+            .why
+            .contains("AccessDeniedException"),
+        "{}",
+        r.decisions[0].decision.why
+    );
+    assert!(!take_calls(&w).contains(&"ecr:PutImage".to_string()));
+    assert_eq!(w.state().pages[0].attributes["action"], "alert");
+    assert_eq!(tag_on(&w, "prod"), None);
+}
+
+#[tokio::test]
+async fn a_throttled_read_before_a_restore_is_retried_with_the_claim_released() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    w.state().faults.insert(
+        "ecr:BatchGetImage".into(),
+        crate::error::CallError::transient("ecr:BatchGetImage", "ThrottlingException"),
+    );
+    let ev = delete_event("e1", "prod", "a");
+    let err = h.handle(&ev, &now(100)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(!w.state().ledger.contains_key("e1"), "claim released");
+    assert!(w.state().pages.is_empty());
+    let r = h.handle(&ev, &now(101)).await.unwrap();
+    assert_eq!(r.pages.len(), 1);
+    assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+}
