@@ -89,6 +89,16 @@ fn three_repositories(tags: &[&str]) -> Memory {
     Memory::new(scenario.into_state("test").unwrap())
 }
 
+/// The next call of `op` fails with `message` (worth a retry when `retryable`).
+fn fail_next(w: &Memory, op: &str, retryable: bool, message: &str) {
+    let e = if retryable {
+        crate::error::CallError::transient(op, message)
+    } else {
+        crate::error::CallError::fatal(op, message)
+    };
+    w.state().faults.insert(op.into(), e);
+}
+
 /// Another invocation claimed `id` at `at` and is still at it.
 fn claimed_by_another(w: &Memory, id: &str, at: i64) {
     w.state().ledger.insert(
@@ -153,10 +163,7 @@ async fn restore_then_duplicate() {
 async fn a_throttled_restore_fails_the_event_releases_the_claim_and_the_retry_restores() {
     let w = world(vec![pinned("prod", "a"), pinned("keep", "a")]);
     let h = handler(&w);
-    w.state().faults.insert(
-        "ecr:PutImage".into(),
-        crate::error::CallError::transient("ecr:PutImage", "ThrottlingException"),
-    );
+    fail_next(&w, "ecr:PutImage", true, "ThrottlingException");
     let ev = delete_event("e1", "prod", "a");
     let err = h.handle(&ev, &now(100)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -175,10 +182,7 @@ async fn a_throttled_restore_fails_the_event_releases_the_claim_and_the_retry_re
 async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().faults.insert(
-        "sns:Publish".into(),
-        crate::error::CallError::fatal("sns:Publish", "NotFound"),
-    );
+    fail_next(&w, "sns:Publish", false, "NotFound");
     let ev = delete_event("e1", "prod", "a");
     let err = h.handle(&ev, &now(100)).await.unwrap_err();
     assert!(
@@ -223,14 +227,8 @@ async fn a_failed_page_and_a_failed_restore_in_one_event_are_both_retried() {
         .unwrap()
         .images
         .remove(&d("a"));
-    w.state().faults.insert(
-        "ecr:PutImage".into(),
-        crate::error::CallError::transient("ecr:PutImage", "ThrottlingException"),
-    );
-    w.state().faults.insert(
-        "sns:Publish".into(),
-        crate::error::CallError::transient("sns:Publish", "InternalError"),
-    );
+    fail_next(&w, "ecr:PutImage", true, "ThrottlingException");
+    fail_next(&w, "sns:Publish", true, "InternalError");
     assert!(h.handle(&ev, &now(100)).await.unwrap_err().is_retryable());
     let restored: Vec<bool> = ["prod", "keep"]
         .iter()
@@ -703,9 +701,11 @@ async fn one_bad_record_neither_blocks_nor_reruns_the_others() {
     w.state()
         .items
         .insert((REPO.to_string(), "again".into()), again.clone());
-    w.state().faults.insert(
-        "ecr:BatchGetImage".into(),
-        crate::error::CallError::transient("ecr:BatchGetImage", "ThrottlingException: slow down"),
+    fail_next(
+        &w,
+        "ecr:BatchGetImage",
+        true,
+        "ThrottlingException: slow down",
     );
     let r = register(
         &w,
@@ -796,9 +796,11 @@ async fn a_rule_push_that_cannot_list_the_images_is_retried_and_an_invalid_rule_
     let w = world(vec![rule, broken]);
     let h = handler(&w);
     let ev = push_event("p1", "rel-1", "c", &w, 10);
-    w.state().faults.insert(
-        "ecr:DescribeImages".into(),
-        crate::error::CallError::transient("ecr:DescribeImages", "ThrottlingException: slow down"),
+    fail_next(
+        &w,
+        "ecr:DescribeImages",
+        true,
+        "ThrottlingException: slow down",
     );
     let err = h.handle(&ev, &now(1)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -843,10 +845,7 @@ async fn an_unreadable_event_is_paged_once_and_a_failed_page_is_worth_a_retry() 
     let w = world(vec![]);
     let h = handler(&w);
     let ev = json!({"id": "bad-1", "detail-type": "ECR Image Action", "source": "aws.ecr", "detail": {}});
-    w.state().faults.insert(
-        "sns:Publish".into(),
-        crate::error::CallError::fatal("sns:Publish", "AuthorizationError"),
-    );
+    fail_next(&w, "sns:Publish", false, "AuthorizationError");
     let err = h
         .page_unreadable(&ev, "no image-digest", &now(100))
         .await
@@ -873,10 +872,7 @@ async fn a_problem_whose_page_failed_is_paged_by_the_next_reconcile() {
         "digest": d("a"), "manifest": body("a"), "media_type": "m"});
     let w = world(vec![gone]);
     let h = handler(&w);
-    w.state().faults.insert(
-        "sns:Publish".into(),
-        crate::error::CallError::transient("sns:Publish", "ServiceUnavailable"),
-    );
+    fail_next(&w, "sns:Publish", true, "ServiceUnavailable");
     let r = h
         .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
         .await
@@ -910,10 +906,7 @@ async fn a_problem_whose_page_failed_is_paged_by_the_next_reconcile() {
 async fn an_event_is_marked_done_only_after_its_page_went_out() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().faults.insert(
-        "sns:Publish".into(),
-        crate::error::CallError::transient("sns:Publish", "ServiceUnavailable"),
-    );
+    fail_next(&w, "sns:Publish", true, "ServiceUnavailable");
     let ev = delete_event("e9", "prod", "a");
     assert!(h.handle(&ev, &now(100)).await.is_err());
     let record = w.state().ledger["e9"].clone();
@@ -926,9 +919,11 @@ async fn one_unreadable_repository_does_not_stop_reconcile() {
     let w = three_repositories(&["v1"]);
     let h = handler(&w);
     // The first repository's read is refused.
-    w.state().faults.insert(
-        "ecr:BatchGetImage".into(),
-        crate::error::CallError::fatal("ecr:BatchGetImage", "AccessDeniedException: not allowed"),
+    fail_next(
+        &w,
+        "ecr:BatchGetImage",
+        false,
+        "AccessDeniedException: not allowed",
     );
     let r = h
         .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
@@ -1039,10 +1034,7 @@ async fn registration_leaves_a_pin_the_guard_wrote_to_reconcile() {
 async fn when_ecr_cannot_be_read_before_a_restore_the_guard_pages_and_writes_nothing() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().faults.insert(
-        "ecr:BatchGetImage".into(),
-        crate::error::CallError::fatal("ecr:BatchGetImage", "AccessDeniedException: no"),
-    );
+    fail_next(&w, "ecr:BatchGetImage", false, "AccessDeniedException: no");
     let r = h
         .handle(&delete_event("e1", "prod", "a"), &now(100))
         .await
@@ -1065,10 +1057,7 @@ async fn when_ecr_cannot_be_read_before_a_restore_the_guard_pages_and_writes_not
 async fn a_throttled_read_before_a_restore_is_retried_with_the_claim_released() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    w.state().faults.insert(
-        "ecr:BatchGetImage".into(),
-        crate::error::CallError::transient("ecr:BatchGetImage", "ThrottlingException"),
-    );
+    fail_next(&w, "ecr:BatchGetImage", true, "ThrottlingException");
     let ev = delete_event("e1", "prod", "a");
     let err = h.handle(&ev, &now(100)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
