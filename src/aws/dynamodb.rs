@@ -363,8 +363,7 @@ impl Registry for DynamoRegistry {
         expect: &str,
         at: &str,
     ) -> Result<bool, CallError> {
-        let mut fields = Map::new();
-        fields.insert(field::RELEASED_AT.into(), Value::String(at.into()));
+        let fields = registry::release_fields(at);
         self.write_pin_fields(repo, tag, Some(expect), fields).await
     }
 

@@ -104,8 +104,7 @@ impl Registry for Memory {
         expect: &str,
         at: &str,
     ) -> Result<bool, CallError> {
-        let mut fields = serde_json::Map::new();
-        fields.insert(field::RELEASED_AT.into(), at.into());
+        let fields = registry::release_fields(at);
         self.write_pin_fields(repo, tag, Some(expect), fields).await
     }
 

@@ -186,3 +186,11 @@ pub fn pin_fields(pin: &Pin) -> Map<String, Value> {
     }
     m
 }
+
+/// The pin fields an allowed caller's delete leaves: none but `released_at` (RFC 3339), which
+/// keeps registration from pinning the tag again until it is pushed.
+pub fn release_fields(at: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(field::RELEASED_AT.into(), json!(at));
+    m
+}

@@ -15,7 +15,7 @@ mod item;
 pub mod rule;
 mod settings;
 
-pub use item::{parse_item, pin_fields, PIN_FIELDS};
+pub use item::{parse_item, pin_fields, release_fields, PIN_FIELDS};
 pub use rule::{is_rule_item, parse_rule, TagRule, RULE_PARTITION};
 pub use settings::{Protection, PROTECTION_FIELDS};
 
