@@ -27,7 +27,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let (handler, trail) = (&handler, &trail);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         let deadline = deadline_of(ev.context.deadline);
-        invoke(handler, trail, &ev.payload, deadline).await
+        let now = Now::system().until(ev.context.deadline);
+        invoke(handler, trail, &ev.payload, &now, deadline).await
     }))
     .await
 }
@@ -53,18 +54,20 @@ pub fn is_schedule(event: &Value) -> bool {
         && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
-/// Handles one invocation and returns a short summary: a scheduled event reconciles, any
-/// other event goes through the handler.
+/// Handles one invocation at `now` (its claims last past the invocation's deadline) and
+/// returns a short summary: a scheduled event reconciles, any other event goes through the
+/// handler.
 pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
     handler: &Handler<R, I, P, L>,
     trail: &impl Trail,
     event: &Value,
+    now: &Now,
     deadline: Option<std::time::Instant>,
 ) -> Result<Value, lambda_runtime::Error> {
     if let Some(records) = crate::service::registration::stream_records(event) {
         // Boxed: the three handlers' futures are large, and nested they overflow the
         // compiler's layout query depth.
-        let report = Box::pin(handler.register(&records, &Now::system())).await;
+        let report = Box::pin(handler.register(&records, now)).await;
         let failures: Vec<Value> = report
             .failures
             .iter()
@@ -73,13 +76,12 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
         return Ok(json!({ "batchItemFailures": failures }));
     }
     if is_schedule(event) {
-        let report =
-            Box::pin(handler.reconcile_until(&Now::system(), trail, deadline, &mut |_, _, _| {}))
-                .await
-                .map_err(|e| {
-                    error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
-                    Box::new(e) as lambda_runtime::Error
-                })?;
+        let report = Box::pin(handler.reconcile_until(now, trail, deadline, &mut |_, _, _| {}))
+            .await
+            .map_err(|e| {
+                error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
+                Box::new(e) as lambda_runtime::Error
+            })?;
         return Ok(json!({
             "reconcile": true,
             "repositories": report.repositories,
@@ -95,7 +97,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             "left": report.left,
         }));
     }
-    match Box::pin(handler.handle(event, &Now::system())).await {
+    match Box::pin(handler.handle(event, now)).await {
         Ok(report) => Ok(json!({
             "event_id": report.event_id,
             "ignored": report.ignored,
@@ -112,7 +114,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
             // Only when the page cannot be sent does the invocation fail (and, after the
             // retries, the event lands in the on-failure destination).
             error!(retryable = false, error = %e, event = %crate::text::clean(&event.to_string(), 8192), "event cannot be handled");
-            Box::pin(handler.page_unreadable(event, &e.to_string(), &Now::system()))
+            Box::pin(handler.page_unreadable(event, &e.to_string(), now))
                 .await
                 .map_err(|p| Box::new(p) as lambda_runtime::Error)?;
             Ok(json!({"unreadable": e.to_string()}))

@@ -140,7 +140,8 @@ pub enum Claim {
         /// Whether to act again after sending them.
         redo: bool,
     },
-    /// Another invocation holds the claim and is still within its lease.
+    /// Another invocation holds the claim (or is sending the pending pages) and is still
+    /// within its lease.
     Busy,
     /// An earlier attempt claimed it and stopped without finishing: go ahead, knowing that
     /// it may have acted already.
@@ -150,8 +151,10 @@ pub enum Claim {
 /// Once-only records, keyed by event id, that expire after a while.
 #[allow(async_fn_in_trait)]
 pub trait Ledger {
-    /// Claims the event at `now` (epoch seconds).
-    async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError>;
+    /// Claims the event at `now` (epoch seconds) until `lease_until`: a claim, or pages
+    /// pending from an earlier attempt, are taken only when no other attempt holds them within
+    /// its lease — so two deliveries never both act, nor both send the pending pages.
+    async fn claim(&self, event_id: &str, now: i64, lease_until: i64) -> Result<Claim, CallError>;
     /// Marks the event handled; `pending` are pages still to send (empty: done), `redo` that
     /// some action must be tried again too.
     async fn finish(
@@ -405,8 +408,9 @@ pub struct HistoryRecord {
     pub detail: String,
 }
 
-/// How long a claim protects an event being handled: longer than one invocation may run
-/// (the function's timeout is 300 s; `tests/infra.rs` holds the template to less than this).
+/// How long a claim protects an event being handled when the attempt has no deadline of its
+/// own (a command): the Lambda derives its lease from the invocation's deadline instead
+/// ([`crate::service::Now::until`]).
 pub const CLAIM_LEASE_SECS: i64 = 360;
 
 /// How long ledger records are kept (DynamoDB TTL): longer than EventBridge retries (24 h).

@@ -26,7 +26,7 @@ const ONE_RESTORE: &[&str] = &[
     "ecr:PutImage",
     "dynamodb:Query",
     "dynamodb:Query",
-    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
     "ecr:PutImage",
     "sns:Publish",
     "dynamodb:BatchWriteItem",
@@ -123,7 +123,7 @@ async fn delete_by_digest_restores_both_protected_tags() {
     let expected = [
         "dynamodb:Query",
         "dynamodb:Query",
-        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "ecr:BatchGetImage",
         "ecr:PutImage",
         "ecr:PutImage",
@@ -357,7 +357,7 @@ async fn a_duplicate_event_neither_restores_nor_pages_again() {
     assert!(second.pages.is_empty());
     assert_eq!(
         sorted(made),
-        calls(&["dynamodb:Query", "dynamodb:Query", "dynamodb:PutItem"])
+        calls(&["dynamodb:Query", "dynamodb:Query", "dynamodb:UpdateItem"])
     );
     w.expect_pages(&["restored"]).await;
 }
@@ -455,7 +455,7 @@ async fn an_unprotected_tag_costs_two_reads_when_pushed() {
             "dynamodb:Query",
             "dynamodb:Query",
             "dynamodb:PutItem",
-            "dynamodb:PutItem"
+            "dynamodb:UpdateItem"
         ]),
         "read and claimed together, then marked handled so a duplicate stays quiet"
     );

@@ -487,6 +487,13 @@ async fn a_release_does_not_come_back_as_work_through_the_stream() {
 }
 
 #[tokio::test]
+async fn the_dynamodb_ledger_and_the_embedded_one_lease_alike() {
+    ledger_contract(&ecr_tag_guard::memory::Memory::default()).await;
+    let Some(w) = World::new().await else { return };
+    ledger_contract(&w.handler().ledger).await;
+}
+
+#[tokio::test]
 async fn the_ledger_keeps_first_sightings_and_reconcile_progress_in_dynamodb() {
     use ecr_tag_guard::ports::Ledger;
     let Some(w) = World::new().await else { return };

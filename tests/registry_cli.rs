@@ -14,6 +14,7 @@ fn now() -> Now {
     Now {
         epoch: 1_790_000_000,
         rfc3339: "2026-09-21T12:00:00Z".into(),
+        lease_until: 1_790_000_360,
     }
 }
 
@@ -183,6 +184,7 @@ async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
     let later = Now {
         epoch: 1_790_000_060,
         rfc3339: "2026-09-21T12:01:00Z".into(),
+        lease_until: 1_790_000_420,
     };
     registry::protect(
         &w.ops(),

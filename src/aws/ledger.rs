@@ -66,33 +66,49 @@ impl DynamoLedger {
 }
 
 impl Ledger for DynamoLedger {
-    async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError> {
-        // One call: create the record, or take over a claim whose lease ran out.
+    async fn claim(&self, event_id: &str, now: i64, lease_until: i64) -> Result<Claim, CallError> {
+        // One call: create the record, take over a claim whose lease ran out, or lease the
+        // pages an earlier attempt left pending (they stay on the record until sent).
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(Self::record(event_id, now, "claimed")))
+            .set_key(Some(Self::key(event_id).into_iter().collect()))
+            .update_expression(
+                "SET #s = if_not_exists(#s, :claimed), claimed_at = :now, lease_until = :lease, #ttl = :ttl",
+            )
             .condition_expression(
-                "attribute_not_exists(#r) OR (#s = :claimed AND claimed_at < :stale)",
+                "attribute_not_exists(#r) OR (#s IN (:claimed, :pending) AND \
+                 (lease_until < :now OR (attribute_not_exists(lease_until) AND claimed_at < :stale)))",
             )
             .expression_attribute_names("#r", field::REPOSITORY)
             .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":lease", n(lease_until))
+            .expression_attribute_values(":ttl", n(now + LEDGER_TTL_SECS))
+            // Records written before leases were kept: the fixed lease of that time.
             .expression_attribute_values(":stale", n(now - CLAIM_LEASE_SECS))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(out) if out.attributes().is_some_and(|a| !a.is_empty()) => Ok(Claim::Resumed),
-            Ok(_) => Ok(Claim::Fresh),
+            Ok(out) => Ok(match out.attributes().filter(|a| !a.is_empty()) {
+                None => Claim::Fresh,
+                Some(old) => match Self::read_claim(old) {
+                    Claim::Busy => Claim::Resumed,
+                    pending => pending,
+                },
+            }),
             Err(e) => {
                 let Some(old) = e.as_service_error().filter(|se| conditional_failed(*se)).map(|se| match se {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
                     _ => None,
                 }) else {
-                    return Err(call_error("dynamodb:PutItem", &e));
+                    return Err(call_error("dynamodb:UpdateItem", &e));
                 };
                 let old = match old {
                     Some(item) => item,
@@ -109,7 +125,11 @@ impl Ledger for DynamoLedger {
                         .cloned()
                         .unwrap_or_default(),
                 };
-                Ok(Self::read_claim(&old))
+                // Held within its lease (claimed, or its pending pages being sent) or done.
+                Ok(match Self::read_claim(&old) {
+                    Claim::Done => Claim::Done,
+                    _ => Claim::Busy,
+                })
             }
         }
     }
@@ -138,6 +158,8 @@ impl Ledger for DynamoLedger {
         if redo {
             item.insert("redo".into(), AttributeValue::Bool(true));
         }
+        // Nobody holds what is left pending: the next attempt may lease it at once.
+        item.insert("lease_until".into(), n(0));
         self.client
             .put_item()
             .table_name(&self.table)

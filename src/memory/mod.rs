@@ -20,9 +20,7 @@ use crate::error::CallError;
 use crate::events::{Change, Incident};
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
-use crate::ports::{
-    Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, Trail, CLAIM_LEASE_SECS,
-};
+use crate::ports::{Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, Trail};
 use crate::registry::image::ImageInfo;
 use crate::registry::image::Storage;
 use crate::registry::{
@@ -84,10 +82,12 @@ impl Repo {
 }
 
 /// A ledger record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerRecord {
     /// When claimed.
     pub claimed_at: i64,
+    /// Until when the claim (or the lease of the pending pages) holds.
+    pub lease_until: i64,
     /// Handled (with no page pending).
     pub done: bool,
     /// Pages still to send.
@@ -234,29 +234,31 @@ impl Pager for Memory {
 }
 
 impl Ledger for Memory {
-    async fn claim(&self, event_id: &str, now: i64) -> Result<Claim, CallError> {
-        let mut s = self.call("dynamodb:PutItem").await?;
-        let fresh = LedgerRecord {
-            claimed_at: now,
-            done: false,
-            pending: Vec::new(),
-            redo: false,
-        };
-        let claim = match s.ledger.get(event_id) {
+    async fn claim(&self, event_id: &str, now: i64, lease_until: i64) -> Result<Claim, CallError> {
+        let mut s = self.call("dynamodb:UpdateItem").await?;
+        let claim = match s.ledger.get_mut(event_id) {
             None => Claim::Fresh,
-            Some(r) if r.done => Claim::Done,
-            Some(r) if !r.pending.is_empty() => {
+            Some(r) if r.done => return Ok(Claim::Done),
+            Some(r) if r.lease_until >= now => return Ok(Claim::Busy),
+            // Pending pages stay on the record, leased to this attempt until sent.
+            Some(r) if !r.pending.is_empty() || r.redo => {
+                r.claimed_at = now;
+                r.lease_until = lease_until;
                 return Ok(Claim::PagesPending {
                     pages: r.pending.clone(),
                     redo: r.redo,
-                })
+                });
             }
-            Some(r) if now - r.claimed_at < CLAIM_LEASE_SECS => return Ok(Claim::Busy),
             Some(_) => Claim::Resumed,
         };
-        if claim != Claim::Done {
-            s.ledger.insert(event_id.to_string(), fresh);
-        }
+        s.ledger.insert(
+            event_id.to_string(),
+            LedgerRecord {
+                claimed_at: now,
+                lease_until,
+                ..LedgerRecord::default()
+            },
+        );
         Ok(claim)
     }
 
@@ -272,6 +274,7 @@ impl Ledger for Memory {
             event_id.to_string(),
             LedgerRecord {
                 claimed_at: now,
+                lease_until: 0,
                 done: pending.is_empty() && !redo,
                 pending: pending.to_vec(),
                 redo,

@@ -141,7 +141,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             Ok::<_, CallError>((entries?, rules?))
         };
         let ((entries, rules), claim) = if claim_early {
-            let (read, claim) = futures::join!(read, self.ledger.claim(id, now.epoch));
+            let (read, claim) =
+                futures::join!(read, self.ledger.claim(id, now.epoch, now.lease_until));
             let claim = claim?;
             match read {
                 Ok(read) => (read, Some(claim)),
@@ -227,7 +228,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             },
             None if self.dry_run => (read_now.await, false),
             None => {
-                let (present, c) = futures::join!(read_now, self.ledger.claim(id, now.epoch));
+                let (present, c) =
+                    futures::join!(read_now, self.ledger.claim(id, now.epoch, now.lease_until));
                 match self.settle(id, now, c?, report).await? {
                     Some(resumed) => (present, resumed),
                     None => return Ok(None),

@@ -26,20 +26,26 @@ mod tests;
 use serde::Serialize;
 
 use crate::guard::{Decision, Outcome, Settings};
+use crate::ports::CLAIM_LEASE_SECS;
 
 pub use event::Report;
 
-/// The moment the handler runs, read once by the caller (the core never reads a clock).
+/// The moment the handler runs, read once by the caller (the core never reads a clock), and
+/// how long what it starts may run.
 #[derive(Clone, Debug)]
 pub struct Now {
     /// Seconds since the epoch.
     pub epoch: i64,
     /// The same, RFC 3339.
     pub rfc3339: String,
+    /// Until when (epoch seconds) a claim taken now protects the work: past the moment this
+    /// attempt must have stopped, so no other attempt takes over an event it may still be
+    /// acting on. See [`Now::until`].
+    pub lease_until: i64,
 }
 
 impl Now {
-    /// The system clock.
+    /// The system clock; claims last [`CLAIM_LEASE_SECS`] (a command has no deadline).
     pub fn system() -> Now {
         let t = time::OffsetDateTime::now_utc();
         Now {
@@ -47,9 +53,25 @@ impl Now {
             rfc3339: t
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_else(|_| t.unix_timestamp().to_string()),
+            lease_until: t.unix_timestamp() + CLAIM_LEASE_SECS,
+        }
+    }
+
+    /// The same moment for an attempt that is stopped at `deadline_ms` (epoch milliseconds:
+    /// the Lambda invocation's deadline, which its timeout sets): its claims last until
+    /// [`LEASE_MARGIN_SECS`] after it, so the lease follows the function's timeout.
+    pub fn until(self, deadline_ms: u64) -> Now {
+        let deadline = i64::try_from(deadline_ms / 1000).unwrap_or(i64::MAX - LEASE_MARGIN_SECS);
+        Now {
+            lease_until: deadline.max(self.epoch) + LEASE_MARGIN_SECS,
+            ..self
         }
     }
 }
+
+/// How long a claim outlives the attempt's deadline: clock skew between invocations, and the
+/// last call in flight when the deadline struck.
+pub const LEASE_MARGIN_SECS: i64 = 60;
 
 /// The adapters and settings the use cases work with.
 pub struct Handler<R, I, P, L> {

@@ -51,7 +51,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         now: &Now,
     ) -> Result<bool, Error> {
         if !matches!(
-            self.ledger.claim(key, now.epoch).await?,
+            self.ledger.claim(key, now.epoch, now.lease_until).await?,
             Claim::Fresh | Claim::Resumed
         ) {
             return Ok(false);
@@ -122,7 +122,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         while started.elapsed() < limit {
             tokio::time::sleep(poll).await;
             let at = now.epoch + started.elapsed().as_secs() as i64;
-            match self.ledger.claim(id, at).await? {
+            match self.ledger.claim(id, at, now.lease_until).await? {
                 Claim::Busy => continue,
                 claim => return Box::pin(self.settle(id, now, claim, report)).await,
             }

@@ -58,6 +58,7 @@ fn now(epoch: i64) -> Now {
     Now {
         epoch,
         rfc3339: "2026-01-01T00:00:00Z".into(),
+        lease_until: epoch + CLAIM_LEASE_SECS,
     }
 }
 
@@ -105,9 +106,8 @@ fn claimed_by_another(w: &Memory, id: &str, at: i64) {
         id.into(),
         LedgerRecord {
             claimed_at: at,
-            done: false,
-            pending: vec![],
-            redo: false,
+            lease_until: at + CLAIM_LEASE_SECS,
+            ..LedgerRecord::default()
         },
     );
 }
@@ -139,9 +139,9 @@ async fn restore_then_duplicate() {
         [
             "dynamodb:BatchWriteItem",
             "dynamodb:PutItem",
-            "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:Query",
+            "dynamodb:UpdateItem",
             "ecr:BatchGetImage",
             "ecr:PutImage",
             "ecr:PutImage",
@@ -153,7 +153,7 @@ async fn restore_then_duplicate() {
     assert!(r.duplicate);
     assert_eq!(
         take_calls(&w),
-        ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:Query"]
+        ["dynamodb:Query", "dynamodb:Query", "dynamodb:UpdateItem"]
     );
     assert_eq!(w.state().pages.len(), 1);
     assert_eq!(w.state().history.len(), 1);
@@ -198,14 +198,48 @@ async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
         take_calls(&w),
         [
             "dynamodb:PutItem",
-            "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:Query",
+            "dynamodb:UpdateItem",
             "sns:Publish"
         ]
     );
     assert!(w.state().ledger["e1"].done);
     assert_eq!(w.state().pages.len(), 1);
+}
+
+#[tokio::test]
+async fn two_retries_at_once_send_the_pending_page_once() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    fail_next(&w, "sns:Publish", true, "InternalError");
+    let ev = delete_event("e1", "prod", "a");
+    assert!(h.handle(&ev, &now(100)).await.is_err());
+    assert!(w.state().pages.is_empty());
+    // Every call takes a while, so the two deliveries overlap.
+    w.state().latency = Some(std::time::Duration::from_millis(50));
+    let at = now(200);
+    let (a, b) = futures::join!(h.handle(&ev, &at), h.handle(&ev, &at));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.duplicate && b.duplicate, "{a:?} {b:?}");
+    assert_eq!(
+        a.pages.len() + b.pages.len(),
+        1,
+        "one of them sent it, the other waited and found it done"
+    );
+    assert_eq!(w.state().pages.len(), 1);
+    assert!(w.state().ledger["e1"].done);
+}
+
+#[test]
+fn an_invocations_claims_outlast_its_deadline() {
+    let n = now(1_000).until(1_000_000 + 300_000);
+    assert_eq!(n.lease_until, 1_300 + super::LEASE_MARGIN_SECS);
+    assert_eq!(
+        now(1_000).until(0).lease_until,
+        1_000 + super::LEASE_MARGIN_SECS,
+        "a deadline already past still leases beyond now"
+    );
 }
 
 #[tokio::test]
@@ -387,7 +421,10 @@ async fn a_pin_is_only_written_over_the_digest_it_was_read_with() {
     assert!(w.state().items[&(REPO.to_string(), "qa".to_string())]
         .get("digest")
         .is_none());
-    assert!(matches!(w.claim("fresh", 1).await.unwrap(), Claim::Fresh));
+    assert!(matches!(
+        w.claim("fresh", 1, 361).await.unwrap(),
+        Claim::Fresh
+    ));
 }
 
 #[test]

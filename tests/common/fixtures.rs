@@ -286,3 +286,67 @@ impl World {
         pages
     }
 }
+
+/// What every once-only ledger must answer, whatever stores it (the DynamoDB table, the
+/// embedded world): claims and pending pages are leased, and a lease that ran out is taken
+/// over with what it held.
+pub async fn ledger_contract(ledger: &impl ecr_tag_guard::ports::Ledger) {
+    use ecr_tag_guard::ports::Claim;
+    let page = ecr_tag_guard::page::Page {
+        subject: "s".into(),
+        message: "m".into(),
+        attributes: Default::default(),
+    };
+    let claim = |at: i64, until: i64| ledger.claim("ev-1", at, until);
+    assert_eq!(claim(100, 500).await.expect("claim"), Claim::Fresh);
+    assert_eq!(
+        claim(200, 600).await.expect("claim"),
+        Claim::Busy,
+        "held within its lease"
+    );
+    assert_eq!(
+        claim(501, 900).await.expect("claim"),
+        Claim::Resumed,
+        "taken over once the lease ran out"
+    );
+    ledger
+        .finish("ev-1", 510, std::slice::from_ref(&page), false)
+        .await
+        .expect("finish");
+    assert_eq!(
+        claim(511, 900).await.expect("claim"),
+        Claim::PagesPending {
+            pages: vec![page.clone()],
+            redo: false
+        },
+        "pending pages are free to take at once"
+    );
+    assert_eq!(
+        claim(512, 950).await.expect("claim"),
+        Claim::Busy,
+        "a second delivery does not send them too"
+    );
+    assert_eq!(
+        claim(901, 1300).await.expect("claim"),
+        Claim::PagesPending {
+            pages: vec![page.clone()],
+            redo: false
+        },
+        "the sender died: the pages are still there for the next attempt"
+    );
+    ledger
+        .finish("ev-1", 902, &[], false)
+        .await
+        .expect("finish");
+    assert_eq!(claim(5000, 5400).await.expect("claim"), Claim::Done);
+    assert_eq!(
+        ledger.claim("ev-2", 100, 500).await.expect("claim"),
+        Claim::Fresh
+    );
+    ledger.release("ev-2").await.expect("release");
+    assert_eq!(
+        ledger.claim("ev-2", 101, 500).await.expect("claim"),
+        Claim::Fresh,
+        "a released claim starts afresh"
+    );
+}
