@@ -179,6 +179,7 @@ async fn a_throttled_lookup_waits_for_the_next_run_but_not_forever() {
     let at = |epoch: i64| Now {
         epoch,
         rfc3339: "2026-11-30T12:00:00Z".into(),
+        lease_until: epoch + 360,
     };
     let t0 = Now::system().epoch;
     // First sight: within the grace period, CloudTrail is not even asked.
