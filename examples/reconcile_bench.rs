@@ -6,8 +6,15 @@
 //! calls that take no time; `-- --latency-ms 50` gives every call 50 ms (an AWS round trip)
 //! and runs 10 000 pins / 500 repositories and 100 000 pins / 5 000 repositories, at the
 //! default concurrency (`TAG_GUARD_RECONCILE_CONCURRENCY` changes it).
+//!
+//! Memory: the peak RSS covers the embedded world too (every item, image and manifest), which
+//! a Lambda does not hold. A counting allocator tells them apart: the run's own peak heap is
+//! the highest heap during the run less the world as built and what the world kept of the run
+//! (history, pages, ledger records, its call log).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ecr_tag_guard::guard::status::Storage;
@@ -19,6 +26,36 @@ use ecr_tag_guard::text::sha256_digest;
 use serde_json::json;
 
 const PINS: usize = 20;
+
+/// Counts the heap the process holds, so the run's own memory can be told apart from the
+/// embedded world's (which a Lambda does not hold: its world is AWS).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -125,6 +162,8 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         Err(e) => return eprintln!("no runtime: {e}"),
     };
     let world_rss = peak_rss_mib();
+    let world_heap = LIVE.load(Ordering::Relaxed);
+    PEAK.store(world_heap, Ordering::Relaxed);
     let start = Instant::now();
     let report = match rt.block_on(handler.reconcile(
         &Now::system(),
@@ -135,6 +174,19 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         Err(e) => return eprintln!("reconcile failed: {e}"),
     };
     let elapsed = start.elapsed();
+    let peak_heap = PEAK.load(Ordering::Relaxed);
+    let with_report = LIVE.load(Ordering::Relaxed);
+    // What the world kept of the run (history, pages, ledger, the call log) is not the guard's.
+    let (checked, ok, repairs, pages) = (
+        report.checked,
+        report.ok,
+        report.repairs.len(),
+        report.pages.len(),
+    );
+    drop(report);
+    let world_grew = LIVE.load(Ordering::Relaxed).saturating_sub(world_heap);
+    let run_peak = peak_heap.saturating_sub(world_heap + world_grew);
+    let report_size = with_report.saturating_sub(world_heap + world_grew);
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     for c in &world.state().calls {
         *calls.entry(c.clone()).or_default() += 1;
@@ -149,10 +201,10 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         "wall time (ms)",
         elapsed.as_secs_f64() * 1000.0
     );
-    println!("{:<36}{:>10}", "tags checked", report.checked);
-    println!("{:<36}{:>10}", "ok", report.ok);
-    println!("{:<36}{:>10}", "repairs", report.repairs.len());
-    println!("{:<36}{:>10}", "pages", report.pages.len());
+    println!("{:<36}{:>10}", "tags checked", checked);
+    println!("{:<36}{:>10}", "ok", ok);
+    println!("{:<36}{:>10}", "repairs", repairs);
+    println!("{:<36}{:>10}", "pages", pages);
     for (op, n) in &calls {
         println!("{:<36}{:>10}", format!("calls {op}"), n);
     }
@@ -173,6 +225,22 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         "{:<36}{:>10.1}",
         "peak RSS after the run (MiB)",
         peak_rss_mib()
+    );
+    println!("{:<36}{:>10.1}", "heap: the world (MiB)", mib(world_heap));
+    println!(
+        "{:<36}{:>10.1}",
+        "heap: world kept of the run (MiB)",
+        mib(world_grew)
+    );
+    println!(
+        "{:<36}{:>10.1}",
+        "heap: the run's own peak (MiB)",
+        mib(run_peak)
+    );
+    println!(
+        "{:<36}{:>10.1}",
+        "heap: the final report (MiB)",
+        mib(report_size)
     );
     println!();
 }

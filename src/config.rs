@@ -26,6 +26,10 @@ pub const GRACE_MINUTES: &str = "TAG_GUARD_GRACE_MINUTES";
 /// How many repositories reconcile works on at once (default 16, 1–64).
 pub const RECONCILE_CONCURRENCY: &str = "TAG_GUARD_RECONCILE_CONCURRENCY";
 
+/// How many repositories one reconcile run pages on their own; the others are summed up in
+/// one summary page (default 10, 0–1000).
+pub const PAGES_PER_RUN: &str = "TAG_GUARD_PAGES_PER_RUN";
+
 /// Every variable the binary reads.
 pub const VARS: &[&str] = &[
     TABLE,
@@ -37,6 +41,7 @@ pub const VARS: &[&str] = &[
     KEEP_PREFIX,
     GRACE_MINUTES,
     RECONCILE_CONCURRENCY,
+    PAGES_PER_RUN,
 ];
 
 /// Settings for a deployment that talks to AWS.
@@ -120,17 +125,26 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
             }
         },
     };
-    let reconcile_concurrency = match get(RECONCILE_CONCURRENCY).filter(|v| !v.trim().is_empty()) {
-        None => crate::guard::DEFAULT_RECONCILE_CONCURRENCY,
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => n,
-            _ => {
-                return Err(Error::Config(format!(
-                    "{RECONCILE_CONCURRENCY}: `{v}` is not a number from 1 to 64"
-                )))
-            }
-        },
-    };
+    let number =
+        |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| match get(name)
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(Error::Config(format!(
+                    "{name}: `{v}` is not a number from {} to {}",
+                    range.start(),
+                    range.end()
+                ))),
+            },
+        };
+    let reconcile_concurrency = number(
+        RECONCILE_CONCURRENCY,
+        crate::guard::DEFAULT_RECONCILE_CONCURRENCY,
+        1..=64,
+    )?;
+    let pages_per_run = number(PAGES_PER_RUN, crate::guard::DEFAULT_PAGES_PER_RUN, 0..=1000)?;
     Ok(Settings {
         accounts,
         regions: list(REGIONS),
@@ -139,6 +153,7 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         grace_secs,
         busy_wait_ms: crate::guard::DEFAULT_BUSY_WAIT_MS,
         reconcile_concurrency,
+        pages_per_run,
     })
 }
 
@@ -199,5 +214,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(RECONCILE_CONCURRENCY), "{e}");
+        let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (PAGES_PER_RUN, "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TAG_GUARD_PAGES_PER_RUN: `many`"), "{e}");
     }
 }

@@ -17,8 +17,10 @@ pub trait Registry {
     /// never hides the others).
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError>;
 
-    /// Every item of every repository (for reconcile), each read and validated on its own.
-    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError>;
+    /// The partition key (`ACCOUNT/REGION/NAME` as written) of every repository with items,
+    /// each once, unchecked: reconcile lists them, then reads each repository's items on its
+    /// own, so it never holds every item (and manifest) of the registry at once.
+    async fn repositories(&self) -> Result<Vec<String>, CallError>;
 
     /// Writes `pin` (or, with `None`, removes the pin fields) on the item, only if its digest is
     /// still `expect` (`None`: not pinned). Returns `false` when the item changed meanwhile.

@@ -262,13 +262,37 @@ impl DynamoRegistry {
 }
 
 impl Registry for DynamoRegistry {
-    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
-        let items = scan_registry(&self.client, &self.table).await?;
-        Ok(items
-            .iter()
-            .filter(|i| !registry::is_rule_item(i))
-            .map(registry::parse_item)
-            .collect())
+    async fn repositories(&self) -> Result<Vec<String>, CallError> {
+        // Only the partition key is read back: a few bytes an item, whatever its manifest.
+        let mut parts = std::collections::BTreeSet::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("#r")
+                .filter_expression(
+                    "NOT begins_with(#r, :h) AND NOT begins_with(#r, :l) AND #r <> :rule",
+                )
+                .expression_attribute_names("#r", field::REPOSITORY)
+                .expression_attribute_values(":h", s("history#"))
+                .expression_attribute_values(":l", s("ledger#"))
+                .expression_attribute_values(":rule", s(registry::RULE_PARTITION))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| call_error("dynamodb:Scan", &e))?;
+            parts.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| i.get(field::REPOSITORY)?.as_s().ok().cloned()),
+            );
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(parts.into_iter().collect()),
+            }
+        }
     }
 
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {

@@ -27,7 +27,7 @@ impl Pager for SnsPager {
             .message(&page.message);
         for (k, v) in &page.attributes {
             let value = MessageAttributeValue::builder()
-                .data_type("String")
+                .data_type(crate::page::attribute_type(k))
                 .string_value(v)
                 .build()
                 .map_err(|e| CallError::fatal("sns:Publish", e.to_string()))?;

@@ -23,7 +23,13 @@ pub struct Settings {
     pub busy_wait_ms: u64,
     /// How many repositories reconcile works on at once.
     pub reconcile_concurrency: usize,
+    /// How many repositories one reconcile run pages on their own; what the others found goes
+    /// into one summary page.
+    pub pages_per_run: usize,
 }
+
+/// The default of [`Settings::pages_per_run`]: ten repositories, then one summary.
+pub const DEFAULT_PAGES_PER_RUN: usize = 10;
 
 /// The default of [`Settings::reconcile_concurrency`]: 16 repositories at once, each a few
 /// reads (ECR's `BatchGetImage` and `DescribeImages` allow hundreds a second) and rare writes
@@ -46,6 +52,7 @@ impl Default for Settings {
             grace_secs: DEFAULT_GRACE_SECS,
             busy_wait_ms: DEFAULT_BUSY_WAIT_MS,
             reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
+            pages_per_run: DEFAULT_PAGES_PER_RUN,
         }
     }
 }

@@ -16,13 +16,17 @@ impl Registry for Memory {
             .collect())
     }
 
-    async fn all_entries(&self) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
+    async fn repositories(&self) -> Result<Vec<String>, CallError> {
         let s = self.call("dynamodb:Scan").await?;
-        Ok(s.items
-            .values()
-            .filter(|i| !registry::is_rule_item(i))
-            .map(registry::parse_item)
-            .collect())
+        let mut parts: Vec<String> = s
+            .items
+            .keys()
+            .map(|(p, _)| p)
+            .filter(|p| !registry::is_internal_partition(p))
+            .cloned()
+            .collect();
+        parts.dedup();
+        Ok(parts)
     }
 
     async fn mark_not_found(&self, repo: &RepoKey, tag: &str, at: &str) -> Result<bool, CallError> {

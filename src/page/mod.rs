@@ -18,6 +18,7 @@ pub use alarm::{report, Alarm};
 
 use crate::events::Incident;
 use crate::guard::{self, Decision};
+use crate::registry::Severity;
 use crate::text::clean;
 
 /// SNS subjects must be shorter than 100 characters.
@@ -36,11 +37,81 @@ pub struct Page {
 
 /// Renders the page for one decision.
 pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
+    let (text, facts) = tag_facts(incident, d, alarm);
+    let subject = subject(alarm, &incident.repo.name, &d.tag);
+    let message = format!(
+        "ecr-tag-guard: {subject}\n\n{text}{}\n--- JSON ---\n{}\n",
+        trailer(incident),
+        serde_json::to_string_pretty(&facts).unwrap_or_default()
+    );
+    Page {
+        subject,
+        message,
+        attributes: attributes(alarm.severity, &incident.repo, &[&d.tag], alarm.action),
+    }
+}
+
+/// Renders one page for everything one incident (an event, or a reconcile run in one
+/// repository) did to the tags of its repository: a mass change reaches on-call as one page
+/// listing every tag, not one page per tag. `None` when there is nothing to page; one
+/// decision gives exactly [`render`]'s page. The severity is the highest among the tags, the
+/// `action` attribute that of the first tag with it; the `tag` attribute lists every tag.
+pub fn render_all(incident: &Incident, alarms: &[(&Decision, Alarm)]) -> Option<Page> {
+    let [(d, alarm)] = alarms else {
+        let top = alarms.iter().map(|(_, a)| a).reduce(|best, a| {
+            if a.severity > best.severity {
+                a
+            } else {
+                best
+            }
+        })?;
+        return Some(render_group(incident, alarms, top));
+    };
+    Some(render(incident, d, alarm))
+}
+
+fn render_group(incident: &Incident, alarms: &[(&Decision, Alarm)], top: &Alarm) -> Page {
+    let tags: Vec<&str> = alarms.iter().map(|(d, _)| d.tag.as_str()).collect();
+    let subject = group_subject(top.severity, &incident.repo.name, alarms);
+    let mut text = format!(
+        "{:<16}{} protected tags of {}\n",
+        "Tags:",
+        alarms.len(),
+        clean(&incident.repo.key(), 300)
+    );
+    let mut changes = Vec::new();
+    for (i, (d, alarm)) in alarms.iter().enumerate() {
+        let (block, facts) = tag_facts(incident, d, alarm);
+        text.push_str(&format!("\n[{}/{}]\n{block}", i + 1, alarms.len()));
+        changes.push(facts);
+    }
+    let facts = json!({
+        "action": top.action,
+        "severity": top.severity.as_str(),
+        "repository": clean(&incident.repo.key(), 300),
+        "tags": tags.iter().map(|t| clean(t, 128)).collect::<Vec<_>>(),
+        "event_id": clean(&incident.event_id, 100),
+        "source": clean(&incident.source, 100),
+        "changes": changes,
+    });
+    let message = format!(
+        "ecr-tag-guard: {subject}\n\n{text}\n{}\n--- JSON ---\n{}\n",
+        trailer(incident),
+        serde_json::to_string_pretty(&facts).unwrap_or_default()
+    );
+    Page {
+        subject,
+        message,
+        attributes: attributes(top.severity, &incident.repo, &tags, top.action),
+    }
+}
+
+/// One tag's lines (What … Notes) and the same facts as JSON.
+fn tag_facts(incident: &Incident, d: &Decision, alarm: &Alarm) -> (String, serde_json::Value) {
     let repo = clean(&incident.repo.key(), 300);
     let tag = clean(&d.tag, 128);
     let who = clean(&guard::who(incident, &d.cause), 300);
     let when = clean(&incident.time, 40);
-    let event_id = clean(&incident.event_id, 100);
     let dash = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |s| clean(s, 80));
     let mut text = String::new();
     let mut line = |k: &str, v: &str| text.push_str(&format!("{k:<16}{v}\n"));
@@ -61,8 +132,6 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
     if let Some(notes) = &d.entry.notes {
         line("Notes:", &clean(notes, 500));
     }
-    line("Source:", &clean(&incident.source, 100));
-    line("Event id:", &event_id);
     let facts = json!({
         "action": alarm.action,
         "severity": alarm.severity.as_str(),
@@ -75,21 +144,211 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
         "new_digest": alarm.new_digest.as_deref().map(|s| clean(s, 80)),
         "guard_did": alarm.did,
         "todo": alarm.todo,
-        "event_id": event_id,
+        "event_id": clean(&incident.event_id, 100),
         "source": clean(&incident.source, 100),
         "owner": d.entry.owner.as_deref().map(|s| clean(s, 200)),
     });
-    let subject = subject(alarm, &incident.repo.name, &d.tag);
+    (text, facts)
+}
+
+/// The lines every page of an incident ends with.
+fn trailer(incident: &Incident) -> String {
+    format!(
+        "{:<16}{}\n{:<16}{}\n",
+        "Source:",
+        clean(&incident.source, 100),
+        "Event id:",
+        clean(&incident.event_id, 100)
+    )
+}
+
+/// The message attributes subscription filter policies select on. `tag` is a `String.Array`
+/// (see [`ARRAY_ATTRIBUTES`]): a policy naming one tag selects every page that lists it.
+fn attributes(
+    severity: Severity,
+    repo: &crate::registry::RepoKey,
+    tags: &[&str],
+    action: &str,
+) -> BTreeMap<String, String> {
+    let tags: Vec<String> = tags.iter().map(|t| clean(t, 128)).collect();
+    BTreeMap::from([
+        ("severity".to_string(), severity.as_str().to_string()),
+        ("repository".to_string(), clean(&repo.key(), 300)),
+        (
+            "tag".to_string(),
+            serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+        ),
+        ("action".to_string(), action.to_string()),
+    ])
+}
+
+/// Attributes whose value is a JSON array of strings, published as SNS `String.Array`; the
+/// others are `String`.
+pub const ARRAY_ATTRIBUTES: &[&str] = &["tag"];
+
+/// The SNS data type of attribute `name`.
+pub fn attribute_type(name: &str) -> &'static str {
+    if ARRAY_ATTRIBUTES.contains(&name) {
+        "String.Array"
+    } else {
+        "String"
+    }
+}
+
+/// `[SEVERITY] N tags in REPO: HEADLINE`: the headline the tags share, or how many of each
+/// action (`2 restored, 1 failed`).
+fn group_subject(severity: Severity, repo: &str, alarms: &[(&Decision, Alarm)]) -> String {
+    let first = &alarms[0].1.headline;
+    let head = if alarms.iter().all(|(_, a)| &a.headline == first) {
+        first.clone()
+    } else {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for (_, a) in alarms {
+            match counts.iter_mut().find(|(name, _)| *name == a.action) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((a.action, 1)),
+            }
+        }
+        counts
+            .iter()
+            .map(|(name, n)| format!("{n} {name}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    fit_subject(
+        &format!(
+            "[{}] {} tags in ",
+            severity.as_str().to_uppercase(),
+            alarms.len()
+        ),
+        repo,
+        &format!(": {head}"),
+    )
+}
+
+/// What one repository's page would have said, kept for the summary page of a run whose
+/// page budget was spent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folded {
+    /// `ACCOUNT/REGION/NAME`, cleaned.
+    pub repository: String,
+    /// The highest severity among its lines.
+    pub severity: Severity,
+    /// One line per tag: `TAG: HEADLINE (ACTION)`.
+    pub lines: Vec<String>,
+    /// The tags it concerns.
+    pub tags: Vec<String>,
+}
+
+impl Folded {
+    /// The lines of the alarms one repository raised.
+    pub fn of(repo: &crate::registry::RepoKey, alarms: &[(&Decision, Alarm)]) -> Folded {
+        Folded {
+            repository: clean(&repo.key(), 300),
+            severity: alarms
+                .iter()
+                .map(|(_, a)| a.severity)
+                .max()
+                .unwrap_or(Severity::Low),
+            lines: alarms
+                .iter()
+                .map(|(d, a)| format!("{}: {} ({})", clean(&d.tag, 128), a.headline, a.action))
+                .collect(),
+            tags: alarms.iter().map(|(d, _)| clean(&d.tag, 128)).collect(),
+        }
+    }
+
+    /// The line of a repository reconcile could not check.
+    pub fn failure(repo: &crate::registry::RepoKey, problem: &str) -> Folded {
+        Folded {
+            repository: clean(&repo.key(), 300),
+            severity: Severity::High,
+            lines: vec![format!(
+                "reconcile could not check it: {} (reconcile_failed)",
+                clean(problem, 300)
+            )],
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// How much of a summary page's text lists repositories: SNS takes 256 KB a message, and the
+/// JSON repeats the lines.
+const SUMMARY_TEXT_MAX: usize = 96 * 1024;
+
+/// The summary page of a reconcile run (`run_id`, at `when`) whose first `budget` repository
+/// pages were sent on their own: every other repository and what was found there, one line
+/// per tag, cut to fit a message ([`SUMMARY_TEXT_MAX`]; `ecr-tag-guard history` and the log
+/// keep everything).
+pub fn summary(run_id: &str, when: &str, mut parts: Vec<Folded>, budget: usize) -> Page {
+    parts.sort_by(|a, b| a.repository.cmp(&b.repository));
+    let severity = parts
+        .iter()
+        .map(|p| p.severity)
+        .max()
+        .unwrap_or(Severity::Low);
+    let lines: usize = parts.iter().map(|p| p.lines.len()).sum();
+    let subject = fit_subject(
+        &format!("[{}] reconcile: ", severity.as_str().to_uppercase()),
+        &format!("{lines} more findings in {} repositories", parts.len()),
+        " (summary)",
+    );
+    let mut text = String::new();
+    let mut shown = Vec::new();
+    let mut left = 0;
+    for p in &parts {
+        for l in &p.lines {
+            let line = format!("{}:{l}", p.repository);
+            if text.len() + line.len() < SUMMARY_TEXT_MAX {
+                text.push_str(&line);
+                text.push('\n');
+                shown.push(line);
+            } else {
+                left += 1;
+            }
+        }
+    }
+    if left > 0 {
+        text.push_str(&format!(
+            "... and {left} more: see the function's log and `ecr-tag-guard history`.\n"
+        ));
+    }
+    let mut tags: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.tags.iter().map(String::as_str))
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags.truncate(100);
+    let facts = json!({
+        "action": "summary",
+        "severity": severity.as_str(),
+        "event_id": clean(run_id, 100),
+        "repositories": parts.len(),
+        "findings": lines,
+        "lines": shown,
+        "not_shown": left,
+    });
     let message = format!(
-        "ecr-tag-guard: {subject}\n\n{text}\n--- JSON ---\n{}\n",
+        "ecr-tag-guard: {subject}\n\n{:<16}{}\n{:<16}{}\n{:<16}{budget} repositories were paged on their own this run; these were not:\n\n{text}\n{:<16}{}\n\n--- JSON ---\n{}\n",
+        "When:",
+        clean(when, 40),
+        "To do:",
+        "look at each line below; `ecr-tag-guard status` shows a repository's tags now.",
+        "Paged:",
+        "Event id:",
+        clean(run_id, 100),
         serde_json::to_string_pretty(&facts).unwrap_or_default()
     );
-    let attributes = BTreeMap::from([
-        ("severity".to_string(), alarm.severity.as_str().to_string()),
-        ("repository".to_string(), repo.clone()),
-        ("tag".to_string(), tag.clone()),
-        ("action".to_string(), alarm.action.to_string()),
+    let mut attributes = BTreeMap::from([
+        ("severity".to_string(), severity.as_str().to_string()),
+        ("repository".to_string(), "-".to_string()),
+        ("action".to_string(), "summary".to_string()),
     ]);
+    attributes.insert(
+        "tag".to_string(),
+        serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+    );
     Page {
         subject,
         message,
@@ -115,7 +374,7 @@ pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
     let attributes = BTreeMap::from([
         ("severity".to_string(), "medium".to_string()),
         ("repository".to_string(), "-".to_string()),
-        ("tag".to_string(), "-".to_string()),
+        ("tag".to_string(), "[]".to_string()),
         ("action".to_string(), "unreadable".to_string()),
     ]);
     Page {
@@ -129,17 +388,7 @@ pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
 /// protected tags were not checked this run.
 pub fn repository_failure(repo: &crate::registry::RepoKey, problem: &str) -> Page {
     let name = clean(&repo.key(), 300);
-    let subject: String = format!("[HIGH] {}: reconcile could not check it", repo.name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(SUBJECT_MAX)
-        .collect();
+    let subject = fit_subject("[HIGH] ", &repo.name, ": reconcile could not check it");
     let problem = clean(problem, 500);
     let message = format!(
         "ecr-tag-guard: {subject}\n\n{:<16}{name}\n{:<16}{problem}\n{:<16}{}\n",
@@ -148,53 +397,59 @@ pub fn repository_failure(repo: &crate::registry::RepoKey, problem: &str) -> Pag
         "To do:",
         "its protected tags were not checked or repaired this run. Fix the cause (permissions, the repository, throttling); the next run tries again. `ecr-tag-guard status` shows the tags now.",
     );
-    let attributes = BTreeMap::from([
-        ("severity".to_string(), "high".to_string()),
-        ("repository".to_string(), name),
-        ("tag".to_string(), "-".to_string()),
-        ("action".to_string(), "reconcile_failed".to_string()),
-    ]);
     Page {
         subject,
         message,
-        attributes,
+        attributes: attributes(Severity::High, repo, &[], "reconcile_failed"),
     }
 }
 
 /// `[SEVERITY] TAG in REPO: HEADLINE`, ASCII only, cut to fit [`SUBJECT_MAX`]: the repository
 /// name is shortened first, then the whole line.
 fn subject(alarm: &Alarm, repo: &str, tag: &str) -> String {
-    let ascii = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii() && !c.is_ascii_control() {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect()
-    };
+    fit_subject(
+        &format!(
+            "[{}] {} in ",
+            alarm.severity.as_str().to_uppercase(),
+            ascii(tag)
+        ),
+        repo,
+        &format!(": {}", alarm.headline),
+    )
+}
+
+/// `before` + `repo` + `after` as an ASCII subject of at most [`SUBJECT_MAX`] characters: the
+/// repository name is shortened first (its end kept), then the whole line.
+fn fit_subject(before: &str, repo: &str, after: &str) -> String {
     // Everything below is ASCII, so byte offsets are character offsets.
-    let (sev, tag, head) = (
-        alarm.severity.as_str().to_uppercase(),
-        ascii(tag),
-        ascii(&alarm.headline),
-    );
-    let repo = ascii(repo);
-    let fixed = format!("[{sev}] {tag} in : {head}").len();
-    let room = SUBJECT_MAX.saturating_sub(fixed).max(8);
+    let (before, repo, after) = (ascii(before), ascii(repo), ascii(after));
+    let room = SUBJECT_MAX
+        .saturating_sub(before.len() + after.len())
+        .max(8);
     let repo = if repo.len() > room {
         format!("...{}", &repo[repo.len() - (room - 3)..])
     } else {
         repo
     };
-    let s = format!("[{sev}] {tag} in {repo}: {head}");
+    let s = format!("{before}{repo}{after}");
     if s.len() > SUBJECT_MAX {
         format!("{}...", &s[..SUBJECT_MAX - 3])
     } else {
         s
     }
+}
+
+/// Printable ASCII: anything else becomes `?`.
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -260,7 +515,7 @@ mod tests {
         assert_eq!(facts["who"], "arn:aws:iam::123456789012:user/bob");
         assert_eq!(p.attributes["severity"], "high");
         assert_eq!(p.attributes["action"], "restored");
-        assert_eq!(p.attributes["tag"], "prod");
+        assert_eq!(p.attributes["tag"], r#"["prod"]"#, "a String.Array");
         assert_eq!(p.attributes["repository"], "123456789012/eu-west-1/web");
         assert_eq!(a.severity, Severity::High);
     }
@@ -289,6 +544,48 @@ mod tests {
             p.subject.len() < 100 && p.subject.ends_with("..."),
             "{}",
             p.subject
+        );
+    }
+
+    #[test]
+    fn one_page_lists_every_tag_and_names_the_worst() {
+        let (i, d1, a1) = setup("web", "prod", "arn");
+        let (_, mut d2, mut a2) = setup("web", "stable", "arn");
+        d2.tag = "stable".into();
+        a2.action = "failed";
+        a2.headline = "NOT restored (failed)".into();
+        a2.severity = Severity::Critical;
+        let p = render_all(&i, &[(&d1, a1.clone()), (&d2, a2)]).unwrap();
+        assert_eq!(p.subject, "[CRITICAL] 2 tags in web: 1 restored, 1 failed");
+        assert_eq!(p.attributes["severity"], "critical");
+        assert_eq!(p.attributes["action"], "failed", "the worst tag's");
+        assert_eq!(p.attributes["tag"], r#"["prod","stable"]"#);
+        assert!(p.message.contains("[1/2]") && p.message.contains("[2/2]"));
+        let single = render_all(&i, &[(&d1, a1.clone())]).unwrap();
+        assert_eq!(
+            single,
+            render(&i, &d1, &a1),
+            "one tag: the page of one decision"
+        );
+        assert!(render_all(&i, &[]).is_none());
+    }
+
+    #[test]
+    fn a_summary_stays_within_what_sns_takes() {
+        let parts: Vec<Folded> = (0..5000)
+            .map(|r| Folded {
+                repository: format!("123456789012/eu-west-1/team-{r:04}/app"),
+                severity: Severity::High,
+                lines: vec!["release-1: deleted; restored (restored)".into(); 2],
+                tags: vec!["release-1".into()],
+            })
+            .collect();
+        let p = summary("reconcile-1", "2026-01-01T00:00:00Z", parts, 10);
+        assert!(p.message.len() < 256 * 1024, "{}", p.message.len());
+        assert!(p.message.contains("more: see the function's log"));
+        assert_eq!(
+            p.subject,
+            "[HIGH] reconcile: 10000 more findings in 5000 repositories (summary)"
         );
     }
 }

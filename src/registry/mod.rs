@@ -16,7 +16,7 @@ pub mod rule;
 mod settings;
 
 pub use item::{parse_item, pin_fields, release_fields, PIN_FIELDS};
-pub use rule::{is_rule_item, parse_rule, TagRule, RULE_PARTITION};
+pub use rule::{is_internal_partition, is_rule_item, parse_rule, TagRule, RULE_PARTITION};
 pub use settings::{Protection, PROTECTION_FIELDS};
 
 /// The JSON Schema of a registry item, shipped with the binary.

@@ -93,7 +93,14 @@ impl TagRule {
     }
 }
 
-/// True for a rule item (its `repository` is [`RULE_PARTITION`]).
+/// True for the table's partitions that hold no tag items: rules, history, the ledger.
+pub fn is_internal_partition(partition: &str) -> bool {
+    partition == RULE_PARTITION
+        || partition.starts_with("history#")
+        || partition.starts_with("ledger#")
+}
+
+/// True for a pattern rule's item (in [`RULE_PARTITION`]).
 pub fn is_rule_item(item: &Value) -> bool {
     item.get(field::REPOSITORY).and_then(Value::as_str) == Some(RULE_PARTITION)
 }

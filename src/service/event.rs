@@ -263,7 +263,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let id = id.as_str();
         let repo = incident.repo.clone();
         let results = join_all(decisions.iter().map(|d| self.act(&repo, d, entries, now))).await;
-        let mut pages = Vec::new();
+        let mut alarms = Vec::new();
         let mut history = Vec::new();
         let mut retry: Option<Error> = None;
         for (d, result) in decisions.into_iter().zip(results) {
@@ -277,7 +277,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             };
             log_decision(&incident, &d, Some(&outcome));
             if let Some(alarm) = page::report(&d, &outcome, resumed) {
-                pages.push(page::render(&incident, &d, &alarm));
+                alarms.push((report.decisions.len(), alarm));
             }
             if !matches!(d.action, Action::Nothing | Action::Superseded) {
                 history.push(record(&incident, &d, &outcome, now));
@@ -287,6 +287,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 outcome: Some(outcome),
             });
         }
+        // One page for everything the event did to its repository.
+        let alarms: Vec<(&Decision, page::Alarm)> = alarms
+            .into_iter()
+            .map(|(i, a)| (&report.decisions[i].decision, a))
+            .collect();
+        let pages: Vec<page::Page> = page::render_all(&incident, &alarms).into_iter().collect();
         let done: Vec<(&Decision, &Outcome)> = report
             .decisions
             .iter()

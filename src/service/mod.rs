@@ -7,7 +7,8 @@
 //! * [`rules`]: pattern rules materialised into pins;
 //! * [`registration`]: hand-written items pinned from the table's stream;
 //! * [`history`]: the decision log line and the history record;
-//! * `once`: the once-only ledger's answers, marking events handled, sending pages.
+//! * `once`: the once-only ledger's answers, marking events handled, sending pages;
+//! * `paging`: a reconcile run's page budget, one page per repository and a summary.
 //!
 //! The Lambda and every command run these, with the AWS adapters or the embedded world: the
 //! service never knows which.
@@ -17,6 +18,7 @@ mod callers;
 pub mod event;
 pub mod history;
 mod once;
+mod paging;
 pub mod reconcile;
 pub mod registration;
 pub mod rules;

@@ -7,7 +7,7 @@
 //! once per incident: its first sighting claims a once-only record, which lapses after
 //! [`LEDGER_TTL_SECS`](crate::ports::LEDGER_TTL_SECS).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 
@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::callers::{Callers, TRAIL_LOOKBACK_SECS};
 use super::history::{log_decision, record};
+use super::paging::RunPages;
 use super::{Handled, Handler, Now};
 use crate::error::Error;
 use crate::events::Incident;
@@ -81,6 +82,7 @@ impl ReconcileReport {
                 .cmp(&(&b.decision.entry.repo, &b.decision.tag))
         });
         self.pages.sort_by(|a, b| a.subject.cmp(&b.subject));
+        self.invalid.sort_by(|a, b| a.key.cmp(&b.key));
         for v in [
             &mut self.warnings,
             &mut self.waiting,
@@ -120,16 +122,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             since: now.epoch - TRAIL_LOOKBACK_SECS,
             read: HashMap::new(),
         };
-        let (entries, rules, last) = futures::join!(
-            self.registry.all_entries(),
+        let (partitions, rules, last) = futures::join!(
+            self.registry.repositories(),
             self.registry.rules(),
             self.ledger.reconciled()
         );
         let (rule_list, bad_rules) = split_valid(rules?);
-        let (entries, bad_items) = split_valid(entries?);
-        report
-            .invalid
-            .extend(bad_rules.into_iter().chain(bad_items));
+        report.invalid.extend(bad_rules);
         let last: HashMap<String, i64> = last
             .unwrap_or_else(|e| {
                 report
@@ -139,20 +138,24 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             })
             .into_iter()
             .collect();
-        let repos = repositories(entries, &rule_list, &last);
+        let repos = repositories(partitions?, &rule_list, &last, &mut report.invalid);
         let total = repos.len();
-        let id = run_id(now);
-        let callers = futures::lock::Mutex::new(callers);
-        let (rules, id, callers) = (&rule_list, id.as_str(), &callers);
+        let run = Run {
+            id: run_id(now),
+            now,
+            rules: &rule_list,
+            callers: futures::lock::Mutex::new(callers),
+            pages: RunPages::new(self.settings.pages_per_run),
+        };
+        let run = &run;
         let mut started = 0;
         let runs = repos
             .into_iter()
             .take_while(|_| deadline.is_none_or(|d| std::time::Instant::now() < d))
             .inspect(|_| started += 1)
-            .map(|(repo, entries)| async move {
+            .map(|repo| async move {
                 let mut part = ReconcileReport::default();
-                self.reconcile_one(&repo, entries, rules, id, now, callers, &mut part)
-                    .await;
+                self.reconcile_one(run, &repo, &mut part).await;
                 (repo, part)
             });
         // Repositories side by side, at most `reconcile_concurrency` at a time.
@@ -172,6 +175,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
         drop(runs);
         self.note_reconciled(&mut finished, now, &mut report).await;
+        self.send_summary(&run.pages, &run.id, now, &mut report)
+            .await;
         report.sort();
         report.repositories = total;
         report.left = total - started;
@@ -196,48 +201,46 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         finished.clear();
     }
 
-    /// One repository on its own: outside the scope it is only reported; otherwise repaired,
-    /// then its rules brought in line. A failure is named, paged once, and the run goes on.
-    #[allow(clippy::too_many_arguments)]
+    /// One repository on its own: its items read (only its own: the run never holds the
+    /// whole registry); outside the scope they are only reported; otherwise repaired, then its
+    /// rules brought in line. A failure is named, paged once, and the run goes on.
     async fn reconcile_one<T: Trail>(
         &self,
+        run: &Run<'_, T>,
         repo: &RepoKey,
-        entries: Vec<Entry>,
-        rules: &[TagRule],
-        id: &str,
-        now: &Now,
-        callers: &futures::lock::Mutex<Callers<'_, T>>,
         report: &mut ReconcileReport,
     ) {
-        if let Some(why) = self.settings.outside(repo) {
-            info!(repository = %repo, why, "reconcile: outside the guard's scope");
-            report
-                .out_of_scope
-                .extend(entries.iter().map(|e| format!("{repo}:{}: {why}", e.tag)));
-            return;
-        }
-        let entries = guard::rules::effective(entries, rules);
         let result = async {
-            self.reconcile_repo(repo, &entries, now, callers, report)
-                .await?;
+            let (entries, invalid) = split_valid(self.registry.entries(repo).await?);
+            report.invalid.extend(invalid);
+            if let Some(why) = self.settings.outside(repo) {
+                info!(repository = %repo, why, "reconcile: outside the guard's scope");
+                report
+                    .out_of_scope
+                    .extend(entries.iter().map(|e| format!("{repo}:{}: {why}", e.tag)));
+                return Ok(Vec::new());
+            }
+            let entries = guard::rules::effective(entries, run.rules);
+            self.reconcile_repo(run, repo, &entries, report).await?;
             // After the repairs, so a protected image just put back counts as there.
-            self.materialise(repo, rules, &entries, None, id, now).await
+            self.materialise(repo, run.rules, &entries, None, &run.id, run.now)
+                .await
         }
         .await;
         match result {
             Ok(changes) => report.rule_changes.extend(changes),
-            Err(e) => self.repository_failed(repo, &e, now, report).await,
+            Err(e) => self.repository_failed(run, repo, &e, report).await,
         }
     }
 
     /// A repository reconcile could not get through: named in the report and the log, paged
     /// once per repository and kind of error (a page that cannot be sent is a warning: the
     /// next run tries again).
-    async fn repository_failed(
+    async fn repository_failed<T: Trail>(
         &self,
+        run: &Run<'_, T>,
         repo: &RepoKey,
         e: &Error,
-        now: &Now,
         report: &mut ReconcileReport,
     ) {
         warn!(repository = %repo, retryable = e.is_retryable(), error = %e, "reconcile: repository not reconciled");
@@ -249,31 +252,38 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             Error::Call(c) => c.op.clone(),
             other => other.to_string(),
         };
-        let p = page::repository_failure(repo, &e.to_string());
-        match self
-            .publish_once(&format!("reconcile-failure/{repo}/{op}"), &p, now)
-            .await
-        {
-            Ok(true) => report.pages.push(p),
-            Ok(false) => {}
-            Err(pe) => report
+        let key = format!("reconcile-failure/{repo}/{op}");
+        let paged = match self.claim_problem(&key, run.now).await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let p = page::repository_failure(repo, &e.to_string());
+                let folded = page::Folded::failure(repo, &e.to_string());
+                self.page_repository(&run.pages, p, folded, vec![key], run.now, report)
+                    .await
+            }
+            Err(pe) => Err(pe),
+        };
+        if let Err(pe) = paged {
+            report
                 .warnings
-                .push(format!("{repo}: the page about it was not sent: {pe}")),
+                .push(format!("{repo}: the page about it was not sent: {pe}"));
         }
     }
 
     async fn reconcile_repo<T: Trail>(
         &self,
+        run: &Run<'_, T>,
         repo: &RepoKey,
         entries: &[Entry],
-        now: &Now,
-        callers: &futures::lock::Mutex<Callers<'_, T>>,
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
         }
-        let decisions = self.repairs(repo, entries, now, callers, report).await?;
+        let now = run.now;
+        let decisions = self
+            .repairs(repo, entries, now, &run.callers, report)
+            .await?;
         if decisions.is_empty() {
             return Ok(());
         }
@@ -294,7 +304,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
             return Ok(());
         }
-        self.carry_out_repairs(&incident, decisions, entries, now, report)
+        self.carry_out_repairs(&run.pages, &incident, decisions, entries, now, report)
             .await
     }
 
@@ -331,10 +341,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         Ok(decisions)
     }
 
-    /// Carries out the repairs of one repository: a fix is paged like one from an event, a
-    /// problem that stays once per incident; keep-alive tags go back and history is written.
+    /// Carries out the repairs of one repository and pages them as one: the fixes, and the
+    /// problems not paged before (once per incident); keep-alive tags go back and history is
+    /// written.
     async fn carry_out_repairs(
         &self,
+        pages: &RunPages,
         incident: &Incident,
         decisions: Vec<guard::Decision>,
         entries: &[Entry],
@@ -346,6 +358,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             futures::future::join_all(decisions.iter().map(|d| self.act(repo, d, entries, now)))
                 .await;
         let mut history = Vec::new();
+        let (mut alarms, mut keys) = (Vec::new(), Vec::new());
+        let first = report.repairs.len();
         for (d, result) in decisions.into_iter().zip(results) {
             let outcome = match result {
                 Ok(o) => o,
@@ -358,15 +372,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             };
             log_decision(incident, &d, Some(&outcome));
             if let Some(alarm) = page::report(&d, &outcome, false) {
-                let p = page::render(incident, &d, &alarm);
+                let key = problem_key(&d, &outcome);
                 if !outcome.is_problem() {
-                    self.pager.publish(&p).await?;
-                    report.pages.push(p);
-                } else if self
-                    .publish_once(&problem_key(&d, &outcome), &p, now)
-                    .await?
-                {
-                    report.pages.push(p);
+                    alarms.push((report.repairs.len(), alarm));
+                } else if self.claim_problem(&key, now).await? {
+                    alarms.push((report.repairs.len(), alarm));
+                    keys.push(key);
                 } else {
                     info!(repository = %repo, tag = %d.tag, "reconcile: problem already paged");
                 }
@@ -379,21 +390,32 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 outcome: Some(outcome),
             });
         }
+        let mine = &report.repairs[first..];
         // Restored tags get their keep-alive tag back now, not at the next run.
-        let done: Vec<(&guard::Decision, &Outcome)> = report
-            .repairs
+        let done: Vec<(&guard::Decision, &Outcome)> = mine
             .iter()
-            .filter(|h| h.decision.entry.repo == *repo)
             .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
             .collect();
         let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
+        let alarms: Vec<(&guard::Decision, page::Alarm)> = alarms
+            .into_iter()
+            .map(|(i, a)| (&report.repairs[i].decision, a))
+            .collect();
+        let paged =
+            page::render_all(incident, &alarms).map(|p| (p, page::Folded::of(repo, &alarms)));
         self.put_keep_alive(repo, &keep).await;
         if !history.is_empty() {
             if let Err(e) = self.registry.add_history(&history).await {
                 report.warnings.push(format!("history not written: {e}"));
             }
         }
-        Ok(())
+        match paged {
+            Some((p, folded)) => {
+                self.page_repository(pages, p, folded, keys, now, report)
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -421,26 +443,48 @@ pub async fn read_standings<I: Images>(
     ))
 }
 
-/// Every repository with items (or named by a rule exactly), with its items, the least
-/// recently reconciled first (never: first of all), ties by name.
+/// Every repository with items (`partitions`; one that is not `ACCOUNT/REGION/NAME` is
+/// reported in `invalid`) or named by a rule exactly, the least recently reconciled first
+/// (never: first of all), ties by name.
 fn repositories(
-    entries: Vec<Entry>,
+    partitions: Vec<String>,
     rules: &[TagRule],
     last: &HashMap<String, i64>,
-) -> Vec<(RepoKey, Vec<Entry>)> {
-    let mut by_repo: BTreeMap<RepoKey, Vec<Entry>> = BTreeMap::new();
-    for e in entries {
-        by_repo.entry(e.repo.clone()).or_default().push(e);
+    invalid: &mut Vec<InvalidEntry>,
+) -> Vec<RepoKey> {
+    let mut repos = BTreeSet::new();
+    for p in partitions {
+        match RepoKey::parse(&p) {
+            Ok(repo) => {
+                repos.insert(repo);
+            }
+            Err(e) => invalid.push(InvalidEntry {
+                key: p,
+                problems: vec![e.to_string()],
+            }),
+        }
     }
     // A rule naming one repository exactly covers it before it has any item.
     for r in rules {
         if let Ok(repo) = RepoKey::parse(&r.repositories) {
-            by_repo.entry(repo).or_default();
+            repos.insert(repo);
         }
     }
-    let mut repos: Vec<(RepoKey, Vec<Entry>)> = by_repo.into_iter().collect();
-    repos.sort_by_key(|(r, _)| last.get(&r.key()).copied().unwrap_or(i64::MIN));
+    let mut repos: Vec<RepoKey> = repos.into_iter().collect();
+    repos.sort_by_key(|r| last.get(&r.key()).copied().unwrap_or(i64::MIN));
     repos
+}
+
+/// What one reconcile run shares among its repositories.
+struct Run<'a, T> {
+    /// The run's id, in logs, pages and history.
+    id: String,
+    now: &'a Now,
+    rules: &'a [TagRule],
+    /// Who changed what, asked of CloudTrail at most once per account and region.
+    callers: futures::lock::Mutex<Callers<'a, T>>,
+    /// The run's page budget.
+    pages: RunPages,
 }
 
 /// The once-only key of a problem reconcile pages: the tag, its pin and the kind of outcome.

@@ -112,6 +112,19 @@ fn claimed_by_another(w: &Memory, id: &str, at: i64) {
     );
 }
 
+/// What a page says was done to each tag it lists (`TAG` → action, in the page's order).
+fn tag_actions(p: &crate::page::Page) -> Vec<String> {
+    let json: Value =
+        serde_json::from_str(p.message.split("--- JSON ---\n").nth(1).unwrap()).unwrap();
+    match json["changes"].as_array() {
+        Some(changes) => changes
+            .iter()
+            .map(|c| c["action"].as_str().unwrap().to_string())
+            .collect(),
+        None => vec![json["action"].as_str().unwrap().to_string()],
+    }
+}
+
 fn take_calls(w: &Memory) -> Vec<String> {
     let mut c = std::mem::take(&mut w.state().calls);
     c.sort();
@@ -547,11 +560,8 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
         items[&(REPO.to_string(), "bare".to_string())]["manifest"],
         json!(body("f"))
     );
-    let pages: Vec<String> = r
-        .pages
-        .iter()
-        .map(|p| p.attributes["action"].clone())
-        .collect();
+    assert_eq!(r.pages.len(), 1, "one page for the repository");
+    let pages = tag_actions(&r.pages[0]);
     assert_eq!(
         pages.iter().filter(|a| *a == "failed").count(),
         1,
@@ -562,6 +572,16 @@ async fn reconcile_repairs_each_drift_and_pages_a_lasting_problem_once() {
         1,
         "{pages:?}"
     );
+    assert!(pages.contains(&"restored".to_string()), "{pages:?}");
+    assert!(pages.contains(&"reverted".to_string()), "{pages:?}");
+    assert!(
+        r.pages[0]
+            .subject
+            .starts_with(&format!("[HIGH] {} tags in web: ", pages.len())),
+        "{}",
+        r.pages[0].subject
+    );
+    assert_eq!(r.pages[0].attributes["severity"], "high");
 
     // The next run finds everything right but the lasting failure and the image on its way
     // back from archive (left to ECR), and pages neither.
@@ -1103,4 +1123,135 @@ async fn a_throttled_read_before_a_restore_is_retried_with_the_claim_released() 
     let r = h.handle(&ev, &now(101)).await.unwrap();
     assert_eq!(r.pages.len(), 1);
     assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+}
+
+/// `n` repositories `r0`… each with `prod` deleted (restored by reconcile) and `watch`
+/// deleted with `on_delete: alert` (a problem that stays).
+fn drifted_repositories(n: usize) -> Memory {
+    let repo = |i: usize| format!("123456789012/eu-west-1/r{i}");
+    let repos: Vec<Value> = (0..n)
+        .map(|i| json!({"repository": repo(i), "images": [{"manifest": body("a"), "media_type": "m", "tags": [crate::registry::keep_tag("etg-keep-", &d("a")).unwrap()]}]}))
+        .collect();
+    let items: Vec<Value> = (0..n)
+        .flat_map(|i| {
+            [
+                json!({"repository": repo(i), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}),
+                json!({"repository": repo(i), "tag": "watch", "digest": d("a"), "manifest": body("a"), "media_type": "m", "on_delete": "alert"}),
+            ]
+        })
+        .collect();
+    let scenario: Scenario =
+        serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
+    Memory::new(scenario.into_state("test").unwrap())
+}
+
+#[tokio::test]
+async fn a_mass_drift_pages_once_per_repository_up_to_the_budget_then_sums_up() {
+    let w = drifted_repositories(8);
+    let mut h = handler(&w);
+    h.settings.pages_per_run = 3;
+    let r = h
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.repairs.len(), 16, "every tag is repaired or alerted");
+    assert_eq!(w.state().history.len(), 16, "history keeps every one");
+    let subjects: Vec<&str> = r.pages.iter().map(|p| p.subject.as_str()).collect();
+    assert_eq!(
+        r.pages.len(),
+        4,
+        "3 repositories, then one summary: {subjects:?}"
+    );
+    let own: Vec<&crate::page::Page> = r
+        .pages
+        .iter()
+        .filter(|p| p.attributes["action"] != "summary")
+        .collect();
+    assert_eq!(own.len(), 3);
+    for p in &own {
+        assert_eq!(tag_actions(p), ["restored", "alert"], "{}", p.subject);
+    }
+    let summary = r
+        .pages
+        .iter()
+        .find(|p| p.attributes["action"] == "summary")
+        .unwrap();
+    assert_eq!(
+        summary.subject,
+        "[HIGH] reconcile: 10 more findings in 5 repositories (summary)"
+    );
+    let listed = summary
+        .message
+        .lines()
+        .filter(|l| l.starts_with("123456789012/eu-west-1/r"))
+        .count();
+    assert_eq!(listed, 10, "{}", summary.message);
+    assert_eq!(summary.attributes["tag"], r#"["prod","watch"]"#);
+    assert_eq!(w.state().pages.len(), 4);
+
+    // The alerts stay, but each was paged (on its own or in the summary): nothing again.
+    let again = h
+        .reconcile(&now(4600), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(again.repairs.len(), 8);
+    assert!(again.pages.is_empty(), "{:?}", again.pages);
+}
+
+#[tokio::test]
+async fn a_summary_sns_refused_is_sent_by_the_next_run() {
+    let w = drifted_repositories(2);
+    let mut h = handler(&w);
+    h.settings.pages_per_run = 0;
+    fail_next(&w, "sns:Publish", true, "InternalError");
+    let r = h
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert!(r.pages.is_empty());
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("summary page was not sent")),
+        "{:?}",
+        r.warnings
+    );
+    // The restores are done; the alerts were not heard, so the next run pages them.
+    let again = h
+        .reconcile(&now(4600), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(again.pages.len(), 1);
+    assert_eq!(
+        again.pages[0].subject,
+        "[HIGH] reconcile: 2 more findings in 2 repositories (summary)"
+    );
+    assert!(
+        again.pages[0]
+            .message
+            .contains("r0:watch: removed; not restored (alert)"),
+        "{}",
+        again.pages[0].message
+    );
+}
+
+#[tokio::test]
+async fn reconcile_names_a_partition_that_is_no_repository_and_goes_on() {
+    let w = world(vec![
+        pinned("prod", "a"),
+        json!({"repository": "not-a-repository", "tag": "prod"}),
+    ]);
+    let r = handler(&w)
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!((r.repositories, r.checked), (1, 1));
+    assert_eq!(r.invalid.len(), 1);
+    assert_eq!(r.invalid[0].key, "not-a-repository");
+    assert!(!r.invalid[0].problems.is_empty());
+    assert_eq!(
+        tag_on(&w, "prod"),
+        Some(d("a")),
+        "the good item is reconciled"
+    );
 }

@@ -287,6 +287,23 @@ impl World {
     }
 }
 
+/// What a page (an SNS envelope) says was done to each tag it lists, in its order.
+pub fn tag_actions(envelope: &Value) -> Vec<String> {
+    let message = envelope["Message"].as_str().unwrap_or("");
+    let json: Value = message
+        .split("--- JSON ---\n")
+        .nth(1)
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("no JSON part in {message}"));
+    match json["changes"].as_array() {
+        Some(changes) => changes
+            .iter()
+            .map(|c| c["action"].as_str().unwrap_or("").to_string())
+            .collect(),
+        None => vec![json["action"].as_str().unwrap_or("").to_string()],
+    }
+}
+
 /// What every once-only ledger must answer, whatever stores it (the DynamoDB table, the
 /// embedded world): claims and pending pages are leased, and a lease that ran out is taken
 /// over with what it held.

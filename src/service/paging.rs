@@ -1,0 +1,132 @@
+//! A reconcile run's page budget: each repository with something to say gets one page, up to
+//! [`Settings::pages_per_run`](crate::guard::Settings) of them; past that, what the others
+//! would have said is folded into one summary page at the end of the run. A mass incident
+//! reaches on-call as a bounded number of pages; history still keeps every repair.
+//!
+//! Problems are paged once per incident: their once-only keys are claimed before the page is
+//! built and marked done only after SNS accepted the page that carries them (a repository's or
+//! the summary), released when it was refused — so the next run pages them, late rather than
+//! never.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use tracing::{info, warn};
+
+use super::reconcile::ReconcileReport;
+use super::{Handler, Now};
+use crate::error::{CallError, Error};
+use crate::page::{self, Folded, Page};
+use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+
+/// The pages of one run: how many repositories paged on their own, and what the others
+/// left for the summary.
+#[derive(Debug, Default)]
+pub(super) struct RunPages {
+    limit: usize,
+    own: AtomicUsize,
+    folded: Mutex<Vec<(Folded, Vec<String>)>>,
+}
+
+impl RunPages {
+    /// A budget of `limit` repository pages.
+    pub(super) fn new(limit: usize) -> RunPages {
+        RunPages {
+            limit,
+            ..RunPages::default()
+        }
+    }
+
+    /// Whether one more repository may page on its own.
+    fn take_slot(&self) -> bool {
+        self.own.fetch_add(1, Ordering::Relaxed) < self.limit
+    }
+
+    fn fold(&self, part: Folded, keys: Vec<String>) {
+        if let Ok(mut f) = self.folded.lock() {
+            f.push((part, keys));
+        }
+    }
+
+    fn take_folded(&self) -> Vec<(Folded, Vec<String>)> {
+        self.folded
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
+    }
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+    /// Claims the once-only key of a problem: `true` the first time it is seen (or when an
+    /// earlier attempt to page it stopped), `false` when it was paged already.
+    pub(super) async fn claim_problem(&self, key: &str, now: &Now) -> Result<bool, Error> {
+        Ok(matches!(
+            self.ledger.claim(key, now.epoch, now.lease_until).await?,
+            Claim::Fresh | Claim::Resumed
+        ))
+    }
+
+    /// Pages what one repository's reconcile found (`page`, or folded into the summary when
+    /// the run's budget is spent); `keys` are the problems it carries, marked done once it
+    /// went out. `Err` (worth a retry) when SNS refused it; its problems are released.
+    pub(super) async fn page_repository(
+        &self,
+        run: &RunPages,
+        page: Page,
+        folded: Folded,
+        keys: Vec<String>,
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Error> {
+        if !run.take_slot() {
+            info!(repository = %folded.repository, "reconcile: page budget spent; folded into the summary");
+            run.fold(folded, keys);
+            return Ok(());
+        }
+        self.publish_marking(&page, &keys, now).await?;
+        report.pages.push(page);
+        Ok(())
+    }
+
+    /// Sends the summary of the repositories the budget left out, if any. A summary SNS
+    /// refused is a warning: its problems are released for the next run.
+    pub(super) async fn send_summary(
+        &self,
+        run: &RunPages,
+        run_id: &str,
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) {
+        let folded = run.take_folded();
+        if folded.is_empty() {
+            return;
+        }
+        let (parts, keys): (Vec<Folded>, Vec<Vec<String>>) = folded.into_iter().unzip();
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
+        let p = page::summary(run_id, &now.rfc3339, parts, run.limit);
+        match self.publish_marking(&p, &keys, now).await {
+            Ok(()) => report.pages.push(p),
+            Err(e) => report
+                .warnings
+                .push(format!("the summary page was not sent: {e}")),
+        }
+    }
+
+    /// Publishes `page`, then marks `keys` done; when SNS refuses it, releases them.
+    async fn publish_marking(&self, page: &Page, keys: &[String], now: &Now) -> Result<(), Error> {
+        if let Err(e) = self.pager.publish(page).await {
+            warn!(subject = %page.subject, error = %e, "reconcile: page not sent");
+            for k in keys {
+                self.release(k).await;
+            }
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
+        }
+        for k in keys {
+            self.mark_handled(k, now).await;
+        }
+        Ok(())
+    }
+}
