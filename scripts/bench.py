@@ -7,10 +7,8 @@ own memory is not counted); AWS calls are counted from moto's request log. Moto'
 latency is part of the time; AWS's differs.
 """
 
-import hashlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,37 +17,17 @@ import time
 
 import boto3
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from moto_server import ROOT, moto, sha
+
 BIN = os.path.join(ROOT, "target", "release", "ecr-tag-guard")
 MEASURE = os.path.join(ROOT, "target", "release", "examples", "measure")
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sha(text):
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 def main(runs):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    server = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "tests", "moto_launcher.py"), "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-    )
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with moto(stderr=log) as port:
+        url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_REGION=REGION, AWS_ENDPOINT_URL=url, AWS_EC2_METADATA_DISABLED="true")
         kw = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -98,9 +76,6 @@ def main(runs):
         row("peak RSS (MiB)", rss, "< 15")
         row("AWS calls per event", calls, "9 (5 round trips)")
         print(f"binary size: {os.path.getsize(BIN) / 1e6:.1f} MB")
-    finally:
-        server.stdin.close()
-        server.wait(timeout=10)
 
 
 def request_count(path):

@@ -15,13 +15,11 @@ Pages are counted from an SQS queue subscribed to the topic. Usage:
 scripts/measure.sh [STORM] [INCIDENTS] [FAULT_RATE]
 """
 
-import hashlib
 import http.client
 import http.server
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,19 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from moto_server import ROOT, moto, sha
+
 BIN = os.path.join(ROOT, "target", "release", "ecr-tag-guard")
 ACCOUNT, REGION = "123456789012", "eu-west-1"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sha(text):
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Faults:
@@ -253,28 +242,14 @@ def table(title, rows):
 
 
 def main(n_storm, incidents, rate):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "tests", "moto_launcher.py"), "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with moto() as port:
         proxy = proxy_to(port)
         world = World(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{proxy.server_address[1]}")
         print("ecr-tag-guard measures itself: release binary, one process per invocation, moto_server\n")
         table(f"1. duplicate storm: one delete, the same event delivered {n_storm} times at once", storm(world, n_storm))
         table("2. one change reported many ways at once", many_ways(world, 10))
-        table(f"3. injected throttling/5xx, Lambda-style retries", faults(world, incidents, rate))
+        table("3. injected throttling/5xx, Lambda-style retries", faults(world, incidents, rate))
         proxy.shutdown()
-    finally:
-        server.stdin.close()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
