@@ -50,20 +50,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         page: &Page,
         now: &Now,
     ) -> Result<bool, Error> {
-        if !matches!(
-            self.ledger.claim(key, now.epoch, now.lease_until).await?,
-            Claim::Fresh | Claim::Resumed
-        ) {
+        if !self.claim_problem(key, now).await? {
             return Ok(false);
         }
-        if let Err(e) = self.pager.publish(page).await {
-            self.release(key).await;
-            return Err(Error::Call(CallError {
-                retryable: true,
-                ..e
-            }));
-        }
-        self.mark_handled(key, now).await;
+        self.publish_marking(page, &[key.to_string()], now).await?;
         Ok(true)
     }
 

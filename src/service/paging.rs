@@ -112,8 +112,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
     }
 
-    /// Publishes `page`, then marks `keys` done; when SNS refuses it, releases them.
-    async fn publish_marking(&self, page: &Page, keys: &[String], now: &Now) -> Result<(), Error> {
+    /// Publishes `page`, then marks `keys` done; when SNS refuses it, releases them (`Err`,
+    /// worth a retry).
+    pub(super) async fn publish_marking(
+        &self,
+        page: &Page,
+        keys: &[String],
+        now: &Now,
+    ) -> Result<(), Error> {
         if let Err(e) = self.pager.publish(page).await {
             warn!(subject = %page.subject, error = %e, "reconcile: page not sent");
             for k in keys {
