@@ -22,6 +22,18 @@ pub trait Registry {
     /// own, so it never holds every item (and manifest) of the registry at once.
     async fn repositories(&self) -> Result<Vec<String>, CallError>;
 
+    /// Sets the pin fields named in `fields` on the item and removes the other pin fields
+    /// ([`crate::registry::item::PIN_FIELDS`]), only if its digest is still `expect` (`None`:
+    /// not pinned). `false` when the item changed meanwhile. Which fields a pin or a release
+    /// writes is the registry's to say: see [`Registry::set_pin`], [`Registry::release`].
+    async fn write_pin_fields(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: Option<&str>,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, CallError>;
+
     /// Writes `pin` (or, with `None`, removes the pin fields) on the item, only if its digest is
     /// still `expect` (`None`: not pinned). Returns `false` when the item changed meanwhile.
     async fn set_pin(
@@ -30,7 +42,10 @@ pub trait Registry {
         tag: &str,
         expect: Option<&str>,
         pin: Option<&Pin>,
-    ) -> Result<bool, CallError>;
+    ) -> Result<bool, CallError> {
+        let fields = pin.map(crate::registry::pin_fields).unwrap_or_default();
+        self.write_pin_fields(repo, tag, expect, fields).await
+    }
 
     /// Removes the pin (an allowed caller deleted the tag) and marks the item released at
     /// `at` (RFC 3339), only if its digest is still `expect`; the mark keeps registration from
@@ -41,7 +56,10 @@ pub trait Registry {
         tag: &str,
         expect: &str,
         at: &str,
-    ) -> Result<bool, CallError>;
+    ) -> Result<bool, CallError> {
+        let fields = crate::registry::release_fields(at);
+        self.write_pin_fields(repo, tag, Some(expect), fields).await
+    }
 
     /// Appends records to the tags' history.
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError>;

@@ -213,9 +213,7 @@ pub async fn query_partition(
     }
 }
 
-impl DynamoRegistry {
-    /// Sets the pin fields in `fields` and removes the others, only if the item's digest is
-    /// still `expect` (`None`: not pinned).
+impl Registry for DynamoRegistry {
     async fn write_pin_fields(
         &self,
         repo: &RepoKey,
@@ -259,9 +257,7 @@ impl DynamoRegistry {
         };
         conditional("dynamodb:UpdateItem", req.send().await)
     }
-}
 
-impl Registry for DynamoRegistry {
     async fn repositories(&self) -> Result<Vec<String>, CallError> {
         // Only the partition key is read back: a few bytes an item, whatever its manifest.
         let mut parts = std::collections::BTreeSet::new();
@@ -367,28 +363,6 @@ impl Registry for DynamoRegistry {
             .send()
             .await;
         conditional("dynamodb:DeleteItem", result)
-    }
-
-    async fn set_pin(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        expect: Option<&str>,
-        pin: Option<&Pin>,
-    ) -> Result<bool, CallError> {
-        let fields = pin.map(registry::pin_fields).unwrap_or_default();
-        self.write_pin_fields(repo, tag, expect, fields).await
-    }
-
-    async fn release(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        expect: &str,
-        at: &str,
-    ) -> Result<bool, CallError> {
-        let fields = registry::release_fields(at);
-        self.write_pin_fields(repo, tag, Some(expect), fields).await
     }
 
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {

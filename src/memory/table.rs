@@ -6,6 +6,27 @@ use serde_json::Value;
 use super::*;
 
 impl Registry for Memory {
+    async fn write_pin_fields(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        expect: Option<&str>,
+        fields: serde_json::Map<String, Value>,
+    ) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:UpdateItem").await?;
+        let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
+            return Ok(false);
+        };
+        if item.get(field::DIGEST).and_then(Value::as_str) != expect {
+            return Ok(false);
+        }
+        for f in registry::PIN_FIELDS {
+            item.remove(*f);
+        }
+        item.extend(fields);
+        Ok(true)
+    }
+
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError> {
         let s = self.call("dynamodb:Query").await?;
         let pk = repo.key();
@@ -90,56 +111,9 @@ impl Registry for Memory {
         Ok(made_by_rule)
     }
 
-    async fn set_pin(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        expect: Option<&str>,
-        pin: Option<&Pin>,
-    ) -> Result<bool, CallError> {
-        let fields = pin.map(registry::pin_fields).unwrap_or_default();
-        self.write_pin_fields(repo, tag, expect, fields).await
-    }
-
-    async fn release(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        expect: &str,
-        at: &str,
-    ) -> Result<bool, CallError> {
-        let fields = registry::release_fields(at);
-        self.write_pin_fields(repo, tag, Some(expect), fields).await
-    }
-
     async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
         let mut s = self.call("dynamodb:BatchWriteItem").await?;
         s.history.extend_from_slice(records);
         Ok(())
-    }
-}
-
-impl Memory {
-    /// Sets the pin fields in `fields` and removes the others, only if the item's digest is
-    /// still `expect` (`None`: not pinned), as the DynamoDB adapter's conditional update does.
-    async fn write_pin_fields(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        expect: Option<&str>,
-        fields: serde_json::Map<String, Value>,
-    ) -> Result<bool, CallError> {
-        let mut s = self.call("dynamodb:UpdateItem").await?;
-        let Some(Value::Object(item)) = s.items.get_mut(&(repo.key(), tag.to_string())) else {
-            return Ok(false);
-        };
-        if item.get(field::DIGEST).and_then(Value::as_str) != expect {
-            return Ok(false);
-        }
-        for f in registry::PIN_FIELDS {
-            item.remove(*f);
-        }
-        item.extend(fields);
-        Ok(true)
     }
 }
