@@ -711,6 +711,42 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
     .await
     .expect_err("exists");
     assert!(again.to_string().contains("add --force"), "{again}");
+    // A rule takes the same item settings as `protect`, written on its item.
+    let settings = ProtectOptions {
+        severity: Some("low".into()),
+        on_move: Some("follow".into()),
+        owner: Some("team-svc".into()),
+        allow: vec!["arn:aws:iam::*:role/ci".into()],
+        ..ProtectOptions::default()
+    };
+    rules::add(
+        &w.ops(),
+        &spec("ci", "svc", "^ci-[0-9]+$", None, 1),
+        &settings,
+        &mut Vec::new(),
+    )
+    .await
+    .expect("add with settings");
+    let ci = ecr_tag_guard::ports::Console::partition(
+        &w.ops(),
+        ecr_tag_guard::registry::RULE_PARTITION,
+        false,
+    )
+    .await
+    .expect("read")
+    .into_iter()
+    .find(|i| i["tag"] == "ci")
+    .expect("the rule item");
+    assert_eq!(
+        (&ci["severity"], &ci["on_move"], &ci["owner"], &ci["allow"]),
+        (
+            &json!("low"),
+            &json!("follow"),
+            &json!("team-svc"),
+            &json!(["arn:aws:iam::*:role/ci"])
+        )
+    );
+    assert!(ci.get("on_delete").is_none(), "only the settings given");
 
     // Three builds from main, pushed one after another (moto keeps whole seconds).
     let mut d = Vec::new();

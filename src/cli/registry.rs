@@ -43,6 +43,28 @@ pub struct ProtectOptions {
     pub force: bool,
 }
 
+impl ProtectOptions {
+    /// Writes the item settings given (`on_delete`, `on_move`, `severity`, `owner`, `notes`,
+    /// `allow`) on `item`, leaving the others as they are: a tag item and a rule item take the
+    /// same ones.
+    pub fn write_settings(&self, item: &mut Map<String, Value>) {
+        for (f, v) in [
+            (field::ON_DELETE, &self.on_delete),
+            (field::ON_MOVE, &self.on_move),
+            (field::SEVERITY, &self.severity),
+            (field::OWNER, &self.owner),
+            (field::NOTES, &self.notes),
+        ] {
+            if let Some(v) = v {
+                item.insert(f.into(), json!(v));
+            }
+        }
+        if !self.allow.is_empty() {
+            item.insert(field::ALLOW.into(), json!(self.allow));
+        }
+    }
+}
+
 /// `registry init`: creates the table, or says it is there already, or refuses when a table
 /// of that name has another key schema.
 pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
@@ -175,20 +197,7 @@ fn protected_item(
         .unwrap_or_default();
     item.insert(field::REPOSITORY.into(), json!(repo.key()));
     item.insert(field::TAG.into(), json!(tag));
-    for (f, v) in [
-        (field::ON_DELETE, &opts.on_delete),
-        (field::ON_MOVE, &opts.on_move),
-        (field::SEVERITY, &opts.severity),
-        (field::OWNER, &opts.owner),
-        (field::NOTES, &opts.notes),
-    ] {
-        if let Some(v) = v {
-            item.insert(f.into(), json!(v));
-        }
-    }
-    if !opts.allow.is_empty() {
-        item.insert(field::ALLOW.into(), json!(opts.allow));
-    }
+    opts.write_settings(&mut item);
     for f in registry::PIN_FIELDS {
         item.remove(*f);
     }

@@ -70,20 +70,7 @@ pub async fn add(
         item.insert(rule_field::GROUP_BY.into(), g.clone().into());
     }
     item.insert(rule_field::KEEP.into(), spec.keep.into());
-    for (k, v) in [
-        (field::ON_DELETE, &opts.on_delete),
-        (field::ON_MOVE, &opts.on_move),
-        (field::SEVERITY, &opts.severity),
-        (field::OWNER, &opts.owner),
-        (field::NOTES, &opts.notes),
-    ] {
-        if let Some(v) = v {
-            item.insert(k.into(), v.clone().into());
-        }
-    }
-    if !opts.allow.is_empty() {
-        item.insert(field::ALLOW.into(), opts.allow.clone().into());
-    }
+    opts.write_settings(&mut item);
     let item = Value::Object(item);
     let rule = parse_rule(&item).map_err(|bad| {
         anyhow!(
