@@ -47,7 +47,12 @@ pub fn render(incident: &Incident, d: &Decision, alarm: &Alarm) -> Page {
     Page {
         subject,
         message,
-        attributes: attributes(alarm.severity, &incident.repo, &[&d.tag], alarm.action),
+        attributes: attributes(
+            alarm.severity,
+            &incident.repo.key(),
+            &[&d.tag],
+            alarm.action,
+        ),
     }
 }
 
@@ -102,7 +107,7 @@ fn render_group(incident: &Incident, alarms: &[(&Decision, Alarm)], top: &Alarm)
     Page {
         subject,
         message,
-        attributes: attributes(top.severity, &incident.repo, &tags, top.action),
+        attributes: attributes(top.severity, &incident.repo.key(), &tags, top.action),
     }
 }
 
@@ -162,18 +167,19 @@ fn trailer(incident: &Incident) -> String {
     )
 }
 
-/// The message attributes subscription filter policies select on. `tag` is a `String.Array`
-/// (see [`ARRAY_ATTRIBUTES`]): a policy naming one tag selects every page that lists it.
+/// The message attributes subscription filter policies select on (`repository`: the key, or
+/// `-` for a page about no one repository). `tag` is a `String.Array` (see
+/// [`ARRAY_ATTRIBUTES`]): a policy naming one tag selects every page that lists it.
 fn attributes(
     severity: Severity,
-    repo: &crate::registry::RepoKey,
+    repository: &str,
     tags: &[&str],
     action: &str,
 ) -> BTreeMap<String, String> {
     let tags: Vec<String> = tags.iter().map(|t| clean(t, 128)).collect();
     BTreeMap::from([
         ("severity".to_string(), severity.as_str().to_string()),
-        ("repository".to_string(), clean(&repo.key(), 300)),
+        ("repository".to_string(), clean(repository, 300)),
         (
             "tag".to_string(),
             serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
@@ -340,19 +346,10 @@ pub fn summary(run_id: &str, when: &str, mut parts: Vec<Folded>, budget: usize) 
         clean(run_id, 100),
         serde_json::to_string_pretty(&facts).unwrap_or_default()
     );
-    let mut attributes = BTreeMap::from([
-        ("severity".to_string(), severity.as_str().to_string()),
-        ("repository".to_string(), "-".to_string()),
-        ("action".to_string(), "summary".to_string()),
-    ]);
-    attributes.insert(
-        "tag".to_string(),
-        serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
-    );
     Page {
         subject,
         message,
-        attributes,
+        attributes: attributes(severity, "-", &tags, "summary"),
     }
 }
 
@@ -371,16 +368,10 @@ pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
         "To do:",
         "check the event below and the rule that sent it; if a protected tag was touched, check it with `ecr-tag-guard status`.",
     );
-    let attributes = BTreeMap::from([
-        ("severity".to_string(), "medium".to_string()),
-        ("repository".to_string(), "-".to_string()),
-        ("tag".to_string(), "[]".to_string()),
-        ("action".to_string(), "unreadable".to_string()),
-    ]);
     Page {
         subject,
         message,
-        attributes,
+        attributes: attributes(Severity::Medium, "-", &[], "unreadable"),
     }
 }
 
@@ -400,7 +391,7 @@ pub fn repository_failure(repo: &crate::registry::RepoKey, problem: &str) -> Pag
     Page {
         subject,
         message,
-        attributes: attributes(Severity::High, repo, &[], "reconcile_failed"),
+        attributes: attributes(Severity::High, &repo.key(), &[], "reconcile_failed"),
     }
 }
 

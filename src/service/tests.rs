@@ -1255,3 +1255,35 @@ async fn reconcile_names_a_partition_that_is_no_repository_and_goes_on() {
         "the good item is reconciled"
     );
 }
+
+#[tokio::test]
+async fn a_repository_reconcile_could_not_check_is_folded_into_the_summary_too() {
+    let w = drifted_repositories(2);
+    let mut h = handler(&w);
+    h.settings.pages_per_run = 0;
+    fail_next(&w, "ecr:BatchGetImage", false, "AccessDeniedException");
+    let r = h
+        .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert_eq!(r.pages.len(), 1, "only the summary");
+    let summary = &r.pages[0];
+    assert_eq!(summary.attributes["action"], "summary");
+    assert!(
+        summary
+            .message
+            .contains("reconcile could not check it: ecr:BatchGetImage")
+            && summary.message.contains("(reconcile_failed)"),
+        "{}",
+        summary.message
+    );
+    assert!(summary
+        .message
+        .contains(":prod: deleted; restored (restored)"));
+    let key = r.failures[0].split(": ").next().unwrap().to_string();
+    assert!(
+        w.state().ledger[&format!("reconcile-failure/{key}/ecr:BatchGetImage")].done,
+        "the failure counts as paged once the summary went out"
+    );
+}
