@@ -148,6 +148,7 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         images: world.clone(),
         pager: world.clone(),
         ledger: world.clone(),
+        pin_key: world.clone(),
         settings: Settings {
             reconcile_concurrency: concurrency,
             ..Settings::default()

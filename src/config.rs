@@ -30,6 +30,10 @@ pub const RECONCILE_CONCURRENCY: &str = "TAG_GUARD_RECONCILE_CONCURRENCY";
 /// one summary page (default 10, 0–1000).
 pub const PAGES_PER_RUN: &str = "TAG_GUARD_PAGES_PER_RUN";
 
+/// The KMS HMAC key (key id, key ARN or alias) that seals the pins the guard has seen itself;
+/// without it the guard pushes from no pin and pages instead.
+pub const PIN_KEY: &str = "TAG_GUARD_PIN_KEY";
+
 /// Every variable the binary reads.
 pub const VARS: &[&str] = &[
     TABLE,
@@ -42,6 +46,7 @@ pub const VARS: &[&str] = &[
     GRACE_MINUTES,
     RECONCILE_CONCURRENCY,
     PAGES_PER_RUN,
+    PIN_KEY,
 ];
 
 /// Settings for a deployment that talks to AWS.
@@ -51,6 +56,8 @@ pub struct Config {
     pub table: String,
     /// Pager topic ARN.
     pub topic_arn: String,
+    /// The pin key (`None`: not set; pins cannot be sealed or checked).
+    pub pin_key: Option<String>,
     /// What is guarded and who the guard is.
     pub settings: Settings,
 }
@@ -67,6 +74,9 @@ impl Config {
         Ok(Config {
             table: required(TABLE)?,
             topic_arn: required(TOPIC_ARN)?,
+            pin_key: get(PIN_KEY)
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
             settings,
         })
     }

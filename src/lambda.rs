@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tracing::error;
 
 use crate::config::Config;
-use crate::ports::{Images, Ledger, Pager, Registry, Trail};
+use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::service::{Handler, Now};
 
 /// Runs the Lambda runtime loop. At start it only reads the environment and builds clients:
@@ -57,8 +57,8 @@ pub fn is_schedule(event: &Value) -> bool {
 /// Handles one invocation at `now` (its claims last past the invocation's deadline) and
 /// returns a short summary: a scheduled event reconciles, any other event goes through the
 /// handler.
-pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger>(
-    handler: &Handler<R, I, P, L>,
+pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
+    handler: &Handler<R, I, P, L, K>,
     trail: &impl Trail,
     event: &Value,
     now: &Now,

@@ -17,6 +17,14 @@ pub trait Registry {
     /// never hides the others).
     async fn entries(&self, repo: &RepoKey) -> Result<Vec<Result<Entry, InvalidEntry>>, CallError>;
 
+    /// One item (`partition`, `tag`) as plain JSON, read consistently: what the table holds
+    /// now, not what a stream record or an invocation says it holds. `None`: no such item.
+    async fn item(
+        &self,
+        partition: &str,
+        tag: &str,
+    ) -> Result<Option<serde_json::Value>, CallError>;
+
     /// The partition key (`ACCOUNT/REGION/NAME` as written) of every repository with items,
     /// each once, unchecked: reconcile lists them, then reads each repository's items on its
     /// own, so it never holds every item (and manifest) of the registry at once.
@@ -84,6 +92,17 @@ pub trait Registry {
     /// Deletes the item of a tag `rule` made; `false` when there is none, or another made it.
     async fn drop_rule_pin(&self, repo: &RepoKey, tag: &str, rule: &str)
         -> Result<bool, CallError>;
+}
+
+/// The key the guard seals its pins with (see [`crate::registry::seal`]): a KMS HMAC key
+/// against AWS, a key of the embedded world's own in memory.
+#[allow(async_fn_in_trait)]
+pub trait PinKey {
+    /// The MAC of `message` (KMS `GenerateMac`, `HMAC_SHA_256`).
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CallError>;
+    /// Whether `mac` is this key's MAC of `message` (KMS `VerifyMac`): `false` for a MAC made
+    /// with another key or over other facts.
+    async fn verify(&self, message: &[u8], mac: &[u8]) -> Result<bool, CallError>;
 }
 
 /// What `PutImage` answered.
@@ -324,6 +343,8 @@ pub enum HistoryOutcome {
     Conflict,
     /// The item was removed (`unprotect`).
     Removed,
+    /// The guard could not vouch for the pin and pushed nothing.
+    UntrustedPin,
 }
 
 impl HistoryAction {
@@ -381,6 +402,7 @@ impl HistoryOutcome {
             HistoryOutcome::Refused => "refused",
             HistoryOutcome::Failed => "failed",
             HistoryOutcome::Conflict => Outcome::Conflict.name(),
+            HistoryOutcome::UntrustedPin => "untrusted_pin",
         }
     }
 }
@@ -399,6 +421,7 @@ impl From<&Outcome> for HistoryOutcome {
             Outcome::Refused { .. } => HistoryOutcome::Refused,
             Outcome::Failed { .. } => HistoryOutcome::Failed,
             Outcome::Conflict => HistoryOutcome::Conflict,
+            Outcome::Untrusted { .. } => HistoryOutcome::UntrustedPin,
         }
     }
 }
@@ -473,6 +496,7 @@ mod tests {
             HistoryOutcome::Failed,
             HistoryOutcome::Conflict,
             HistoryOutcome::Removed,
+            HistoryOutcome::UntrustedPin,
         ];
         for o in outcomes {
             assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());

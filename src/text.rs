@@ -17,23 +17,53 @@ pub fn is_digest(s: &str) -> bool {
     })
 }
 
-/// The first 12 hex digits of a digest, for short human output (`sha256:0123456789ab`).
+/// The first 12 hex digits of a digest, for short human output (`sha256:0123456789ab`): at
+/// most its first 19 bytes, never splitting a character (text that is no digest is cut at
+/// the last whole character before byte 19).
 pub fn short_digest(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
+    let mut end = digest.len().min(19);
+    while !digest.is_char_boundary(end) {
+        end -= 1;
+    }
+    &digest[..end]
 }
 
-/// Text from an event made safe for a page or a log line: control characters become `?`,
-/// and anything past `max` characters is cut and marked with `...`.
+/// True for a character that must not reach a page, a subject, a log line or a history
+/// record as it is: control characters, line and paragraph separators, and the invisible
+/// formatting characters that reorder or hide text (bidirectional overrides and isolates,
+/// zero-width characters, the byte-order mark).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// Text from an event or an item made safe for a page, a log line or a history record:
+/// every [`is_unsafe_char`] becomes `?`, and anything past `max` characters is cut and
+/// marked with `...`.
 pub fn clean(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
         .take(max)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if is_unsafe_char(c) { '?' } else { c })
         .collect();
-    if s.chars().count() > max {
+    if s.chars().nth(max).is_some() {
         out.push_str("...");
     }
     out
+}
+
+/// True when `s` needs no cleaning: no [`is_unsafe_char`] and at most `max` characters.
+pub fn is_clean(s: &str, max: usize) -> bool {
+    s.chars().nth(max).is_none() && !s.chars().any(is_unsafe_char)
 }
 
 /// A point in time as epoch seconds, from RFC 3339 text (`2025-01-31T12:00:00Z`, the AWS
@@ -129,6 +159,19 @@ mod tests {
             "sha256:0123456789ab"
         );
         assert_eq!(short_digest("x"), "x");
+        // Byte 19 inside a character: cut before it, never the whole string.
+        let hostile = "sha256:0123456789aé\nInjected-Header: evil";
+        assert_eq!(short_digest(hostile), "sha256:0123456789a");
+        assert_eq!(short_digest("ééééééééééééé"), "ééééééééé");
+    }
+
+    #[test]
+    fn clean_hides_reordering_and_line_breaking_characters() {
+        let s = "a\u{202E}b\u{2066}c\u{200B}d\u{2028}e\u{FEFF}f\rg";
+        assert_eq!(clean(s, 100), "a?b?c?d?e?f?g");
+        assert!(!is_clean(s, 100));
+        assert!(is_clean("prod.latest", 20));
+        assert!(!is_clean("prod.latest", 5));
     }
 
     #[test]

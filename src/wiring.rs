@@ -1,19 +1,20 @@
 //! Wiring: the SDK clients built from one AWS configuration, handed to the use cases. The
 //! entry points (the Lambda, the commands) call this; the adapters never see the service.
 
-use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, SnsPager};
+use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, KmsPinKey, SnsPager};
 use crate::config::Config;
 use crate::guard::Settings;
 use crate::service::Handler;
 
 /// The handler wired to AWS.
-pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger>;
+pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger, KmsPinKey>;
 
 /// Builds the handler from an SDK configuration: clients only, no network call.
 pub fn handler(
     sdk: &aws_config::SdkConfig,
     table: &str,
     topic_arn: &str,
+    pin_key: Option<&str>,
     settings: Settings,
     dry_run: bool,
 ) -> AwsHandler {
@@ -32,6 +33,10 @@ pub fn handler(
             client: ddb,
             table: table.to_string(),
         },
+        pin_key: KmsPinKey {
+            client: aws_sdk_kms::Client::new(sdk),
+            key_id: pin_key.map(String::from),
+        },
         settings,
         dry_run,
     }
@@ -43,6 +48,7 @@ pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> 
         sdk,
         &cfg.table,
         &cfg.topic_arn,
+        cfg.pin_key.as_deref(),
         cfg.settings.clone(),
         dry_run,
     )

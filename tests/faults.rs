@@ -68,6 +68,7 @@ async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory
         images: EcrImages::new(ecr),
         pager: world.clone(),
         ledger: world.clone(),
+        pin_key: world.clone(),
         settings: Default::default(),
         dry_run: false,
     };
@@ -223,6 +224,7 @@ async fn reconcile(world: &Memory, rules: &[&Rule]) -> ReconcileReport {
         images: EcrImages::new(ecr),
         pager: world.clone(),
         ledger: world.clone(),
+        pin_key: world.clone(),
         settings: Default::default(),
         dry_run: false,
     };

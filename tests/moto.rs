@@ -708,6 +708,7 @@ async fn the_registry_writes_a_pin_only_over_the_digest_it_read() {
         children: vec![],
         pinned_by: Some("t".into()),
         pinned_at: None,
+        mac: None,
     };
     assert!(!reg
         .set_pin(&w.repo("web"), "prod", Some(&sha256(&b)), Some(&pin))

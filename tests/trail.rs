@@ -93,6 +93,7 @@ async fn reconcile_at(world: &Memory, rules: &[Rule], now: &Now, grace: i64) -> 
         images: world.clone(),
         pager: world.clone(),
         ledger: world.clone(),
+        pin_key: world.clone(),
         settings: Settings {
             grace_secs: grace,
             ..Settings::default()

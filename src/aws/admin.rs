@@ -56,6 +56,8 @@ pub struct Admin {
     pub table: String,
     /// STS, for the caller's account and ARN.
     pub sts: aws_sdk_sts::Client,
+    /// The key that seals pins.
+    pub kms: super::KmsPinKey,
 }
 
 fn json_to_item(v: &Value) -> HashMap<String, AttributeValue> {

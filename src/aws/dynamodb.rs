@@ -214,6 +214,20 @@ pub async fn query_partition(
 }
 
 impl Registry for DynamoRegistry {
+    async fn item(&self, partition: &str, tag: &str) -> Result<Option<Value>, CallError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(partition))
+            .key(field::TAG, s(tag))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| call_error("dynamodb:GetItem", &e))?;
+        Ok(out.item().map(item_to_json))
+    }
+
     async fn write_pin_fields(
         &self,
         repo: &RepoKey,

@@ -5,6 +5,7 @@ pub mod admin;
 mod cloudtrail;
 mod dynamodb;
 mod ecr;
+mod kms;
 mod ledger;
 mod sns;
 
@@ -14,6 +15,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 pub use cloudtrail::CloudTrailLookup;
 pub use dynamodb::{attr_to_json, json_to_attr, DynamoRegistry, TTL_ATTRIBUTE};
 pub use ecr::{EcrClients, EcrImages};
+pub use kms::{KmsPinKey, NO_KEY};
 pub use ledger::DynamoLedger;
 pub use sns::SnsPager;
 

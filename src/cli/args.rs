@@ -211,6 +211,10 @@ pub(crate) struct TableArg {
     /// With --state: write the embedded world's final state to FILE (the scenario format).
     #[arg(long, value_name = "FILE", requires = "state", global = true)]
     pub(crate) save_state: Option<PathBuf>,
+    /// The KMS HMAC key that seals pins (key id, ARN or alias/NAME), against AWS: commands
+    /// that pin or check pins need it (and kms:GenerateMac / kms:VerifyMac on it).
+    #[arg(long, value_name = "KEY", env = crate::config::PIN_KEY, global = true)]
+    pub(crate) pin_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -243,4 +247,7 @@ pub(crate) struct ReplayArgs {
     /// With --aws: the pager topic.
     #[arg(long, env = crate::config::TOPIC_ARN, requires = "aws")]
     pub(crate) topic_arn: Option<String>,
+    /// With --aws: the KMS HMAC key that seals pins (key id, ARN or alias/NAME).
+    #[arg(long, value_name = "KEY", env = crate::config::PIN_KEY)]
+    pub(crate) pin_key: Option<String>,
 }

@@ -65,6 +65,10 @@ async fn ops_for(table: &TableArg, need_table: bool) -> anyhow::Result<registry:
             ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk)),
             table: name,
             sts: aws_sdk_sts::Client::new(&sdk),
+            kms: crate::aws::KmsPinKey {
+                client: aws_sdk_kms::Client::new(&sdk),
+                key_id: table.pin_key.clone(),
+            },
         }),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         settings,
@@ -179,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 return reconcile::run_embedded(dry_run, path, table.save_state.as_deref(), out)
                     .await;
             }
-            reconcile::run(dry_run, table.name, topic_arn, out).await
+            reconcile::run(dry_run, table.name, topic_arn, table.pin_key, out).await
         }
         Command::Drill {
             repo,
@@ -207,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 dry_run: a.dry_run,
                 table: a.table,
                 topic_arn: a.topic_arn,
+                pin_key: a.pin_key,
             };
             replay(&opts, out).await
         }

@@ -16,6 +16,7 @@ use crate::ports::{
 use crate::registry::image::ImageInfo;
 use crate::registry::image::Storage;
 use crate::registry::{self, ImageRef, Manifest, RepoKey};
+use crate::service::trust::{distrust, seal_pin};
 use crate::service::Now;
 use crate::text::clean;
 
@@ -73,6 +74,35 @@ macro_rules! on {
 }
 
 impl Ops {
+    /// `pin` of `repo`:`tag` sealed with the pin key (KMS against AWS): only for a digest the
+    /// command has just seen under the tag. An error names what is missing when the key
+    /// cannot be used.
+    pub async fn seal(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        pin: registry::Pin,
+    ) -> anyhow::Result<registry::Pin> {
+        let sealed = match &self.backend {
+            Backend::Aws(admin) => seal_pin(&admin.kms, repo, tag, pin).await,
+            Backend::Embedded(world) => seal_pin(world, repo, tag, pin).await,
+        };
+        sealed.map_err(|e| anyhow!("cannot seal the pin of {repo}:{tag}: {e}"))
+    }
+
+    /// Why the guard would not push from `pin` of `repo`:`tag` (`None`: its seal holds).
+    pub async fn distrust(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        pin: &registry::Pin,
+    ) -> Result<Option<String>, CallError> {
+        match &self.backend {
+            Backend::Aws(admin) => distrust(&admin.kms, repo, tag, pin).await,
+            Backend::Embedded(world) => distrust(world, repo, tag, pin).await,
+        }
+    }
+
     /// Reads `REPO:TAG`, where REPO is `ACCOUNT/REGION/NAME` or a plain name in the
     /// caller's account and region.
     pub async fn target(&self, target: &str) -> anyhow::Result<(RepoKey, String)> {

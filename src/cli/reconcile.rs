@@ -15,11 +15,13 @@ pub async fn run(
     dry_run: bool,
     table: Option<String>,
     topic_arn: Option<String>,
+    pin_key: Option<String>,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let lookup = |k: &str| match k {
         crate::config::TABLE => table.clone(),
         crate::config::TOPIC_ARN => topic_arn.clone(),
+        crate::config::PIN_KEY => pin_key.clone(),
         _ => std::env::var(k).ok(),
     };
     let cfg = Config::from_lookup(lookup)?;
@@ -52,6 +54,7 @@ pub async fn run_embedded(
         images: world.clone(),
         pager: world.clone(),
         ledger: world.clone(),
+        pin_key: world.clone(),
         settings,
         dry_run,
     };

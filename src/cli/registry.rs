@@ -122,7 +122,10 @@ pub async fn protect(
         children,
         pinned_by: Some(by),
         pinned_at: Some(now.rfc3339.clone()),
+        mac: None,
     };
+    // Seen under the tag just now: the guard's seal says so.
+    let pin = ops.seal(&repo, &tag, pin).await?;
     let item = protected_item(existing.as_ref(), &repo, &tag, opts, &pin);
     let entry = parse_item(&item).map_err(|bad| anyhow!("{bad}"))?;
     if !ops.put_item(&item, opts.force).await? {

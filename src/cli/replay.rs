@@ -13,7 +13,7 @@ use crate::events::input::Step;
 use crate::events::{self, input, Change, Parsed};
 use crate::guard::{Outcome, Settings};
 use crate::memory::{Memory, Scenario};
-use crate::ports::{Images, Ledger, Pager, Registry};
+use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
 use crate::service::{Handler, Now, Report};
 use crate::text::short_digest;
 
@@ -38,6 +38,8 @@ pub struct ReplayOptions {
     pub table: Option<String>,
     /// Pager topic (with `aws`).
     pub topic_arn: Option<String>,
+    /// With `aws`: the pin key (else `TAG_GUARD_PIN_KEY`).
+    pub pin_key: Option<String>,
 }
 
 /// Runs the replay, writing to `out`. `Ok(false)` when some input could not be handled.
@@ -55,6 +57,7 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
         let lookup = |k: &str| match k {
             crate::config::TABLE => opts.table.clone(),
             crate::config::TOPIC_ARN => opts.topic_arn.clone(),
+            crate::config::PIN_KEY => opts.pin_key.clone(),
             _ => std::env::var(k).ok(),
         };
         let cfg = Config::from_lookup(lookup)?;
@@ -80,6 +83,7 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
         images: world.clone(),
         pager: world.clone(),
         ledger: world.clone(),
+        pin_key: world.clone(),
         settings: Settings {
             own_role_arn: role.clone(),
             ..Settings::default()
@@ -102,8 +106,8 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
     Ok(ok)
 }
 
-async fn run<R: Registry, I: Images, P: Pager, L: Ledger>(
-    handler: &Handler<R, I, P, L>,
+async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
+    handler: &Handler<R, I, P, L, K>,
     world: Option<&Memory>,
     files: &[PathBuf],
     opts: &ReplayOptions,

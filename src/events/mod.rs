@@ -16,7 +16,8 @@ pub mod stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::registry::{Manifest, RepoKey};
+use crate::registry::{is_tag, Manifest, RepoKey};
+use crate::text::{clean, is_digest};
 
 /// Who made a change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -181,8 +182,85 @@ struct Outer {
     time: Option<String>,
 }
 
-/// Reads one event: an EventBridge event or a bare CloudTrail record.
+/// Reads one event: an EventBridge event or a bare CloudTrail record. Its text is checked
+/// before anything uses it: the account, region and repository must follow AWS's grammar,
+/// every digest be `sha256:` and 64 lowercase hex digits and every tag a valid ECR tag, else
+/// the event is ignored with the reason; its free text (ids, times, callers) is cleaned
+/// ([`crate::text::clean`]), so no event can put a line of its own into a page or a log.
 pub fn parse(value: &Value) -> Result<Parsed, ParseError> {
+    match read(value) {
+        Ok(Parsed::Incident(i)) => Ok(checked(i)),
+        Ok(Parsed::Ignored { event_id, reason }) => Ok(Parsed::Ignored {
+            event_id: event_id.map(|id| clean(&id, ID_MAX)),
+            reason: clean(&reason, 500),
+        }),
+        Err(ParseError(e)) => Err(ParseError(clean(&e, 500))),
+    }
+}
+
+/// The longest event id kept (CloudTrail's and EventBridge's are 36-character UUIDs).
+const ID_MAX: usize = 128;
+
+/// The incident with its text checked and cleaned, or the reason it is ignored.
+fn checked(mut i: Incident) -> Parsed {
+    i.event_id = clean(&i.event_id, ID_MAX);
+    let problem = i
+        .repo
+        .check()
+        .err()
+        .or_else(|| i.changes.iter().find_map(change_problem));
+    if let Some(problem) = problem {
+        return Parsed::Ignored {
+            event_id: Some(i.event_id),
+            reason: format!("not acted on: the event's text is malformed: {problem}"),
+        };
+    }
+    i.source = clean(&i.source, 100);
+    i.time = clean(&i.time, 40);
+    i.note = i.note.map(|n| clean(&n, 300));
+    i.actor = match i.actor {
+        Actor::Principal { arn, role_arn } => Actor::Principal {
+            arn: clean(&arn, ARN_MAX),
+            role_arn: role_arn.map(|r| clean(&r, ARN_MAX)),
+        },
+        Actor::Unknown { label } => Actor::Unknown {
+            label: clean(&label, 200),
+        },
+        Actor::Lifecycle => Actor::Lifecycle,
+    };
+    Parsed::Incident(i)
+}
+
+/// IAM's longest ARN.
+const ARN_MAX: usize = 2048;
+
+/// What is wrong with a change's digest or tag, if anything.
+fn change_problem(c: &Change) -> Option<String> {
+    let digest = |d: &str| {
+        (!is_digest(d)).then(|| {
+            format!(
+                "digest `{}` is not sha256: and 64 lowercase hex digits",
+                clean(d, 80)
+            )
+        })
+    };
+    let tag =
+        |t: &str| (!is_tag(t)).then(|| format!("tag `{}` is not a valid ECR tag", clean(t, 130)));
+    match c {
+        Change::TagRemoved { tag: t, digest: d } => {
+            tag(t).or_else(|| d.as_deref().and_then(digest))
+        }
+        Change::ImageDeleted {
+            digest: d, tags, ..
+        } => digest(d).or_else(|| tags.iter().find_map(|t| tag(t))),
+        Change::TagPushed {
+            tag: t, digest: d, ..
+        } => tag(t).or_else(|| digest(d)),
+        Change::RepositoryDeleted => None,
+    }
+}
+
+fn read(value: &Value) -> Result<Parsed, ParseError> {
     let Some(obj) = value.as_object() else {
         return Err(ParseError(format!(
             "expected a JSON object (an EventBridge event or a CloudTrail record), found {}",

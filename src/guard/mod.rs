@@ -12,7 +12,9 @@
 //! | deleted (by tag, digest, lifecycle, with its repository) | restore (`on_delete: alert` → page only; an `allow`ed caller → release the pin) |
 //! | moved to another digest                | revert; follow when the caller is `allow`ed or `on_move: follow`; `on_move: alert` → page only |
 //! | pushed again to its pinned digest      | nothing                                           |
-//! | seen for the first time (item not pinned) | pin what the event shows, then as above         |
+//! | pushed for the first time (item not pinned) | pin it (sealed: the guard saw it there)      |
+//! | deleted before the guard ever saw it (item not pinned) | page only: the guard puts back only what it saw there |
+//! | restore or revert from a pin without a valid seal | nothing pushed; paged as `untrusted_pin` (see the service's `trust`) |
 //! | deleted or moved, the event names no caller, the item has `allow` | nothing: the CloudTrail record of the same change decides (reconcile is the backstop) |
 //! | a keep-alive tag deleted or moved onto another image | put it back on the pin, page low     |
 //! | anything done by the guard's own role  | nothing (this is what stops loops)                |
@@ -97,15 +99,14 @@ pub enum Action {
         #[serde(skip)]
         manifest: Option<Manifest>,
     },
-    /// Pin a tag seen for the first time; then restore it when `restore` is set.
+    /// Pin a tag seen pushed for the first time (confirmed against ECR before it is carried
+    /// out, then sealed).
     Pin {
         /// The digest to pin.
         digest: String,
         /// Its manifest, from the event (checked before it is stored).
         #[serde(skip)]
         manifest: Option<Manifest>,
-        /// Whether the tag was deleted and must be put back.
-        restore: bool,
     },
     /// An allowed principal deleted the tag: clear the pin, do not restore.
     Release,
@@ -300,7 +301,6 @@ pub(crate) fn decision(e: &Entry, cause: Cause, action: Action, why: &str) -> De
 
 fn on_delete(incident: &Incident, e: &Entry, cause: Cause, from: Option<&str>) -> Decision {
     let allowed = e.allows(&incident.actor.arns());
-    let restore = e.on_delete == OnDelete::Restore && !allowed;
     if e.on_delete == OnDelete::Restore && !e.allow.is_empty() && !names_caller(incident) {
         return decision(
             e,
@@ -310,15 +310,16 @@ fn on_delete(incident: &Incident, e: &Entry, cause: Cause, from: Option<&str>) -
         );
     }
     match (e.digest(), from) {
+        // The guard puts back only an image it has seen under the tag itself: the event's
+        // word for which image that was is not enough (see `crate::registry::seal`).
         (None, Some(d)) => decision(
             e,
             cause,
-            Action::Pin {
-                digest: d.to_string(),
-                manifest: None,
-                restore,
-            },
-            "first sight of the tag: pin the image it was removed from",
+            Action::Alert,
+            &format!(
+                "the tag was deleted before the guard had seen it (the event says it was on {}); the guard puts back only an image it has seen under the tag itself",
+                short_digest(d)
+            ),
         ),
         (None, None) => decision(
             e,
@@ -357,7 +358,6 @@ fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>
             Action::Pin {
                 digest: to.into(),
                 manifest: manifest.cloned(),
-                restore: false,
             },
             "first sight of the tag: pin the pushed image",
         );

@@ -68,6 +68,12 @@ pub enum Outcome {
     },
     /// Someone changed the registry item meanwhile; nothing was written.
     Conflict,
+    /// The guard cannot vouch for the pin (no seal of its own, or one that does not verify),
+    /// so it pushed nothing.
+    Untrusted {
+        /// Why.
+        why: String,
+    },
 }
 
 impl Outcome {
@@ -85,6 +91,7 @@ impl Outcome {
             Outcome::Refused { .. } => "refused",
             Outcome::Failed { .. } => "failed",
             Outcome::Conflict => "conflict",
+            Outcome::Untrusted { .. } => "untrusted_pin",
         }
     }
 
@@ -93,7 +100,11 @@ impl Outcome {
     pub fn is_problem(&self) -> bool {
         matches!(
             self,
-            Outcome::Alerted | Outcome::Failed { .. } | Outcome::Refused { .. } | Outcome::Conflict
+            Outcome::Alerted
+                | Outcome::Failed { .. }
+                | Outcome::Refused { .. }
+                | Outcome::Conflict
+                | Outcome::Untrusted { .. }
         )
     }
 }

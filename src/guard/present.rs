@@ -198,7 +198,6 @@ pub fn confirm(d: Decision, present: &Present, resumed: bool) -> Decision {
             Err("the tag has been deleted since: that delete decides".into())
         }
         (Action::Pin { digest, .. }, TagNow::At(x)) if x == digest && is_push(&d.cause) => Ok(()),
-        (Action::Pin { .. }, TagNow::Absent) if !is_push(&d.cause) => Ok(()),
         (Action::Pin { .. }, TagNow::At(x)) => Err(format!(
             "the tag is on {} now: the event that put it there decides",
             short_digest(x)

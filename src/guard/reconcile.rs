@@ -118,7 +118,6 @@ pub fn pin_first_seen(entry: &Entry, digest: &str) -> Decision {
         Action::Pin {
             digest: digest.to_string(),
             manifest: None,
-            restore: false,
         },
         "reconcile: first sight of the tag",
     )
@@ -313,7 +312,6 @@ mod tests {
             Action::Pin {
                 digest: D2.into(),
                 manifest: None,
-                restore: false
             }
         );
     }

@@ -254,30 +254,19 @@ fn a_push_to_the_pin_does_nothing_and_a_first_push_pins() {
         one(&i, entry("prod", None, json!({}))),
         Action::Pin {
             digest: d("a"),
-            manifest: None,
-            restore: false
+            manifest: None
         }
     );
 }
 
 #[test]
-fn an_unpinned_tag_is_pinned_when_first_seen_deleted() {
+fn an_unpinned_tag_deleted_before_the_guard_saw_it_is_paged_not_pinned_from_the_event() {
+    // The event's word for which image the tag was on is not the guard's own sight of it.
     let i = incident(user("bob"), vec![removed("qa", Some("a"))]);
-    assert_eq!(
-        one(&i, entry("qa", None, json!({}))),
-        Action::Pin {
-            digest: d("a"),
-            manifest: None,
-            restore: true
-        }
-    );
+    assert_eq!(one(&i, entry("qa", None, json!({}))), Action::Alert);
     assert_eq!(
         one(&i, entry("qa", None, json!({"on_delete": "alert"}))),
-        Action::Pin {
-            digest: d("a"),
-            manifest: None,
-            restore: false
-        }
+        Action::Alert
     );
     let i = incident(user("bob"), vec![removed("qa", None)]);
     assert_eq!(one(&i, entry("qa", None, json!({}))), Action::Alert);
@@ -419,8 +408,7 @@ fn what_is_paged() {
             &decision(
                 Action::Pin {
                     digest: d("a"),
-                    manifest: None,
-                    restore: false
+                    manifest: None
                 },
                 Cause::Pushed { digest: d("a") },
                 e.clone()
@@ -462,6 +450,7 @@ fn pin(name: &str) -> Pin {
         children: vec![],
         pinned_by: None,
         pinned_at: None,
+        mac: None,
     }
 }
 
@@ -516,6 +505,7 @@ fn an_index_puts_its_stored_children_first() {
         children: vec![child(&c2), child(&c1)],
         pinned_by: None,
         pinned_at: None,
+        mac: None,
     };
     let steps = plan_restore("prod", &p, None).unwrap();
     let order: Vec<(String, Option<String>)> = steps
@@ -800,7 +790,6 @@ mod present_state {
                 Action::Pin {
                     digest: d(to),
                     manifest: None,
-                    restore: false,
                 },
                 Cause::Pushed { digest: d(to) },
                 entry("prod", None, json!({})),
@@ -1095,7 +1084,6 @@ fn names_are_the_serialised_kinds() {
         Action::Pin {
             digest: d("a"),
             manifest: None,
-            restore: false,
         },
         Action::Release,
         Action::RestoreKeep,

@@ -20,7 +20,9 @@ use crate::error::CallError;
 use crate::events::{Change, Incident};
 use crate::guard::{Failure, PutStep};
 use crate::page::Page;
-use crate::ports::{Claim, HistoryRecord, Images, Ledger, Pager, Put, PutError, Registry, Trail};
+use crate::ports::{
+    Claim, HistoryRecord, Images, Ledger, Pager, PinKey, Put, PutError, Registry, Trail,
+};
 use crate::registry::image::ImageInfo;
 use crate::registry::image::Storage;
 use crate::registry::{
@@ -123,7 +125,14 @@ pub struct State {
     pub guard_role_arn: Option<String>,
     /// How long each call takes, to model AWS's round trips in benchmarks.
     pub latency: Option<std::time::Duration>,
+    /// The secret of the world's pin key; `None`: [`EMBEDDED_PIN_KEY`]. Tests set another to
+    /// stand for a pin sealed by another deployment.
+    pub pin_key: Option<Vec<u8>>,
 }
+
+/// The embedded world's own pin key. It is no secret (it is in every copy of the binary):
+/// it seals pins only in the embedded world, which guards nothing real.
+pub const EMBEDDED_PIN_KEY: &[u8; 32] = b"ecr-tag-guard embedded pin key!!";
 
 /// A handle on the shared embedded world; clones share it.
 #[derive(Clone, Debug, Default)]
@@ -222,6 +231,61 @@ impl Memory {
                 Change::RepositoryDeleted => {}
             }
         }
+    }
+}
+
+/// HMAC-SHA-256 of `message` under `key` (`None`: [`EMBEDDED_PIN_KEY`]).
+fn hmac_sha256(key: Option<&[u8]>, message: &[u8]) -> Vec<u8> {
+    use hmac::Mac as _;
+    let key = key.unwrap_or(EMBEDDED_PIN_KEY);
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return Vec::new();
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// `item` with its pin sealed by [`EMBEDDED_PIN_KEY`], as if the guard had pinned it: for
+/// tests, benchmarks and hand-made scenarios of the embedded world (whose key is no secret).
+/// An item that is not a valid pinned item comes back as it was.
+pub fn seal_item(item: &Value) -> Value {
+    let Ok(entry) = registry::parse_item(item) else {
+        return item.clone();
+    };
+    let (Some(pin), Value::Object(mut out)) = (entry.pin, item.clone()) else {
+        return item.clone();
+    };
+    let mac = hmac_sha256(
+        None,
+        &registry::seal::message(&entry.repo, &entry.tag, &pin),
+    );
+    out.insert(
+        field::PIN_MAC.into(),
+        Value::String(registry::seal::to_hex(&mac)),
+    );
+    Value::Object(out)
+}
+
+impl Memory {
+    /// HMAC-SHA-256 of `message` under the world's pin key.
+    fn mac(&self, message: &[u8]) -> Vec<u8> {
+        let key = self.state().pin_key.clone();
+        hmac_sha256(key.as_deref(), message)
+    }
+}
+
+impl PinKey for Memory {
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        drop(self.call("kms:GenerateMac").await?);
+        Ok(self.mac(message))
+    }
+
+    async fn verify(&self, message: &[u8], mac: &[u8]) -> Result<bool, CallError> {
+        drop(self.call("kms:VerifyMac").await?);
+        // Constant-time, as KMS compares.
+        let want = self.mac(message);
+        Ok(want.len() == mac.len() && want.iter().zip(mac).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0)
     }
 }
 

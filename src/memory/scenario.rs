@@ -15,7 +15,9 @@
 //! ```
 //!
 //! An image's digest is the sha256 of its `manifest` text (an object is written out compactly
-//! first). `layers_gone` lists digests whose layers ECR has cleaned up, so restoring them fails
+//! first). A registry item whose tag sits on its pinned digest in the scenario's images is
+//! sealed with the embedded world's pin key as the world is built — as registration seals a
+//! pin ECR confirms; any other pin stays as written, and the guard never pushes from it. `layers_gone` lists digests whose layers ECR has cleaned up, so restoring them fails
 //! as it would on AWS. An image's `storage` (`archived`, `activating`) stands for ECR's archive
 //! storage class.
 
@@ -195,6 +197,7 @@ impl Scenario {
                 return Err(err(format!("registry[{i}]: {pk}:{tag} is listed twice")));
             }
         }
+        seal_confirmed(&mut state);
         state.history = self.history;
         state.guard_role_arn = self.guard_role_arn;
         Ok(state)
@@ -232,6 +235,31 @@ impl Scenario {
             repositories,
             registry: state.items.values().cloned().collect(),
             history: state.history.clone(),
+        }
+    }
+}
+
+/// Seals every item pin whose tag sits on the pinned digest in `state`'s images (with the
+/// embedded key): the world starts as if the guard had registered its items.
+fn seal_confirmed(state: &mut State) {
+    let key = state.pin_key.clone();
+    let mut seals = Vec::new();
+    for (k, item) in &state.items {
+        let Ok(entry) = registry::parse_item(item) else {
+            continue;
+        };
+        let (Some(pin), Some(repo)) = (&entry.pin, state.repos.get(&entry.repo)) else {
+            continue;
+        };
+        if repo.digest_of(&entry.tag) == Some(pin.digest.as_str()) {
+            let message = registry::seal::message(&entry.repo, &entry.tag, pin);
+            let mac = super::hmac_sha256(key.as_deref(), &message);
+            seals.push((k.clone(), registry::seal::to_hex(&mac)));
+        }
+    }
+    for (k, mac) in seals {
+        if let Some(Value::Object(item)) = state.items.get_mut(&k) {
+            item.insert(field::PIN_MAC.into(), Value::String(mac));
         }
     }
 }

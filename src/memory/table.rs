@@ -6,6 +6,13 @@ use serde_json::Value;
 use super::*;
 
 impl Registry for Memory {
+    async fn item(&self, partition: &str, tag: &str) -> Result<Option<Value>, CallError> {
+        let s = self.call("dynamodb:GetItem").await?;
+        Ok(s.items
+            .get(&(partition.to_string(), tag.to_string()))
+            .cloned())
+    }
+
     async fn write_pin_fields(
         &self,
         repo: &RepoKey,

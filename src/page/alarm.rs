@@ -139,6 +139,17 @@ fn problem(d: &Decision, outcome: &Outcome) -> Option<Words> {
             ),
             with_new_digest: true,
         },
+        Outcome::Untrusted { why } => Words {
+            action: "untrusted_pin",
+            severity: sev.max(Severity::High),
+            headline: "NOT restored (untrusted pin)",
+            did: format!("changed nothing in ECR: {why}. The guard pushes only an image it has seen under the tag itself."),
+            todo: Some(
+                "check which image the tag should be on. If the item was written or edited by hand, the tag is not where it says: push the right image to the tag (the guard seals what it sees there), or run `ecr-tag-guard protect REPO:TAG --force` once the tag is right. If nobody edited the item, treat it as tampering: see who wrote the registry table (CloudTrail, DynamoDB data events)."
+                    .into(),
+            ),
+            with_new_digest: true,
+        },
         Outcome::Failed { failure, detail } => Words {
             action: "failed",
             severity: sev.max(Severity::High),
@@ -164,7 +175,9 @@ fn keep_alive(
 ) -> Option<Alarm> {
     let did = match outcome {
         Outcome::Restored => format!("put the keep-alive tag back on the pinned digest of {} (it keeps the image alive when the protected tag is deleted).", d.entry.tag),
-        Outcome::Refused { why } => format!("did not put the keep-alive tag back: {why}."),
+        Outcome::Refused { why } | Outcome::Untrusted { why } => {
+            format!("did not put the keep-alive tag back: {why}.")
+        }
         Outcome::Failed { detail, .. } => format!("could not put the keep-alive tag back; ECR said: {}.", crate::text::clean(detail, 300)),
         _ => return None,
     };

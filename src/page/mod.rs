@@ -126,8 +126,10 @@ fn tag_facts(incident: &Incident, d: &Decision, alarm: &Alarm) -> (String, serde
     line("When:", &when);
     line("Pinned digest:", &dash(&alarm.old_digest));
     line("New digest:", &dash(&alarm.new_digest));
-    line("Guard did:", &alarm.did);
-    if let Some(todo) = &alarm.todo {
+    let did = clean(&alarm.did, 1000);
+    let todo = alarm.todo.as_deref().map(|t| clean(t, 1000));
+    line("Guard did:", &did);
+    if let Some(todo) = &todo {
         line("To do:", todo);
     }
     line("Severity:", alarm.severity.as_str());
@@ -147,8 +149,8 @@ fn tag_facts(incident: &Incident, d: &Decision, alarm: &Alarm) -> (String, serde
         "when": when,
         "old_digest": alarm.old_digest.as_deref().map(|s| clean(s, 80)),
         "new_digest": alarm.new_digest.as_deref().map(|s| clean(s, 80)),
-        "guard_did": alarm.did,
-        "todo": alarm.todo,
+        "guard_did": did,
+        "todo": todo,
         "event_id": clean(&incident.event_id, 100),
         "source": clean(&incident.source, 100),
         "owner": d.entry.owner.as_deref().map(|s| clean(s, 200)),

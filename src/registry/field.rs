@@ -28,6 +28,11 @@ pub const NOTES: &str = "notes";
 pub const PINNED_BY: &str = "pinned_by";
 /// When pinned.
 pub const PINNED_AT: &str = "pinned_at";
+/// The guard's seal on the pin: the hex HMAC-SHA-256, made with the deployment's KMS key,
+/// of the repository, tag, digest and manifest hash (see [`crate::registry::seal`]).
+pub const PIN_MAC: &str = "pin_mac";
+/// Whether the guard keeps its keep-alive tag on the pinned image (default true).
+pub const KEEP_ALIVE: &str = "keep_alive";
 /// On a tag item a rule made: the rule's name.
 pub const RULE: &str = "rule";
 /// Written by the guard when a registered tag was not in ECR: when it looked (RFC 3339).

@@ -15,6 +15,7 @@ pub const PIN_FIELDS: &[&str] = &[
     field::CHILDREN,
     field::PINNED_BY,
     field::PINNED_AT,
+    field::PIN_MAC,
     field::NOT_FOUND_AT,
     field::RELEASED_AT,
 ];
@@ -34,6 +35,8 @@ pub(super) const KNOWN: &[&str] = &[
     field::NOTES,
     field::PINNED_BY,
     field::PINNED_AT,
+    field::PIN_MAC,
+    field::KEEP_ALIVE,
     field::RULE,
     field::NOT_FOUND_AT,
     field::RELEASED_AT,
@@ -97,6 +100,11 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
     let released_at = s(field::RELEASED_AT, &mut problems);
     let pinned_by = s(field::PINNED_BY, &mut problems);
     let pinned_at = s(field::PINNED_AT, &mut problems);
+    // A seal that is not even text is no seal: the pin is simply not vouched for.
+    let mac = obj
+        .get(field::PIN_MAC)
+        .and_then(Value::as_str)
+        .map(String::from);
     let (Some(repo), Some(tag), true) = (repo, tag, problems.is_empty()) else {
         problems.dedup();
         return Err(InvalidEntry { key, problems });
@@ -111,6 +119,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         children,
         pinned_by,
         pinned_at,
+        mac,
     });
     Ok(Entry {
         repo,
@@ -183,6 +192,9 @@ pub fn pin_fields(pin: &Pin) -> Map<String, Value> {
     }
     if let Some(at) = &pin.pinned_at {
         m.insert(field::PINNED_AT.into(), json!(at));
+    }
+    if let Some(mac) = &pin.mac {
+        m.insert(field::PIN_MAC.into(), json!(mac));
     }
     m
 }

@@ -13,6 +13,7 @@ pub mod field;
 pub mod image;
 mod item;
 pub mod rule;
+pub mod seal;
 mod settings;
 
 pub use item::{parse_item, pin_fields, release_fields, PIN_FIELDS};
@@ -58,7 +59,9 @@ impl RepoKey {
         Ok(key)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks each part against AWS's grammar: a 12-digit account, a region name
+    /// (`eu-west-1`), a valid repository name.
+    pub fn check(&self) -> Result<(), String> {
         if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!(
                 "account `{}` is not 12 digits",
@@ -143,6 +146,9 @@ pub struct Pin {
     pub pinned_by: Option<String>,
     /// When, RFC 3339.
     pub pinned_at: Option<String>,
+    /// The guard's seal ([`seal`]): present on a pin the guard saw itself under the tag;
+    /// checked with the deployment's key before anything is pushed from the pin.
+    pub mac: Option<String>,
 }
 
 /// What to do when a protected tag is deleted.

@@ -5,12 +5,12 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::guard::{self, plan_restore, Action, Decision, Outcome, PutStep};
-use crate::ports::{Images, Ledger, Pager, Put, PutError, Registry};
+use crate::ports::{Images, Ledger, Pager, PinKey, Put, PutError, Registry};
 use crate::registry::{Entry, Manifest, Pin, RepoKey};
 
 use super::{Handler, Now};
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Carries out one decision. `Err` only for failures a retry may mend.
     pub(crate) async fn act(
         &self,
@@ -25,7 +25,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             Action::Alert => Ok(Outcome::Alerted),
             // For a keep-alive tag, `d.tag` is that tag and the entry is the pin it keeps.
             Action::Restore | Action::Revert | Action::RestoreKeep => match &e.pin {
-                Some(pin) => self.restore(repo, &e.tag, &d.tag, pin, now).await,
+                // The guard pushes only a pin it vouches for: one it saw under the tag itself.
+                Some(pin) => match self.distrust(repo, &e.tag, pin).await? {
+                    Some(why) => Ok(Outcome::Untrusted { why }),
+                    None => self.restore(repo, &e.tag, &d.tag, pin, now).await,
+                },
                 None => Ok(Outcome::Refused {
                     why: "the tag is not pinned".into(),
                 }),
@@ -37,13 +41,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
             Action::StoreManifest => self.store_manifest(repo, d, now).await,
             Action::Unarchive => self.unarchive(e).await,
-            Action::Pin {
-                digest,
-                manifest,
-                restore,
-            } => {
-                self.pin(repo, d, digest, manifest.as_ref(), *restore, now)
-                    .await
+            Action::Pin { digest, manifest } => {
+                self.pin(repo, d, digest, manifest.as_ref(), now).await
             }
         }
     }
@@ -82,9 +81,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         manifest: Option<&Manifest>,
         now: &Now,
     ) -> Result<Outcome, Error> {
+        // Confirmed against ECR now: the tag sits on `to`.
         let pin = self
             .capture(repo, to, manifest, now, "followed the move")
             .await?;
+        let pin = self.seal(repo, &d.tag, pin).await?;
         let old = d.entry.digest();
         if !self.registry.set_pin(repo, &d.tag, old, Some(&pin)).await? {
             return Ok(Outcome::Conflict);
@@ -121,6 +122,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 why: "ECR no longer has the pinned image: there is no manifest to keep".into(),
             });
         }
+        // Reconcile stores a manifest only for a tag it found on its pin just now.
+        let pin = self.seal(repo, &d.tag, pin).await?;
         if !self
             .registry
             .set_pin(repo, &d.tag, Some(digest), Some(&pin))
@@ -147,19 +150,20 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         }
     }
 
-    /// First sight of a tag: pin `digest`, then put the tag back when `restore` says so.
+    /// First sight of a tag pushed: pin `digest` (where ECR holds the tag now).
     async fn pin(
         &self,
         repo: &RepoKey,
         d: &Decision,
         digest: &str,
         manifest: Option<&Manifest>,
-        restore: bool,
         now: &Now,
     ) -> Result<Outcome, Error> {
+        // Confirmed against ECR now: the tag sits on `digest`.
         let pin = self
             .capture(repo, digest, manifest, now, "first sight")
             .await?;
+        let pin = self.seal(repo, &d.tag, pin).await?;
         if !self
             .registry
             .set_pin(repo, &d.tag, None, Some(&pin))
@@ -167,13 +171,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         {
             return Ok(Outcome::Conflict);
         }
-        if restore {
-            // The restore's keep-alive tag is put beside the page.
-            self.restore(repo, &d.tag, &d.tag, &pin, now).await
-        } else {
-            self.add_keep_alive(repo, &pin).await;
-            Ok(Outcome::Pinned)
-        }
+        self.add_keep_alive(repo, &pin).await;
+        Ok(Outcome::Pinned)
     }
 
     /// Builds a pin for `digest`: the event's manifest when its sha256 is the digest, else
@@ -208,6 +207,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             children,
             pinned_by: Some(format!("ecr-tag-guard ({why})")),
             pinned_at: Some(now.rfc3339.clone()),
+            mac: None,
         })
     }
 
@@ -246,16 +246,21 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         };
         if let Some(m) = fetched.filter(Manifest::verify) {
             // Keep the manifest ECR still had, so the next restore does not depend on it.
+            // The pin was vouched for before the push: sealed again with its manifest.
             let pin = Pin {
                 manifest: Some(m),
                 pinned_at: Some(now.rfc3339.clone()),
                 ..pin.clone()
             };
-            if let Err(e) = self
-                .registry
-                .set_pin(repo, item_tag, Some(&pin.digest), Some(&pin))
-                .await
-            {
+            let stored = match self.seal(repo, item_tag, pin).await {
+                Ok(pin) => self
+                    .registry
+                    .set_pin(repo, item_tag, Some(&pin.digest), Some(&pin))
+                    .await
+                    .map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stored {
                 warn!(tag = item_tag, error = %e, "could not store the fetched manifest");
             }
         }

@@ -13,7 +13,7 @@ use crate::events::Incident;
 use crate::guard::reconcile::{explaining, with_caller, Witness};
 use crate::guard::status::Standing;
 use crate::guard::{self};
-use crate::ports::{Images, Ledger, Pager, Registry, Trail};
+use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{Entry, RepoKey};
 
 /// How far back reconcile asks CloudTrail who changed a tag (a pin's own `pinned_at` bounds
@@ -41,7 +41,7 @@ impl<T: Trail> Callers<'_, T> {
     }
 }
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// A repair that may undo an allowed caller's change, decided once the caller is known
     /// (or cannot be): `None` while it waits. It waits out the grace period from when
     /// reconcile first saw the drift (the change's own event should decide meanwhile), then

@@ -16,7 +16,7 @@ use crate::events::{self, Change, Incident, Parsed};
 use crate::guard::present::{self, Present};
 use crate::guard::{self, Action, Decision, Outcome};
 use crate::page::{self, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
 use crate::registry::{split_valid, Entry, InvalidEntry, TagRule};
 
 use super::history::{log_decision, record};
@@ -51,7 +51,7 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Handles one event. An `Err` that [`Error::is_retryable`] should fail the invocation.
     pub async fn handle(&self, event: &Value, now: &Now) -> Result<Report, Error> {
         let incident = match self.read_event(event)? {

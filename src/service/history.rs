@@ -15,7 +15,7 @@ pub(crate) fn log_decision(i: &Incident, d: &Decision, outcome: Option<&Outcome>
         tag = %crate::text::clean(&d.tag, 128),
         action = d.action.name(),
         outcome = outcome.map_or("planned", Outcome::name),
-        why = %d.why,
+        why = %crate::text::clean(&d.why, 1000),
         "decision"
     );
 }
@@ -30,9 +30,9 @@ pub(crate) fn record(i: &Incident, d: &Decision, o: &Outcome, now: &Now) -> Hist
         },
     };
     let detail = match o {
-        Outcome::Refused { why } => why.clone(),
+        Outcome::Refused { why } | Outcome::Untrusted { why } => crate::text::clean(why, 1000),
         Outcome::Failed { detail, .. } => crate::text::clean(detail, 500),
-        _ => d.why.clone(),
+        _ => crate::text::clean(&d.why, 1000),
     };
     HistoryRecord {
         repo: i.repo.clone(),

@@ -24,6 +24,9 @@ pub mod registration;
 pub mod rules;
 #[cfg(test)]
 mod tests;
+pub mod trust;
+#[cfg(test)]
+mod trust_tests;
 
 use serde::Serialize;
 
@@ -76,7 +79,7 @@ impl Now {
 pub const LEASE_MARGIN_SECS: i64 = 60;
 
 /// The adapters and settings the use cases work with.
-pub struct Handler<R, I, P, L> {
+pub struct Handler<R, I, P, L, K> {
     /// The registry of protected tags.
     pub registry: R,
     /// ECR.
@@ -85,6 +88,8 @@ pub struct Handler<R, I, P, L> {
     pub pager: P,
     /// The once-only ledger.
     pub ledger: L,
+    /// The key that seals pins (KMS).
+    pub pin_key: K,
     /// What is guarded and who the guard is.
     pub settings: Settings,
     /// Decide only: make no write call and no page.

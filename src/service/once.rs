@@ -9,9 +9,9 @@ use super::event::Report;
 use super::{Handler, Now};
 use crate::error::{CallError, Error};
 use crate::page::{self, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Pages, once per event, that an event could not be understood (`problem`): no retry
     /// can mend it, so the invocation need not fail, but a person must hear of it. `Err`
     /// (worth a retry) when the page could not be sent; the claim is then released.

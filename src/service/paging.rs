@@ -17,7 +17,7 @@ use super::reconcile::ReconcileReport;
 use super::{Handler, Now};
 use crate::error::{CallError, Error};
 use crate::page::{self, Folded, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, Registry};
+use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
 
 /// The pages of one run: how many repositories paged on their own, and what the others
 /// left for the summary.
@@ -56,7 +56,7 @@ impl RunPages {
     }
 }
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Claims the once-only key of a problem: `true` the first time it is seen (or when an
     /// earlier attempt to page it stopped), `false` when it was paged already.
     pub(super) async fn claim_problem(&self, key: &str, now: &Now) -> Result<bool, Error> {

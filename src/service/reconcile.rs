@@ -24,7 +24,7 @@ use crate::guard::reconcile::{needs_caller, pin_first_seen, repair};
 use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::page::{self, Page};
-use crate::ports::{Images, Ledger, Pager, Registry, Trail};
+use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
 
 /// What one reconcile run found and did.
@@ -57,6 +57,9 @@ pub struct ReconcileReport {
     pub failures: Vec<String>,
     /// Repositories not started before the deadline: the next run takes them first.
     pub left: usize,
+    /// Pins the guard could not vouch for that ECR confirms (the tag is on the pinned digest
+    /// now): sealed by this run (`REPO:TAG`; in a dry run, would be).
+    pub sealed: Vec<String>,
 }
 
 impl ReconcileReport {
@@ -72,6 +75,7 @@ impl ReconcileReport {
         self.waiting.extend(part.waiting);
         self.out_of_scope.extend(part.out_of_scope);
         self.failures.extend(part.failures);
+        self.sealed.extend(part.sealed);
     }
 
     /// Puts what repositories reconciled side by side in a stable order: repairs by repository
@@ -88,13 +92,14 @@ impl ReconcileReport {
             &mut self.waiting,
             &mut self.out_of_scope,
             &mut self.failures,
+            &mut self.sealed,
         ] {
             v.sort();
         }
     }
 }
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Reconciles every item; `progress(done, total, repo)` is told as each repository is
     /// finished. With `dry_run`, decides and reports only.
     pub async fn reconcile(
@@ -320,6 +325,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     ) -> Result<Vec<guard::Decision>, Error> {
         let prefix = &self.settings.keep_prefix;
         let standings = read_standings(&self.images, repo, entries, prefix).await?;
+        let entries = self.seal_confirmed(entries, &standings, report).await?;
         let mut decisions = Vec::new();
         for (e, (s, found)) in entries.iter().zip(standings) {
             report.checked += 1;
@@ -339,6 +345,58 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             }
         }
         Ok(decisions)
+    }
+
+    /// `entries` with every pin the guard cannot vouch for but ECR confirms — the tag sits on
+    /// the pinned digest now — sealed (the migration of pins written before pins were sealed,
+    /// or by hand). Seals are checked side by side; a pin ECR does not confirm stays as it is
+    /// and is never pushed from.
+    async fn seal_confirmed(
+        &self,
+        entries: &[Entry],
+        standings: &[(Standing, Option<String>)],
+        report: &mut ReconcileReport,
+    ) -> Result<Vec<Entry>, Error> {
+        let confirmed = |e: &Entry, found: &Option<String>| {
+            e.digest().is_some() && e.digest() == found.as_deref()
+        };
+        let checks = entries
+            .iter()
+            .zip(standings)
+            .map(|(e, (_, found))| async move {
+                match &e.pin {
+                    Some(pin) if confirmed(e, found) => self.distrust(&e.repo, &e.tag, pin).await,
+                    _ => Ok(None),
+                }
+            });
+        let mut out = entries.to_vec();
+        for (e, distrusted) in out.iter_mut().zip(futures::future::join_all(checks).await) {
+            let (Some(_), Some(pin)) = (distrusted?, e.pin.clone()) else {
+                continue;
+            };
+            let name = format!("{}:{}", e.repo, e.tag);
+            if self.dry_run {
+                report.sealed.push(name);
+                continue;
+            }
+            // A stored manifest that is not the image is dropped: reconcile stores ECR's.
+            let pin = crate::registry::Pin {
+                manifest: pin.manifest.filter(crate::registry::Manifest::verify),
+                ..pin
+            };
+            let sealed = self.seal(&e.repo, &e.tag, pin).await?;
+            if sealed.mac.is_some()
+                && self
+                    .registry
+                    .set_pin(&e.repo, &e.tag, Some(&sealed.digest), Some(&sealed))
+                    .await?
+            {
+                info!(repository = %e.repo, tag = %e.tag, "reconcile: pin sealed (ECR confirms it)");
+                report.sealed.push(name);
+                e.pin = Some(sealed);
+            }
+        }
+        Ok(out)
     }
 
     /// Carries out the repairs of one repository and pages them as one: the fixes, and the

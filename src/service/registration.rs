@@ -1,14 +1,19 @@
 //! Registration: a registry item written by hand is pinned within seconds, from the table's
 //! DynamoDB Stream (new images), instead of at the next event or reconcile.
 //!
-//! For each inserted or changed tag item that is not pinned, or whose pin lacks its manifest,
-//! the guard reads the tag from ECR, writes the pin ("pinned on registration"), adds the
-//! keep-alive tag and records it in the tag's history. A tag ECR does not have is marked on
-//! the item (`not_found_at`, shown by `status` and `list`) and paged once, at low severity.
-//! A rule item is materialised in the repository it names. No loop: the guard's own writes
-//! come back as records it has nothing to do for — an item pinned with its manifest, an item
-//! marked not found, a history or ledger record. Each record is handled on its own; the ones
-//! that failed with an error worth retrying are returned for Lambda's partial-batch response.
+//! A record is only a hint: the item it names is read back from the table (consistent read)
+//! and that is what the guard acts on, so a forged invocation can make it do no more than a
+//! real record of the same item would. For each inserted or changed tag item that is not
+//! pinned, the guard reads the tag from ECR, writes the pin sealed ("pinned on
+//! registration"), adds the keep-alive tag and records it in the tag's history. A pin the
+//! guard cannot vouch for (written or edited by hand) is checked against ECR: sealed when the
+//! tag is on that digest now, else left unsealed — never pushed from — and paged once. A tag
+//! ECR does not have is marked on the item (`not_found_at`, shown by `status` and `list`)
+//! and paged once, at low severity. A rule item is materialised in the repository it names.
+//! No loop: the guard's own writes come back as records it has nothing to do for — an item
+//! pinned and sealed with its manifest, an item marked not found, a history or ledger
+//! record. Each record is handled on its own; the ones that failed with an error worth
+//! retrying are returned for Lambda's partial-batch response.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,12 +25,11 @@ use crate::events::Incident;
 use crate::guard::{self, Action, Cause};
 use crate::page;
 use crate::page::Alarm;
-use crate::ports::{HistoryAction, HistoryOutcome, HistoryRecord, Images, Ledger, Pager, Registry};
+use crate::ports::{
+    HistoryAction, HistoryOutcome, HistoryRecord, Images, Ledger, Pager, PinKey, Registry,
+};
 use crate::registry::{self, field, Entry, RepoKey, Severity};
 use crate::service::{Handler, Now};
-
-/// How the guard signs the pins it writes (`pinned_by`).
-const GUARD_WRITER: &str = "ecr-tag-guard (";
 
 /// What happened to one record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -48,7 +52,7 @@ pub struct StreamReport {
     pub failures: Vec<String>,
 }
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Handles a batch of stream records, each on its own.
     pub async fn register(
         &self,
@@ -97,16 +101,22 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
     }
 
     async fn register_one(&self, rec: &StreamRecord, now: &Now) -> Result<String, Error> {
-        let Some(item) = rec.item.as_ref().filter(|_| rec.event_name != "REMOVE") else {
+        let Some(hint) = rec.item.as_ref().filter(|_| rec.event_name != "REMOVE") else {
             return Ok("skipped: a removal".into());
         };
-        let partition = item
-            .get(field::REPOSITORY)
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let key = |f: &str| hint.get(f).and_then(Value::as_str).unwrap_or("");
+        let (partition, tag) = (key(field::REPOSITORY), key(field::TAG));
         if partition.starts_with("history#") || partition.starts_with("ledger#") {
             return Ok("skipped: the guard's own record".into());
         }
+        if partition.is_empty() || tag.is_empty() {
+            return Ok("skipped: the record names no item (repository and tag)".into());
+        }
+        // The record is a hint: what the table holds now decides.
+        let Some(item) = self.registry.item(partition, tag).await? else {
+            return Ok("skipped: the item is no longer in the table".into());
+        };
+        let item = &item;
         if registry::is_rule_item(item) {
             return self.register_rule(rec, item, now).await;
         }
@@ -121,16 +131,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             return Ok(format!("skipped: outside the guard's scope ({why})"));
         }
         match &entry.pin {
-            Some(p) if p.manifest.is_some() => Ok("skipped: already pinned".into()),
-            // The guard's own write (a follow or a rule's pin whose image ECR had lost):
-            // reconcile mends it, not the stream.
-            Some(p)
-                if p.pinned_by
-                    .as_deref()
-                    .is_some_and(|b| b.starts_with(GUARD_WRITER)) =>
-            {
-                Ok("skipped: pinned by the guard (reconcile stores its manifest)".into())
-            }
+            Some(p) => match self.distrust(&entry.repo, &entry.tag, p).await? {
+                None if p.manifest.is_some() => Ok("skipped: already pinned and sealed".into()),
+                None => self.store_manifest_of(&entry, &p.digest, rec, now).await,
+                Some(why) => self.vouch_registered(&entry, p, &why, rec, now).await,
+            },
             None if entry.not_found_at.is_some() => {
                 Ok("skipped: marked not found (pinned when the tag is pushed)".into())
             }
@@ -138,13 +143,74 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 "skipped: released after an allowed delete (pinned again when the tag is pushed)"
                     .into(),
             ),
-            Some(p) => self.store_manifest_of(&entry, &p.digest, rec, now).await,
             None => self.pin_registered(&entry, rec, now).await,
         }
     }
 
-    /// A hand-written pin without its manifest: the manifest is read from ECR and stored
-    /// (paged once when ECR no longer has the image).
+    /// A pin the guard cannot vouch for (`why`): sealed (its manifest stored when missing)
+    /// when ECR has the tag on that digest now; else left as it is — the guard never pushes
+    /// from it — and paged once.
+    async fn vouch_registered(
+        &self,
+        entry: &Entry,
+        pin: &registry::Pin,
+        why: &str,
+        rec: &StreamRecord,
+        now: &Now,
+    ) -> Result<String, Error> {
+        let seen = self
+            .images
+            .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
+            .await?;
+        let now_at = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
+        match now_at {
+            Some(m) if m.digest == pin.digest => {
+                let kept = pin.manifest.clone().filter(registry::Manifest::verify);
+                let captured = self
+                    .capture(
+                        &entry.repo,
+                        &pin.digest,
+                        kept.as_ref().or(Some(&m)),
+                        now,
+                        "sealed on registration",
+                    )
+                    .await?;
+                // The writer's own `pinned_by` / `pinned_at` stay: the guard adds its seal.
+                let sealed = registry::Pin {
+                    pinned_by: pin.pinned_by.clone().or(captured.pinned_by.clone()),
+                    pinned_at: pin.pinned_at.clone().or(captured.pinned_at.clone()),
+                    ..captured
+                };
+                let sealed = self.seal(&entry.repo, &entry.tag, sealed).await?;
+                if sealed.mac.is_none() {
+                    return Ok(format!("not sealed: the pin key cannot be used ({why})"));
+                }
+                if !self
+                    .registry
+                    .set_pin(&entry.repo, &entry.tag, Some(&pin.digest), Some(&sealed))
+                    .await?
+                {
+                    return Ok("skipped: the item changed meanwhile".into());
+                }
+                self.add_keep_alive(&entry.repo, &sealed).await;
+                self.history(entry, rec, HistoryAction::Pin, &sealed.digest, now)
+                    .await;
+                Ok("sealed: ECR has the tag on the pinned digest".into())
+            }
+            other => {
+                let at = other.map_or("not in ECR".to_string(), |m| format!("on {}", m.digest));
+                let problem = format!(
+                    "{why}; the tag is {at} now, so the guard will not push the pinned digest"
+                );
+                self.page_once(entry, &untrusted_alarm(entry, &problem), now)
+                    .await?;
+                Ok(format!("untrusted pin: {problem}"))
+            }
+        }
+    }
+
+    /// A pin the guard vouches for, without its manifest: the manifest is read from ECR and
+    /// stored (paged once when ECR no longer has the image).
     async fn store_manifest_of(
         &self,
         entry: &Entry,
@@ -156,9 +222,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let pin = self.capture(&entry.repo, digest, None, now, why).await?;
         if pin.manifest.is_none() {
             let problem = "the pinned image is not in ECR: there is no manifest to keep";
-            self.page_once(entry, problem, now).await?;
+            self.page_once(entry, &not_found_alarm(entry, problem), now)
+                .await?;
             return Ok("pinned image not found".into());
         }
+        let pin = self.seal(&entry.repo, &entry.tag, pin).await?;
         if !self
             .registry
             .set_pin(&entry.repo, &entry.tag, Some(digest), Some(&pin))
@@ -192,7 +260,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
                 .await?
             {
                 let problem = "ECR has no such tag (or no such repository)";
-                self.page_once(entry, problem, now).await?;
+                self.page_once(entry, &not_found_alarm(entry, problem), now)
+                    .await?;
             }
             return Ok("not found".into());
         };
@@ -200,6 +269,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         let pin = self
             .capture(&entry.repo, &m.digest, Some(&m), now, why)
             .await?;
+        // Seen under the tag just now.
+        let pin = self.seal(&entry.repo, &entry.tag, pin).await?;
         if !self
             .registry
             .set_pin(&entry.repo, &entry.tag, None, Some(&pin))
@@ -248,9 +319,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         Ok(format!("rule: {} change(s)", changes.len()))
     }
 
-    /// Pages, once per item and problem, that a registration found nothing to pin.
-    async fn page_once(&self, entry: &Entry, problem: &str, now: &Now) -> Result<(), Error> {
-        let key = format!("registration/{}:{}/not-found", entry.repo, entry.tag);
+    /// Pages `alarm`, once per item and kind of alarm, about what a registration found.
+    async fn page_once(&self, entry: &Entry, alarm: &Alarm, now: &Now) -> Result<(), Error> {
+        let kind = match alarm.action {
+            "not_found" => "not-found",
+            other => other,
+        };
+        let key = format!("registration/{}:{}/{kind}", entry.repo, entry.tag);
         if self.dry_run {
             return Ok(());
         }
@@ -265,22 +340,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             entry,
             Cause::Deleted { digest: None },
             Action::Alert,
-            problem,
+            &alarm.happened,
         );
-        let alarm = Alarm {
-            action: "not_found",
-            severity: Severity::Low,
-            headline: "registered, but nothing to pin".into(),
-            happened: format!("the tag was registered, but {problem}"),
-            did: "marked the item; the guard pins the tag when it is pushed.".into(),
-            todo: Some(
-                "check the repository and tag in the item, then push the tag or delete the item."
-                    .into(),
-            ),
-            old_digest: entry.digest().map(String::from),
-            new_digest: None,
-        };
-        let p = page::render(&incident, &d, &alarm);
+        let p = page::render(&incident, &d, alarm);
         self.publish_once(&incident.event_id, &p, now).await?;
         Ok(())
     }
@@ -308,5 +370,38 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
         if let Err(e) = self.registry.add_history(&[record]).await {
             warn!(item = %entry.tag, error = %e, "history not written");
         }
+    }
+}
+
+/// The alarm of a registration that found nothing to pin (`problem`).
+fn not_found_alarm(entry: &Entry, problem: &str) -> Alarm {
+    Alarm {
+        action: "not_found",
+        severity: Severity::Low,
+        headline: "registered, but nothing to pin".into(),
+        happened: format!("the tag was registered, but {problem}"),
+        did: "marked the item; the guard pins the tag when it is pushed.".into(),
+        todo: Some(
+            "check the repository and tag in the item, then push the tag or delete the item."
+                .into(),
+        ),
+        old_digest: entry.digest().map(String::from),
+        new_digest: None,
+    }
+}
+
+/// The alarm of a registration that found a pin the guard cannot vouch for (`problem`).
+fn untrusted_alarm(entry: &Entry, problem: &str) -> Alarm {
+    Alarm {
+        action: "untrusted_pin",
+        severity: entry.severity.max(Severity::High),
+        headline: "registered pin NOT trusted".into(),
+        happened: format!("the item's pin was written to the table, but {problem}"),
+        did: "changed nothing: the guard will not put this tag back on the pinned digest.".into(),
+        todo: Some(
+            "if the pin is right, push that image to the tag (the guard seals what it sees there); if the tag is right, run `ecr-tag-guard protect REPO:TAG --force`. If nobody meant to write this pin, find out who wrote the table.".into(),
+        ),
+        old_digest: entry.digest().map(String::from),
+        new_digest: None,
     }
 }

@@ -10,7 +10,9 @@ use tracing::info;
 
 use crate::error::Error;
 use crate::guard;
-use crate::ports::{HistoryAction, HistoryOutcome, HistoryRecord, Images, Ledger, Pager, Registry};
+use crate::ports::{
+    HistoryAction, HistoryOutcome, HistoryRecord, Images, Ledger, Pager, PinKey, Registry,
+};
 use crate::registry::{Entry, Manifest, RepoKey, TagRule};
 use crate::service::{Handler, Now};
 
@@ -63,7 +65,7 @@ impl RuleChangeKind {
     }
 }
 
-impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Brings the pins of `rules` in `repo` in line with its images now. `entries` are the
     /// repository's items; `hint` a manifest the event carried (used when its digest is
     /// pinned). Orphans (items whose rule is gone) are released too. In a dry run nothing is
@@ -115,6 +117,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger> Handler<R, I, P, L> {
             if !self.dry_run {
                 let why = format!("pinned by rule {rule}");
                 let pin = self.capture(repo, &digest, hint, now, &why).await?;
+                // ECR listed the tag on this digest just now.
+                let pin = self.seal(repo, &tag, pin).await?;
                 if !self.registry.add_rule_pin(repo, &tag, &rule, &pin).await? {
                     continue;
                 }

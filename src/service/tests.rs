@@ -12,17 +12,17 @@ use crate::registry::{Pin, RepoKey};
 use crate::service::{Handler, Now};
 use crate::text::sha256_digest;
 
-const REPO: &str = "123456789012/eu-west-1/web";
+pub(super) const REPO: &str = "123456789012/eu-west-1/web";
 
-fn body(name: &str) -> String {
+pub(super) fn body(name: &str) -> String {
     format!("{{\"mediaType\":\"m\",\"name\":\"{name}\"}}")
 }
 
-fn d(name: &str) -> String {
+pub(super) fn d(name: &str) -> String {
     sha256_digest(body(name).as_bytes())
 }
 
-fn world(items: Vec<Value>) -> Memory {
+pub(super) fn world(items: Vec<Value>) -> Memory {
     let scenario: Scenario = serde_json::from_value(json!({
         "guard_role_arn": "arn:aws:iam::123456789012:role/guard",
         "repositories": [{"repository": REPO, "images": [
@@ -35,16 +35,23 @@ fn world(items: Vec<Value>) -> Memory {
     Memory::new(scenario.into_state("test").unwrap())
 }
 
-fn pinned(tag: &str, name: &str) -> Value {
+/// An item pinning `tag` to image `name`, sealed as if the guard had pinned it.
+pub(super) fn pinned(tag: &str, name: &str) -> Value {
+    crate::memory::seal_item(&hand_pinned(tag, name))
+}
+
+/// An item pinning `tag` to image `name`, written by hand (no seal).
+pub(super) fn hand_pinned(tag: &str, name: &str) -> Value {
     json!({"repository": REPO, "tag": tag, "digest": d(name), "manifest": body(name), "media_type": "m"})
 }
 
-fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory> {
+pub(super) fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory, Memory> {
     Handler {
         registry: w.clone(),
         images: w.clone(),
         pager: w.clone(),
         ledger: w.clone(),
+        pin_key: w.clone(),
         settings: crate::guard::Settings {
             own_role_arn: Some("arn:aws:iam::123456789012:role/guard".into()),
             busy_wait_ms: 600,
@@ -54,7 +61,7 @@ fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory> {
     }
 }
 
-fn now(epoch: i64) -> Now {
+pub(super) fn now(epoch: i64) -> Now {
     Now {
         epoch,
         rfc3339: "2026-01-01T00:00:00Z".into(),
@@ -62,7 +69,7 @@ fn now(epoch: i64) -> Now {
     }
 }
 
-fn delete_event(id: &str, tag: &str, name: &str) -> Value {
+pub(super) fn delete_event(id: &str, tag: &str, name: &str) -> Value {
     json!({
         "eventSource": "ecr.amazonaws.com", "eventName": "BatchDeleteImage", "eventID": id,
         "awsRegion": "eu-west-1", "eventTime": "2026-01-01T00:00:00Z",
@@ -83,7 +90,7 @@ fn three_repositories(tags: &[&str]) -> Memory {
         .collect();
     let items: Vec<Value> = names
         .iter()
-        .map(|n| json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}))
+        .map(|n| crate::memory::seal_item(&json!({"repository": repo(n), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"})))
         .collect();
     let scenario: Scenario =
         serde_json::from_value(json!({"repositories": repos, "registry": items})).unwrap();
@@ -125,13 +132,13 @@ fn tag_actions(p: &crate::page::Page) -> Vec<String> {
     }
 }
 
-fn take_calls(w: &Memory) -> Vec<String> {
+pub(super) fn take_calls(w: &Memory) -> Vec<String> {
     let mut c = std::mem::take(&mut w.state().calls);
     c.sort();
     c
 }
 
-fn tag_on(w: &Memory, tag: &str) -> Option<String> {
+pub(super) fn tag_on(w: &Memory, tag: &str) -> Option<String> {
     let key = RepoKey::parse(REPO).unwrap();
     w.state()
         .repos
@@ -158,9 +165,10 @@ async fn restore_then_duplicate() {
             "ecr:BatchGetImage",
             "ecr:PutImage",
             "ecr:PutImage",
+            "kms:VerifyMac",
             "sns:Publish"
         ],
-        "ECR is read before the restore; the second PutImage puts the keep-alive tag, beside the page"
+        "ECR is read and the pin's seal checked before the restore; the second PutImage puts the keep-alive tag, beside the page"
     );
     let r = h.handle(&ev, &now(101)).await.unwrap();
     assert!(r.duplicate);
@@ -395,6 +403,7 @@ async fn a_pin_is_only_written_over_the_digest_it_was_read_with() {
         children: vec![],
         pinned_by: Some("t".into()),
         pinned_at: None,
+        mac: None,
     };
     assert!(
         !w.set_pin(&key, "prod", Some(&d("b")), Some(&new_pin))
@@ -614,9 +623,15 @@ async fn a_dry_run_reconcile_changes_nothing() {
         .calls
         .iter()
         .filter(|c| {
-            !["Scan", "Query", "BatchGetImage", "DescribeImages"]
-                .iter()
-                .any(|r| c.ends_with(r))
+            ![
+                "Scan",
+                "Query",
+                "BatchGetImage",
+                "DescribeImages",
+                "VerifyMac",
+            ]
+            .iter()
+            .any(|r| c.ends_with(r))
         })
         .cloned()
         .collect();
@@ -638,7 +653,7 @@ fn ddb(v: &Value) -> Value {
 }
 
 /// A DynamoDB Stream event with one record per (sequence number, event name, new image).
-fn stream_event(records: &[(&str, &str, Value)]) -> Value {
+pub(super) fn stream_event(records: &[(&str, &str, Value)]) -> Value {
     let recs: Vec<Value> = records
         .iter()
         .map(|(seq, name, item)| {
@@ -653,12 +668,15 @@ fn stream_event(records: &[(&str, &str, Value)]) -> Value {
     json!({ "Records": recs })
 }
 
-async fn register(w: &Memory, event: &Value) -> crate::service::registration::StreamReport {
+pub(super) async fn register(
+    w: &Memory,
+    event: &Value,
+) -> crate::service::registration::StreamReport {
     let records = crate::service::registration::stream_records(event).expect("a stream event");
     handler(w).register(&records, &now(500)).await
 }
 
-fn item(w: &Memory, tag: &str) -> Value {
+pub(super) fn item(w: &Memory, tag: &str) -> Value {
     w.state().items[&(REPO.to_string(), tag.to_string())].clone()
 }
 
@@ -682,8 +700,12 @@ async fn a_bare_item_written_by_hand_is_pinned_from_its_stream_record() {
     // The guard's own write comes back as a record: nothing to do, no call.
     take_calls(&w);
     let r = register(&w, &stream_event(&[("101", "MODIFY", it)])).await;
-    assert_eq!(r.records[0].outcome, "skipped: already pinned");
-    assert!(take_calls(&w).is_empty(), "no loop");
+    assert_eq!(r.records[0].outcome, "skipped: already pinned and sealed");
+    assert_eq!(
+        take_calls(&w),
+        ["dynamodb:GetItem", "kms:VerifyMac"],
+        "read back and checked, nothing written: no loop"
+    );
 }
 
 #[tokio::test]
@@ -770,7 +792,7 @@ async fn one_bad_record_neither_blocks_nor_reruns_the_others() {
     )
     .await;
     assert_eq!(r.failures, vec!["7"], "{:?}", r.records);
-    assert_eq!(r.records[1].outcome, "skipped: already pinned");
+    assert_eq!(r.records[1].outcome, "skipped: already pinned and sealed");
 }
 
 #[test]
@@ -808,7 +830,9 @@ fn stream_records_are_read_and_their_problems_named() {
 #[tokio::test]
 async fn registration_stores_a_missing_manifest_and_pages_a_pin_whose_image_is_gone() {
     let no_manifest = json!({"repository": REPO, "tag": "keep", "digest": d("a")});
-    let gone = json!({"repository": REPO, "tag": "old", "digest": d("z")});
+    // Sealed: the guard saw it under the tag before ECR lost it.
+    let gone =
+        crate::memory::seal_item(&json!({"repository": REPO, "tag": "old", "digest": d("z")}));
     let w = world(vec![no_manifest.clone(), gone.clone()]);
     let r = register(
         &w,
@@ -825,7 +849,7 @@ async fn registration_stores_a_missing_manifest_and_pages_a_pin_whose_image_is_g
 }
 
 /// A user's push of `tag` on a new image `name` (in ECR already), as CloudTrail records it.
-fn push_event(id: &str, tag: &str, name: &str, w: &Memory, pushed_at: i64) -> Value {
+pub(super) fn push_event(id: &str, tag: &str, name: &str, w: &Memory, pushed_at: i64) -> Value {
     let repo = RepoKey::parse(REPO).unwrap();
     w.state().repos.get_mut(&repo).unwrap().images.insert(
         d(name),
@@ -1073,18 +1097,28 @@ async fn reconcile_takes_the_least_recently_reconciled_first_and_resumes_after_a
 }
 
 #[tokio::test]
-async fn registration_leaves_a_pin_the_guard_wrote_to_reconcile() {
-    // A follow whose new image ECR had already lost: the guard wrote a pin without manifest.
-    let own = json!({"repository": REPO, "tag": "keep", "digest": d("a"),
-        "pinned_by": "ecr-tag-guard (followed the move)"});
+async fn registration_completes_a_sealed_pin_once_and_its_own_write_does_not_loop() {
+    // The guard's own pin without manifest (a follow whose image ECR had lost meanwhile).
+    let own =
+        crate::memory::seal_item(&json!({"repository": REPO, "tag": "keep", "digest": d("a"),
+        "pinned_by": "ecr-tag-guard (followed the move)"}));
     let w = world(vec![own.clone()]);
     take_calls(&w);
     let r = register(&w, &stream_event(&[("1", "MODIFY", own)])).await;
+    assert_eq!(r.records[0].outcome, "manifest stored");
+    assert_eq!(item(&w, "keep")["manifest"], json!(body("a")));
+    take_calls(&w);
+    // The write comes back as a record: read back and checked, nothing written.
+    let again = register(&w, &stream_event(&[("2", "MODIFY", item(&w, "keep"))])).await;
     assert_eq!(
-        r.records[0].outcome,
-        "skipped: pinned by the guard (reconcile stores its manifest)"
+        again.records[0].outcome,
+        "skipped: already pinned and sealed"
     );
-    assert!(take_calls(&w).is_empty(), "no loop through the stream");
+    assert_eq!(
+        take_calls(&w),
+        ["dynamodb:GetItem", "kms:VerifyMac"],
+        "no loop through the stream"
+    );
 }
 
 #[tokio::test]
@@ -1135,8 +1169,8 @@ fn drifted_repositories(n: usize) -> Memory {
     let items: Vec<Value> = (0..n)
         .flat_map(|i| {
             [
-                json!({"repository": repo(i), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"}),
-                json!({"repository": repo(i), "tag": "watch", "digest": d("a"), "manifest": body("a"), "media_type": "m", "on_delete": "alert"}),
+                crate::memory::seal_item(&json!({"repository": repo(i), "tag": "prod", "digest": d("a"), "manifest": body("a"), "media_type": "m"})),
+                crate::memory::seal_item(&json!({"repository": repo(i), "tag": "watch", "digest": d("a"), "manifest": body("a"), "media_type": "m", "on_delete": "alert"})),
             ]
         })
         .collect();

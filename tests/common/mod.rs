@@ -153,6 +153,9 @@ pub struct World {
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub kms: aws_sdk_kms::Client,
+    /// The ARN of the world's pin key (KMS HMAC_256).
+    pub pin_key: String,
     pub table: String,
     pub topic_arn: String,
     pub queue_url: String,
@@ -212,9 +215,15 @@ impl World {
         );
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&sdk)
+                .interceptor(icpt.clone())
+                .build(),
+        );
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&sdk)
                 .interceptor(icpt)
                 .build(),
         );
+        let pin_key = create_pin_key(&kms).await;
         let table = "tag-guard".to_string();
         // The table as `registry init` creates it (key, TTL, stream of new images).
         ecr_tag_guard::aws::admin::Admin {
@@ -222,6 +231,10 @@ impl World {
             ecr: ecr_tag_guard::aws::EcrClients::new(ecr.clone()),
             table: table.clone(),
             sts: sts.clone(),
+            kms: ecr_tag_guard::aws::KmsPinKey {
+                client: kms.clone(),
+                key_id: Some(pin_key.clone()),
+            },
         }
         .create_table()
         .await
@@ -260,6 +273,8 @@ impl World {
             sns,
             sqs,
             sts,
+            kms,
+            pin_key,
             table,
             topic_arn,
             queue_url,
@@ -288,6 +303,7 @@ impl World {
                 client: self.ddb.clone(),
                 table: self.table.clone(),
             },
+            pin_key: self.kms_key(),
             settings: Settings {
                 accounts: vec![self.account.clone()],
                 regions: vec![REGION.into()],
@@ -295,6 +311,14 @@ impl World {
                 ..Settings::default()
             },
             dry_run: false,
+        }
+    }
+
+    /// The world's pin key through the SDK, as the Lambda wires it.
+    pub fn kms_key(&self) -> ecr_tag_guard::aws::KmsPinKey {
+        ecr_tag_guard::aws::KmsPinKey {
+            client: self.kms.clone(),
+            key_id: Some(self.pin_key.clone()),
         }
     }
 
@@ -306,6 +330,7 @@ impl World {
                 ecr: ecr_tag_guard::aws::EcrClients::new(self.ecr.clone()),
                 table: self.table.clone(),
                 sts: self.sts.clone(),
+                kms: self.kms_key(),
             }),
             region: REGION.into(),
             settings: Settings::default(),
@@ -563,3 +588,17 @@ impl World {
 
 mod fixtures;
 pub use fixtures::*;
+
+/// A KMS HMAC key as the template creates it (`HMAC_256`, `GENERATE_VERIFY_MAC`): its ARN.
+pub async fn create_pin_key(kms: &aws_sdk_kms::Client) -> String {
+    kms.create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+        .description("ecr-tag-guard pin key")
+        .send()
+        .await
+        .expect("pin key")
+        .key_metadata()
+        .map(|m| m.arn().unwrap_or(m.key_id()).to_string())
+        .expect("key metadata")
+}
