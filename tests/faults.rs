@@ -59,7 +59,7 @@ async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory
     let ecr: Client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[&missing, &rule], |c| c
         .retry_config(RetryConfig::disabled()));
     let scenario: Scenario = serde_json::from_value(json!({
-        "registry": [{"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "low"}]
+        "registry": [ecr_tag_guard::memory::seal_item(&json!({"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "low"}))]
     }))
     .expect("scenario");
     let world = Memory::new(scenario.into_state("test").expect("state"));
@@ -239,7 +239,7 @@ async fn reconcile(world: &Memory, rules: &[&Rule]) -> ReconcileReport {
 
 fn pinned_world() -> Memory {
     let scenario: Scenario = serde_json::from_value(json!({
-        "registry": [{"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "high"}]
+        "registry": [ecr_tag_guard::memory::seal_item(&json!({"repository": REPO, "tag": "prod", "digest": digest(), "manifest": BODY, "severity": "high"}))]
     }))
     .expect("scenario");
     Memory::new(scenario.into_state("test").expect("state"))

@@ -148,7 +148,7 @@ async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
     w.create_repo("web", false).await;
     let m = manifest("lambda");
     let d = w.push("web", &m, DOCKER, Some("prod")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
+    w.put_sealed(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
     let ids = w.delete("web", &[(Some("prod"), None)]).await;
     let event = batch_delete(
         &w,

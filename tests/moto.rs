@@ -81,12 +81,12 @@ async fn delete_by_digest_restores_both_protected_tags() {
     let m = manifest("api-2");
     let d = w.push("api", &m, DOCKER, Some("prod")).await;
     w.push("api", &m, DOCKER, Some("stable")).await;
-    w.put_item(with(
+    w.put_sealed(with(
         pinned_item(&w, "api", "prod", &m, DOCKER),
         json!({"severity": "critical"}),
     ))
     .await;
-    w.put_item(pinned_item(&w, "api", "stable", &m, DOCKER))
+    w.put_sealed(pinned_item(&w, "api", "stable", &m, DOCKER))
         .await;
     let ids = w.delete("api", &[(None, Some(&d))]).await;
     assert!(w.digests("api").await.is_empty(), "the image is gone");
@@ -144,9 +144,9 @@ async fn lifecycle_expiry_of_two_images_restores_both() {
     let (m1, m2) = (manifest("worker-a"), manifest("worker-b"));
     let d1 = w.push("worker", &m1, DOCKER, Some("release-1")).await;
     let d2 = w.push("worker", &m2, DOCKER, Some("release-2")).await;
-    w.put_item(pinned_item(&w, "worker", "release-1", &m1, DOCKER))
+    w.put_sealed(pinned_item(&w, "worker", "release-1", &m1, DOCKER))
         .await;
-    w.put_item(pinned_item(&w, "worker", "release-2", &m2, DOCKER))
+    w.put_sealed(pinned_item(&w, "worker", "release-2", &m2, DOCKER))
         .await;
     w.delete("worker", &[(None, Some(&d1)), (None, Some(&d2))])
         .await;
@@ -220,7 +220,7 @@ async fn move_by_an_allowed_principal_is_followed() {
     let d1 = w.push("web", &v1, DOCKER, Some("prod")).await;
     let d2 = w.push("web", &v2, DOCKER, Some("prod")).await;
     let deploy = format!("arn:aws:iam::{}:role/deploy", w.account);
-    w.put_item(with(
+    w.put_sealed(with(
         pinned_item(&w, "web", "prod", &v1, DOCKER),
         json!({"allow": [deploy]}),
     ))
@@ -370,7 +370,7 @@ async fn the_guards_own_put_image_is_ignored_without_a_call() {
     w.create_repo("web", false).await;
     let m = manifest("own");
     w.push("web", &m, DOCKER, Some("prod")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
+    w.put_sealed(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
     let other = manifest("other");
     w.push("web", &other, DOCKER, Some("prod")).await;
 
@@ -398,7 +398,7 @@ async fn a_failed_call_changes_nothing_and_costs_nothing() {
     w.create_repo("web", false).await;
     let m = manifest("f");
     w.push("web", &m, DOCKER, Some("prod")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
+    w.put_sealed(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
     let mut event = batch_delete(
         &w,
         user(&w, "intern"),
@@ -426,7 +426,7 @@ async fn an_unprotected_tag_costs_two_reads_when_pushed() {
     w.create_repo("web", false).await;
     let m = manifest("u");
     w.push("web", &m, DOCKER, Some("dev")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &manifest("p"), DOCKER))
+    w.put_sealed(pinned_item(&w, "web", "prod", &manifest("p"), DOCKER))
         .await;
 
     let (report, made) = w
@@ -471,7 +471,7 @@ async fn a_tampered_stored_manifest_is_refused_and_paged() {
     let m = manifest("billing");
     let d = w.push("billing", &m, DOCKER, Some("prod")).await;
     let tampered = m.replace("1469", "1470");
-    w.put_item(with(
+    w.put_sealed(with(
         pinned_item(&w, "billing", "prod", &m, DOCKER),
         json!({"manifest": tampered}),
     ))
@@ -516,7 +516,7 @@ async fn an_image_index_is_restored_children_first() {
     let d_arm = w.push("edge", &arm, OCI, None).await;
     let d_idx = w.push("edge", &idx, OCI_INDEX, Some("prod")).await;
     let child = |m: &str| json!({"digest": sha256(m), "manifest": m, "media_type": OCI});
-    w.put_item(with(
+    w.put_sealed(with(
         pinned_item(&w, "edge", "prod", &idx, OCI_INDEX),
         json!({"children": [child(&amd), child(&arm)]}),
     ))
@@ -565,7 +565,7 @@ async fn an_immutable_tag_held_elsewhere_is_paged_with_what_to_do() {
     let (good, other) = (manifest("locked-good"), manifest("locked-other"));
     let d = w.push("locked", &good, DOCKER, Some("prod")).await;
     w.push("locked", &good, DOCKER, Some("keep")).await;
-    w.put_item(pinned_item(&w, "locked", "prod", &good, DOCKER))
+    w.put_sealed(pinned_item(&w, "locked", "prod", &good, DOCKER))
         .await;
     let ids = w.delete("locked", &[(Some("prod"), None)]).await;
     let d_other = w.push("locked", &other, DOCKER, Some("prod")).await;
@@ -638,7 +638,7 @@ async fn a_failed_page_is_sent_on_the_retry_without_restoring_again() {
     let m = manifest("p");
     let d = w.push("web", &m, DOCKER, Some("prod")).await;
     w.push("web", &m, DOCKER, Some("keep")).await;
-    w.put_item(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
+    w.put_sealed(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
     let ids = w.delete("web", &[(Some("prod"), None)]).await;
     let event = batch_delete(
         &w,
@@ -696,7 +696,7 @@ async fn the_registry_writes_a_pin_only_over_the_digest_it_read() {
     use ecr_tag_guard::registry::Pin;
     let Some(w) = World::new().await else { return };
     let (a, b) = (manifest("a"), manifest("b"));
-    w.put_item(with(
+    w.put_sealed(with(
         pinned_item(&w, "web", "prod", &a, DOCKER),
         json!({"owner": "team"}),
     ))
@@ -753,13 +753,13 @@ async fn reconcile_repairs_drift_with_batched_reads_and_pages_a_lasting_problem_
     let da = w.push("web", &a, DOCKER, Some("holder")).await;
     let db = w.push("web", &b, DOCKER, Some("moved")).await;
     w.push("web", &b, DOCKER, Some("qa")).await;
-    w.put_item(pinned_item(&w, "web", "missing", &a, DOCKER))
+    w.put_sealed(pinned_item(&w, "web", "missing", &a, DOCKER))
         .await;
-    w.put_item(pinned_item(&w, "web", "moved", &a, DOCKER))
+    w.put_sealed(pinned_item(&w, "web", "moved", &a, DOCKER))
         .await;
     w.put_item(json!({"repository": w.repo("web").key(), "tag": "qa"}))
         .await;
-    w.put_item(with(
+    w.put_sealed(with(
         pinned_item(&w, "web", "watched", &a, DOCKER),
         json!({"on_delete": "alert"}),
     ))

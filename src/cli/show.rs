@@ -182,8 +182,17 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
         // One read of the repository's protected tags and keep-alive tags together.
         let es: Vec<Entry> = es.into_iter().cloned().collect();
         let standings = read_standings(ops, repo, &es, &ops.settings.keep_prefix).await?;
-        for (e, (s, _)) in es.iter().zip(standings) {
-            if !s.is_ok() {
+        let distrusted = futures::future::join_all(es.iter().map(|e| async move {
+            match &e.pin {
+                Some(pin) => ops.distrust(&e.repo, &e.tag, pin).await,
+                None => Ok(None),
+            }
+        }))
+        .await;
+        for ((e, (s, _)), untrusted) in es.iter().zip(standings).zip(distrusted) {
+            // The guard pushes nothing from a pin it cannot vouch for: not ok either.
+            let untrusted = untrusted.context("checking the pins' seals")?;
+            if !s.is_ok() || untrusted.is_some() {
                 not_ok += 1;
             }
             if as_json {
@@ -191,9 +200,23 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
                 v["repository"] = json!(repo.key());
                 v["tag"] = json!(e.tag);
                 v["pin"] = json!(e.digest());
+                if e.pin.is_some() {
+                    v["trusted"] = json!(untrusted.is_none());
+                }
+                if let Some(why) = &untrusted {
+                    v["untrusted"] = json!(why);
+                }
                 writeln!(out, "{v}")?;
             } else {
-                writeln!(out, "{:<22} {repo}:{}", s.describe(), e.tag)?;
+                let standing = match (s.is_ok(), &untrusted) {
+                    (_, None) => s.describe(),
+                    (true, Some(_)) => "untrusted pin".to_string(),
+                    (false, Some(_)) => format!("{}; untrusted pin", s.describe()),
+                };
+                writeln!(out, "{standing:<22} {repo}:{}", e.tag)?;
+                if let Some(why) = untrusted {
+                    writeln!(out, "{:<22}   ({why})", "")?;
+                }
             }
         }
     }

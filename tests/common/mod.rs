@@ -468,6 +468,23 @@ impl World {
     }
 
     /// Writes a registry item given in its plain-JSON form, as a user would by hand.
+    /// Writes `item` with its pin sealed by the world's key, as if the guard had pinned it.
+    pub async fn put_sealed(&self, item: Value) {
+        let item = self.sealed(item).await;
+        self.put_item(item).await;
+    }
+
+    /// `item` with its pin sealed by the world's key (KMS `GenerateMac` on moto).
+    pub async fn sealed(&self, mut item: Value) -> Value {
+        let entry = ecr_tag_guard::registry::parse_item(&item).expect("a valid item");
+        let pin = entry.pin.expect("a pinned item");
+        let sealed = ecr_tag_guard::service::trust::seal_pin(&self.kms_key(), &entry.repo, &entry.tag, pin)
+            .await
+            .expect("sealed");
+        item["pin_mac"] = json!(sealed.mac);
+        item
+    }
+
     pub async fn put_item(&self, item: Value) {
         let Value::Object(m) = item else {
             panic!("item must be an object")
