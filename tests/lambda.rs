@@ -120,6 +120,7 @@ fn run_lambda(w: &World, url: &str, event: Value) -> (String, Value, String, usi
         )
         .env("TAG_GUARD_TABLE", &w.table)
         .env("TAG_GUARD_TOPIC_ARN", &w.topic_arn)
+        .env("TAG_GUARD_PIN_KEY", &w.pin_key)
         .env("TAG_GUARD_ROLE_ARN", w.guard_role_arn())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -148,7 +149,8 @@ async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
     w.create_repo("web", false).await;
     let m = manifest("lambda");
     let d = w.push("web", &m, DOCKER, Some("prod")).await;
-    w.put_sealed(pinned_item(&w, "web", "prod", &m, DOCKER)).await;
+    w.put_sealed(pinned_item(&w, "web", "prod", &m, DOCKER))
+        .await;
     let ids = w.delete("web", &[(Some("prod"), None)]).await;
     let event = batch_delete(
         &w,

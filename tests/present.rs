@@ -482,7 +482,11 @@ async fn a_release_does_not_come_back_as_work_through_the_stream() {
         "{:?}",
         report.records
     );
-    assert!(w.take_calls().is_empty(), "no call at all");
+    assert_eq!(
+        w.take_calls(),
+        ["dynamodb:GetItem"],
+        "the item read back, and no other call"
+    );
     assert_eq!(page_actions(&w).await, vec!["released".to_string()]);
 }
 

@@ -41,6 +41,10 @@ pub struct ProtectOptions {
     /// Replace an existing item's pin (and the fields given).
     #[arg(long)]
     pub force: bool,
+    /// protect only: no keep-alive tag on the pinned image (`keep_alive: false`), for
+    /// repositories whose cleaner deletes images by an extra tag (README, Keep-alive tags).
+    #[arg(long)]
+    pub no_keep_alive: bool,
 }
 
 impl ProtectOptions {
@@ -136,7 +140,11 @@ pub async fn protect(
         .and_then(|v| v.get(field::DIGEST))
         .and_then(Value::as_str)
         .map(String::from);
-    let keep = keep_alive(ops, &repo, &manifest).await?;
+    let keep = if entry.keep_alive {
+        keep_alive(ops, &repo, &manifest).await?
+    } else {
+        "none (keep_alive false)".to_string()
+    };
     if let Some(old) = old.as_deref().filter(|o| *o != pin.digest) {
         drop_keep_alive(ops, &repo, &tag, old).await?;
     }
@@ -201,6 +209,9 @@ fn protected_item(
     item.insert(field::REPOSITORY.into(), json!(repo.key()));
     item.insert(field::TAG.into(), json!(tag));
     opts.write_settings(&mut item);
+    if opts.no_keep_alive {
+        item.insert(field::KEEP_ALIVE.into(), json!(false));
+    }
     for f in registry::PIN_FIELDS {
         item.remove(*f);
     }

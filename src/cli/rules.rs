@@ -56,6 +56,11 @@ pub async fn add(
     opts: &ProtectOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
+    if opts.no_keep_alive {
+        anyhow::bail!(
+            "--no-keep-alive is for `protect`: a rule's pins always keep their image alive"
+        );
+    }
     let repositories = if spec.repositories.matches('/').count() >= 2 {
         spec.repositories.clone()
     } else {

@@ -11,7 +11,8 @@ pub fn keep_alive_steps(done: &[(&Decision, &Outcome)], keep_prefix: &str) -> Ve
     let mut steps: Vec<PutStep> = Vec::new();
     for (d, outcome) in done {
         let restored = matches!(outcome, Outcome::Restored | Outcome::AlreadyInPlace);
-        if !restored || !matches!(d.action, Action::Restore | Action::Revert) {
+        if !restored || !d.entry.keep_alive || !matches!(d.action, Action::Restore | Action::Revert)
+        {
             continue;
         }
         let Some(pin) = &d.entry.pin else { continue };
@@ -32,7 +33,7 @@ pub fn keep_alive_steps(done: &[(&Decision, &Outcome)], keep_prefix: &str) -> Ve
 }
 
 /// The keep-alive tag to remove when `tag`'s pin leaves `old_digest`, unless another entry
-/// still pins that digest.
+/// with a keep-alive tag still pins that digest.
 pub fn keep_alive_to_drop(
     entries: &[Entry],
     tag: &str,
@@ -41,7 +42,7 @@ pub fn keep_alive_to_drop(
 ) -> Option<String> {
     let shared = entries
         .iter()
-        .any(|e| e.tag != tag && e.digest() == Some(old_digest));
+        .any(|e| e.tag != tag && e.keep_alive && e.digest() == Some(old_digest));
     if shared {
         None
     } else {

@@ -248,10 +248,11 @@ fn on_keep_alive(
     keep_prefix: &str,
 ) -> Vec<Decision> {
     let keeps = |e: &&Entry| {
-        e.digest()
-            .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
-            .as_deref()
-            == Some(tag)
+        e.keep_alive
+            && e.digest()
+                .and_then(|d| crate::registry::keep_tag(keep_prefix, d))
+                .as_deref()
+                == Some(tag)
     };
     let Some(e) = entries
         .iter()

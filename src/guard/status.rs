@@ -108,6 +108,7 @@ pub fn tags_to_read(entries: &[Entry], keep_prefix: &str) -> Vec<String> {
     let mut tags: Vec<String> = entries.iter().map(|e| e.tag.clone()).collect();
     for k in entries
         .iter()
+        .filter(|e| e.keep_alive)
         .filter_map(|e| e.digest().and_then(|d| keep_tag(keep_prefix, d)))
     {
         if !tags.contains(&k) {
@@ -141,10 +142,11 @@ pub fn standings(
     entries
         .iter()
         .map(|e| {
-            let kept = e
-                .digest()
-                .and_then(|d| keep_tag(keep_prefix, d).map(|k| at(&k) == Ok(d)))
-                .unwrap_or(false);
+            // An item without a keep-alive tag (`keep_alive: false`) misses none.
+            let kept = !e.keep_alive
+                || e.digest()
+                    .and_then(|d| keep_tag(keep_prefix, d).map(|k| at(&k) == Ok(d)))
+                    .unwrap_or(false);
             let found = seen.map(|_| at(&e.tag));
             let digest = found.and_then(|f| f.ok()).map(String::from);
             let storage = stored

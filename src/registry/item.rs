@@ -105,6 +105,14 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         .get(field::PIN_MAC)
         .and_then(Value::as_str)
         .map(String::from);
+    let keep_alive = match obj.get(field::KEEP_ALIVE) {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.push("`keep_alive` must be true or false".into());
+            true
+        }
+    };
     let (Some(repo), Some(tag), true) = (repo, tag, problems.is_empty()) else {
         problems.dedup();
         return Err(InvalidEntry { key, problems });
@@ -134,6 +142,7 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
         rule,
         not_found_at,
         released_at,
+        keep_alive,
     })
 }
 

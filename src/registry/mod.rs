@@ -228,6 +228,11 @@ pub struct Entry {
     /// When the guard released the pin after an allowed caller deleted the tag (it is pinned
     /// again when the tag is pushed).
     pub released_at: Option<String>,
+    /// Whether the guard keeps its keep-alive tag on the pinned image (`keep_alive`, default
+    /// true). Without it a delete by digest removes the whole image, and a restore depends on
+    /// ECR still having its layers; some per-tag cleaners treat the extra tag as a reason to
+    /// delete (README, "Keep-alive tags").
+    pub keep_alive: bool,
 }
 
 impl Entry {

@@ -8,15 +8,18 @@ use crate::guard::{self, plan_restore, Action, Decision, Outcome, PutStep};
 use crate::ports::{Images, Ledger, Pager, PinKey, Put, PutError, Registry};
 use crate::registry::{Entry, Manifest, Pin, RepoKey};
 
+use super::trust::Seals;
 use super::{Handler, Now};
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
-    /// Carries out one decision. `Err` only for failures a retry may mend.
+    /// Carries out one decision. `seals` are the pins' seals checked beforehand (one not
+    /// there is checked now). `Err` only for failures a retry may mend.
     pub(crate) async fn act(
         &self,
         repo: &RepoKey,
         d: &Decision,
         entries: &[Entry],
+        seals: &Seals,
         now: &Now,
     ) -> Result<Outcome, Error> {
         let e = &d.entry;
@@ -26,10 +29,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             // For a keep-alive tag, `d.tag` is that tag and the entry is the pin it keeps.
             Action::Restore | Action::Revert | Action::RestoreKeep => match &e.pin {
                 // The guard pushes only a pin it vouches for: one it saw under the tag itself.
-                Some(pin) => match self.distrust(repo, &e.tag, pin).await? {
-                    Some(why) => Ok(Outcome::Untrusted { why }),
-                    None => self.restore(repo, &e.tag, &d.tag, pin, now).await,
-                },
+                Some(pin) => {
+                    let distrust = match seals.get(&e.tag) {
+                        Some(verdict) => verdict.clone(),
+                        None => self.distrust(repo, &e.tag, pin).await?,
+                    };
+                    match distrust {
+                        Some(why) => Ok(Outcome::Untrusted { why }),
+                        None => self.restore(repo, &e.tag, &d.tag, pin, now).await,
+                    }
+                }
                 None => Ok(Outcome::Refused {
                     why: "the tag is not pinned".into(),
                 }),
@@ -90,7 +99,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         if !self.registry.set_pin(repo, &d.tag, old, Some(&pin)).await? {
             return Ok(Outcome::Conflict);
         }
-        self.add_keep_alive(repo, &pin).await;
+        self.add_keep_alive(repo, &pin, d.entry.keep_alive).await;
         if let Some(old) = old {
             self.leave(repo, entries, &d.tag, old).await;
         }
@@ -131,7 +140,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         {
             return Ok(Outcome::Conflict);
         }
-        self.add_keep_alive(repo, &pin).await;
+        self.add_keep_alive(repo, &pin, d.entry.keep_alive).await;
         Ok(Outcome::Pinned)
     }
 
@@ -171,7 +180,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         {
             return Ok(Outcome::Conflict);
         }
-        self.add_keep_alive(repo, &pin).await;
+        self.add_keep_alive(repo, &pin, d.entry.keep_alive).await;
         Ok(Outcome::Pinned)
     }
 
@@ -267,9 +276,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         Ok(outcome)
     }
 
-    /// Tags a newly pinned digest with its keep-alive tag. A failure is logged, not fatal:
-    /// the pin holds without it, and `status` reports the missing tag.
-    pub(crate) async fn add_keep_alive(&self, repo: &RepoKey, pin: &Pin) {
+    /// Tags a newly pinned digest with its keep-alive tag, unless the item has none (`keep`
+    /// false). A failure is logged, not fatal: the pin holds without it, and `status` reports
+    /// the missing tag.
+    pub(crate) async fn add_keep_alive(&self, repo: &RepoKey, pin: &Pin, keep: bool) {
+        if !keep {
+            return;
+        }
         let (Some(manifest), Some(tag)) = (
             &pin.manifest,
             crate::registry::keep_tag(&self.settings.keep_prefix, &pin.digest),

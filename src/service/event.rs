@@ -20,6 +20,7 @@ use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
 use crate::registry::{split_valid, Entry, InvalidEntry, TagRule};
 
 use super::history::{log_decision, record};
+use super::trust::Seals;
 use super::{Handled, Handler, Now};
 
 /// What the handler did with one event.
@@ -83,10 +84,23 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
             return Ok(self.nothing_to_do(report, incident, decisions));
         }
-        let Some((present, resumed)) = self
-            .read_present(&incident, &decisions, claim, now, &mut report)
-            .await?
-        else {
+        // The pins' seals are checked beside the read of ECR: no round trip of their own
+        // (none for a delivery already known to be a duplicate).
+        let check = !self.dry_run
+            && !matches!(
+                claim,
+                Some(Claim::Done | Claim::Busy | Claim::PagesPending { redo: false, .. })
+            );
+        let (present, seals) = futures::join!(
+            self.read_present(&incident, &decisions, claim, now, &mut report),
+            async {
+                match check {
+                    true => self.check_seals(&decisions).await,
+                    false => Ok(Seals::new()),
+                }
+            }
+        );
+        let Some((present, resumed)) = present? else {
             report.incident = Some(incident);
             return Ok(report);
         };
@@ -101,8 +115,19 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
             return Ok(self.nothing_to_do(report, incident, decisions));
         }
-        self.carry_out(incident, decisions, &entries, resumed, now, report)
-            .await
+        let seals = match seals {
+            Ok(seals) => seals,
+            Err(e) => {
+                self.release(id).await;
+                return Err(e);
+            }
+        };
+        let read = Read {
+            entries: &entries,
+            seals: &seals,
+            resumed,
+        };
+        self.carry_out(incident, decisions, read, now, report).await
     }
 
     /// The incident an event reports, or (as `Err`) the report of an event that is none of
@@ -254,15 +279,24 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         &self,
         incident: Incident,
         decisions: Vec<Decision>,
-        entries: &[Entry],
-        resumed: bool,
+        read: Read<'_>,
         now: &Now,
         mut report: Report,
     ) -> Result<Report, Error> {
+        let Read {
+            entries,
+            seals,
+            resumed,
+        } = read;
         let id = incident.event_id.clone();
         let id = id.as_str();
         let repo = incident.repo.clone();
-        let results = join_all(decisions.iter().map(|d| self.act(&repo, d, entries, now))).await;
+        let results = join_all(
+            decisions
+                .iter()
+                .map(|d| self.act(&repo, d, entries, seals, now)),
+        )
+        .await;
         let mut alarms = Vec::new();
         let mut history = Vec::new();
         let mut retry: Option<Error> = None;
@@ -345,6 +379,16 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         report.incident = Some(incident);
         report
     }
+}
+
+/// What was read before acting on an event's decisions.
+struct Read<'a> {
+    /// The repository's entries.
+    entries: &'a [Entry],
+    /// The seals of the pins the decisions push from.
+    seals: &'a Seals,
+    /// An earlier attempt may have acted already.
+    resumed: bool,
 }
 
 /// True when some decision is to be carried out.

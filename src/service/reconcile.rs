@@ -412,9 +412,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         report: &mut ReconcileReport,
     ) -> Result<(), Error> {
         let repo = &incident.repo;
-        let results =
-            futures::future::join_all(decisions.iter().map(|d| self.act(repo, d, entries, now)))
-                .await;
+        let seals = self.check_seals(&decisions).await?;
+        let results = futures::future::join_all(
+            decisions
+                .iter()
+                .map(|d| self.act(repo, d, entries, &seals, now)),
+        )
+        .await;
         let mut history = Vec::new();
         let (mut alarms, mut keys) = (Vec::new(), Vec::new());
         let first = report.repairs.len();

@@ -192,7 +192,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 {
                     return Ok("skipped: the item changed meanwhile".into());
                 }
-                self.add_keep_alive(&entry.repo, &sealed).await;
+                self.add_keep_alive(&entry.repo, &sealed, entry.keep_alive)
+                    .await;
                 self.history(entry, rec, HistoryAction::Pin, &sealed.digest, now)
                     .await;
                 Ok("sealed: ECR has the tag on the pinned digest".into())
@@ -234,7 +235,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         {
             return Ok("skipped: the item changed meanwhile".into());
         }
-        self.add_keep_alive(&entry.repo, &pin).await;
+        self.add_keep_alive(&entry.repo, &pin, entry.keep_alive)
+            .await;
         self.history(entry, rec, HistoryAction::StoreManifest, &pin.digest, now)
             .await;
         Ok("manifest stored".into())
@@ -278,7 +280,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         {
             return Ok("skipped: the item changed meanwhile".into());
         }
-        self.add_keep_alive(&entry.repo, &pin).await;
+        self.add_keep_alive(&entry.repo, &pin, entry.keep_alive)
+            .await;
         self.history(entry, rec, HistoryAction::Pin, &pin.digest, now)
             .await;
         Ok("pinned".into())

@@ -122,7 +122,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 if !self.registry.add_rule_pin(repo, &tag, &rule, &pin).await? {
                     continue;
                 }
-                self.add_keep_alive(repo, &pin).await;
+                self.add_keep_alive(repo, &pin, true).await;
             }
             info!(repository = %repo, tag, rule, digest, "rule: pinned");
             changes.push(RuleChange {

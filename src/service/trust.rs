@@ -3,11 +3,19 @@
 //! ([`crate::registry::seal`] says what is signed). A pin it cannot vouch for is never
 //! pushed: the decision becomes a page (`action: untrusted_pin`).
 
+use std::collections::HashMap;
+
 use tracing::warn;
 
 use crate::error::{CallError, Error};
+use crate::guard::{Action, Decision};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
 use crate::registry::{seal, Pin, RepoKey};
+
+/// What the seals of the pins some decisions would push from say, by the item's tag: `None`
+/// when the seal holds, else why not. Checked beside the read of ECR, so the check costs no
+/// round trip of its own.
+pub type Seals = HashMap<String, Option<String>>;
 
 use super::Handler;
 
@@ -68,6 +76,27 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 Ok(Pin { mac: None, ..pin })
             }
         }
+    }
+
+    /// The seals of the pins `decisions` would push from (restore, revert, keep-alive), all
+    /// checked at once.
+    pub(crate) async fn check_seals(&self, decisions: &[Decision]) -> Result<Seals, Error> {
+        let pushes = decisions.iter().filter(|d| {
+            matches!(
+                d.action,
+                Action::Restore | Action::Revert | Action::RestoreKeep
+            )
+        });
+        let checks = pushes.filter_map(|d| {
+            let e = &d.entry;
+            let pin = e.pin.as_ref()?;
+            Some(async move { (e.tag.clone(), self.distrust(&e.repo, &e.tag, pin).await) })
+        });
+        let mut seals = Seals::new();
+        for (tag, verdict) in futures::future::join_all(checks).await {
+            seals.insert(tag, verdict?);
+        }
+        Ok(seals)
     }
 
     /// [`distrust`] with the deployment's key.

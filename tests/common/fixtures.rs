@@ -239,7 +239,7 @@ impl World {
             .await;
         let m = manifest(name);
         let d = self.push(repo, &m, DOCKER, Some(tag)).await;
-        self.put_item(with(pinned_item(self, repo, tag, &m, DOCKER), extra))
+        self.put_sealed(with(pinned_item(self, repo, tag, &m, DOCKER), extra))
             .await;
         (m, d)
     }

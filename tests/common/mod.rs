@@ -478,9 +478,10 @@ impl World {
     pub async fn sealed(&self, mut item: Value) -> Value {
         let entry = ecr_tag_guard::registry::parse_item(&item).expect("a valid item");
         let pin = entry.pin.expect("a pinned item");
-        let sealed = ecr_tag_guard::service::trust::seal_pin(&self.kms_key(), &entry.repo, &entry.tag, pin)
-            .await
-            .expect("sealed");
+        let sealed =
+            ecr_tag_guard::service::trust::seal_pin(&self.kms_key(), &entry.repo, &entry.tag, pin)
+                .await
+                .expect("sealed");
         item["pin_mac"] = json!(sealed.mac);
         item
     }
