@@ -33,9 +33,10 @@ fn world() -> Memory {
             {"manifest": OLD, "media_type": "m", "tags": ["v1", keep]},
             {"manifest": NEW, "media_type": "m", "tags": ["prod"]}
         ]}],
-        "registry": [{"repository": REPO, "tag": "prod", "digest": digest(OLD), "manifest": OLD,
+        // Sealed: the guard pinned it before the move.
+        "registry": [ecr_tag_guard::memory::seal_item(&json!({"repository": REPO, "tag": "prod", "digest": digest(OLD), "manifest": OLD,
                       "media_type": "m", "pinned_at": "2026-11-20T00:00:00Z",
-                      "allow": ["arn:aws:iam::123456789012:role/deploy"]}]
+                      "allow": ["arn:aws:iam::123456789012:role/deploy"]}))]
     }))
     .expect("scenario");
     Memory::new(scenario.into_state("test").expect("state"))
