@@ -152,3 +152,93 @@ proptest! {
         }
     }
 }
+
+/// Text an attacker would choose: line breaks, terminal escapes, bidirectional overrides,
+/// zero-width characters, a header line of its own, multi-byte characters around byte 19.
+fn hostile() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("\n".to_string()),
+        Just("\r\n".to_string()),
+        Just("\u{1b}[31m".to_string()),
+        Just("\u{202e}".to_string()),
+        Just("\u{2066}".to_string()),
+        Just("\u{200b}".to_string()),
+        Just("\u{2028}".to_string()),
+        Just("\u{feff}".to_string()),
+        Just("\u{0}".to_string()),
+        Just("\nInjected-Header: evil".to_string()),
+        Just("sha256:0123456789aé".to_string()),
+        Just("é".to_string()),
+        "[a-z0-9:/._ -]{0,20}",
+        any::<String>(),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+}
+
+/// True when `s` holds a character no page may carry raw (`\n` separates the page's own
+/// lines and is judged by the caller).
+fn unsafe_in(s: &str) -> Option<char> {
+    s.chars()
+        .find(|&c| c != '\n' && ecr_tag_guard::text::is_unsafe_char(c))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Whatever text reaches the renderer — from an event that slipped past parsing, an item,
+    /// ECR's error message — the page carries it only cleaned: no control or reordering
+    /// character, no line of its own, an ASCII subject within SNS's limit, JSON that parses.
+    #[test]
+    fn hostile_text_never_reaches_a_page_raw(
+        texts in prop::collection::vec(hostile(), 10),
+        outcome in 0usize..5,
+    ) {
+        use ecr_tag_guard::events::{Actor, Incident};
+        use ecr_tag_guard::guard::{Action, Cause, Decision, Failure, Outcome};
+        let item = json!({"repository": "123456789012/eu-west-1/web", "tag": "prod",
+            "digest": format!("sha256:{}", "a".repeat(64))});
+        let mut entry = registry::parse_item(&item).expect("item");
+        entry.tag = texts[0].clone();
+        entry.owner = Some(texts[1].clone());
+        entry.notes = Some(texts[2].clone());
+        let incident = Incident {
+            event_id: texts[3].clone(),
+            source: texts[4].clone(),
+            time: texts[5].clone(),
+            repo: entry.repo.clone(),
+            actor: Actor::Principal { arn: texts[6].clone(), role_arn: None },
+            changes: Vec::new(),
+            note: None,
+        };
+        let d = Decision {
+            tag: entry.tag.clone(),
+            cause: Cause::Deleted { digest: Some(texts[7].clone()) },
+            action: Action::Restore,
+            why: texts[8].clone(),
+            entry,
+        };
+        let outcome = match outcome {
+            0 => Outcome::Restored,
+            1 => Outcome::Refused { why: texts[9].clone() },
+            2 => Outcome::Untrusted { why: texts[9].clone() },
+            3 => Outcome::Failed { failure: Failure::Other, detail: texts[9].clone() },
+            _ => Outcome::Alerted,
+        };
+        let alarm = ecr_tag_guard::page::report(&d, &outcome, false).expect("paged");
+        let page = ecr_tag_guard::page::render(&incident, &d, &alarm);
+        prop_assert!(page.subject.len() <= ecr_tag_guard::page::SUBJECT_MAX);
+        prop_assert!(page.subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{:?}", page.subject);
+        prop_assert_eq!(unsafe_in(&page.message), None, "{:?}", page.message);
+        for line in page.message.lines() {
+            prop_assert!(!line.starts_with("Injected-Header"), "{:?}", page.message);
+        }
+        for v in page.attributes.values() {
+            prop_assert!(!v.chars().any(ecr_tag_guard::text::is_unsafe_char), "{:?}", v);
+        }
+        let json = page.message.split("--- JSON ---\n").nth(1).expect("JSON part");
+        prop_assert!(serde_json::from_str::<Value>(json).is_ok(), "{}", json);
+        // The short-digest helper never splits a character, whatever it is given.
+        let short = ecr_tag_guard::text::short_digest(&texts[7]);
+        prop_assert!(texts[7].starts_with(short) && short.len() <= 19);
+    }
+}

@@ -71,6 +71,20 @@ pub async fn check(ops: &Ops, repo: &str, now: i64, out: &mut impl Write) -> any
             p.join("; ")
         )
     })?;
+    let prefix = &ops.settings.keep_prefix;
+    if let Some(rule) = lifecycle::keep_alive_exposure(&policy, prefix) {
+        writeln!(
+            out,
+            "WARNING rule {} ({}{}) selects images whose only tag is a keep-alive tag ({prefix}…): an image the guard keeps alive after its protected tag was deleted can be taken; `ecr-tag-guard lifecycle shield {}` puts a rule first that keeps them",
+            rule.priority,
+            rule.action_name(),
+            rule.description
+                .as_deref()
+                .map(|d| format!(": {}", clean(d, 200)))
+                .unwrap_or_default(),
+            repo.key()
+        )?;
+    }
     let entries = repo_entries(ops, &repo).await?;
     let pinned: Vec<&str> = entries.iter().filter_map(|e| e.digest()).collect();
     let images = ops.describe_images(&repo).await?;

@@ -55,6 +55,17 @@ pub fn at_risk(policy: &Policy, images: &[(String, Vec<String>)], keep_prefix: &
         .collect()
 }
 
+/// The rule that could expire or archive an image whose only tag is a keep-alive tag (one the
+/// guard keeps alive after its protected tag was deleted, or moved away), when that rule is
+/// not the shield: its tag patterns or prefixes take the guard's own tag. `None` when no rule
+/// would, or the shield comes first.
+pub fn keep_alive_exposure<'a>(policy: &'a Policy, keep_prefix: &str) -> Option<&'a Rule> {
+    let only_keep_alive = [format!("{keep_prefix}0123456789abcdef")];
+    policy
+        .owner(&only_keep_alive, false)
+        .filter(|r| !is_shield(r, keep_prefix))
+}
+
 /// True for a rule that can never take an image carrying a keep-alive tag: a `tagged` rule
 /// on exactly the keep-alive prefix that keeps more images than any repository holds.
 fn is_shield(r: &Rule, prefix: &str) -> bool {

@@ -492,3 +492,33 @@ fn to_json(r: &Rule) -> Value {
     };
     json!({"rulePriority": r.priority, "selection": sel, "action": action})
 }
+
+#[test]
+fn a_rule_that_takes_an_image_held_only_by_its_keep_alive_tag_is_named() {
+    let any = json!({"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5}, "action": {"type": "expire"}});
+    let glob = json!({"rulePriority": 3, "selection": {"tagStatus": "tagged", "tagPatternList": ["*keep*"], "countType": "imageCountMoreThan", "countNumber": 5}, "action": {"type": "expire"}});
+    let releases = json!({"rulePriority": 4, "selection": {"tagStatus": "tagged", "tagPrefixList": ["release-"], "countType": "imageCountMoreThan", "countNumber": 5}, "action": {"type": "expire"}});
+    // A rule on other tags, or on untagged images, never sees the guard's tag.
+    assert_eq!(
+        keep_alive_exposure(&policy(json!([releases.clone()])), "etg-keep-"),
+        None
+    );
+    let exposed = policy(json!([glob, releases.clone()]));
+    assert_eq!(
+        keep_alive_exposure(&exposed, "etg-keep-").map(|r| r.priority),
+        Some(3)
+    );
+    let exposed = policy(json!([any.clone()]));
+    assert_eq!(
+        keep_alive_exposure(&exposed, "etg-keep-").map(|r| r.priority),
+        Some(2)
+    );
+    // The shield first: the keep-alive tag keeps the image.
+    let shielded = shield(Some(&json!({"rules": [any]})), "etg-keep-")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        keep_alive_exposure(&Policy::parse(&shielded).unwrap(), "etg-keep-"),
+        None
+    );
+}
