@@ -209,3 +209,32 @@ async fn protect_by_a_caller_kms_refuses_is_refused_and_writes_nothing() {
     assert!(w.item("web", "prod").await.is_none(), "nothing written");
     assert_eq!(denied.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn a_forged_stream_record_changes_nothing() {
+    let Some(w) = World::new().await else { return };
+    let (_, d) = w.seed("web", "prod", "forged-record", json!({})).await;
+    let before = w.item("web", "prod").await.expect("item");
+    // An invocation carrying a record the table never wrote: another pin, a release.
+    let forged = json!({"repository": w.repo("web").key(), "tag": "prod",
+        "digest": format!("sha256:{}", "b".repeat(64)), "released_at": "2026-11-30T00:00:00Z"});
+    let records = vec![Ok(ecr_tag_guard::events::stream::StreamRecord {
+        id: "1".into(),
+        event_name: "MODIFY".into(),
+        item: Some(forged),
+    })];
+    w.take_calls();
+    let report = w.handler().register(&records, &Now::system()).await;
+    assert_eq!(
+        report.records[0].outcome,
+        "skipped: already pinned and sealed"
+    );
+    assert_eq!(
+        w.take_calls(),
+        ["dynamodb:GetItem", "kms:VerifyMac"],
+        "read back and checked, nothing written"
+    );
+    assert_eq!(w.item("web", "prod").await.expect("item"), before);
+    w.expect_tag("web", "prod", Some(&d)).await;
+    w.expect_pages(&[]).await;
+}

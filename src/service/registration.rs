@@ -65,9 +65,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 Ok(rec) => rec,
                 Err((id, problem)) => {
                     // Unreadable now, unreadable on a retry: reported, not retried.
+                    let (id, problem) = (
+                        crate::text::clean(id, 100),
+                        crate::text::clean(problem, 500),
+                    );
                     warn!(record = %id, problem, "stream record not readable");
                     report.records.push(Registered {
-                        id: id.clone(),
+                        id,
                         key: String::new(),
                         outcome: format!("unreadable: {problem}"),
                     });
@@ -75,8 +79,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 }
             };
             let key = rec.item.as_ref().map_or(String::new(), |i| {
-                let s = |f: &str| i.get(f).and_then(Value::as_str).unwrap_or("?").to_string();
-                format!("{}:{}", s(field::REPOSITORY), s(field::TAG))
+                // The record's own words, cleaned: they reach the log and the report.
+                let s = |f: &str| i.get(f).and_then(Value::as_str).unwrap_or("?");
+                crate::text::clean(&format!("{}:{}", s(field::REPOSITORY), s(field::TAG)), 400)
             });
             let outcome = match self.register_one(rec, now).await {
                 Ok(o) => o,
