@@ -95,6 +95,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             "out_of_scope": report.out_of_scope.len(),
             "failures": report.failures,
             "left": report.left,
+            "sealed": report.sealed.len(),
         }));
     }
     match Box::pin(handler.handle(event, now)).await {

@@ -115,6 +115,10 @@ fn print(report: &ReconcileReport, dry_run: bool, out: &mut impl Write) -> anyho
     for o in &report.out_of_scope {
         writeln!(out, "outside scope: {o}")?;
     }
+    let verb = if dry_run { "would seal" } else { "sealed" };
+    for s in &report.sealed {
+        writeln!(out, "{verb}: {s} (ECR has the tag on the pinned digest)")?;
+    }
     writeln!(
         out,
         "{} repositories, {} protected tags: {} ok, {} repaired or reported, {} page(s){}",
