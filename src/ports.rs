@@ -297,6 +297,8 @@ pub enum HistoryAction {
     Pin,
     /// The pin was released (an allowed delete, a rule's release).
     Release,
+    /// A pin written by hand was sealed (ECR showed the tag on it).
+    Seal,
     /// The keep-alive tag was put back.
     RestoreKeep,
     /// The pin's manifest was stored.
@@ -358,6 +360,7 @@ impl HistoryAction {
             HistoryAction::Follow => "follow",
             HistoryAction::Pin => "pin",
             HistoryAction::Release => Action::Release.name(),
+            HistoryAction::Seal => Action::Seal.name(),
             HistoryAction::RestoreKeep => Action::RestoreKeep.name(),
             HistoryAction::StoreManifest => Action::StoreManifest.name(),
             HistoryAction::Unarchive => Action::Unarchive.name(),
@@ -376,6 +379,7 @@ impl From<&Action> for HistoryAction {
             Action::Follow { .. } => HistoryAction::Follow,
             Action::Pin { .. } => HistoryAction::Pin,
             Action::Release => HistoryAction::Release,
+            Action::Seal => HistoryAction::Seal,
             Action::RestoreKeep => HistoryAction::RestoreKeep,
             Action::StoreManifest => HistoryAction::StoreManifest,
             Action::Unarchive => HistoryAction::Unarchive,
@@ -471,6 +475,7 @@ mod tests {
             HistoryAction::Follow,
             HistoryAction::Pin,
             HistoryAction::Release,
+            HistoryAction::Seal,
             HistoryAction::RestoreKeep,
             HistoryAction::StoreManifest,
             HistoryAction::Unarchive,

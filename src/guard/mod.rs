@@ -11,7 +11,7 @@
 //! |----------------------------------------|---------------------------------------------------|
 //! | deleted (by tag, digest, lifecycle, with its repository) | restore (`on_delete: alert` → page only; an `allow`ed caller → release the pin) |
 //! | moved to another digest                | revert; follow when the caller is `allow`ed or `on_move: follow`; `on_move: alert` → page only |
-//! | pushed again to its pinned digest      | nothing                                           |
+//! | pushed again to its pinned digest      | nothing (a pin without a seal: seal it)           |
 //! | pushed for the first time (item not pinned) | pin it (sealed: the guard saw it there)      |
 //! | deleted before the guard ever saw it (item not pinned) | page only: the guard puts back only what it saw there |
 //! | restore or revert from a pin without a valid seal | nothing pushed; paged as `untrusted_pin` (see the service's `trust`) |
@@ -110,6 +110,9 @@ pub enum Action {
     },
     /// An allowed principal deleted the tag: clear the pin, do not restore.
     Release,
+    /// The tag was pushed again to its pinned digest, and the pin carries no seal (written
+    /// by hand): seal it, once ECR confirms the tag is there.
+    Seal,
     /// Put back the keep-alive tag of the entry's pinned digest (the decision's tag).
     RestoreKeep,
     /// Read the pinned image's manifest from ECR and keep it in the item.
@@ -148,6 +151,7 @@ impl Action {
             Action::Follow { .. } => "follow",
             Action::Pin { .. } => "pin",
             Action::Release => "release",
+            Action::Seal => "seal",
             Action::RestoreKeep => "restore_keep",
             Action::StoreManifest => "store_manifest",
             Action::Unarchive => "unarchive",
@@ -364,12 +368,15 @@ fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>
         );
     };
     if pin == to {
-        return decision(
-            e,
-            Cause::Pushed { digest: to.into() },
-            Action::Nothing,
-            "pushed again to its pinned digest",
-        );
+        let unsealed = e.pin.as_ref().is_some_and(|p| p.mac.is_none());
+        let (action, why) = match unsealed {
+            true => (
+                Action::Seal,
+                "pushed again to its pinned digest; the pin has no seal: sealed once ECR shows the tag there",
+            ),
+            false => (Action::Nothing, "pushed again to its pinned digest"),
+        };
+        return decision(e, Cause::Pushed { digest: to.into() }, action, why);
     }
     let cause = Cause::Moved { to: to.into() };
     let follow = Action::Follow {

@@ -16,6 +16,8 @@
 //! | revert / follow                  | on the pin, elsewhere, or gone | superseded        |
 //! | pin a pushed `D` (first sight)   | tag on `D`                | pin                    |
 //! | put a keep-alive tag back        | keep-alive tag on the pin | superseded             |
+//! | seal a pin (pushed to it again)  | tag on the pin            | seal                   |
+//! | seal a pin                       | anything else             | superseded             |
 //! | page a removal from an older image | tag on its pin          | superseded             |
 //! | anything that writes             | ECR could not say         | page instead (alert)   |
 
@@ -107,6 +109,7 @@ pub fn writes(action: &Action) -> bool {
             | Action::Pin { .. }
             | Action::Release
             | Action::RestoreKeep
+            | Action::Seal
     )
 }
 
@@ -159,6 +162,9 @@ pub fn confirm(d: Decision, present: &Present, resumed: bool) -> Decision {
     let pin = d.entry.digest().map(String::from);
     let on_pin = |x: &str| pin.as_deref() == Some(x);
     let verdict: Result<(), String> = match (&d.action, &now) {
+        // A seal needs the guard's own sight of the tag on its pin; anything else: not now.
+        (Action::Seal, TagNow::At(x)) if on_pin(x) => Ok(()),
+        (Action::Seal, _) => Err("the tag is not on its pin now: nothing to seal".into()),
         (_, TagNow::Unreadable(code)) => {
             let why = format!(
                 "ECR could not say where the tag is now ({code}): nothing changed, check it by hand"

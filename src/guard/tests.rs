@@ -246,9 +246,14 @@ fn a_move_without_a_known_caller_waits_for_cloudtrail_only_when_someone_is_allow
 #[test]
 fn a_push_to_the_pin_does_nothing_and_a_first_push_pins() {
     let i = incident(user("bob"), vec![pushed("prod", "a")]);
+    // The guard's own pin (sealed): nothing. A pin written by hand: sealed now it is seen.
+    assert_eq!(
+        one(&i, entry("prod", Some("a"), json!({"pin_mac": "00"}))),
+        Action::Nothing
+    );
     assert_eq!(
         one(&i, entry("prod", Some("a"), json!({}))),
-        Action::Nothing
+        Action::Seal
     );
     assert_eq!(
         one(&i, entry("prod", None, json!({}))),

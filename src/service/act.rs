@@ -44,6 +44,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 }),
             },
             Action::Release => self.release_pin(repo, d, entries, now).await,
+            Action::Seal => match &d.entry.pin {
+                Some(pin) => {
+                    let keep = d.entry.keep_alive;
+                    self.seal_in_place(repo, &d.tag, pin, None, keep, now).await
+                }
+                None => Ok(Outcome::Skipped),
+            },
             Action::Follow { to, manifest } => {
                 self.follow(repo, d, entries, to, manifest.as_ref(), now)
                     .await
@@ -104,6 +111,46 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             self.leave(repo, entries, &d.tag, old).await;
         }
         Ok(Outcome::Followed)
+    }
+
+    /// A pin the guard could not vouch for, its tag confirmed on it in ECR just now (the
+    /// caller's read): sealed — with the manifest ECR has when the stored one is missing or is
+    /// not the image (`seen`: what ECR answered for the tag, if at hand) — and written over
+    /// itself, its keep-alive tag added (`keep`).
+    /// [`Outcome::Pinned`] when sealed, `Skipped` when the key could not seal, `Conflict` when
+    /// the item changed meanwhile.
+    pub(crate) async fn seal_in_place(
+        &self,
+        repo: &RepoKey,
+        tag: &str,
+        pin: &Pin,
+        seen: Option<&Manifest>,
+        keep: bool,
+        now: &Now,
+    ) -> Result<Outcome, Error> {
+        let kept = pin.manifest.clone().filter(Manifest::verify);
+        let captured = self
+            .capture(repo, &pin.digest, kept.as_ref().or(seen), now, "sealed")
+            .await?;
+        // The writer's own `pinned_by` / `pinned_at` stay: the guard adds its seal.
+        let pin = Pin {
+            pinned_by: pin.pinned_by.clone().or(captured.pinned_by.clone()),
+            pinned_at: pin.pinned_at.clone().or(captured.pinned_at.clone()),
+            ..captured
+        };
+        let sealed = self.seal(repo, tag, pin).await?;
+        if sealed.mac.is_none() {
+            return Ok(Outcome::Skipped);
+        }
+        if !self
+            .registry
+            .set_pin(repo, tag, Some(&sealed.digest), Some(&sealed))
+            .await?
+        {
+            return Ok(Outcome::Conflict);
+        }
+        self.add_keep_alive(repo, &sealed, keep).await;
+        Ok(Outcome::Pinned)
     }
 
     /// `tag`'s pin has left `old`: its keep-alive tag goes unless another pin needs it.

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::error::Error;
 pub use crate::events::stream::{stream_records, StreamRecord};
 use crate::events::Incident;
-use crate::guard::{self, Action, Cause};
+use crate::guard::{self, Action, Cause, Outcome};
 use crate::page;
 use crate::page::Alarm;
 use crate::ports::{
@@ -170,38 +170,19 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let now_at = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
         match now_at {
             Some(m) if m.digest == pin.digest => {
-                let kept = pin.manifest.clone().filter(registry::Manifest::verify);
-                let captured = self
-                    .capture(
-                        &entry.repo,
-                        &pin.digest,
-                        kept.as_ref().or(Some(&m)),
-                        now,
-                        "sealed on registration",
-                    )
-                    .await?;
-                // The writer's own `pinned_by` / `pinned_at` stay: the guard adds its seal.
-                let sealed = registry::Pin {
-                    pinned_by: pin.pinned_by.clone().or(captured.pinned_by.clone()),
-                    pinned_at: pin.pinned_at.clone().or(captured.pinned_at.clone()),
-                    ..captured
-                };
-                let sealed = self.seal(&entry.repo, &entry.tag, sealed).await?;
-                if sealed.mac.is_none() {
-                    return Ok(format!("not sealed: the pin key cannot be used ({why})"));
-                }
-                if !self
-                    .registry
-                    .set_pin(&entry.repo, &entry.tag, Some(&pin.digest), Some(&sealed))
+                let (repo, tag, keep) = (&entry.repo, &entry.tag, entry.keep_alive);
+                match self
+                    .seal_in_place(repo, tag, pin, Some(&m), keep, now)
                     .await?
                 {
-                    return Ok("skipped: the item changed meanwhile".into());
+                    Outcome::Pinned => {
+                        self.history(entry, rec, HistoryAction::Seal, &pin.digest, now)
+                            .await;
+                        Ok("sealed: ECR has the tag on the pinned digest".into())
+                    }
+                    Outcome::Conflict => Ok("skipped: the item changed meanwhile".into()),
+                    _ => Ok(format!("not sealed: the pin key cannot be used ({why})")),
                 }
-                self.add_keep_alive(&entry.repo, &sealed, entry.keep_alive)
-                    .await;
-                self.history(entry, rec, HistoryAction::Pin, &sealed.digest, now)
-                    .await;
-                Ok("sealed: ECR has the tag on the pinned digest".into())
             }
             other => {
                 let at = other.map_or("not in ECR".to_string(), |m| format!("on {}", m.digest));

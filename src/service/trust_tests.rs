@@ -251,3 +251,49 @@ async fn hostile_event_text_is_ignored_with_its_reason_and_never_reaches_a_page(
     assert!(w.state().pages.is_empty());
     assert_eq!(tag_on(&w, "keep"), Some(d), "nothing touched");
 }
+
+#[tokio::test]
+async fn a_hand_written_pin_is_sealed_by_a_push_of_its_own_digest_then_restored() {
+    let w = world(vec![]);
+    w.state()
+        .items
+        .insert((REPO.into(), "keep".into()), hand_pinned("keep", "a"));
+    let h = handler(&w);
+    // `keep` is pushed again to the image the item names: the guard sees it there.
+    let ev = push_event("p1", "keep", "a", &w, 10);
+    let r = h.handle(&ev, &now(100)).await.unwrap();
+    assert_eq!(r.decisions[0].decision.action, crate::guard::Action::Seal);
+    assert_eq!(r.decisions[0].outcome.as_ref().unwrap().name(), "pinned");
+    assert!(item(&w, "keep")["pin_mac"].is_string());
+    assert!(r.pages.is_empty(), "a seal is not paged");
+    assert_eq!(w.state().history.last().unwrap().action.as_str(), "seal");
+    // From then on it is the guard's own pin.
+    w.state().repos.values_mut().for_each(|r| {
+        r.images.values_mut().for_each(|im| {
+            im.tags.remove("keep");
+        })
+    });
+    let r = h
+        .handle(&delete_event("d1", "keep", "a"), &now(200))
+        .await
+        .unwrap();
+    assert_eq!(r.decisions[0].outcome.as_ref().unwrap().name(), "restored");
+    assert_eq!(tag_on(&w, "keep"), Some(d("a")));
+}
+
+#[tokio::test]
+async fn a_push_event_of_the_pinned_digest_seals_nothing_when_ecr_says_otherwise() {
+    let w = world(vec![]);
+    w.state()
+        .items
+        .insert((REPO.into(), "other".into()), hand_pinned("other", "a"));
+    // The event claims `other` was pushed onto image a; ECR has it on image b.
+    let ev = push_event("p1", "other", "a", &w, 10);
+    move_tag(&w, "other", "b");
+    let r = handler(&w).handle(&ev, &now(100)).await.unwrap();
+    assert_eq!(
+        r.decisions[0].decision.action,
+        crate::guard::Action::Superseded
+    );
+    assert!(item(&w, "other").get("pin_mac").is_none());
+}
