@@ -151,15 +151,17 @@ async fn hostile_event_text_is_ignored_and_never_paged() {
     w.expect_pages(&[]).await;
 }
 
-#[tokio::test]
-async fn protect_without_a_pin_key_says_so_and_writes_nothing() {
-    let Some(w) = World::new().await else { return };
+/// `protect web:prod` with the pin key as `key` leaves it; its error, once nothing was written.
+async fn protect_refused(
+    w: &World,
+    key: impl FnOnce(&mut ecr_tag_guard::aws::KmsPinKey),
+) -> String {
     w.create_repo("web", false).await;
-    w.push("web", &manifest("nokey"), DOCKER, Some("prod"))
+    w.push("web", &manifest("refused"), DOCKER, Some("prod"))
         .await;
     let mut ops = w.ops();
     if let Backend::Aws(admin) = &mut ops.backend {
-        admin.kms.key_id = None;
+        key(&mut admin.kms);
     }
     let err = registry::protect(
         &ops,
@@ -170,16 +172,20 @@ async fn protect_without_a_pin_key_says_so_and_writes_nothing() {
     )
     .await
     .expect_err("refused");
-    assert!(err.to_string().contains("TAG_GUARD_PIN_KEY"), "{err}");
     assert!(w.item("web", "prod").await.is_none(), "nothing written");
+    err.to_string()
+}
+
+#[tokio::test]
+async fn protect_without_a_pin_key_says_so_and_writes_nothing() {
+    let Some(w) = World::new().await else { return };
+    let err = protect_refused(&w, |k| k.key_id = None).await;
+    assert!(err.contains("TAG_GUARD_PIN_KEY"), "{err}");
 }
 
 #[tokio::test]
 async fn protect_by_a_caller_kms_refuses_is_refused_and_writes_nothing() {
     let Some(w) = World::new().await else { return };
-    w.create_repo("web", false).await;
-    w.push("web", &manifest("denied"), DOCKER, Some("prod"))
-        .await;
     // What KMS answers a caller without kms:GenerateMac on the key.
     let denied = mock!(aws_sdk_kms::Client::generate_mac).then_error(|| {
         GenerateMacError::generic(
@@ -190,23 +196,9 @@ async fn protect_by_a_caller_kms_refuses_is_refused_and_writes_nothing() {
         )
     });
     let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, &[&denied]);
-    let mut ops = w.ops();
-    if let Backend::Aws(admin) = &mut ops.backend {
-        admin.kms.client = kms;
-    }
-    let err = registry::protect(
-        &ops,
-        "web:prod",
-        &ProtectOptions::default(),
-        &Now::system(),
-        &mut Vec::new(),
-    )
-    .await
-    .expect_err("refused");
-    let text = err.to_string();
-    assert!(text.contains("kms:GenerateMac"), "{text}");
-    assert!(text.contains("AccessDeniedException"), "{text}");
-    assert!(w.item("web", "prod").await.is_none(), "nothing written");
+    let err = protect_refused(&w, |k| k.client = kms).await;
+    assert!(err.contains("kms:GenerateMac"), "{err}");
+    assert!(err.contains("AccessDeniedException"), "{err}");
     assert_eq!(denied.num_calls(), 1);
 }
 

@@ -251,10 +251,7 @@ fn a_push_to_the_pin_does_nothing_and_a_first_push_pins() {
         one(&i, entry("prod", Some("a"), json!({"pin_mac": "00"}))),
         Action::Nothing
     );
-    assert_eq!(
-        one(&i, entry("prod", Some("a"), json!({}))),
-        Action::Seal
-    );
+    assert_eq!(one(&i, entry("prod", Some("a"), json!({}))), Action::Seal);
     assert_eq!(
         one(&i, entry("prod", None, json!({}))),
         Action::Pin {

@@ -152,6 +152,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         }
     }
 
+    /// The manifest the item's tag sits on in ECR now; `None` when it is not there.
+    async fn tag_now(&self, entry: &Entry) -> Result<Option<registry::Manifest>, Error> {
+        let seen = self
+            .images
+            .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
+            .await?;
+        Ok(seen.and_then(|s| s.into_iter().next()).and_then(Result::ok))
+    }
+
     /// A pin the guard cannot vouch for (`why`): sealed (its manifest stored when missing)
     /// when ECR has the tag on that digest now; else left as it is — the guard never pushes
     /// from it — and paged once.
@@ -163,12 +172,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         rec: &StreamRecord,
         now: &Now,
     ) -> Result<String, Error> {
-        let seen = self
-            .images
-            .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
-            .await?;
-        let now_at = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
-        match now_at {
+        match self.tag_now(entry).await? {
             Some(m) if m.digest == pin.digest => {
                 let (repo, tag, keep) = (&entry.repo, &entry.tag, entry.keep_alive);
                 match self
@@ -236,12 +240,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         rec: &StreamRecord,
         now: &Now,
     ) -> Result<String, Error> {
-        let seen = self
-            .images
-            .lookup(&entry.repo, std::slice::from_ref(&entry.tag))
-            .await?;
-        let found = seen.and_then(|s| s.into_iter().next()).and_then(Result::ok);
-        let Some(m) = found else {
+        let Some(m) = self.tag_now(entry).await? else {
             if self
                 .registry
                 .mark_not_found(&entry.repo, &entry.tag, &now.rfc3339)
