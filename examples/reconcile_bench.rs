@@ -136,7 +136,8 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
             );
             state.items.insert(
                 (key.key(), tag.clone()),
-                json!({"repository": key.key(), "tag": tag, "digest": digest, "manifest": body, "media_type": "m"}),
+                // Sealed, as the guard pinned it.
+                ecr_tag_guard::memory::seal_item(&json!({"repository": key.key(), "tag": tag, "digest": digest, "manifest": body, "media_type": "m"})),
             );
         }
         state.repos.insert(key, repo);

@@ -32,6 +32,7 @@ def main(runs):
                    AWS_REGION=REGION, AWS_ENDPOINT_URL=url, AWS_EC2_METADATA_DISABLED="true")
         kw = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
         ecr, ddb, sns = boto3.client("ecr", **kw), boto3.client("dynamodb", **kw), boto3.client("sns", **kw)
+        kms = boto3.client("kms", **kw)
         manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": sha("c")},
                                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": sha("l")}]}, indent=3)
@@ -42,10 +43,10 @@ def main(runs):
                          AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("repository", "tag")],
                          KeySchema=[{"AttributeName": "repository", "KeyType": "HASH"}, {"AttributeName": "tag", "KeyType": "RANGE"}])
         topic = sns.create_topic(Name="pages")["TopicArn"]
-        ddb.put_item(TableName="tag-guard", Item={
-            "repository": {"S": f"{ACCOUNT}/{REGION}/web"}, "tag": {"S": "prod"},
-            "digest": {"S": sha(manifest)}, "manifest": {"S": manifest}})
-        env.update(TAG_GUARD_TABLE="tag-guard", TAG_GUARD_TOPIC_ARN=topic)
+        # The pin key, as the template creates it; `protect` pins and seals `prod`.
+        key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"]
+        env.update(TAG_GUARD_TABLE="tag-guard", TAG_GUARD_TOPIC_ARN=topic, TAG_GUARD_PIN_KEY=key)
+        subprocess.run([BIN, "protect", f"{ACCOUNT}/{REGION}/web:prod"], env=env, check=True, capture_output=True)
         times, rss, calls = [], [], []
         event_path = os.path.join(tempfile.mkdtemp(), "event.json")
         for i in range(runs):

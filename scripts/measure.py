@@ -100,6 +100,9 @@ class World:
         kw = dict(endpoint_url=moto_url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
         self.ecr, self.ddb = boto3.client("ecr", **kw), boto3.client("dynamodb", **kw)
         self.sns, self.sqs = boto3.client("sns", **kw), boto3.client("sqs", **kw)
+        kms = boto3.client("kms", **kw)
+        # The pin key, as the template creates it: `protect` seals the pins it writes.
+        key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"]
         self.ddb.create_table(TableName="tag-guard", BillingMode="PAY_PER_REQUEST",
                               AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("repository", "tag")],
                               KeySchema=[{"AttributeName": "repository", "KeyType": "HASH"}, {"AttributeName": "tag", "KeyType": "RANGE"}])
@@ -109,20 +112,22 @@ class World:
         self.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=arn)
         self.env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                         AWS_REGION=REGION, AWS_ENDPOINT_URL=proxy_url, AWS_EC2_METADATA_DISABLED="true",
-                        TAG_GUARD_TABLE="tag-guard", TAG_GUARD_TOPIC_ARN=self.topic, TAG_GUARD_LOG="error")
+                        TAG_GUARD_TABLE="tag-guard", TAG_GUARD_TOPIC_ARN=self.topic, TAG_GUARD_LOG="error",
+                        TAG_GUARD_PIN_KEY=key)
+        # Set-up calls go straight to moto, not through the fault proxy.
+        self.setup_env = dict(self.env, AWS_ENDPOINT_URL=moto_url)
         self.dir = tempfile.mkdtemp()
 
     def protect(self, repo):
-        """A repository with `prod` pinned (digest and manifest) and deleted; returns the digest."""
+        """A repository with `prod` pinned by `protect` (sealed) and deleted; returns the digest."""
         manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": sha(repo)},
                                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": sha("l" + repo)}]})
         self.ecr.create_repository(repositoryName=repo)
         for tag in ("prod", "keep"):
             self.ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)
-        self.ddb.put_item(TableName="tag-guard", Item={
-            "repository": {"S": f"{ACCOUNT}/{REGION}/{repo}"}, "tag": {"S": "prod"},
-            "digest": {"S": sha(manifest)}, "manifest": {"S": manifest}})
+        subprocess.run([BIN, "protect", f"{ACCOUNT}/{REGION}/{repo}:prod"], env=self.setup_env,
+                       check=True, capture_output=True)
         self.ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "prod"}])
         return sha(manifest)
 
