@@ -8,8 +8,9 @@ would start them. Prints three tables:
    different ids, all at once;
 3. faults: a small proxy between the binary and moto answers a share of requests with
    throttling (400) or 5xx; each incident is delivered with Lambda's retries (three attempts
-   at most): restored, dead-lettered (every attempt failed), silent losses (neither restored
-   nor paged), double pages.
+   at most): restored, dead-lettered (every attempt failed: the event is in the failure
+   destination, whose alarm pages), silent losses (neither restored, paged nor
+   dead-lettered), double pages.
 
 Pages are counted from an SQS queue subscribed to the topic. Usage:
 scripts/measure.sh [STORM] [INCIDENTS] [FAULT_RATE]
@@ -220,22 +221,23 @@ def faults(world, incidents, rate):
     digests = {r: world.protect(r) for r in repos}
     paths = {r: world.event_file(r, cloudtrail(r, digests[r], f"fault-{r}")) for r in repos}
     Faults.rate = rate
-    attempts, dead = 0, 0
+    attempts, dead = 0, set()
     for r in repos:
         for _ in range(3):  # the first delivery and Lambda's two retries
             attempts += 1
             if world.invoke(paths[r]):
                 break
         else:
-            dead += 1
+            dead.add(r)
     Faults.rate = 0.0
     pages = world.pages()
     restored = sum(1 for r in repos if world.tag_back(r, digests[r]))
     paged = {r: pages.get(f"{ACCOUNT}/{REGION}/{r}", 0) for r in repos}
-    silent = sum(1 for r in repos if not world.tag_back(r, digests[r]) and paged[r] == 0)
+    # A dead-lettered event is not silent: it sits in the failure destination, whose alarm pages.
+    silent = sum(1 for r in repos if not world.tag_back(r, digests[r]) and paged[r] == 0 and r not in dead)
     doubles = sum(1 for r in repos if paged[r] > 1)
     return [("incidents", incidents), ("fault rate", f"{rate:.0%}"), ("faults injected", Faults.injected),
-            ("invocations", attempts), ("restored", restored), ("dead-lettered (3 attempts failed)", dead),
+            ("invocations", attempts), ("restored", restored), ("dead-lettered (3 attempts failed)", len(dead)),
             ("silent losses", silent), ("double pages", doubles)]
 
 

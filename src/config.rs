@@ -164,6 +164,7 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         busy_wait_ms: crate::guard::DEFAULT_BUSY_WAIT_MS,
         reconcile_concurrency,
         pages_per_run,
+        check_seals: false,
     })
 }
 

@@ -556,3 +556,21 @@ fn every_registry_command_runs_on_the_embedded_world() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("works against AWS only"));
 }
+
+#[test]
+fn reconcile_against_aws_without_a_pin_key_says_what_is_missing() {
+    let o = bin()
+        .args([
+            "reconcile",
+            "--table",
+            "t",
+            "--topic-arn",
+            "arn:aws:sns:eu-west-1:123456789012:pages",
+        ])
+        .env_remove("TAG_GUARD_PIN_KEY")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("TAG_GUARD_PIN_KEY or --pin-key"), "{err}");
+}

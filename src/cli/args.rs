@@ -74,6 +74,10 @@ pub(crate) enum Command {
         /// Decide and report only: no write call, no page.
         #[arg(long)]
         dry_run: bool,
+        /// Also check the seal of every pin ECR confirms and seal again the ones that do not
+        /// verify (after replacing the pin key): one kms:VerifyMac per such pin.
+        #[arg(long)]
+        check_seals: bool,
         /// The pager topic (against AWS).
         #[arg(long, env = crate::config::TOPIC_ARN)]
         topic_arn: Option<String>,

@@ -176,14 +176,18 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Rule { command } => run_rule(command, out).await,
         Command::Reconcile {
             dry_run,
+            check_seals,
             topic_arn,
             table,
         } => {
+            let how = reconcile::How {
+                dry_run,
+                check_seals,
+            };
             if let Some(path) = &table.state {
-                return reconcile::run_embedded(dry_run, path, table.save_state.as_deref(), out)
-                    .await;
+                return reconcile::run_embedded(how, path, table.save_state.as_deref(), out).await;
             }
-            reconcile::run(dry_run, table.name, topic_arn, table.pin_key, out).await
+            reconcile::run(how, table.name, topic_arn, table.pin_key, out).await
         }
         Command::Drill {
             repo,

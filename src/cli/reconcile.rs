@@ -9,10 +9,19 @@ use crate::service::reconcile::ReconcileReport;
 use crate::service::{Handler, Now};
 use crate::text::short_digest;
 
+/// How a reconcile command runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct How {
+    /// Decide and report only.
+    pub dry_run: bool,
+    /// Check every confirmed pin's seal (`--check-seals`).
+    pub check_seals: bool,
+}
+
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
 /// environment), showing progress on stderr. `Ok(false)` when a problem is left.
 pub async fn run(
-    dry_run: bool,
+    how: How,
     table: Option<String>,
     topic_arn: Option<String>,
     pin_key: Option<String>,
@@ -25,21 +34,26 @@ pub async fn run(
         _ => std::env::var(k).ok(),
     };
     let cfg = Config::from_lookup(lookup)?;
+    if cfg.pin_key.is_none() {
+        // Without it every seal is unknown: each repair would be paged, none made.
+        anyhow::bail!("reconcile checks and seals pins: {}", crate::aws::NO_KEY);
+    }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let handler = crate::wiring::from_config(&sdk, &cfg, dry_run);
+    let mut handler = crate::wiring::from_config(&sdk, &cfg, how.dry_run);
+    handler.settings.check_seals = how.check_seals;
     let trail = crate::aws::CloudTrailLookup {
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };
     let report = handler
         .reconcile(&Now::system(), &trail, &mut progress)
         .await?;
-    print(&report, dry_run, out)
+    print(&report, how.dry_run, out)
 }
 
 /// `reconcile --state FILE`: the same run on the embedded world (its CloudTrail is the
 /// changes the scenario's replays made); `--save-state` keeps the result.
 pub async fn run_embedded(
-    dry_run: bool,
+    how: How,
     path: &std::path::Path,
     save: Option<&std::path::Path>,
     out: &mut impl Write,
@@ -49,6 +63,7 @@ pub async fn run_embedded(
     if settings.own_role_arn.is_none() {
         settings.own_role_arn = world.state().guard_role_arn.clone();
     }
+    settings.check_seals = how.check_seals;
     let handler = Handler {
         registry: world.clone(),
         images: world.clone(),
@@ -56,12 +71,12 @@ pub async fn run_embedded(
         ledger: world.clone(),
         pin_key: world.clone(),
         settings,
-        dry_run,
+        dry_run: how.dry_run,
     };
     let report = handler
         .reconcile(&Now::system(), &world, &mut progress)
         .await?;
-    let ok = print(&report, dry_run, out)?;
+    let ok = print(&report, how.dry_run, out)?;
     if let Some(path) = save {
         super::save_world(&world, path)?;
     }

@@ -26,6 +26,10 @@ pub struct Settings {
     /// How many repositories one reconcile run pages on their own; what the others found goes
     /// into one summary page.
     pub pages_per_run: usize,
+    /// Reconcile checks the seal of every pin ECR confirms and seals again the ones that do
+    /// not verify (after the pin key was replaced; `reconcile --check-seals`). Off: only pins
+    /// with no seal at all are sealed, and no KMS call is made for a pin that needs nothing.
+    pub check_seals: bool,
 }
 
 /// The default of [`Settings::pages_per_run`]: ten repositories, then one summary.
@@ -53,6 +57,7 @@ impl Default for Settings {
             busy_wait_ms: DEFAULT_BUSY_WAIT_MS,
             reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
             pages_per_run: DEFAULT_PAGES_PER_RUN,
+            check_seals: false,
         }
     }
 }

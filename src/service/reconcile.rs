@@ -347,10 +347,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         Ok(decisions)
     }
 
-    /// `entries` with every pin the guard cannot vouch for but ECR confirms — the tag sits on
-    /// the pinned digest now — sealed (the migration of pins written before pins were sealed,
-    /// or by hand). Seals are checked side by side; a pin ECR does not confirm stays as it is
-    /// and is never pushed from.
+    /// `entries` with every pin that carries no seal but that ECR confirms — the tag sits on
+    /// the pinned digest now — sealed: the migration of pins written before pins were sealed,
+    /// or by hand. A sealed pin is checked here only with [`Settings::check_seals`] (else it
+    /// would be a KMS call per pin per run): its seal is checked before anything is pushed
+    /// from it, and registration checks every write to the table. A pin ECR does not confirm
+    /// stays as it is and is never pushed from.
+    ///
+    /// [`Settings::check_seals`]: crate::guard::Settings
     async fn seal_confirmed(
         &self,
         entries: &[Entry],
@@ -365,36 +369,50 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             .zip(standings)
             .map(|(e, (_, found))| async move {
                 match &e.pin {
-                    Some(pin) if confirmed(e, found) => self.distrust(&e.repo, &e.tag, pin).await,
-                    _ => Ok(None),
+                    Some(p) if confirmed(e, found) && p.mac.is_none() => Ok(true),
+                    Some(p) if confirmed(e, found) && self.settings.check_seals => {
+                        Ok(self.distrust(&e.repo, &e.tag, p).await?.is_some())
+                    }
+                    _ => Ok::<_, Error>(false),
                 }
             });
+        let reseal = futures::future::join_all(checks).await;
         let mut out = entries.to_vec();
-        for (e, distrusted) in out.iter_mut().zip(futures::future::join_all(checks).await) {
-            let (Some(_), Some(pin)) = (distrusted?, e.pin.clone()) else {
-                continue;
-            };
-            let name = format!("{}:{}", e.repo, e.tag);
-            if self.dry_run {
-                report.sealed.push(name);
-                continue;
+        let mut unsealed = Vec::new();
+        for (e, reseal) in out.iter_mut().zip(reseal) {
+            if reseal? {
+                unsealed.push(e);
             }
+        }
+        let unsealed = unsealed.into_iter();
+        if self.dry_run {
+            report
+                .sealed
+                .extend(unsealed.map(|e| format!("{}:{}", e.repo, e.tag)));
+            return Ok(out);
+        }
+        let seals = unsealed.filter_map(|e| {
             // A stored manifest that is not the image is dropped: reconcile stores ECR's.
-            let pin = crate::registry::Pin {
-                manifest: pin.manifest.filter(crate::registry::Manifest::verify),
-                ..pin
-            };
-            let sealed = self.seal(&e.repo, &e.tag, pin).await?;
-            if sealed.mac.is_some()
-                && self
-                    .registry
-                    .set_pin(&e.repo, &e.tag, Some(&sealed.digest), Some(&sealed))
-                    .await?
-            {
-                info!(repository = %e.repo, tag = %e.tag, "reconcile: pin sealed (ECR confirms it)");
-                report.sealed.push(name);
-                e.pin = Some(sealed);
-            }
+            let pin = e.pin.clone().map(|p| crate::registry::Pin {
+                manifest: p.manifest.filter(crate::registry::Manifest::verify),
+                ..p
+            })?;
+            Some(async move {
+                let sealed = self.seal(&e.repo, &e.tag, pin).await?;
+                let written = sealed.mac.is_some()
+                    && self
+                        .registry
+                        .set_pin(&e.repo, &e.tag, Some(&sealed.digest), Some(&sealed))
+                        .await?;
+                if written {
+                    info!(repository = %e.repo, tag = %e.tag, "reconcile: pin sealed (ECR confirms it)");
+                    e.pin = Some(sealed);
+                }
+                Ok::<_, Error>(written.then(|| format!("{}:{}", e.repo, e.tag)))
+            })
+        });
+        for sealed in futures::future::join_all(seals.collect::<Vec<_>>()).await {
+            report.sealed.extend(sealed?);
         }
         Ok(out)
     }

@@ -297,3 +297,36 @@ async fn a_push_event_of_the_pinned_digest_seals_nothing_when_ecr_says_otherwise
     );
     assert!(item(&w, "other").get("pin_mac").is_none());
 }
+
+#[tokio::test]
+async fn after_the_key_is_replaced_reconcile_with_check_seals_seals_the_confirmed_pins_again() {
+    let w = world(vec![pinned("keep", "a")]);
+    w.state().pin_key = Some(b"the new key".to_vec());
+    let mut h = handler(&w);
+    let r = h
+        .reconcile(&now(100), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert!(
+        r.sealed.is_empty(),
+        "a sealed pin is not checked by default"
+    );
+    assert!(w.state().calls.iter().all(|c| c != "kms:GenerateMac"));
+    h.settings.check_seals = true;
+    let r = h
+        .reconcile(&now(200), &w.clone(), &mut |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.sealed, [format!("{REPO}:keep")]);
+    // Sealed with the new key: a restore goes through.
+    w.state().repos.values_mut().for_each(|r| {
+        r.images.values_mut().for_each(|im| {
+            im.tags.remove("keep");
+        })
+    });
+    let r = handler(&w)
+        .handle(&delete_event("d1", "keep", "a"), &now(300))
+        .await
+        .unwrap();
+    assert_eq!(r.decisions[0].outcome.as_ref().unwrap().name(), "restored");
+}
