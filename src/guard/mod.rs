@@ -369,12 +369,13 @@ fn on_push(incident: &Incident, e: &Entry, to: &str, manifest: Option<&Manifest>
     };
     if pin == to {
         let unsealed = e.pin.as_ref().is_some_and(|p| p.mac.is_none());
-        let (action, why) = match unsealed {
-            true => (
+        let (action, why) = if unsealed {
+            (
                 Action::Seal,
                 "pushed again to its pinned digest; the pin has no seal: sealed once ECR shows the tag there",
-            ),
-            false => (Action::Nothing, "pushed again to its pinned digest"),
+            )
+        } else {
+            (Action::Nothing, "pushed again to its pinned digest")
         };
         return decision(e, Cause::Pushed { digest: to.into() }, action, why);
     }

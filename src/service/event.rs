@@ -94,9 +94,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let (present, seals) = futures::join!(
             self.read_present(&incident, &decisions, claim, now, &mut report),
             async {
-                match check {
-                    true => self.check_seals(&decisions).await,
-                    false => Ok(Seals::new()),
+                if check {
+                    self.check_seals(&decisions).await
+                } else {
+                    Ok(Seals::new())
                 }
             }
         );
