@@ -12,8 +12,36 @@ use super::{registry, rules};
 #[derive(Parser, Debug)]
 #[command(name = "ecr-tag-guard", version, about)]
 pub struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// Options every command takes, before or after its name, as the AWS CLI does; each defaults
+/// to the environment.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct Global {
+    /// The registry table (against AWS).
+    #[arg(long = "table", value_name = "TABLE", env = crate::config::TABLE, global = true)]
+    pub table: Option<String>,
+    /// The pager topic (against AWS: reconcile, replay --aws).
+    #[arg(long, value_name = "ARN", env = crate::config::TOPIC_ARN, global = true)]
+    pub topic_arn: Option<String>,
+    /// The KMS HMAC key that seals pins (key id, ARN or alias/NAME), against AWS: commands
+    /// that pin or check pins need it (and kms:GenerateMac / kms:VerifyMac on it).
+    #[arg(long, value_name = "KEY", env = crate::config::PIN_KEY, global = true)]
+    pub pin_key: Option<String>,
+    /// The AWS region of the SDK configuration (default: AWS_REGION, then the profile's).
+    #[arg(long, value_name = "REGION", global = true)]
+    pub region: Option<String>,
+    /// The named profile of the shared config and credentials files (default: AWS_PROFILE,
+    /// then `default`), SSO profiles included.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (default: AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,9 +106,6 @@ pub(crate) enum Command {
         /// verify (after replacing the pin key): one kms:VerifyMac per such pin.
         #[arg(long)]
         check_seals: bool,
-        /// The pager topic (against AWS).
-        #[arg(long, env = crate::config::TOPIC_ARN)]
-        topic_arn: Option<String>,
         #[command(flatten)]
         table: TableArg,
     },
@@ -205,9 +230,6 @@ pub(crate) enum RegistryCommand {
 
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct TableArg {
-    /// The registry table (against AWS).
-    #[arg(long = "table", env = crate::config::TABLE, global = true)]
-    pub(crate) name: Option<String>,
     /// Run on the embedded world this scenario file describes instead of AWS (try
     /// `events/scenario.json`).
     #[arg(long, value_name = "FILE", global = true)]
@@ -215,10 +237,6 @@ pub(crate) struct TableArg {
     /// With --state: write the embedded world's final state to FILE (the scenario format).
     #[arg(long, value_name = "FILE", requires = "state", global = true)]
     pub(crate) save_state: Option<PathBuf>,
-    /// The KMS HMAC key that seals pins (key id, ARN or alias/NAME), against AWS: commands
-    /// that pin or check pins need it (and kms:GenerateMac / kms:VerifyMac on it).
-    #[arg(long, value_name = "KEY", env = crate::config::PIN_KEY, global = true)]
-    pub(crate) pin_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -245,13 +263,4 @@ pub(crate) struct ReplayArgs {
     /// With --aws: decide and report, make no write call and send no page.
     #[arg(long, requires = "aws")]
     pub(crate) dry_run: bool,
-    /// With --aws: the registry table.
-    #[arg(long, env = crate::config::TABLE, requires = "aws")]
-    pub(crate) table: Option<String>,
-    /// With --aws: the pager topic.
-    #[arg(long, env = crate::config::TOPIC_ARN, requires = "aws")]
-    pub(crate) topic_arn: Option<String>,
-    /// With --aws: the KMS HMAC key that seals pins (key id, ARN or alias/NAME).
-    #[arg(long, value_name = "KEY", env = crate::config::PIN_KEY)]
-    pub(crate) pin_key: Option<String>,
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::Cli;
+pub use args::{Cli, Global};
 use args::{Command, LifecycleCommand, RegistryCommand, RuleCommand, TableArg};
 
 use crate::memory::{Memory, Scenario};
@@ -27,22 +27,39 @@ pub use replay::{replay, ReplayOptions};
 /// Runs a command on the backend `$table` selects (as `$ops`), then writes the embedded world
 /// to `--save-state` when asked.
 macro_rules! on_backend {
-    ($table:expr, |$ops:ident| $call:expr) => {{
+    ($global:expr, $table:expr, |$ops:ident| $call:expr) => {{
         let table = &$table;
-        let $ops = ops(table).await?;
+        let $ops = ops($global, table).await?;
         let result = $call.await;
         saved(&$ops, table, result)
     }};
 }
 
+/// The AWS configuration as the AWS CLI would build it: the usual chain (environment, shared
+/// config and credentials files, SSO, instance roles), with `--profile`, `--region` and
+/// `--endpoint-url` taking precedence when given.
+pub(crate) async fn sdk_config(g: &Global) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(profile) = &g.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &g.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(url) = &g.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
 /// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
-/// clients from the usual AWS configuration and the table `--table` names.
-async fn ops(table: &TableArg) -> anyhow::Result<registry::Ops> {
-    ops_for(table, true).await
+/// clients from the AWS configuration ([`sdk_config`]) and the table `--table` names.
+async fn ops(g: &Global, table: &TableArg) -> anyhow::Result<registry::Ops> {
+    ops_for(g, table, true).await
 }
 
 /// [`ops`]; `need_table`: against AWS a table must be named.
-async fn ops_for(table: &TableArg, need_table: bool) -> anyhow::Result<registry::Ops> {
+async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Result<registry::Ops> {
     let settings = crate::config::settings_from_env()?;
     if let Some(path) = &table.state {
         let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
@@ -55,10 +72,11 @@ async fn ops_for(table: &TableArg, need_table: bool) -> anyhow::Result<registry:
             settings,
         });
     }
-    let Some(name) = table.name.clone().filter(|n| !n.is_empty() || !need_table) else {
+    let name = g.table.clone().unwrap_or_default();
+    if name.is_empty() && need_table {
         anyhow::bail!("name the registry table with --table or TAG_GUARD_TABLE (or try the embedded world: --state events/scenario.json)");
-    };
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    }
+    let sdk = sdk_config(g).await;
     Ok(registry::Ops {
         backend: Backend::Aws(crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
@@ -67,7 +85,7 @@ async fn ops_for(table: &TableArg, need_table: bool) -> anyhow::Result<registry:
             sts: aws_sdk_sts::Client::new(&sdk),
             kms: crate::aws::KmsPinKey {
                 client: aws_sdk_kms::Client::new(&sdk),
-                key_id: table.pin_key.clone(),
+                key_id: g.pin_key.clone(),
             },
         }),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
@@ -139,6 +157,7 @@ pub async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let out = &mut std::io::stdout().lock();
+    let g = &cli.global;
     match cli.command {
         Command::Schema => {
             writeln!(out, "{}", crate::registry::SCHEMA.trim_end())?;
@@ -147,37 +166,38 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Registry {
             command: RegistryCommand::Init,
             table,
-        } => on_backend!(table, |ops| registry::init(&ops, out)),
+        } => on_backend!(g, table, |ops| registry::init(&ops, out)),
         Command::Protect {
             target,
             opts,
             table,
-        } => on_backend!(table, |ops| registry::protect(
+        } => on_backend!(g, table, |ops| registry::protect(
             &ops,
             &target,
             &opts,
             &Now::system(),
             out
         )),
-        Command::Unprotect { target, table } => on_backend!(table, |ops| registry::unprotect(
+        Command::Unprotect { target, table } => on_backend!(g, table, |ops| registry::unprotect(
             &ops,
             &target,
             &Now::system(),
             out
         )),
-        Command::List { json, table } => on_backend!(table, |ops| registry::list(&ops, json, out)),
+        Command::List { json, table } => {
+            on_backend!(g, table, |ops| registry::list(&ops, json, out))
+        }
         Command::History { target, table } => {
-            on_backend!(table, |ops| registry::history(&ops, &target, out))
+            on_backend!(g, table, |ops| registry::history(&ops, &target, out))
         }
         Command::Status { json, table } => {
-            on_backend!(table, |ops| registry::status(&ops, json, out))
+            on_backend!(g, table, |ops| registry::status(&ops, json, out))
         }
-        Command::Lifecycle { command } => run_lifecycle(command, out).await,
-        Command::Rule { command } => run_rule(command, out).await,
+        Command::Lifecycle { command } => run_lifecycle(g, command, out).await,
+        Command::Rule { command } => run_rule(g, command, out).await,
         Command::Reconcile {
             dry_run,
             check_seals,
-            topic_arn,
             table,
         } => {
             let how = reconcile::How {
@@ -187,7 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             if let Some(path) = &table.state {
                 return reconcile::run_embedded(how, path, table.save_state.as_deref(), out).await;
             }
-            reconcile::run(how, table.name, topic_arn, table.pin_key, out).await
+            reconcile::run(how, g, out).await
         }
         Command::Drill {
             repo,
@@ -195,7 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             table,
         } => {
             drill::drill(
-                &ops(&table).await?,
+                &ops(g, &table).await?,
                 &repo,
                 std::time::Duration::from_secs(timeout),
                 std::time::Duration::from_secs(1),
@@ -213,25 +233,27 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 verbose: a.verbose,
                 aws: a.aws,
                 dry_run: a.dry_run,
-                table: a.table,
-                topic_arn: a.topic_arn,
-                pin_key: a.pin_key,
+                aws_options: g.clone(),
             };
             replay(&opts, out).await
         }
     }
 }
 
-async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
+async fn run_lifecycle(
+    g: &Global,
+    command: LifecycleCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     match command {
-        LifecycleCommand::Check { repo, table } => on_backend!(table, |ops| lifecycle::check(
+        LifecycleCommand::Check { repo, table } => on_backend!(g, table, |ops| lifecycle::check(
             &ops,
             &repo,
             Now::system().epoch,
             out
         )),
         LifecycleCommand::Shield { repo, apply, table } => {
-            on_backend!(table, |ops| lifecycle::shield(&ops, &repo, apply, out))
+            on_backend!(g, table, |ops| lifecycle::shield(&ops, &repo, apply, out))
         }
         LifecycleCommand::Simulate {
             policy,
@@ -256,11 +278,7 @@ async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyho
                 }
                 (None, Some(repo)) => {
                     // Without a table the images are read from ECR and none is marked.
-                    let table = TableArg {
-                        name: Some(table.name.unwrap_or_default()),
-                        ..table
-                    };
-                    let ops = ops_for(&table, false).await?;
+                    let ops = ops_for(g, &table, false).await?;
                     let source = lifecycle::Source::Repo(&ops, &repo);
                     lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
                 }
@@ -270,17 +288,19 @@ async fn run_lifecycle(command: LifecycleCommand, out: &mut impl Write) -> anyho
     }
 }
 
-async fn run_rule(command: RuleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
+async fn run_rule(g: &Global, command: RuleCommand, out: &mut impl Write) -> anyhow::Result<bool> {
     match command {
         RuleCommand::Add { spec, opts, table } => {
-            on_backend!(table, |ops| rules::add(&ops, &spec, &opts, out))
+            on_backend!(g, table, |ops| rules::add(&ops, &spec, &opts, out))
         }
-        RuleCommand::List { json, table } => on_backend!(table, |ops| rules::list(&ops, json, out)),
+        RuleCommand::List { json, table } => {
+            on_backend!(g, table, |ops| rules::list(&ops, json, out))
+        }
         RuleCommand::Remove { rule, table } => {
-            on_backend!(table, |ops| rules::remove(&ops, &rule, out))
+            on_backend!(g, table, |ops| rules::remove(&ops, &rule, out))
         }
         RuleCommand::Preview { repo, table } => {
-            on_backend!(table, |ops| rules::preview(&ops, repo.as_deref(), out))
+            on_backend!(g, table, |ops| rules::preview(&ops, repo.as_deref(), out))
         }
     }
 }

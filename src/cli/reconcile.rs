@@ -20,17 +20,11 @@ pub struct How {
 
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
 /// environment), showing progress on stderr. `Ok(false)` when a problem is left.
-pub async fn run(
-    how: How,
-    table: Option<String>,
-    topic_arn: Option<String>,
-    pin_key: Option<String>,
-    out: &mut impl Write,
-) -> anyhow::Result<bool> {
+pub async fn run(how: How, g: &super::Global, out: &mut impl Write) -> anyhow::Result<bool> {
     let lookup = |k: &str| match k {
-        crate::config::TABLE => table.clone(),
-        crate::config::TOPIC_ARN => topic_arn.clone(),
-        crate::config::PIN_KEY => pin_key.clone(),
+        crate::config::TABLE => g.table.clone(),
+        crate::config::TOPIC_ARN => g.topic_arn.clone(),
+        crate::config::PIN_KEY => g.pin_key.clone(),
         _ => std::env::var(k).ok(),
     };
     let cfg = Config::from_lookup(lookup)?;
@@ -38,7 +32,7 @@ pub async fn run(
         // Without it every seal is unknown: each repair would be paged, none made.
         anyhow::bail!("reconcile checks and seals pins: {}", crate::aws::NO_KEY);
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = super::sdk_config(g).await;
     let mut handler = crate::wiring::from_config(&sdk, &cfg, how.dry_run);
     handler.settings.check_seals = how.check_seals;
     let trail = crate::aws::CloudTrailLookup {

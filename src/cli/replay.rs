@@ -34,12 +34,8 @@ pub struct ReplayOptions {
     pub aws: bool,
     /// No writes (with `aws`).
     pub dry_run: bool,
-    /// Registry table (with `aws`).
-    pub table: Option<String>,
-    /// Pager topic (with `aws`).
-    pub topic_arn: Option<String>,
-    /// With `aws`: the pin key (else `TAG_GUARD_PIN_KEY`).
-    pub pin_key: Option<String>,
+    /// With `aws`: the table, topic, pin key and AWS configuration (the global options).
+    pub aws_options: super::Global,
 }
 
 /// Runs the replay, writing to `out`. `Ok(false)` when some input could not be handled.
@@ -55,13 +51,13 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
             );
         }
         let lookup = |k: &str| match k {
-            crate::config::TABLE => opts.table.clone(),
-            crate::config::TOPIC_ARN => opts.topic_arn.clone(),
-            crate::config::PIN_KEY => opts.pin_key.clone(),
+            crate::config::TABLE => opts.aws_options.table.clone(),
+            crate::config::TOPIC_ARN => opts.aws_options.topic_arn.clone(),
+            crate::config::PIN_KEY => opts.aws_options.pin_key.clone(),
             _ => std::env::var(k).ok(),
         };
         let cfg = Config::from_lookup(lookup)?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = super::sdk_config(&opts.aws_options).await;
         let handler = crate::wiring::from_config(&sdk, &cfg, opts.dry_run);
         return run(&handler, None, &files, opts, out).await;
     }
