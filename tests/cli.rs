@@ -75,9 +75,16 @@ fn replay_of_events_tells_the_story() {
         "beta (pin sha256:a4b224ff0f64): moved -> revert -> untrusted_pin",
         "page: [HIGH] beta in shop/api: NOT restored (untrusted pin)",
         "29 event(s) handled, 0 failed",
+        "1 invalid registry item(s), skipped: 111122223333/eu-west-1/shop/web:canary",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+    assert_eq!(
+        out.matches("  invalid registry item 111122223333/eu-west-1/shop/web:canary")
+            .count(),
+        1,
+        "an invalid item is told once per run:\n{out}"
+    );
 }
 
 #[test]
@@ -573,4 +580,35 @@ fn reconcile_against_aws_without_a_pin_key_says_what_is_missing() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("TAG_GUARD_PIN_KEY or --pin-key"), "{err}");
+}
+
+#[test]
+fn completions_for_each_shell_name_the_commands_and_the_global_options() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}");
+        let script = stdout(&o);
+        // fish spells a long option `-l pin-key`.
+        for word in ["reconcile", "protect", "pin-key", "profile", "endpoint-url"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let script = stdout(&run(&["completions", "bash"]));
+    let path = tmp("completions.bash");
+    std::fs::write(&path, script).expect("write");
+    let check = Command::new("bash").arg("-n").arg(&path).output();
+    if let Ok(check) = check {
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
 }

@@ -51,6 +51,13 @@ pub(crate) enum Command {
     Replay(ReplayArgs),
     /// Print the JSON Schema of a registry item.
     Schema,
+    /// Print a completion script for SHELL: `ecr-tag-guard completions bash >
+    /// /etc/bash_completion.d/ecr-tag-guard`, `... zsh > "${fpath[1]}/_ecr-tag-guard"`,
+    /// `... fish > ~/.config/fish/completions/ecr-tag-guard.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Set up the registry table.
     Registry {
         #[command(subcommand)]

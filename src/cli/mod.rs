@@ -163,6 +163,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             writeln!(out, "{}", crate::registry::SCHEMA.trim_end())?;
             Ok(true)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ecr-tag-guard", out);
+            Ok(true)
+        }
         Command::Registry {
             command: RegistryCommand::Init,
             table,

@@ -111,6 +111,8 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
 ) -> anyhow::Result<bool> {
     let (mut handled, mut failed) = (0usize, 0usize);
     let mut applied = HashSet::new();
+    // Invalid registry items, each told once per run (the first event that reads it).
+    let mut invalid: Vec<String> = Vec::new();
     for file in files {
         let loaded = match input::load(file) {
             Ok(l) => l,
@@ -148,7 +150,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
                     if opts.json {
                         writeln!(out, "{}", json!({"input": ev.label, "report": report}))?;
                     } else {
-                        human(out, &ev.label, &report, opts.verbose)?;
+                        human(out, &ev.label, &report, opts.verbose, &mut invalid)?;
                     }
                 }
                 Err(e) => {
@@ -164,6 +166,14 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
         }
     }
     if !opts.json {
+        if !invalid.is_empty() {
+            writeln!(
+                out,
+                "{} invalid registry item(s), skipped: {}",
+                invalid.len(),
+                invalid.join(", ")
+            )?;
+        }
         writeln!(out, "{handled} event(s) handled, {failed} failed")?;
     }
     Ok(failed == 0)
@@ -205,7 +215,15 @@ fn error_line(out: &mut impl Write, json: bool, input: &str, problem: &str) -> s
     }
 }
 
-fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::io::Result<()> {
+/// One event's story for a person; an invalid registry item is told the first time only
+/// (`invalid` keeps the ones told).
+fn human(
+    out: &mut impl Write,
+    label: &str,
+    r: &Report,
+    verbose: bool,
+    invalid: &mut Vec<String>,
+) -> std::io::Result<()> {
     match &r.incident {
         Some(i) => writeln!(
             out,
@@ -223,6 +241,10 @@ fn human(out: &mut impl Write, label: &str, r: &Report, verbose: bool) -> std::i
         writeln!(out, "  note: {note}")?;
     }
     for bad in &r.invalid_entries {
+        if invalid.contains(&bad.key) {
+            continue;
+        }
+        invalid.push(bad.key.clone());
         writeln!(
             out,
             "  invalid registry item {}: {}",
