@@ -70,6 +70,27 @@ async fn delete_by_tag_is_restored_and_paged() {
         "{msg}"
     );
     assert!(msg.contains(&d), "{msg}");
+    // Links to the repository, the pinned image and the CloudTrail record, in the text and
+    // in the JSON.
+    let console = "https://eu-west-1.console.aws.amazon.com";
+    let repo_link = format!(
+        "{console}/ecr/repositories/private/{}/web?region=eu-west-1",
+        w.account
+    );
+    let image_link = format!(
+        "{console}/ecr/repositories/private/{}/web/_/image/{d}/details?region=eu-west-1",
+        w.account
+    );
+    let event_id = event["detail"]["eventID"].as_str().unwrap_or("?");
+    let event_link = format!("{console}/cloudtrail/home?region=eu-west-1#/events/{event_id}");
+    for link in [&repo_link, &image_link, &event_link] {
+        assert!(msg.contains(&format!(" {link}\n")), "{link} in {msg}");
+    }
+    let facts: Value = serde_json::from_str(msg.split("--- JSON ---\n").nth(1).unwrap_or(""))
+        .expect("the JSON part");
+    assert_eq!(facts["links"]["repository"], repo_link.as_str());
+    assert_eq!(facts["links"]["image"], image_link.as_str());
+    assert_eq!(facts["links"]["event"], event_link.as_str());
     let history = w.history("web", "prod.latest").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["outcome"], "restored");

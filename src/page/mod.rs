@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub mod alarm;
+pub mod links;
 
 pub use alarm::{report, Alarm};
 
@@ -126,6 +127,13 @@ fn tag_facts(incident: &Incident, d: &Decision, alarm: &Alarm) -> (String, serde
     line("When:", &when);
     line("Pinned digest:", &dash(&alarm.old_digest));
     line("New digest:", &dash(&alarm.new_digest));
+    let image = alarm
+        .old_digest
+        .as_deref()
+        .and_then(|d| links::image(&incident.repo, d));
+    if let Some(link) = &image {
+        line("Pinned image:", link);
+    }
     let did = clean(&alarm.did, 1000);
     let todo = alarm.todo.as_deref().map(|t| clean(t, 1000));
     line("Guard did:", &did);
@@ -154,19 +162,32 @@ fn tag_facts(incident: &Incident, d: &Decision, alarm: &Alarm) -> (String, serde
         "event_id": clean(&incident.event_id, 100),
         "source": clean(&incident.source, 100),
         "owner": d.entry.owner.as_deref().map(|s| clean(s, 200)),
+        "links": {
+            "repository": links::repository(&incident.repo),
+            "image": image,
+            "event": links::event(incident),
+        },
     });
     (text, facts)
 }
 
-/// The lines every page of an incident ends with.
+/// The lines every page of an incident ends with: where it came from, and links to the
+/// repository and (for a CloudTrail record) the event in the console.
 fn trailer(incident: &Incident) -> String {
-    format!(
+    let mut text = format!(
         "{:<16}{}\n{:<16}{}\n",
         "Source:",
         clean(&incident.source, 100),
         "Event id:",
-        clean(&incident.event_id, 100)
-    )
+        clean(&incident.event_id, 100),
+    );
+    if let Some(repo) = links::repository(&incident.repo) {
+        text.push_str(&format!("{:<16}{repo}\n", "Repository:"));
+    }
+    if let Some(event) = links::event(incident) {
+        text.push_str(&format!("{:<16}{event}\n", "CloudTrail:"));
+    }
+    text
 }
 
 /// The message attributes subscription filter policies select on (`repository`: the key, or
