@@ -135,6 +135,20 @@ def main(binary, out_path):
         sys.exit("EventBridge patterns disagree with the handler:\n" + "\n".join(problems))
     print(f"patterns: {len(rules)} rules, {len(events)} events agree with the handler")
     check_stream_filter(cfn)
+    check_dashboards(cfn)
+
+
+def check_dashboards(cfn):
+    """Each dashboard's body is JSON once CloudFormation has substituted its variables."""
+    import re
+    for name, r in cfn["Resources"].items():
+        if r["Type"] != "AWS::CloudWatch::Dashboard":
+            continue
+        body = r["Properties"]["DashboardBody"]
+        text = body["Fn::Sub"][0] if isinstance(body, dict) else body
+        widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))["widgets"]
+        assert widgets, f"{name}: no widget"
+        print(f"dashboard {name}: {len(widgets)} widgets, valid JSON")
 
 
 def check_stream_filter(cfn):

@@ -82,6 +82,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
                 error!(retryable = e.is_retryable(), error = %e, "reconcile stopped");
                 Box::new(e) as lambda_runtime::Error
             })?;
+        emit(crate::metrics::for_reconcile(&report, now_ms()));
         return Ok(json!({
             "reconcile": true,
             "repositories": report.repositories,
@@ -99,13 +100,16 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
         }));
     }
     match Box::pin(handler.handle(event, now)).await {
-        Ok(report) => Ok(json!({
-            "event_id": report.event_id,
-            "ignored": report.ignored,
-            "duplicate": report.duplicate,
-            "decisions": report.decisions.len(),
-            "pages": report.pages.len(),
-        })),
+        Ok(report) => {
+            emit(crate::metrics::for_event(&report, now_ms()));
+            Ok(json!({
+                "event_id": report.event_id,
+                "ignored": report.ignored,
+                "duplicate": report.duplicate,
+                "decisions": report.decisions.len(),
+                "pages": report.pages.len(),
+            }))
+        }
         Err(e) if e.is_retryable() => {
             error!(retryable = true, error = %e, "event not handled; failing the invocation so it is retried");
             Err(Box::new(e))
@@ -121,4 +125,22 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             Ok(json!({"unreadable": e.to_string()}))
         }
     }
+}
+
+/// Prints metric lines in CloudWatch's embedded metric format on stdout, where Lambda sends
+/// them to the function's log group and CloudWatch makes metrics of them (no API call).
+fn emit(lines: Vec<Value>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        // A metric that cannot be written is not worth failing an invocation for.
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// The system clock in epoch milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

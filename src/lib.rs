@@ -19,6 +19,7 @@ pub mod events;
 pub mod guard;
 pub mod lambda;
 pub mod memory;
+pub mod metrics;
 pub mod page;
 pub mod ports;
 pub mod registry;

@@ -62,3 +62,19 @@ fn waits_and_margins_fit_inside_an_invocation() {
         "a duplicate waits {busy_wait} s and reconcile stops {margin} s early: the {timeout} s timeout leaves too little room"
     );
 }
+
+#[test]
+fn the_dashboard_and_alarms_read_the_metrics_the_binary_writes() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/template.yaml"))
+        .expect("template");
+    assert!(text.contains(&format!("Namespace: {}", ecr_tag_guard::metrics::NAMESPACE)));
+    for name in ecr_tag_guard::metrics::METRICS {
+        assert!(
+            text.contains(&format!("MetricName=\\\"{name}\\\"")),
+            "the dashboard graphs {name}"
+        );
+    }
+    assert!(
+        text.contains("MetricName: Decisions, Dimensions: [{Name: Outcome, Value: untrusted_pin}]")
+    );
+}

@@ -185,6 +185,28 @@ async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
     assert!(decision["fields"]["event_id"]
         .as_str()
         .is_some_and(|s| !s.is_empty()));
+    // Metrics in embedded metric format: the decision counted by action and outcome, the
+    // repair's latency, the page.
+    let emf: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EcrTagGuard")
+        .collect();
+    let restored = emf
+        .iter()
+        .find(|v| v["Action"] == "restore" && v["Outcome"] == "restored")
+        .unwrap_or_else(|| panic!("no EMF line for the restore in:\n{logs}"));
+    assert_eq!(restored["Decisions"], 1.0);
+    assert_eq!(
+        restored["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Action", "Outcome"], ["Outcome"]])
+    );
+    assert!(emf
+        .iter()
+        .any(|v| v["RepairLatency"].as_f64().is_some_and(|ms| ms >= 0.0)));
+    assert!(emf
+        .iter()
+        .any(|v| v["PagesSent"] == 1.0 && v["Source"] == "event"));
 
     // The schedule's event runs a reconcile: a tag deleted while no event reached the
     // guard is put back.
@@ -198,6 +220,11 @@ async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
     assert!(line.ends_with("/response HTTP/1.1"), "{summary}\n{logs}");
     assert_eq!(summary["reconcile"], true, "{summary}");
     assert_eq!(summary["repairs"], 1, "{summary}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"Decisions\"") && l.contains("\"restored\"")),
+        "reconcile's repairs are counted too:\n{logs}"
+    );
     assert_eq!(
         w.digest_of("web", "prod").await.as_deref(),
         Some(d.as_str())

@@ -148,7 +148,13 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
                 Ok(report) => {
                     handled += 1;
                     if opts.json {
-                        writeln!(out, "{}", json!({"input": ev.label, "report": report}))?;
+                        let ms = Now::system().epoch * 1000;
+                        let metrics = crate::metrics::for_event(&report, ms);
+                        writeln!(
+                            out,
+                            "{}",
+                            json!({"input": ev.label, "report": report, "metrics": metrics})
+                        )?;
                     } else {
                         human(out, &ev.label, &report, opts.verbose, &mut invalid)?;
                     }
