@@ -514,6 +514,9 @@ fn every_registry_command_runs_on_the_embedded_world() {
         "{}",
         stdout(&o)
     );
+    // Progress is drawn only on a terminal: nothing of it reaches a pipe.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("repositories"), "{err}");
     let o = embedded(&["status"], &b, &a);
     assert!(
         !stdout(&o).contains("keep-alive tag missing 111122223333/eu-west-1/shop/web:prod.latest"),

@@ -4,6 +4,7 @@ mod args;
 pub mod drill;
 pub mod lifecycle;
 pub mod ops;
+mod progress;
 mod reconcile;
 pub mod registry;
 mod replay;

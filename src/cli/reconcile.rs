@@ -39,7 +39,7 @@ pub async fn run(how: How, g: &super::Global, out: &mut impl Write) -> anyhow::R
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };
     let report = handler
-        .reconcile(&Now::system(), &trail, &mut progress)
+        .reconcile(&Now::system(), &trail, &mut progress())
         .await?;
     print(&report, how.dry_run, out)
 }
@@ -68,7 +68,7 @@ pub async fn run_embedded(
         dry_run: how.dry_run,
     };
     let report = handler
-        .reconcile(&Now::system(), &world, &mut progress)
+        .reconcile(&Now::system(), &world, &mut progress())
         .await?;
     let ok = print(&report, how.dry_run, out)?;
     if let Some(path) = save {
@@ -78,10 +78,17 @@ pub async fn run_embedded(
 }
 
 /// Progress on stderr, one line rewritten per repository.
-fn progress(done: usize, total: usize, repo: &crate::registry::RepoKey) {
-    eprint!("\rreconcile: {done}/{total} repositories ({repo})\x1b[K");
-    if done == total {
-        eprintln!();
+/// Progress on stderr when it is a terminal: a bar over the repositories, the last one named.
+fn progress() -> impl FnMut(usize, usize, &crate::registry::RepoKey) {
+    let bar = super::progress::bar("repositories", false);
+    bar.set_prefix("reconcile");
+    move |done, total, repo| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(repo.to_string());
+        if done == total {
+            bar.finish_and_clear();
+        }
     }
 }
 

@@ -113,7 +113,13 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
     let mut applied = HashSet::new();
     // Invalid registry items, each told once per run (the first event that reads it).
     let mut invalid: Vec<String> = Vec::new();
+    // Over many files, a bar on a terminal's stderr while the story goes to a file.
+    let bar = super::progress::bar("files", true);
+    bar.set_prefix("replay");
+    bar.set_length(files.len() as u64);
     for file in files {
+        bar.set_message(file.display().to_string());
+        bar.inc(1);
         let loaded = match input::load(file) {
             Ok(l) => l,
             Err(e) => {
@@ -171,6 +177,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             }
         }
     }
+    bar.finish_and_clear();
     if !opts.json {
         if !invalid.is_empty() {
             writeln!(
