@@ -34,6 +34,10 @@ pub const PAGES_PER_RUN: &str = "TAG_GUARD_PAGES_PER_RUN";
 /// without it the guard pushes from no pin and pages instead.
 pub const PIN_KEY: &str = "TAG_GUARD_PIN_KEY";
 
+/// An SNS topic for chat channels (Amazon Q Developer in chat applications): every page is
+/// also sent there as a custom notification. Optional.
+pub const CHAT_TOPIC_ARN: &str = "TAG_GUARD_CHAT_TOPIC_ARN";
+
 /// Every variable the binary reads.
 pub const VARS: &[&str] = &[
     TABLE,
@@ -47,6 +51,7 @@ pub const VARS: &[&str] = &[
     RECONCILE_CONCURRENCY,
     PAGES_PER_RUN,
     PIN_KEY,
+    CHAT_TOPIC_ARN,
 ];
 
 /// Settings for a deployment that talks to AWS.
@@ -58,6 +63,8 @@ pub struct Config {
     pub topic_arn: String,
     /// The pin key (`None`: not set; pins cannot be sealed or checked).
     pub pin_key: Option<String>,
+    /// The chat topic, if any.
+    pub chat_topic_arn: Option<String>,
     /// What is guarded and who the guard is.
     pub settings: Settings,
 }
@@ -75,6 +82,9 @@ impl Config {
             table: required(TABLE)?,
             topic_arn: required(TOPIC_ARN)?,
             pin_key: get(PIN_KEY)
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
+            chat_topic_arn: get(CHAT_TOPIC_ARN)
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
             settings,

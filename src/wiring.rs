@@ -28,6 +28,7 @@ pub fn handler(
         pager: SnsPager {
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn: topic_arn.to_string(),
+            chat_topic_arn: None,
         },
         ledger: DynamoLedger {
             client: ddb,
@@ -42,14 +43,16 @@ pub fn handler(
     }
 }
 
-/// [`handler`] for a [`Config`].
+/// [`handler`] for a [`Config`] (with its chat topic, when it names one).
 pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> AwsHandler {
-    handler(
+    let mut h = handler(
         sdk,
         &cfg.table,
         &cfg.topic_arn,
         cfg.pin_key.as_deref(),
         cfg.settings.clone(),
         dry_run,
-    )
+    );
+    h.pager.chat_topic_arn = cfg.chat_topic_arn.clone();
+    h
 }

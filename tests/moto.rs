@@ -1121,3 +1121,65 @@ async fn registration_of_a_missing_tag_an_invalid_item_and_a_rule() {
     let shown = String::from_utf8_lossy(&out).to_string();
     assert!(shown.contains("(tag not in ECR at "), "{shown}");
 }
+
+#[tokio::test]
+async fn a_chat_topic_gets_each_page_as_a_custom_notification() {
+    let Some(w) = World::new().await else { return };
+    let (_, d) = w.seed("web", "prod", "chat", json!({})).await;
+    let chat = w
+        .sns
+        .create_topic()
+        .name("chat")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_string();
+    let queue = w
+        .sqs
+        .create_queue()
+        .queue_name("chat-channel")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    w.sns
+        .subscribe()
+        .topic_arn(&chat)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:{}:chat-channel", w.account))
+        .send()
+        .await
+        .expect("subscribe");
+    let mut h = w.handler();
+    h.pager.chat_topic_arn = Some(chat);
+    let event = w.delete_by(user(&w, "bob"), "web", "prod").await;
+    h.handle(&event, &ecr_tag_guard::service::Now::system())
+        .await
+        .expect("handled");
+    w.expect_tag("web", "prod", Some(&d)).await;
+    // The pager topic has the page as before; the chat topic its notification.
+    let pages = w.expect_pages(&["restored"]).await;
+    let got = w
+        .sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(got.messages().len(), 1);
+    let envelope: Value =
+        serde_json::from_str(got.messages()[0].body().unwrap_or("{}")).expect("SNS envelope");
+    let note: Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap_or("")).expect("chat JSON");
+    assert_eq!(note["version"], "1.0");
+    assert_eq!(note["source"], "custom");
+    assert_eq!(note["content"]["title"], pages[0]["Subject"]);
+    assert!(note["content"]["description"]
+        .as_str()
+        .is_some_and(|t| t.contains("*prod*")));
+}

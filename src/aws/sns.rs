@@ -1,4 +1,5 @@
-//! SNS: one `Publish` per page.
+//! SNS: one `Publish` per page, to the pager topic; and, when a chat topic is set, the same
+//! page as a chat notification ([`crate::page::chat`]) to it.
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
@@ -15,10 +16,33 @@ pub struct SnsPager {
     pub client: Client,
     /// The topic.
     pub topic_arn: String,
+    /// The chat topic (Amazon Q Developer in chat applications), if any.
+    pub chat_topic_arn: Option<String>,
 }
 
 impl Pager for SnsPager {
+    /// The page is sent once SNS has taken it for the pager topic. The chat copy is a
+    /// courtesy: a failure to send it is logged, never a reason to send the page again.
     async fn publish(&self, page: &Page) -> Result<(), CallError> {
+        self.publish_page(page).await?;
+        if let Some(chat) = &self.chat_topic_arn {
+            let sent = self
+                .client
+                .publish()
+                .topic_arn(chat)
+                .message(crate::page::chat::render(page))
+                .send()
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %call_error("sns:Publish", &e), "chat notification not sent");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SnsPager {
+    async fn publish_page(&self, page: &Page) -> Result<(), CallError> {
         let mut req = self
             .client
             .publish()

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub mod alarm;
+pub mod chat;
 pub mod links;
 
 pub use alarm::{report, Alarm};

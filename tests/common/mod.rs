@@ -298,6 +298,7 @@ impl World {
             pager: SnsPager {
                 client: self.sns.clone(),
                 topic_arn: self.topic_arn.clone(),
+                chat_topic_arn: None,
             },
             ledger: DynamoLedger {
                 client: self.ddb.clone(),
