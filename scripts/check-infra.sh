@@ -29,7 +29,7 @@ fi
 
 echo "== template: SAM translation and EventBridge patterns against events/"
 .venv/bin/python infra/check.py "$bootstrap" target/infra/template.cfn.json
-echo "== cfn-lint (translated template)"
-cfn-lint target/infra/template.cfn.json
+echo "== cfn-lint (translated template, member role template)"
+cfn-lint target/infra/template.cfn.json infra/member.yaml
 echo "== checkov (SAM and translated templates)"
-checkov --skip-download --quiet --compact -f infra/template.yaml -f target/infra/template.cfn.json
+checkov --skip-download --quiet --compact -f infra/template.yaml -f target/infra/template.cfn.json -f infra/member.yaml

@@ -38,6 +38,13 @@ pub const PIN_KEY: &str = "TAG_GUARD_PIN_KEY";
 /// also sent there as a custom notification. Optional.
 pub const CHAT_TOPIC_ARN: &str = "TAG_GUARD_CHAT_TOPIC_ARN";
 
+/// The name of the role the guard assumes in each member account for everything it does
+/// there (ECR reads and writes); its own account needs none. Optional.
+pub const MEMBER_ROLE: &str = "TAG_GUARD_MEMBER_ROLE";
+
+/// The external ID the member roles' trust policies ask for. Optional.
+pub const MEMBER_EXTERNAL_ID: &str = "TAG_GUARD_MEMBER_EXTERNAL_ID";
+
 /// Every variable the binary reads.
 pub const VARS: &[&str] = &[
     TABLE,
@@ -52,6 +59,8 @@ pub const VARS: &[&str] = &[
     PAGES_PER_RUN,
     PIN_KEY,
     CHAT_TOPIC_ARN,
+    MEMBER_ROLE,
+    MEMBER_EXTERNAL_ID,
 ];
 
 /// Settings for a deployment that talks to AWS.
@@ -65,6 +74,8 @@ pub struct Config {
     pub pin_key: Option<String>,
     /// The chat topic, if any.
     pub chat_topic_arn: Option<String>,
+    /// The member accounts' role (name, external ID), if any.
+    pub member_role: Option<(String, Option<String>)>,
     /// What is guarded and who the guard is.
     pub settings: Settings,
 }
@@ -87,6 +98,7 @@ impl Config {
             chat_topic_arn: get(CHAT_TOPIC_ARN)
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty()),
+            member_role: member_role_from(&get)?,
             settings,
         })
     }
@@ -95,6 +107,33 @@ impl Config {
     pub fn from_env() -> Result<Config, Error> {
         Config::from_lookup(|k| std::env::var(k).ok())
     }
+}
+
+/// The member accounts' role (`TAG_GUARD_MEMBER_ROLE`, `TAG_GUARD_MEMBER_EXTERNAL_ID`), read
+/// through `get`: `None` when no role is named.
+pub fn member_role_from(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, Option<String>)>, Error> {
+    let Some(name) = get(MEMBER_ROLE)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let valid = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if !valid {
+        return Err(Error::Config(format!(
+            "{MEMBER_ROLE}: `{}` is not an IAM role name (a name, not an ARN)",
+            crate::text::clean(&name, 100)
+        )));
+    }
+    let external = get(MEMBER_EXTERNAL_ID)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    Ok(Some((name, external)))
 }
 
 /// The settings alone (scope, own role, keep-alive prefix), for the commands that need no

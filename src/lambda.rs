@@ -20,7 +20,8 @@ use crate::service::{Handler, Now};
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let cfg = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let handler = crate::wiring::from_config(&sdk, &cfg, false);
+    // The function's own account comes from TAG_GUARD_ROLE_ARN: no network call at start.
+    let handler = crate::wiring::from_config(&sdk, &cfg, None, false)?;
     let trail = crate::aws::CloudTrailLookup {
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };

@@ -1,8 +1,9 @@
 //! Wiring: the SDK clients built from one AWS configuration, handed to the use cases. The
 //! entry points (the Lambda, the commands) call this; the adapters never see the service.
 
-use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, KmsPinKey, SnsPager};
+use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, KmsPinKey, MemberRoles, SnsPager};
 use crate::config::Config;
+use crate::error::Error;
 use crate::guard::Settings;
 use crate::service::Handler;
 
@@ -43,8 +44,45 @@ pub fn handler(
     }
 }
 
-/// [`handler`] for a [`Config`] (with its chat topic, when it names one).
-pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> AwsHandler {
+/// The member accounts' roles of a [`Config`] that names one, the guard's own account being
+/// `home` (a `None` home with a role named: an error saying what is missing).
+pub fn member_roles(
+    sdk: &aws_config::SdkConfig,
+    cfg: &Config,
+    home: Option<String>,
+) -> Result<Option<MemberRoles>, Error> {
+    let Some((name, external_id)) = cfg.member_role.clone() else {
+        return Ok(None);
+    };
+    let home = home.ok_or_else(|| {
+        Error::Config(format!(
+            "{} needs the guard's own account (it needs no role): set {} to the function's role ARN",
+            crate::config::MEMBER_ROLE,
+            crate::config::ROLE_ARN
+        ))
+    })?;
+    Ok(Some(MemberRoles::new(name, external_id, home, sdk.clone())))
+}
+
+/// The account of the guard's own role (`TAG_GUARD_ROLE_ARN`), when set: `arn:PARTITION:iam::ACCOUNT:role/NAME`.
+pub fn own_account(cfg: &Config) -> Option<String> {
+    cfg.settings
+        .own_role_arn
+        .as_deref()
+        .and_then(|arn| arn.split(':').nth(4))
+        .filter(|a| a.len() == 12)
+        .map(String::from)
+}
+
+/// [`handler`] for a [`Config`] (with its chat topic and member roles, when it names them):
+/// `home` is the guard's own account when the configuration does not tell it.
+pub fn from_config(
+    sdk: &aws_config::SdkConfig,
+    cfg: &Config,
+    home: Option<String>,
+    dry_run: bool,
+) -> Result<AwsHandler, Error> {
+    let roles = member_roles(sdk, cfg, own_account(cfg).or(home))?;
     let mut h = handler(
         sdk,
         &cfg.table,
@@ -54,5 +92,6 @@ pub fn from_config(sdk: &aws_config::SdkConfig, cfg: &Config, dry_run: bool) -> 
         dry_run,
     );
     h.pager.chat_topic_arn = cfg.chat_topic_arn.clone();
-    h
+    h.images.clients = h.images.clients.with_member_roles(roles);
+    Ok(h)
 }

@@ -24,7 +24,10 @@ use crate::registry::{ImageRef, Manifest, RepoKey};
 #[derive(Clone, Debug)]
 pub struct EcrClients {
     base: Client,
-    by_region: Arc<Mutex<HashMap<String, Client>>>,
+    /// Clients by (account reached by role, or "" for the guard's own, region).
+    by_region: Arc<Mutex<HashMap<(String, String), Client>>>,
+    /// Member accounts reached by role, if the deployment names one.
+    member: Option<super::MemberRoles>,
 }
 
 impl EcrClients {
@@ -34,24 +37,44 @@ impl EcrClients {
         EcrClients {
             base,
             by_region: Arc::default(),
+            member: None,
         }
     }
 
-    /// The client for `repo`'s region.
+    /// The same clients, reaching every account but the guard's own through `roles`.
+    pub fn with_member_roles(mut self, roles: Option<super::MemberRoles>) -> EcrClients {
+        self.member = roles;
+        self
+    }
+
+    /// The client for `repo`'s account and region.
     pub fn for_repo(&self, repo: &RepoKey) -> Client {
-        if self.base.config().region().map(|r| r.as_ref()) == Some(repo.region.as_str()) {
+        let assumed = self
+            .member
+            .as_ref()
+            .and_then(|m| m.credentials_for(&repo.account));
+        let home_region =
+            self.base.config().region().map(|r| r.as_ref()) == Some(repo.region.as_str());
+        if assumed.is_none() && home_region {
             return self.base.clone();
         }
+        let account = if assumed.is_some() {
+            repo.account.clone()
+        } else {
+            String::new()
+        };
         let mut map = self.by_region.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(repo.region.clone())
+        map.entry((account, repo.region.clone()))
             .or_insert_with(|| {
-                let conf = self
+                let mut conf = self
                     .base
                     .config()
                     .to_builder()
-                    .region(aws_sdk_ecr::config::Region::new(repo.region.clone()))
-                    .build();
-                Client::from_conf(conf)
+                    .region(aws_sdk_ecr::config::Region::new(repo.region.clone()));
+                if let Some(creds) = assumed {
+                    conf = conf.credentials_provider(creds);
+                }
+                Client::from_conf(conf.build())
             })
             .clone()
     }

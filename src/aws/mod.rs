@@ -7,6 +7,7 @@ mod dynamodb;
 mod ecr;
 mod kms;
 mod ledger;
+mod member;
 mod sns;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -17,6 +18,7 @@ pub use dynamodb::{attr_to_json, json_to_attr, DynamoRegistry, TTL_ATTRIBUTE};
 pub use ecr::{EcrClients, EcrImages};
 pub use kms::{KmsPinKey, NO_KEY};
 pub use ledger::DynamoLedger;
+pub use member::MemberRoles;
 pub use sns::SnsPager;
 
 use crate::error::CallError;

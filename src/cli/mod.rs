@@ -53,6 +53,23 @@ pub(crate) async fn sdk_config(g: &Global) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The caller's own account, asked of STS only when member roles are in play and
+/// `TAG_GUARD_ROLE_ARN` does not tell it: the account a command reaches without a role.
+pub(crate) async fn caller_account(
+    sdk: &aws_config::SdkConfig,
+    cfg: &crate::config::Config,
+) -> Option<String> {
+    if cfg.member_role.is_none() || crate::wiring::own_account(cfg).is_some() {
+        return None;
+    }
+    let id = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .ok()?;
+    id.account().map(String::from)
+}
+
 /// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
 /// clients from the AWS configuration ([`sdk_config`]) and the table `--table` names.
 async fn ops(g: &Global, table: &TableArg) -> anyhow::Result<registry::Ops> {
@@ -78,10 +95,31 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
         anyhow::bail!("name the registry table with --table or TAG_GUARD_TABLE (or try the embedded world: --state events/scenario.json)");
     }
     let sdk = sdk_config(g).await;
+    // Member accounts by role: the caller's own account is reached without one.
+    let roles = match crate::config::member_role_from(|k| std::env::var(k).ok())? {
+        None => None,
+        Some((name, external_id)) => {
+            let id = aws_sdk_sts::Client::new(&sdk)
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("{}", crate::aws::call_error("sts:GetCallerIdentity", &e))
+                })?;
+            let home = id.account().unwrap_or_default().to_string();
+            Some(crate::aws::MemberRoles::new(
+                name,
+                external_id,
+                home,
+                sdk.clone(),
+            ))
+        }
+    };
     Ok(registry::Ops {
         backend: Backend::Aws(crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
-            ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk)),
+            ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk))
+                .with_member_roles(roles),
             table: name,
             sts: aws_sdk_sts::Client::new(&sdk),
             kms: crate::aws::KmsPinKey {

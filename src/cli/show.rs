@@ -181,7 +181,24 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
         }
         // One read of the repository's protected tags and keep-alive tags together.
         let es: Vec<Entry> = es.into_iter().cloned().collect();
-        let standings = read_standings(ops, repo, &es, &ops.settings.keep_prefix).await?;
+        let standings = match read_standings(ops, repo, &es, &ops.settings.keep_prefix).await {
+            Ok(s) => s,
+            Err(e) => {
+                // One repository that cannot be read (a member account whose role cannot be
+                // assumed, access denied) is reported per tag; the others are still checked.
+                for t in &es {
+                    not_ok += 1;
+                    let why = crate::text::clean(&e.to_string(), 500);
+                    if as_json {
+                        let v = json!({"status": "not_checked", "why": why, "repository": repo.key(), "tag": t.tag, "pin": t.digest()});
+                        writeln!(out, "{v}")?;
+                    } else {
+                        writeln!(out, "{:<22} {repo}:{} ({why})", "not checked", t.tag)?;
+                    }
+                }
+                continue;
+            }
+        };
         let distrusted = futures::future::join_all(es.iter().map(|e| async move {
             match &e.pin {
                 Some(pin) => ops.distrust(&e.repo, &e.tag, pin).await,
