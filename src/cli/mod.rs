@@ -116,7 +116,7 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
         }
     };
     Ok(registry::Ops {
-        backend: Backend::Aws(crate::aws::admin::Admin {
+        backend: Backend::Aws(Box::new(crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
             ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk))
                 .with_member_roles(roles),
@@ -126,7 +126,7 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
                 client: aws_sdk_kms::Client::new(&sdk),
                 key_id: g.pin_key.clone(),
             },
-        }),
+        })),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         settings,
     })

@@ -24,7 +24,7 @@ use crate::text::clean;
 #[derive(Clone, Debug)]
 pub enum Backend {
     /// AWS (or the endpoint `AWS_ENDPOINT_URL` names).
-    Aws(Admin),
+    Aws(Box<Admin>),
     /// The embedded world a scenario file describes.
     Embedded(Memory),
 }
@@ -47,7 +47,7 @@ macro_rules! on {
     ($ops:expr, console: $b:ident => $body:expr) => {
         match &$ops.backend {
             Backend::Aws(admin) => {
-                let $b = admin;
+                let $b: &Admin = admin;
                 $body
             }
             Backend::Embedded(world) => {
