@@ -1183,3 +1183,73 @@ async fn a_chat_topic_gets_each_page_as_a_custom_notification() {
         .as_str()
         .is_some_and(|t| t.contains("*prod*")));
 }
+
+#[tokio::test]
+async fn a_subscription_filter_policy_on_one_tag_selects_every_page_that_lists_it() {
+    let Some(w) = World::new().await else { return };
+    // A subscriber that wants pages about `stable` only.
+    let queue = w
+        .sqs
+        .create_queue()
+        .queue_name("stable-only")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    w.sns
+        .subscribe()
+        .topic_arn(&w.topic_arn)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:{}:stable-only", w.account))
+        .attributes("FilterPolicy", r#"{"tag": ["stable"]}"#)
+        .send()
+        .await
+        .expect("subscribe");
+    w.create_repo("api", false).await;
+    let m = manifest("filtered");
+    let d = w.push("api", &m, DOCKER, Some("prod")).await;
+    w.push("api", &m, DOCKER, Some("stable")).await;
+    w.put_sealed(pinned_item(&w, "api", "prod", &m, DOCKER))
+        .await;
+    w.put_sealed(pinned_item(&w, "api", "stable", &m, DOCKER))
+        .await;
+    w.push("api", &manifest("other"), DOCKER, Some("canary"))
+        .await;
+    w.put_sealed(pinned_item(&w, "api", "canary", &manifest("other"), DOCKER))
+        .await;
+    // One page listing prod and stable; then one about canary alone.
+    let ids = w.delete("api", &[(None, Some(&d))]).await;
+    w.handle(&batch_delete(
+        &w,
+        user(&w, "bob"),
+        "api",
+        json!([{"imageDigest": d}]),
+        ids,
+    ))
+    .await;
+    let event = w.delete_by(user(&w, "bob"), "api", "canary").await;
+    w.handle(&event).await;
+    let all = w.expect_pages(&["restored", "restored"]).await;
+    assert_eq!(tag_actions(&all[0]).len(), 2, "one page for both tags");
+    let got = w
+        .sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    let subjects: Vec<String> = got
+        .messages()
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m.body().unwrap_or("{}")).ok())
+        .map(|v| v["Subject"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["[HIGH] 2 tags in api: deleted; restored"],
+        "{subjects:?}"
+    );
+}
