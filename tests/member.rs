@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use serde_json::json;
@@ -15,14 +15,7 @@ const MEMBER: &str = "210987654321";
 /// The binary with the guard account's credentials (moto's default account for them) and the
 /// member role named.
 fn run(guard: &World, url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ecr-tag-guard"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_ENDPOINT_URL", url)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    binary_on_moto(url)
         .env("TAG_GUARD_TABLE", &guard.table)
         .env("TAG_GUARD_TOPIC_ARN", &guard.topic_arn)
         .env("TAG_GUARD_PIN_KEY", &guard.pin_key)
@@ -56,14 +49,7 @@ async fn a_member_accounts_tag_is_protected_checked_and_restored_through_its_rol
     let target = format!("{MEMBER}/{REGION}/web:prod");
 
     // Without the role the member's repository cannot be seen with the guard's credentials.
-    let o = Command::new(env!("CARGO_BIN_EXE_ecr-tag-guard"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_ENDPOINT_URL", &url)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let o = binary_on_moto(&url)
         .args([
             "protect",
             &target,

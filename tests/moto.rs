@@ -1136,24 +1136,7 @@ async fn a_chat_topic_gets_each_page_as_a_custom_notification() {
         .topic_arn()
         .expect("arn")
         .to_string();
-    let queue = w
-        .sqs
-        .create_queue()
-        .queue_name("chat-channel")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
-    w.sns
-        .subscribe()
-        .topic_arn(&chat)
-        .protocol("sqs")
-        .endpoint(format!("arn:aws:sqs:{REGION}:{}:chat-channel", w.account))
-        .send()
-        .await
-        .expect("subscribe");
+    let queue = w.subscribe_queue(&chat, "chat-channel", None).await;
     let mut h = w.handler();
     h.pager.chat_topic_arn = Some(chat);
     let event = w.delete_by(user(&w, "bob"), "web", "prod").await;
@@ -1163,19 +1146,10 @@ async fn a_chat_topic_gets_each_page_as_a_custom_notification() {
     w.expect_tag("web", "prod", Some(&d)).await;
     // The pager topic has the page as before; the chat topic its notification.
     let pages = w.expect_pages(&["restored"]).await;
-    let got = w
-        .sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .expect("receive");
-    assert_eq!(got.messages().len(), 1);
-    let envelope: Value =
-        serde_json::from_str(got.messages()[0].body().unwrap_or("{}")).expect("SNS envelope");
+    let got = w.received(&queue).await;
+    assert_eq!(got.len(), 1);
     let note: Value =
-        serde_json::from_str(envelope["Message"].as_str().unwrap_or("")).expect("chat JSON");
+        serde_json::from_str(got[0]["Message"].as_str().unwrap_or("")).expect("chat JSON");
     assert_eq!(note["version"], "1.0");
     assert_eq!(note["source"], "custom");
     assert_eq!(note["content"]["title"], pages[0]["Subject"]);
@@ -1189,24 +1163,8 @@ async fn a_subscription_filter_policy_on_one_tag_selects_every_page_that_lists_i
     let Some(w) = World::new().await else { return };
     // A subscriber that wants pages about `stable` only.
     let queue = w
-        .sqs
-        .create_queue()
-        .queue_name("stable-only")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
-    w.sns
-        .subscribe()
-        .topic_arn(&w.topic_arn)
-        .protocol("sqs")
-        .endpoint(format!("arn:aws:sqs:{REGION}:{}:stable-only", w.account))
-        .attributes("FilterPolicy", r#"{"tag": ["stable"]}"#)
-        .send()
-        .await
-        .expect("subscribe");
+        .subscribe_queue(&w.topic_arn, "stable-only", Some(r#"{"tag": ["stable"]}"#))
+        .await;
     w.create_repo("api", false).await;
     let m = manifest("filtered");
     let d = w.push("api", &m, DOCKER, Some("prod")).await;
@@ -1233,18 +1191,10 @@ async fn a_subscription_filter_policy_on_one_tag_selects_every_page_that_lists_i
     w.handle(&event).await;
     let all = w.expect_pages(&["restored", "restored"]).await;
     assert_eq!(tag_actions(&all[0]).len(), 2, "one page for both tags");
-    let got = w
-        .sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .send()
+    let subjects: Vec<String> = w
+        .received(&queue)
         .await
-        .expect("receive");
-    let subjects: Vec<String> = got
-        .messages()
         .iter()
-        .filter_map(|m| serde_json::from_str::<Value>(m.body().unwrap_or("{}")).ok())
         .map(|v| v["Subject"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(

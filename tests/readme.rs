@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -119,15 +119,8 @@ fn words(line: &str) -> Vec<String> {
 }
 
 fn run(url: &str, w: &World, tmp: &Path, args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ecr-tag-guard"))
+    binary_on_moto(url)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_ENDPOINT_URL", url)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("TAG_GUARD_TABLE", &w.table)
         .env("TAG_GUARD_TOPIC_ARN", &w.topic_arn)
         .env("TAG_GUARD_PIN_KEY", &w.pin_key)

@@ -489,6 +489,46 @@ impl World {
         item
     }
 
+    /// A new SQS queue `name` subscribed to `topic` (with a filter policy, if given): its URL.
+    pub async fn subscribe_queue(&self, topic: &str, name: &str, filter: Option<&str>) -> String {
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_string();
+        self.sns
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(format!("arn:aws:sqs:{REGION}:{}:{name}", self.account))
+            .set_attributes(filter.map(|f| [("FilterPolicy".to_string(), f.to_string())].into()))
+            .send()
+            .await
+            .expect("subscribe");
+        url
+    }
+
+    /// The SNS envelopes waiting in the queue at `url` (at most 10).
+    pub async fn received(&self, url: &str) -> Vec<Value> {
+        let got = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        got.messages()
+            .iter()
+            .map(|m| serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope"))
+            .collect()
+    }
+
     pub async fn put_item(&self, item: Value) {
         let Value::Object(m) = item else {
             panic!("item must be an object")
@@ -609,6 +649,20 @@ impl World {
 
 mod fixtures;
 pub use fixtures::*;
+
+/// The binary with no setting from the environment but moto's: the test credentials (moto's
+/// default account), the region and the endpoint.
+pub fn binary_on_moto(url: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-tag-guard"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", url)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
 
 /// A KMS HMAC key as the template creates it (`HMAC_256`, `GENERATE_VERIFY_MAC`): its ARN.
 pub async fn create_pin_key(kms: &aws_sdk_kms::Client) -> String {
