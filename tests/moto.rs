@@ -82,7 +82,8 @@ async fn delete_by_tag_is_restored_and_paged() {
         w.account
     );
     let event_id = event["detail"]["eventID"].as_str().unwrap_or("?");
-    let event_link = format!("{console}/cloudtrail/home?region=eu-west-1#/events/{event_id}");
+    let event_link =
+        format!("{console}/cloudtrail/home?region=eu-west-1#/events?EventId={event_id}");
     for link in [&repo_link, &image_link, &event_link] {
         assert!(msg.contains(&format!(" {link}\n")), "{link} in {msg}");
     }
@@ -1191,6 +1192,27 @@ async fn a_subscription_filter_policy_on_one_tag_selects_every_page_that_lists_i
     w.handle(&event).await;
     let all = w.expect_pages(&["restored", "restored"]).await;
     assert_eq!(tag_actions(&all[0]).len(), 2, "one page for both tags");
+    assert_eq!(
+        all[0]["MessageAttributes"]["tag"]["Type"], "String.Array",
+        "{}",
+        all[0]
+    );
+    // Each tag of the grouped page links its pinned image; the page, its repository.
+    let facts: Value = serde_json::from_str(
+        all[0]["Message"]
+            .as_str()
+            .unwrap_or("")
+            .split("--- JSON ---\n")
+            .nth(1)
+            .unwrap_or(""),
+    )
+    .expect("JSON part");
+    for change in facts["changes"].as_array().expect("changes") {
+        assert!(change["links"]["image"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&format!("/_/image/{d}/details?region={REGION}"))));
+        assert!(change["links"]["repository"].as_str().is_some());
+    }
     let subjects: Vec<String> = w
         .received(&queue)
         .await

@@ -46,7 +46,7 @@ pub fn image(repo: &RepoKey, digest: &str) -> Option<String> {
     })
 }
 
-/// The CloudTrail event history entry of the event, when the incident came from a CloudTrail
+/// The CloudTrail event history filtered to the event, when the incident came from a CloudTrail
 /// record (its `eventID`, a UUID); `None` for ECR's own events and reconcile's findings.
 pub fn event(incident: &Incident) -> Option<String> {
     let id = &incident.event_id;
@@ -59,7 +59,7 @@ pub fn event(incident: &Incident) -> Option<String> {
     (uuid && from_trail && incident.repo.check().is_ok()).then(|| {
         let region = &incident.repo.region;
         format!(
-            "{}/cloudtrail/home?region={region}#/events/{id}",
+            "{}/cloudtrail/home?region={region}#/events?EventId={id}",
             console(region)
         )
     })
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(image(&i.repo, "sha256:nope"), None);
         assert_eq!(
             event(&i).unwrap(),
-            "https://eu-west-1.console.aws.amazon.com/cloudtrail/home?region=eu-west-1#/events/c0ffee01-1111-4b2c-8d3e-000000000001"
+            "https://eu-west-1.console.aws.amazon.com/cloudtrail/home?region=eu-west-1#/events?EventId=c0ffee01-1111-4b2c-8d3e-000000000001"
         );
         let cn = incident(
             "c0ffee01-1111-4b2c-8d3e-000000000001",
