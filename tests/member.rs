@@ -25,14 +25,6 @@ fn run(guard: &World, url: &str, args: &[&str]) -> Output {
         .expect("run")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test]
 async fn a_member_accounts_tag_is_protected_checked_and_restored_through_its_role() {
     let Some(guard) = World::in_account("123456789012").await else {
@@ -60,15 +52,19 @@ async fn a_member_accounts_tag_is_protected_checked_and_restored_through_its_rol
         ])
         .output()
         .expect("run");
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("does not exist"), "{}", text(&o));
+    assert!(!o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("does not exist"),
+        "{}",
+        output_text(&o)
+    );
 
     let o = run(&guard, &url, &["protect", &target]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains(&format!("protected {target} at {d}")),
+        output_text(&o).contains(&format!("protected {target} at {d}")),
         "{}",
-        text(&o)
+        output_text(&o)
     );
     // The item is in the guard's table; the keep-alive tag in the member's repository.
     let item = guard
@@ -83,11 +79,11 @@ async fn a_member_accounts_tag_is_protected_checked_and_restored_through_its_rol
     );
 
     let o = run(&guard, &url, &["status"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains(&format!("ok                     {target}")),
+        output_text(&o).contains(&format!("ok                     {target}")),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     // A delete in the member account, replayed as its event: put back there.
@@ -102,8 +98,12 @@ async fn a_member_accounts_tag_is_protected_checked_and_restored_through_its_rol
         &url,
         &["replay", "--aws", file.to_str().expect("path")],
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("-> restore -> restored"), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("-> restore -> restored"),
+        "{}",
+        output_text(&o)
+    );
     member.expect_tag("web", "prod", Some(&d)).await;
     // Paged in the guard account, naming the member's repository.
     let pages = guard.expect_pages(&["restored"]).await;

@@ -23,14 +23,6 @@ fn run(dir: &std::path::Path, args: &[&str]) -> Output {
         .expect("run")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test]
 async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_credentials() {
     let Some(w) = World::in_account("123456789012").await else {
@@ -70,11 +62,11 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             &w.pin_key,
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains(&format!("protected {}:prod at {d}", w.repo("web"))),
+        output_text(&o).contains(&format!("protected {}:prod at {d}", w.repo("web"))),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     // The same options before it.
@@ -92,11 +84,11 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             "status",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains(&format!("ok                     {}:prod", w.repo("web"))),
+        output_text(&o).contains(&format!("ok                     {}:prod", w.repo("web"))),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     // Another profile's region is another registry: no such table there. `--region` wins.
@@ -112,7 +104,7 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             "list",
         ],
     );
-    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "{}", output_text(&o));
     let o = run(
         &dir,
         &[
@@ -127,7 +119,11 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             &w.table,
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("1 protected tag(s)"), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("1 protected tag(s)"),
+        "{}",
+        output_text(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

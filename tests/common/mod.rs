@@ -650,6 +650,15 @@ impl World {
 mod fixtures;
 pub use fixtures::*;
 
+/// A process's stdout and stderr, one after the other, for assertions and their messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// The binary with no setting from the environment but moto's: the test credentials (moto's
 /// default account), the region and the endpoint.
 pub fn binary_on_moto(url: &str) -> std::process::Command {
