@@ -548,6 +548,13 @@ fn a_deleted_keep_alive_tag_is_put_back_when_a_pin_needs_it() {
     let a = report(&x[0], &Outcome::Restored, false).unwrap();
     assert_eq!((a.action, a.severity), ("keep_alive", Severity::Low));
     assert_eq!(report(&x[0], &Outcome::AlreadyInPlace, false), None);
+    // Not put back because the pin is in doubt: paged as what it is, not as a low line.
+    let untrusted = Outcome::Untrusted {
+        why: "no seal".into(),
+    };
+    let a = report(&x[0], &untrusted, false).unwrap();
+    assert_eq!((a.action, a.severity), ("untrusted_pin", Severity::High));
+    assert!(a.todo.is_some());
 }
 
 #[test]

@@ -191,6 +191,19 @@ fn keep_alive(
         "NOT restored"
     };
     let head = format!("keep-alive tag {what}; {done}");
+    if let Outcome::Untrusted { .. } = outcome {
+        // The pin itself is in doubt: that is the news, not the keep-alive tag.
+        let todo = "check which image the tag should be on and who wrote its registry item; run `ecr-tag-guard protect REPO:TAG --force` once the tag is right.";
+        let severity = d.entry.severity.max(Severity::High);
+        return Some(alarm(
+            "untrusted_pin",
+            severity,
+            &head,
+            did,
+            Some(todo.into()),
+            None,
+        ));
+    }
     Some(alarm("keep_alive", Severity::Low, &head, did, None, None))
 }
 
