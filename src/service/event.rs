@@ -2,7 +2,8 @@
 //! read ECR now (and claim) → confirm → act → page, record and mark done.
 //!
 //! Round trips for a deleted protected tag: (1) the registry read and the once-only claim,
-//! together; (2) where the tag is now (`BatchGetImage`); (3) `PutImage`; (4) the page, the
+//! together; (2) where the tag is now (`BatchGetImage`) and the pin's seal (`VerifyMac`),
+//! together; (3) `PutImage`; (4) the page, the
 //! history and the ledger's "done", together. A push is read first and claimed only when it
 //! touches a protected tag; an event dismissed by its own content costs nothing.
 
