@@ -23,6 +23,13 @@ fn run(dir: &std::path::Path, args: &[&str]) -> Output {
         .expect("run")
 }
 
+/// The run succeeded and its output says `want`.
+fn expect_ok(o: &Output, want: &str) {
+    let text = output_text(o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains(want), "no {want:?} in:\n{text}");
+}
+
 #[tokio::test]
 async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_credentials() {
     let Some(w) = World::in_account("123456789012").await else {
@@ -62,12 +69,7 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             &w.pin_key,
         ],
     );
-    assert!(o.status.success(), "{}", output_text(&o));
-    assert!(
-        output_text(&o).contains(&format!("protected {}:prod at {d}", w.repo("web"))),
-        "{}",
-        output_text(&o)
-    );
+    expect_ok(&o, &format!("protected {}:prod at {d}", w.repo("web")));
 
     // The same options before it.
     let o = run(
@@ -84,11 +86,9 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             "status",
         ],
     );
-    assert!(o.status.success(), "{}", output_text(&o));
-    assert!(
-        output_text(&o).contains(&format!("ok                     {}:prod", w.repo("web"))),
-        "{}",
-        output_text(&o)
+    expect_ok(
+        &o,
+        &format!("ok                     {}:prod", w.repo("web")),
     );
 
     // Another profile's region is another registry: no such table there. `--region` wins.
@@ -105,6 +105,11 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
         ],
     );
     assert!(!o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("ResourceNotFoundException"),
+        "the table is looked for in the profile's region: {}",
+        output_text(&o)
+    );
     let o = run(
         &dir,
         &[
@@ -119,11 +124,6 @@ async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_c
             &w.table,
         ],
     );
-    assert!(o.status.success(), "{}", output_text(&o));
-    assert!(
-        output_text(&o).contains("1 protected tag(s)"),
-        "{}",
-        output_text(&o)
-    );
+    expect_ok(&o, "1 protected tag(s)");
     let _ = std::fs::remove_dir_all(&dir);
 }

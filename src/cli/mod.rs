@@ -58,16 +58,24 @@ pub(crate) async fn sdk_config(g: &Global) -> aws_config::SdkConfig {
 pub(crate) async fn caller_account(
     sdk: &aws_config::SdkConfig,
     cfg: &crate::config::Config,
-) -> Option<String> {
+) -> anyhow::Result<Option<String>> {
     if cfg.member_role.is_none() || crate::wiring::own_account(cfg).is_some() {
-        return None;
+        return Ok(None);
     }
+    sts_account(sdk).await.map(Some)
+}
+
+/// The account of the credentials `sdk` carries (`sts:GetCallerIdentity`); an error names
+/// the call and AWS's answer.
+async fn sts_account(sdk: &aws_config::SdkConfig) -> anyhow::Result<String> {
     let id = aws_sdk_sts::Client::new(sdk)
         .get_caller_identity()
         .send()
         .await
-        .ok()?;
-    id.account().map(String::from)
+        .map_err(|e| anyhow::anyhow!("{}", crate::aws::call_error("sts:GetCallerIdentity", &e)))?;
+    id.account()
+        .map(String::from)
+        .ok_or_else(|| anyhow::anyhow!("sts:GetCallerIdentity named no account"))
 }
 
 /// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
@@ -99,14 +107,7 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
     let roles = match crate::config::member_role_from(|k| std::env::var(k).ok())? {
         None => None,
         Some((name, external_id)) => {
-            let id = aws_sdk_sts::Client::new(&sdk)
-                .get_caller_identity()
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("{}", crate::aws::call_error("sts:GetCallerIdentity", &e))
-                })?;
-            let home = id.account().unwrap_or_default().to_string();
+            let home = sts_account(&sdk).await?;
             Some(crate::aws::MemberRoles::new(
                 name,
                 external_id,

@@ -33,7 +33,7 @@ pub async fn run(how: How, g: &super::Global, out: &mut impl Write) -> anyhow::R
         anyhow::bail!("reconcile checks and seals pins: {}", crate::aws::NO_KEY);
     }
     let sdk = super::sdk_config(g).await;
-    let home = super::caller_account(&sdk, &cfg).await;
+    let home = super::caller_account(&sdk, &cfg).await?;
     let mut handler = crate::wiring::from_config(&sdk, &cfg, home, how.dry_run)?;
     handler.settings.check_seals = how.check_seals;
     let trail = crate::aws::CloudTrailLookup {

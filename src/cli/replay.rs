@@ -58,7 +58,7 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
         };
         let cfg = Config::from_lookup(lookup)?;
         let sdk = super::sdk_config(&opts.aws_options).await;
-        let home = super::caller_account(&sdk, &cfg).await;
+        let home = super::caller_account(&sdk, &cfg).await?;
         let handler = crate::wiring::from_config(&sdk, &cfg, home, opts.dry_run)?;
         return run(&handler, None, &files, opts, out).await;
     }
