@@ -236,6 +236,49 @@ mod tests {
     }
 
     #[test]
+    fn a_member_role_is_a_name_and_needs_the_functions_own_account() {
+        let base = [(TABLE, "t"), (TOPIC_ARN, "x")];
+        let c = cfg(&[
+            base[0],
+            base[1],
+            (MEMBER_ROLE, "guard-member"),
+            (MEMBER_EXTERNAL_ID, "ext"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.member_role,
+            Some(("guard-member".to_string(), Some("ext".to_string())))
+        );
+        let e = cfg(&[base[0], base[1], (MEMBER_ROLE, "arn:aws:iam::1:role/x")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an IAM role name"), "{e}");
+        let sdk = aws_config::SdkConfig::builder().build();
+        // Without TAG_GUARD_ROLE_ARN the function cannot tell its own account: refused.
+        let e = crate::wiring::member_roles(&sdk, &c, crate::wiring::own_account(&c))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(ROLE_ARN), "{e}");
+        let with_role = cfg(&[
+            base[0],
+            base[1],
+            (MEMBER_ROLE, "guard-member"),
+            (ROLE_ARN, "arn:aws:iam::123456789012:role/guard"),
+        ])
+        .unwrap();
+        assert_eq!(
+            crate::wiring::own_account(&with_role).as_deref(),
+            Some("123456789012")
+        );
+        let roles =
+            crate::wiring::member_roles(&sdk, &with_role, crate::wiring::own_account(&with_role))
+                .unwrap()
+                .unwrap();
+        assert_eq!(roles.home_account, "123456789012");
+        assert!(cfg(&base).unwrap().member_role.is_none());
+    }
+
+    #[test]
     fn reads_lists_and_requires_table_and_topic() {
         let c = cfg(&[
             (TABLE, "t"),

@@ -196,6 +196,18 @@ mod tests {
     }
 
     #[test]
+    fn a_reconcile_summary_lists_its_findings() {
+        let repo = RepoKey::parse("123456789012/eu-west-1/web").unwrap();
+        let parts = vec![crate::page::Folded::failure(&repo, "AccessDenied")];
+        let page = crate::page::summary("reconcile-1", "2026-01-01T00:00:00Z", parts, 1);
+        let chat: Value = serde_json::from_str(&render(&page)).unwrap();
+        let text = chat["content"]["description"].as_str().unwrap();
+        assert!(text.contains("123456789012/eu-west-1/web"), "{text}");
+        assert!(text.contains("AccessDenied"), "{text}");
+        assert_eq!(chat["content"]["title"], page.subject.as_str());
+    }
+
+    #[test]
     fn a_page_without_tags_is_told_by_its_text() {
         let page = crate::page::unreadable("e-1", "not JSON", "{oops");
         let chat: Value = serde_json::from_str(&render(&page)).unwrap();

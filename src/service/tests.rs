@@ -98,7 +98,7 @@ fn three_repositories(tags: &[&str]) -> Memory {
 }
 
 /// The next call of `op` fails with `message` (worth a retry when `retryable`).
-fn fail_next(w: &Memory, op: &str, retryable: bool, message: &str) {
+pub(super) fn fail_next(w: &Memory, op: &str, retryable: bool, message: &str) {
     let e = if retryable {
         crate::error::CallError::transient(op, message)
     } else {

@@ -330,3 +330,82 @@ async fn after_the_key_is_replaced_reconcile_with_check_seals_seals_the_confirme
         .unwrap();
     assert_eq!(r.decisions[0].outcome.as_ref().unwrap().name(), "restored");
 }
+
+#[tokio::test]
+async fn a_pin_kms_would_not_seal_is_kept_unsealed_and_its_restore_is_paged_not_pushed() {
+    let w = world(vec![json!({"repository": REPO, "tag": "fresh"})]);
+    let h = handler(&w);
+    // First sight of a push, with KMS refusing GenerateMac (not worth a retry).
+    let ev = push_event("p1", "fresh", "a", &w, 10);
+    move_tag(&w, "fresh", "a");
+    fail_next(&w, "kms:GenerateMac", false, "AccessDeniedException: no");
+    let r = h.handle(&ev, &now(100)).await.unwrap();
+    assert_eq!(r.decisions[0].outcome.as_ref().unwrap().name(), "pinned");
+    assert_eq!(
+        item(&w, "fresh")["digest"],
+        json!(d("a")),
+        "the pin is kept"
+    );
+    assert!(item(&w, "fresh").get("pin_mac").is_none(), "but not sealed");
+    // Its delete is not restored from an unsealed pin, and not silent either.
+    w.state().repos.values_mut().for_each(|r| {
+        r.images.values_mut().for_each(|im| {
+            im.tags.remove("fresh");
+        })
+    });
+    let r = h
+        .handle(&delete_event("d1", "fresh", "a"), &now(200))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.decisions[0].outcome.as_ref().unwrap().name(),
+        "untrusted_pin"
+    );
+    assert_eq!(page_actions(&w), ["untrusted_pin"]);
+}
+
+#[tokio::test]
+async fn a_throttled_seal_check_fails_the_event_releases_its_claim_and_the_retry_restores() {
+    let w = world(vec![pinned("keep", "a")]);
+    let h = handler(&w);
+    w.state().repos.values_mut().for_each(|r| {
+        r.images.values_mut().for_each(|im| {
+            im.tags.remove("keep");
+        })
+    });
+    let ev = delete_event("d1", "keep", "a");
+    fail_next(&w, "kms:VerifyMac", true, "ThrottlingException: slow down");
+    let err = h.handle(&ev, &now(100)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(tag_on(&w, "keep"), None, "nothing pushed unchecked");
+    assert!(w.state().pages.is_empty());
+    assert!(
+        w.state().ledger.is_empty(),
+        "the claim is released for the retry"
+    );
+    let r = h.handle(&ev, &now(101)).await.unwrap();
+    assert_eq!(r.decisions[0].outcome.as_ref().unwrap().name(), "restored");
+    assert_eq!(tag_on(&w, "keep"), Some(d("a")));
+}
+
+#[tokio::test]
+async fn a_seal_that_is_not_even_hex_is_no_seal() {
+    let mut odd = pinned("keep", "a");
+    odd["pin_mac"] = json!("not hex at all\u{202e}");
+    let w = world(vec![]);
+    w.state().items.insert((REPO.into(), "keep".into()), odd);
+    w.state().repos.values_mut().for_each(|r| {
+        r.images.values_mut().for_each(|im| {
+            im.tags.remove("keep");
+        })
+    });
+    let r = handler(&w)
+        .handle(&delete_event("d1", "keep", "a"), &now(100))
+        .await
+        .unwrap();
+    match r.decisions[0].outcome.as_ref().unwrap() {
+        crate::guard::Outcome::Untrusted { why } => assert_eq!(why, super::trust::FORGED),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tag_on(&w, "keep"), None);
+}
