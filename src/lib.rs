@@ -5,12 +5,14 @@
 //! * [`events`] turns EventBridge / CloudTrail input into plain [`events::Incident`]s;
 //! * [`registry`] is the critical-tag item model and its validation;
 //! * [`guard`] is the pure core: incident + registry entries → decisions, outcomes → pages;
+//! * [`audit`] is the pure part of `audit`: CloudTrail history split, filtered and reported;
 //! * [`ports`] are the narrow traits the handler needs; [`aws`] and [`memory`] implement them;
 //! * [`service`] holds the use cases: an event (parse → look up → decide → confirm → act →
-//!   page → record), reconcile, pattern rules, registration from the table's stream;
+//!   page → record), reconcile, pattern rules, registration from the table's stream, audit;
 //! * [`wiring`] builds the SDK clients into the service, for
 //! * [`lambda`] and [`cli`], the two entry points.
 
+pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod config;

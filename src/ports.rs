@@ -229,6 +229,43 @@ pub trait Trail {
     ) -> Result<Vec<crate::events::Incident>, CallError>;
 }
 
+/// CloudTrail's `LookupEvents` read a page at a time, for `audit`: management events of the
+/// last 90 days in one region, no trail needed.
+#[allow(async_fn_in_trait)]
+pub trait EventLookup {
+    /// One page (at most 50) of the records named `name` in `region` between `start` and `end`
+    /// (epoch seconds; `None`: CloudTrail's own limits), each the record's JSON text, and the
+    /// token of the next page.
+    async fn lookup_page(
+        &self,
+        region: &str,
+        name: &str,
+        window: (Option<i64>, Option<i64>),
+        token: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), CallError>;
+}
+
+/// A trail's log files in S3, for `audit`: listed a page at a time, read as they arrive.
+#[allow(async_fn_in_trait)]
+pub trait LogArchive {
+    /// One page (at most 1000) of the keys under `prefix`, in key order, after `token`; and
+    /// the token of the next page.
+    async fn keys_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        token: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), CallError>;
+    /// Sends the object's bytes into `sink` as they arrive (stopping when the receiver is
+    /// gone); an error when the object cannot be read to its end.
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        sink: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<(), CallError>;
+}
+
 /// What the registry commands read and write beyond the guard's own ports: whole items as
 /// plain JSON, images by tag or digest, every image of a repository, lifecycle policies, and
 /// who is calling. [`crate::aws::admin::Admin`] is it against AWS, [`crate::memory::Memory`]

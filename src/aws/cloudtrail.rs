@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::call_error;
 use crate::error::CallError;
 use crate::events::{self, Incident, Parsed};
-use crate::ports::Trail;
+use crate::ports::{EventLookup, Trail};
 
 /// The event names that change a tag.
 const NAMES: &[&str] = &["PutImage", "BatchDeleteImage"];
@@ -97,5 +97,43 @@ impl Trail for CloudTrailLookup {
             }
         }
         Ok(out)
+    }
+}
+
+impl EventLookup for CloudTrailLookup {
+    async fn lookup_page(
+        &self,
+        region: &str,
+        name: &str,
+        window: (Option<i64>, Option<i64>),
+        token: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), CallError> {
+        use aws_sdk_cloudtrail::primitives::DateTime;
+        let attribute = LookupAttribute::builder()
+            .attribute_key(LookupAttributeKey::EventName)
+            .attribute_value(name)
+            .build()
+            .map_err(|e| CallError::fatal("cloudtrail:LookupEvents", e.to_string()))?;
+        let page = self
+            .client_for(region)
+            .lookup_events()
+            .lookup_attributes(attribute)
+            .set_start_time(window.0.map(DateTime::from_secs))
+            .set_end_time(window.1.map(DateTime::from_secs))
+            .max_results(50)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| call_error("cloudtrail:LookupEvents", &e))?;
+        let records = page
+            .events()
+            .iter()
+            .filter_map(|e| e.cloud_trail_event().map(String::from))
+            .collect();
+        let next = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(String::from);
+        Ok((records, next))
     }
 }

@@ -8,6 +8,7 @@ mod ecr;
 mod kms;
 mod ledger;
 mod member;
+mod s3;
 mod sns;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -19,6 +20,7 @@ pub use ecr::{EcrClients, EcrImages};
 pub use kms::{KmsPinKey, NO_KEY};
 pub use ledger::DynamoLedger;
 pub use member::MemberRoles;
+pub use s3::S3Archive;
 pub use sns::SnsPager;
 
 use crate::error::CallError;

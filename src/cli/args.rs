@@ -49,6 +49,10 @@ pub(crate) enum Command {
     /// Run events through the guard: on the embedded in-memory ECR/DynamoDB/SNS (default) or
     /// against AWS (--aws).
     Replay(ReplayArgs),
+    /// What happened to the tags: every delete, move and expiry in CloudTrail history (log
+    /// files, a trail's bucket, or LookupEvents), whether the registry protects the tag and
+    /// what the guard did; exit 1 when a protected change was not repaired.
+    Audit(AuditArgs),
     /// Print the JSON Schema of a registry item.
     Schema,
     /// Print a completion script for SHELL: `ecr-tag-guard completions bash >
@@ -270,4 +274,34 @@ pub(crate) struct ReplayArgs {
     /// With --aws: decide and report, make no write call and send no page.
     #[arg(long, requires = "aws")]
     pub(crate) dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct AuditArgs {
+    /// Where to read: CloudTrail log files or folders (plain or .gz; folders recursively) and
+    /// any input replay takes; `s3://BUCKET/PREFIX` (a trail's bucket; --region is the
+    /// bucket's); `cloudtrail:` (LookupEvents in the configured region, the last 90 days) or
+    /// `cloudtrail:REGION,REGION`.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub(crate) sources: Vec<String>,
+    /// Only changes at or after TIME: RFC 3339, a date (YYYY-MM-DD), epoch seconds, or an age
+    /// such as 90m, 36h, 14d.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only changes at or before TIME (a date: to the end of that day).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// Report every tag, not only protected ones (always so without a registry).
+    #[arg(long)]
+    pub(crate) all_tags: bool,
+    /// One JSON object per line.
+    #[arg(long, conflicts_with = "csv")]
+    pub(crate) json: bool,
+    /// Comma-separated values with a header row.
+    #[arg(long)]
+    pub(crate) csv: bool,
+    /// The registry: --table (or TAG_GUARD_TABLE), or the embedded world of --state FILE;
+    /// without either, every tag is reported with `protected` null.
+    #[command(flatten)]
+    pub(crate) table: TableArg,
 }

@@ -1,6 +1,7 @@
-//! The command line: `replay` (the main local job) and `schema`.
+//! The command line: `replay` (the main local job), `audit`, the registry commands.
 
 mod args;
+pub mod audit;
 pub mod drill;
 pub mod lifecycle;
 pub mod ops;
@@ -269,6 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             )
             .await
         }
+        Command::Audit(a) => audit::run(g, a, out).await,
         Command::Replay(a) => {
             let opts = ReplayOptions {
                 paths: a.paths,

@@ -65,6 +65,36 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     Ok(out)
 }
 
+/// Expands files and directories, directories recursively (a trail's layout on disk:
+/// `AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/`), each directory's entries sorted by name;
+/// the same files as [`expand`] otherwise.
+pub fn expand_all(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            if !p.exists() {
+                return Err(InputError {
+                    path: p.display().to_string(),
+                    problem: "no such file or directory".into(),
+                });
+            }
+            out.push(p.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(p).map_err(|e| io_err(p, e))?;
+        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        children.sort();
+        let dirs: Vec<PathBuf> = children.iter().filter(|c| c.is_dir()).cloned().collect();
+        out.extend(
+            children
+                .into_iter()
+                .filter(|f| f.is_file() && is_event_file(f)),
+        );
+        out.extend(expand_all(&dirs)?);
+    }
+    Ok(out)
+}
+
 fn is_event_file(f: &Path) -> bool {
     let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name != SCENARIO_FILE

@@ -7,6 +7,7 @@
 //! * [`rules`]: pattern rules materialised into pins;
 //! * [`registration`]: hand-written items pinned from the table's stream;
 //! * [`history`]: the decision log line and the history record;
+//! * [`audit`]: CloudTrail history beside the registry and the guard's history;
 //! * `once`: the once-only ledger's answers, marking events handled, sending pages;
 //! * `paging`: a reconcile run's page budget, one page per repository and a summary.
 //!
@@ -14,6 +15,7 @@
 //! service never knows which.
 
 pub mod act;
+pub mod audit;
 mod callers;
 pub mod event;
 pub mod history;

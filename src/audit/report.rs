@@ -1,0 +1,691 @@
+//! Report lines: a change read from CloudTrail, one line per tag, with whether the registry
+//! protects the tag and what the guard's history records for the change; and the three ways
+//! to print them (aligned table, JSON lines, CSV).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::events::{Actor, Change, Incident};
+use crate::registry::{RepoKey, TagRule};
+use crate::text::{clean, short_digest};
+
+/// What the registry says about one repository, as far as an audit needs it.
+#[derive(Clone, Debug, Default)]
+pub struct RepoView {
+    /// Every tag with an item (a tag item or a rule's pin), with its pin's digest.
+    pub pins: BTreeMap<String, Option<String>>,
+    /// The pattern rules that cover the repository.
+    pub rules: Vec<TagRule>,
+}
+
+impl RepoView {
+    /// Whether the registry protects `tag`: it has an item, or a rule's pattern matches it.
+    pub fn protects(&self, tag: &str) -> bool {
+        self.pins.contains_key(tag) || self.rules.iter().any(|r| r.group_of(tag).is_some())
+    }
+
+    /// The tags whose pin is `digest` (for a delete that names the image, not its tags).
+    pub fn tags_on(&self, digest: &str) -> Vec<String> {
+        self.pins
+            .iter()
+            .filter(|(_, d)| d.as_deref() == Some(digest))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+}
+
+/// One record of a tag's history, as an audit reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deed {
+    /// When the guard acted (RFC 3339).
+    pub at: String,
+    /// The same, as epoch seconds.
+    pub at_epoch: Option<i64>,
+    /// The event it acted on.
+    pub event_id: String,
+    /// What it did (`restore`, `revert`, `follow`, ...).
+    pub action: String,
+    /// How it went (`restored`, `failed`, ...).
+    pub outcome: String,
+    /// The reason or ECR's words.
+    pub detail: String,
+    /// The pin before.
+    pub old_digest: Option<String>,
+}
+
+impl Deed {
+    /// A history record as the table or the embedded world holds it; `None` when it lacks
+    /// the fields every record has.
+    pub fn read(v: &Value) -> Option<Deed> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(|s| clean(s, 300));
+        let at = s("at")?;
+        Some(Deed {
+            at_epoch: crate::text::parse_time(&Value::String(at.clone())),
+            at,
+            event_id: s("event_id")?,
+            action: s("action")?,
+            outcome: s("outcome")?,
+            detail: s("detail").unwrap_or_default(),
+            old_digest: s("old_digest"),
+        })
+    }
+
+    /// What it did, in a few words: `restored at T`, `failed at T: why`, ...
+    pub fn summary(&self) -> String {
+        let at = &self.at;
+        let why = || clean(&self.detail, 200);
+        match (self.action.as_str(), self.outcome.as_str()) {
+            ("revert", "restored") => format!("reverted at {at}"),
+            (_, "restored") => format!("restored at {at}"),
+            (_, "already_in_place") => format!("already in place at {at}"),
+            (_, "followed") => format!("followed at {at}"),
+            (_, "released") => format!("released at {at}"),
+            (_, "pinned") => format!("pinned at {at}"),
+            (_, "alerted") => format!("paged at {at}, not put back: {}", why()),
+            (_, "failed") => format!("failed at {at}: {}", why()),
+            (_, "refused") => format!("refused at {at}: {}", why()),
+            (_, "untrusted_pin") => format!("untrusted pin at {at}, not put back: {}", why()),
+            (_, "unarchiving") => format!("unarchiving at {at}"),
+            (_, "conflict") => format!("item changed meanwhile at {at}, not put back"),
+            (action, "skipped") => format!("nothing to do ({action}) at {at}"),
+            (action, outcome) => format!("{action} {outcome} at {at}"),
+        }
+    }
+
+    /// What this record means for the change it answers.
+    pub fn verdict(&self) -> Verdict {
+        match self.outcome.as_str() {
+            "restored" | "already_in_place" | "unarchiving" => Verdict::Repaired,
+            "followed" | "released" | "pinned" => Verdict::Accepted,
+            "skipped" => Verdict::NoNeed,
+            _ => Verdict::NotRepaired,
+        }
+    }
+}
+
+/// How a protected change stands, by the guard's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The guard put the tag back.
+    Repaired,
+    /// The guard took the change as allowed (followed a move, released a pin).
+    Accepted,
+    /// Nothing needed doing (the tag was already where the pin says).
+    NoNeed,
+    /// Nothing put it back: the guard failed, refused, only paged, or has no record.
+    NotRepaired,
+}
+
+/// How long after a change the history is searched for a repair made under another event's
+/// id (ECR's own event of the same delete, a reconcile run).
+pub const REPAIR_WINDOW_SECS: i64 = 24 * 3600;
+
+/// What the guard's history says about one change of a protected tag: its record for the
+/// event, or else the first repair of the tag within [`REPAIR_WINDOW_SECS`] after it (a
+/// record under another id: ECR's own event of the same change, reconcile). `pin` is the
+/// item's pin now: a push onto it needs nothing. Returns the text for the `guard` column,
+/// the verdict and the pin before the change as the record says.
+pub fn judge(
+    c: &TagChange,
+    deeds: &[Deed],
+    pin: Option<&str>,
+) -> (Option<String>, Verdict, Option<String>) {
+    let own = deeds
+        .iter()
+        .filter(|d| d.event_id == c.event_id)
+        .min_by_key(|d| (rank(d.verdict()), d.at.clone()));
+    if let Some(d) = own {
+        if d.verdict() != Verdict::NoNeed {
+            return (Some(d.summary()), d.verdict(), d.old_digest.clone());
+        }
+    }
+    let later = c.epoch.and_then(|t| {
+        deeds
+            .iter()
+            .filter(|d| d.verdict() == Verdict::Repaired)
+            .filter(|d| {
+                d.at_epoch
+                    .is_some_and(|a| a >= t && a <= t + REPAIR_WINDOW_SECS)
+            })
+            .min_by_key(|d| d.at_epoch)
+    });
+    if let Some(d) = later {
+        let text = format!("{} (event {})", d.summary(), d.event_id);
+        return (Some(text), Verdict::Repaired, d.old_digest.clone());
+    }
+    if let Some(d) = own {
+        return (Some(d.summary()), Verdict::NoNeed, d.old_digest.clone());
+    }
+    let onto_pin = c.kind.is_push() && pin.is_some() && c.digest.as_deref() == pin;
+    if onto_pin {
+        return (
+            Some("onto the pin: nothing to do".into()),
+            Verdict::NoNeed,
+            None,
+        );
+    }
+    (None, Verdict::NotRepaired, None)
+}
+
+/// Which of an event's records speaks for it: a failure before a success of the same event
+/// would hide that it was put back in the end, so successes first.
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Repaired => 0,
+        Verdict::Accepted => 1,
+        Verdict::NotRepaired => 2,
+        Verdict::NoNeed => 3,
+    }
+}
+
+/// The kind of change, as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The tag was removed (`BatchDeleteImage` by tag).
+    Deleted,
+    /// The image was deleted by digest, with its tags.
+    ImageDeleted,
+    /// A lifecycle rule expired the image.
+    Expired,
+    /// The tag was pushed (no earlier image known).
+    Pushed,
+    /// The tag moved from a known image to another.
+    Moved,
+    /// The repository was deleted.
+    RepositoryDeleted,
+}
+
+impl Kind {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Deleted => "deleted",
+            Kind::ImageDeleted => "image_deleted",
+            Kind::Expired => "expired",
+            Kind::Pushed => "pushed",
+            Kind::Moved => "moved",
+            Kind::RepositoryDeleted => "repository_deleted",
+        }
+    }
+
+    /// A push (the tag now points at `digest`).
+    pub fn is_push(self) -> bool {
+        matches!(self, Kind::Pushed | Kind::Moved)
+    }
+}
+
+/// One tag's change, before the registry and history are asked about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagChange {
+    /// When (as the record says).
+    pub time: String,
+    /// The same as epoch seconds.
+    pub epoch: Option<i64>,
+    /// The repository.
+    pub repo: RepoKey,
+    /// The tag; `None` when the record does not name one (an image or repository deleted
+    /// whose tags are not known).
+    pub tag: Option<String>,
+    /// What happened.
+    pub kind: Kind,
+    /// The image concerned: the deleted one, or the one a push points the tag at.
+    pub digest: Option<String>,
+    /// Who did it.
+    pub who: String,
+    /// The record's event id.
+    pub event_id: String,
+}
+
+/// The changes of one incident, one per tag. Tags a record does not name (a delete by
+/// digest, a repository deleted) are the registry's tags on that image or in that
+/// repository when `view` is given, else one change with no tag.
+pub fn tag_changes(i: &Incident, view: Option<&RepoView>) -> Vec<TagChange> {
+    let epoch = crate::text::parse_time(&Value::String(i.time.clone()));
+    let one = |tag: Option<String>, kind: Kind, digest: Option<String>, who: String| TagChange {
+        time: i.time.clone(),
+        epoch,
+        repo: i.repo.clone(),
+        tag,
+        kind,
+        digest,
+        who,
+        event_id: i.event_id.clone(),
+    };
+    let mut out = Vec::new();
+    for c in &i.changes {
+        match c {
+            Change::TagRemoved { tag, digest } => out.push(one(
+                Some(tag.clone()),
+                Kind::Deleted,
+                digest.clone(),
+                who(&i.actor, None),
+            )),
+            Change::ImageDeleted { digest, tags, rule } => {
+                let kind = if rule.is_some() || i.actor == Actor::Lifecycle {
+                    Kind::Expired
+                } else {
+                    Kind::ImageDeleted
+                };
+                let mut tags = tags.clone();
+                if tags.is_empty() {
+                    tags = view.map(|v| v.tags_on(digest)).unwrap_or_default();
+                }
+                let tags: Vec<Option<String>> = if tags.is_empty() {
+                    vec![None]
+                } else {
+                    tags.into_iter().map(Some).collect()
+                };
+                for tag in tags {
+                    out.push(one(tag, kind, Some(digest.clone()), who(&i.actor, *rule)));
+                }
+            }
+            Change::TagPushed { tag, digest, .. } => out.push(one(
+                Some(tag.clone()),
+                Kind::Pushed,
+                Some(digest.clone()),
+                who(&i.actor, None),
+            )),
+            Change::RepositoryDeleted => {
+                let tags: Vec<Option<String>> = match view {
+                    Some(v) if !v.pins.is_empty() => v.pins.keys().cloned().map(Some).collect(),
+                    _ => vec![None],
+                };
+                for tag in tags {
+                    out.push(one(tag, Kind::RepositoryDeleted, None, who(&i.actor, None)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Who made a change: the caller's ARN, `lifecycle policy rule N`, or what the event says.
+fn who(a: &Actor, rule: Option<u32>) -> String {
+    match (a, rule) {
+        (Actor::Principal { arn, .. }, _) => arn.clone(),
+        (Actor::Lifecycle, Some(n)) => format!("lifecycle policy rule {n}"),
+        (Actor::Lifecycle, None) => "lifecycle policy".into(),
+        (Actor::Unknown { label }, _) => label.clone(),
+    }
+}
+
+/// One line of the report, with exactly the fields `--json` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Line {
+    /// When (as the record says).
+    pub time: String,
+    /// `ACCOUNT/REGION/NAME`.
+    pub repository: String,
+    /// The tag (`null` when the record names none and the registry knows none).
+    pub tag: Option<String>,
+    /// `deleted`, `image_deleted`, `expired`, `pushed`, `moved`, `repository_deleted`.
+    pub change: &'static str,
+    /// The image concerned: the deleted one, or the new one for a push.
+    pub digest: Option<String>,
+    /// The image the tag was on before a push, when known.
+    pub previous_digest: Option<String>,
+    /// The caller's ARN, or `lifecycle policy rule N`.
+    pub who: String,
+    /// The CloudTrail event id (or the event's own id).
+    pub event_id: String,
+    /// Whether the registry protects the tag (`null` without a registry).
+    pub protected: Option<bool>,
+    /// What the guard's history records for the change (`null`: nothing).
+    pub guard: Option<String>,
+}
+
+/// The columns, in order, as `--csv` and the table name them.
+pub const COLUMNS: [&str; 10] = [
+    "time",
+    "repository",
+    "tag",
+    "change",
+    "digest",
+    "previous_digest",
+    "who",
+    "event_id",
+    "protected",
+    "guard",
+];
+
+impl Line {
+    /// The fields as text, in [`COLUMNS`] order (`""` for none); `short` shortens digests.
+    fn cells(&self, short: bool) -> [String; 10] {
+        let digest = |d: &Option<String>| match d {
+            Some(d) if short => short_digest(d).to_string(),
+            Some(d) => d.clone(),
+            None => String::new(),
+        };
+        [
+            self.time.clone(),
+            self.repository.clone(),
+            self.tag.clone().unwrap_or_default(),
+            self.change.to_string(),
+            digest(&self.digest),
+            digest(&self.previous_digest),
+            self.who.clone(),
+            self.event_id.clone(),
+            self.protected.map_or(String::new(), |p| p.to_string()),
+            self.guard.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+/// How the report is printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns, digests shortened, for people.
+    #[default]
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// Lines kept to size the table's columns before the first is printed; later lines are
+/// printed as they come, in the same widths.
+const TABLE_SAMPLE: usize = 200;
+
+/// Prints lines as they come in the chosen format.
+pub struct Printer<W: Write> {
+    out: W,
+    format: Format,
+    started: bool,
+    held: Vec<[String; 10]>,
+    widths: Option<[usize; 10]>,
+}
+
+impl<W: Write> Printer<W> {
+    /// A printer writing to `out`.
+    pub fn new(out: W, format: Format) -> Printer<W> {
+        Printer {
+            out,
+            format,
+            started: false,
+            held: Vec::new(),
+            widths: None,
+        }
+    }
+
+    /// Prints one line (a table holds its first lines to size the columns).
+    pub fn line(&mut self, l: &Line) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, l)?;
+                writeln!(self.out)
+            }
+            Format::Csv => {
+                if !self.started {
+                    self.started = true;
+                    writeln!(self.out, "{}", COLUMNS.join(","))?;
+                }
+                let cells: Vec<String> = l.cells(false).iter().map(|c| csv(c)).collect();
+                writeln!(self.out, "{}", cells.join(","))
+            }
+            Format::Table => {
+                self.held.push(l.cells(true));
+                if self.widths.is_some() || self.held.len() >= TABLE_SAMPLE {
+                    self.flush_table()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Prints what is held; call once at the end.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if self.format == Format::Table && !self.held.is_empty() {
+            self.flush_table()?;
+        }
+        self.out.flush()
+    }
+
+    fn flush_table(&mut self) -> std::io::Result<()> {
+        let widths = *self.widths.get_or_insert_with(|| {
+            let mut w = COLUMNS.map(|c| c.len());
+            for row in &self.held {
+                for (i, cell) in row.iter().enumerate() {
+                    w[i] = w[i].max(cell.chars().count());
+                }
+            }
+            w
+        });
+        if !self.started {
+            self.started = true;
+            let head = COLUMNS.map(|c| c.to_uppercase());
+            write_row(&mut self.out, &head, &widths)?;
+        }
+        for row in std::mem::take(&mut self.held) {
+            write_row(&mut self.out, &row, &widths)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_row(
+    out: &mut impl Write,
+    row: &[String; 10],
+    widths: &[usize; 10],
+) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (i, cell) in row.iter().enumerate() {
+        if i + 1 == row.len() {
+            text.push_str(cell);
+        } else {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            text.push_str(cell);
+            text.extend(std::iter::repeat_n(' ', pad + 2));
+        }
+    }
+    writeln!(out, "{}", text.trim_end())
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn repo() -> RepoKey {
+        RepoKey::parse("123456789012/eu-west-1/shop/api").unwrap()
+    }
+
+    fn incident(actor: Actor, changes: Vec<Change>) -> Incident {
+        Incident {
+            event_id: "e1".into(),
+            source: "CloudTrail".into(),
+            time: "2026-11-30T10:00:00Z".into(),
+            repo: repo(),
+            actor,
+            changes,
+            note: None,
+        }
+    }
+
+    fn bob() -> Actor {
+        Actor::Principal {
+            arn: "arn:aws:iam::123456789012:user/bob".into(),
+            role_arn: None,
+        }
+    }
+
+    fn deed(event: &str, at: &str, action: &str, outcome: &str) -> Deed {
+        Deed::read(&json!({"at": at, "event_id": event, "action": action, "outcome": outcome, "detail": "why", "old_digest": A})).unwrap()
+    }
+
+    #[test]
+    fn one_line_per_tag_and_the_registry_names_tags_a_record_does_not() {
+        let view = RepoView {
+            pins: [
+                ("prod".to_string(), Some(A.to_string())),
+                ("beta".into(), Some(B.into())),
+            ]
+            .into(),
+            rules: Vec::new(),
+        };
+        let by_digest = incident(
+            bob(),
+            vec![Change::ImageDeleted {
+                digest: A.into(),
+                tags: vec![],
+                rule: None,
+            }],
+        );
+        let got = tag_changes(&by_digest, Some(&view));
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].tag.as_deref(), got[0].kind),
+            (Some("prod"), Kind::ImageDeleted)
+        );
+        assert_eq!(tag_changes(&by_digest, None)[0].tag, None);
+        let expired = incident(
+            Actor::Lifecycle,
+            vec![Change::ImageDeleted {
+                digest: B.into(),
+                tags: vec!["x".into(), "y".into()],
+                rule: Some(3),
+            }],
+        );
+        let got = tag_changes(&expired, Some(&view));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].who, "lifecycle policy rule 3");
+        assert_eq!(got[1].kind, Kind::Expired);
+        let gone = incident(bob(), vec![Change::RepositoryDeleted]);
+        assert_eq!(tag_changes(&gone, Some(&view)).len(), 2);
+        assert_eq!(tag_changes(&gone, None)[0].tag, None);
+        assert!(view.protects("prod") && !view.protects("dev"));
+    }
+
+    #[test]
+    fn the_guard_column_reads_the_events_own_record_first() {
+        let c = &tag_changes(
+            &incident(
+                bob(),
+                vec![Change::TagRemoved {
+                    tag: "prod".into(),
+                    digest: Some(A.into()),
+                }],
+            ),
+            None,
+        )[0];
+        let restored = deed("e1", "2026-11-30T10:00:02Z", "restore", "restored");
+        let (text, v, old) = judge(c, &[restored], Some(A));
+        assert_eq!(text.as_deref(), Some("restored at 2026-11-30T10:00:02Z"));
+        assert_eq!((v, old.as_deref()), (Verdict::Repaired, Some(A)));
+        let failed = deed("e1", "2026-11-30T10:00:02Z", "restore", "failed");
+        let (text, v, _) = judge(c, &[failed], Some(A));
+        assert_eq!(text.as_deref(), Some("failed at 2026-11-30T10:00:02Z: why"));
+        assert_eq!(v, Verdict::NotRepaired);
+        // Superseded by ECR's own event of the same delete, put back under its id.
+        let skipped = deed("e1", "2026-11-30T10:00:09Z", "superseded", "skipped");
+        let other = deed("ecr-1", "2026-11-30T10:00:01Z", "restore", "restored");
+        let (text, v, _) = judge(c, &[skipped, other], Some(A));
+        assert_eq!(v, Verdict::Repaired);
+        assert!(text.unwrap().ends_with("(event ecr-1)"));
+        // A repair before the change, or a day later, is not this change's.
+        let early = deed("r", "2026-11-30T09:59:59Z", "restore", "restored");
+        let late = deed("r", "2026-12-01T10:00:01Z", "restore", "restored");
+        assert_eq!(
+            judge(c, &[early, late], Some(A)),
+            (None, Verdict::NotRepaired, None)
+        );
+        assert_eq!(judge(c, &[], Some(A)).1, Verdict::NotRepaired);
+    }
+
+    #[test]
+    fn a_push_onto_the_pin_needs_nothing_and_a_move_does() {
+        let push = |d: &str| {
+            tag_changes(
+                &incident(
+                    bob(),
+                    vec![Change::TagPushed {
+                        tag: "prod".into(),
+                        digest: d.into(),
+                        manifest: None,
+                    }],
+                ),
+                None,
+            )
+            .remove(0)
+        };
+        assert_eq!(judge(&push(A), &[], Some(A)).1, Verdict::NoNeed);
+        assert_eq!(judge(&push(B), &[], Some(A)).1, Verdict::NotRepaired);
+        let followed = deed("e1", "2026-11-30T10:00:02Z", "follow", "followed");
+        assert_eq!(judge(&push(B), &[followed], Some(B)).1, Verdict::Accepted);
+    }
+
+    fn line() -> Line {
+        Line {
+            time: "2026-11-30T10:00:00Z".into(),
+            repository: repo().key(),
+            tag: Some("prod".into()),
+            change: "deleted",
+            digest: Some(A.into()),
+            previous_digest: None,
+            who: "arn:aws:iam::123456789012:user/bob".into(),
+            event_id: "e1".into(),
+            protected: Some(true),
+            guard: Some("failed at T: ECR said \"no\", twice".into()),
+        }
+    }
+
+    #[test]
+    fn json_has_exactly_the_fields_and_csv_quotes_what_it_must() {
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, Format::Json);
+        p.line(&line()).unwrap();
+        p.finish().unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = COLUMNS.to_vec();
+        want.sort();
+        let mut keys = keys.clone();
+        keys.sort();
+        assert_eq!(keys, want);
+        assert_eq!(v["previous_digest"], Value::Null);
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, Format::Csv);
+        p.line(&line()).unwrap();
+        p.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0], COLUMNS.join(","));
+        assert!(
+            rows[1].ends_with(",true,\"failed at T: ECR said \"\"no\"\", twice\""),
+            "{}",
+            rows[1]
+        );
+    }
+
+    #[test]
+    fn the_table_aligns_its_columns() {
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, Format::Table);
+        let mut second = line();
+        second.tag = Some("a-much-longer-tag".into());
+        p.line(&line()).unwrap();
+        p.line(&second).unwrap();
+        p.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert!(rows[0].starts_with("TIME"));
+        let col = |r: &str| r.find("deleted").unwrap();
+        assert_eq!(col(rows[1]), col(rows[2]));
+        assert!(rows[1].contains("sha256:aaaaaaaaaaaa ") && !rows[1].contains(A));
+    }
+}

@@ -1,0 +1,493 @@
+//! `audit`: the tag changes in CloudTrail history, set beside the registry and the guard's
+//! history, printed as they are found.
+//!
+//! Sources are read a unit at a time (a file, an S3 object, a region's `LookupEvents`): files
+//! and objects several at once on the blocking pool (decoding and splitting are CPU work; an
+//! object's bytes are fed to its reader as they arrive), reported in the order they were
+//! named, each unit's changes in time order. What is held at once is a few units' changes,
+//! never their records; the registry is read a repository at a time, a tag's history once.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use serde_json::Value;
+
+use crate::audit::report::{judge, tag_changes, Deed, Kind, Line, Printer, RepoView, Verdict};
+use crate::audit::scan::{scan, scan_file, Scanned};
+use crate::audit::Window;
+use crate::error::CallError;
+use crate::events::Incident;
+use crate::ports::{Console, EventLookup, LogArchive};
+use crate::registry::{self, RepoKey, TagRule};
+
+/// How an audit runs.
+#[derive(Clone, Debug)]
+pub struct AuditOptions {
+    /// Only changes in this window (and only files and objects that can hold them).
+    pub window: Window,
+    /// Report unprotected tags too (always so without a registry).
+    pub all_tags: bool,
+    /// Files read at once (the cores).
+    pub workers: usize,
+    /// S3 objects read at once.
+    pub s3_reads: usize,
+    /// The time between two `LookupEvents` calls (CloudTrail allows two a second per account
+    /// and region).
+    pub lookup_spacing: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            window: Window::default(),
+            all_tags: false,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            s3_reads: 8,
+            lookup_spacing: LOOKUP_SPACING,
+        }
+    }
+}
+
+/// What an audit found, for its closing summary and exit code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditSummary {
+    /// Files, objects and regions read.
+    pub sources: u64,
+    /// Files and objects not read: their names say they cannot hold the window.
+    pub skipped: u64,
+    /// Records read.
+    pub records: u64,
+    /// ECR changes (records that changed tags) in the window, each once.
+    pub changes: u64,
+    /// Lines printed.
+    pub lines: u64,
+    /// Changes of protected tags (one per tag).
+    pub protected: u64,
+    /// Changes of protected tags the guard did not put right.
+    pub not_repaired: u64,
+    /// Malformed files and records, unreadable objects.
+    pub problems: u64,
+}
+
+impl std::fmt::Display for AuditSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} source(s) read ({} skipped by date), {} record(s), {} ECR change(s), {} line(s); {} protected change(s), {} not repaired by the guard; {} problem(s)",
+            self.sources,
+            self.skipped,
+            self.records,
+            self.changes,
+            self.lines,
+            self.protected,
+            self.not_repaired,
+            self.problems
+        )
+    }
+}
+
+/// Why an audit stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// An AWS call failed (listing a bucket, a lookup after the SDK's retries, the registry).
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// Writing the report failed.
+    #[error("writing the report: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+impl AuditError {
+    /// Whether running it again may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AuditError::Call(e) => e.retryable,
+            AuditError::Write(_) => false,
+        }
+    }
+}
+
+/// The time between two `LookupEvents` calls by default: CloudTrail allows two a second per
+/// account and region.
+pub const LOOKUP_SPACING: Duration = Duration::from_millis(550);
+
+/// The event names `LookupEvents` is asked for: every record that can change a tag.
+pub const LOOKUP_NAMES: [&str; 4] = [
+    "PutImage",
+    "BatchDeleteImage",
+    "DeleteRepository",
+    "PolicyExecutionEvent",
+];
+
+/// An audit in progress: the registry it asks (none: every tag, `protected: null`), where
+/// lines and problems go, and what it has learnt so far.
+pub struct Audit<'a, C, W: Write, E: Write> {
+    registry: Option<&'a C>,
+    opts: AuditOptions,
+    printer: Printer<W>,
+    problems: E,
+    summary: AuditSummary,
+    views: HashMap<String, RepoView>,
+    rules: Option<Vec<TagRule>>,
+    deeds: HashMap<String, Vec<Deed>>,
+    /// The digest each tag was last seen pushed to (`None`: last seen removed).
+    last: HashMap<String, Option<String>>,
+    /// Hashes of the changes reported, so that one reported twice (the same record in two
+    /// files, CloudTrail's and ECR's event of one change) is reported once.
+    seen: HashSet<u64>,
+}
+
+impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
+    /// An audit printing through `printer` and naming problems on `problems`.
+    pub fn new(
+        registry: Option<&'a C>,
+        opts: AuditOptions,
+        printer: Printer<W>,
+        problems: E,
+    ) -> Self {
+        Audit {
+            registry,
+            opts,
+            printer,
+            problems,
+            summary: AuditSummary::default(),
+            views: HashMap::new(),
+            rules: None,
+            deeds: HashMap::new(),
+            last: HashMap::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Reads files (directories already expanded), several at once, reported in order.
+    pub async fn files(&mut self, paths: Vec<PathBuf>) -> Result<(), AuditError> {
+        let window = self.opts.window;
+        let (keep, skip): (Vec<PathBuf>, Vec<PathBuf>) = paths
+            .into_iter()
+            .partition(|p| window.may_hold(&p.display().to_string()));
+        self.summary.skipped += skip.len() as u64;
+        let jobs = stream::iter(keep)
+            .map(move |p| async move {
+                let label = p.display().to_string();
+                let job = tokio::task::spawn_blocking(move || scan_file(&p, &window));
+                joined(job.await, &label)
+            })
+            .buffered(self.opts.workers.max(1));
+        futures::pin_mut!(jobs);
+        while let Some(scanned) = jobs.next().await {
+            self.unit(scanned).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads a trail's objects under `s3://bucket/prefix`: listed a page at a time, objects
+    /// whose key's date is outside the window skipped, several read at once.
+    pub async fn s3<A: LogArchive>(
+        &mut self,
+        archive: &A,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<(), AuditError> {
+        let window = self.opts.window;
+        let mut token = None;
+        loop {
+            let (keys, next) = archive.keys_page(bucket, prefix, token).await?;
+            let mut keep = Vec::new();
+            for key in keys {
+                if !is_log_key(&key) {
+                    continue;
+                }
+                if window.may_hold(&key) {
+                    keep.push(key);
+                } else {
+                    self.summary.skipped += 1;
+                }
+            }
+            let jobs = stream::iter(keep)
+                .map(|key| read_object(archive, bucket, key, window))
+                .buffered(self.opts.s3_reads.max(1));
+            futures::pin_mut!(jobs);
+            while let Some(scanned) = jobs.next().await {
+                self.unit(scanned).await?;
+            }
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Asks `LookupEvents` in each region for every record that can change a tag in the
+    /// window (90 days at most: CloudTrail keeps no more), calls spaced by the options.
+    pub async fn lookup<L: EventLookup>(
+        &mut self,
+        trail: &L,
+        regions: &[String],
+    ) -> Result<(), AuditError> {
+        let window = self.opts.window;
+        let mut first = true;
+        for region in regions {
+            let mut found = Scanned::new(&format!("cloudtrail:{region}"));
+            let mut index = 0;
+            for name in LOOKUP_NAMES {
+                let mut token = None;
+                loop {
+                    if !first {
+                        tokio::time::sleep(self.opts.lookup_spacing).await;
+                    }
+                    first = false;
+                    let (records, next) = trail
+                        .lookup_page(region, name, (window.since, window.until), token)
+                        .await?;
+                    for r in &records {
+                        found.record(index, Ok(r.as_bytes()), &window);
+                        index += 1;
+                    }
+                    match next {
+                        Some(t) => token = Some(t),
+                        None => break,
+                    }
+                }
+            }
+            found.sort();
+            self.unit(found).await?;
+        }
+        Ok(())
+    }
+
+    /// Prints what is held and hands back the summary.
+    pub fn finish(mut self) -> Result<AuditSummary, AuditError> {
+        self.printer.finish()?;
+        self.problems.flush()?;
+        Ok(self.summary)
+    }
+
+    /// Reports one unit: its problems, then its changes.
+    async fn unit(&mut self, scanned: Scanned) -> Result<(), AuditError> {
+        self.summary.sources += 1;
+        self.summary.records += scanned.records;
+        for p in &scanned.problems {
+            self.summary.problems += 1;
+            writeln!(self.problems, "problem: {p}")?;
+        }
+        for i in &scanned.changes {
+            self.incident(i).await?;
+        }
+        Ok(())
+    }
+
+    async fn incident(&mut self, i: &Incident) -> Result<(), AuditError> {
+        let view = match self.registry {
+            Some(_) => Some(self.view(&i.repo).await?),
+            None => None,
+        };
+        let mut counted = false;
+        for c in tag_changes(i, view.as_ref()) {
+            if !self.seen.insert(change_hash(&c)) {
+                continue;
+            }
+            if !counted {
+                counted = true;
+                self.summary.changes += 1;
+            }
+            let protected = view
+                .as_ref()
+                .map(|v| c.tag.as_deref().is_some_and(|t| v.protects(t)));
+            let (guard, verdict, pinned_before) = match (&c.tag, protected) {
+                (Some(tag), Some(true)) => {
+                    let deeds = self.deeds(&c.repo, tag).await?;
+                    let pin = view
+                        .as_ref()
+                        .and_then(|v| v.pins.get(tag).cloned().flatten());
+                    judge(&c, &deeds, pin.as_deref())
+                }
+                _ => (None, Verdict::NoNeed, None),
+            };
+            let key = c.tag.as_ref().map(|t| format!("{}:{t}", c.repo.key()));
+            let mut kind = c.kind;
+            let mut previous = None;
+            if kind.is_push() {
+                previous = key
+                    .as_ref()
+                    .and_then(|k| self.last.get(k).cloned().flatten())
+                    .or(pinned_before);
+                if previous.is_some() && previous != c.digest {
+                    kind = Kind::Moved;
+                }
+            }
+            if let Some(k) = key {
+                let now = if c.kind.is_push() {
+                    c.digest.clone()
+                } else {
+                    None
+                };
+                self.last.insert(k, now);
+            }
+            if protected == Some(true) {
+                self.summary.protected += 1;
+                if verdict == Verdict::NotRepaired {
+                    self.summary.not_repaired += 1;
+                }
+            }
+            if protected == Some(true) || protected.is_none() || self.opts.all_tags {
+                self.summary.lines += 1;
+                self.printer.line(&Line {
+                    time: c.time,
+                    repository: c.repo.key(),
+                    tag: c.tag,
+                    change: kind.name(),
+                    digest: c.digest,
+                    previous_digest: previous,
+                    who: c.who,
+                    event_id: c.event_id,
+                    protected,
+                    guard,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the registry says about `repo`: its items (read once) and the rules covering it.
+    async fn view(&mut self, repo: &RepoKey) -> Result<RepoView, AuditError> {
+        let Some(console) = self.registry else {
+            return Ok(RepoView::default());
+        };
+        if let Some(v) = self.views.get(&repo.key()) {
+            return Ok(v.clone());
+        }
+        if self.rules.is_none() {
+            let items = console.partition(registry::RULE_PARTITION, false).await?;
+            let rules = items
+                .iter()
+                .filter_map(|i| registry::parse_rule(i).ok())
+                .collect();
+            self.rules = Some(rules);
+        }
+        let items = console.partition(&repo.key(), false).await?;
+        let pins = items
+            .iter()
+            .filter_map(|i| registry::parse_item(i).ok())
+            .map(|e| {
+                let digest = e.digest().map(String::from);
+                (e.tag, digest)
+            })
+            .collect();
+        let rules = self
+            .rules
+            .iter()
+            .flatten()
+            .filter(|r| r.covers(repo))
+            .cloned()
+            .collect();
+        let view = RepoView { pins, rules };
+        self.views.insert(repo.key(), view.clone());
+        Ok(view)
+    }
+
+    /// The guard's history of `repo`:`tag` (read once).
+    async fn deeds(&mut self, repo: &RepoKey, tag: &str) -> Result<Vec<Deed>, AuditError> {
+        let key = format!("history#{}:{tag}", repo.key());
+        if let Some(d) = self.deeds.get(&key) {
+            return Ok(d.clone());
+        }
+        let Some(console) = self.registry else {
+            return Ok(Vec::new());
+        };
+        let records: Vec<Value> = console.partition(&key, false).await?;
+        let deeds: Vec<Deed> = records.iter().filter_map(Deed::read).collect();
+        self.deeds.insert(key, deeds.clone());
+        Ok(deeds)
+    }
+}
+
+/// A key the audit reads: a log file, not a folder marker, a digest file or an Insights file.
+fn is_log_key(key: &str) -> bool {
+    !key.ends_with('/')
+        && !key.contains("/CloudTrail-Digest/")
+        && !key.contains("/CloudTrail-Insight/")
+        && [".json.gz", ".json", ".gz", ".jsonl"]
+            .iter()
+            .any(|e| key.ends_with(e))
+}
+
+/// Two reports of one change hash alike: by event id, and by what changed when (CloudTrail's
+/// record and ECR's own event of one change carry different ids).
+fn change_hash(c: &crate::audit::report::TagChange) -> u64 {
+    let mut h = DefaultHasher::new();
+    let removal = !c.kind.is_push();
+    (&c.repo.key(), &c.tag, removal, &c.digest, &c.time).hash(&mut h);
+    h.finish()
+}
+
+/// Reads one S3 object: its bytes go to a reader on the blocking pool as they arrive.
+async fn read_object<A: LogArchive>(
+    archive: &A,
+    bucket: &str,
+    key: String,
+    window: Window,
+) -> Scanned {
+    let label = format!("s3://{bucket}/{key}");
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let name = label.clone();
+    let job = tokio::task::spawn_blocking(move || scan(&name, ChannelReader::new(rx), &window));
+    let read = archive.read(bucket, &key, tx).await;
+    let mut scanned = joined(job.await, &label);
+    if let Err(e) = read {
+        if scanned.records == 0 {
+            // Nothing was read: the splitter's "empty" says less than the call's error.
+            scanned.problems.clear();
+        }
+        scanned.problem(format!("cannot be read: {e}"));
+    }
+    scanned
+}
+
+/// A finished scan, or a problem naming the source when its task failed.
+fn joined(r: Result<Scanned, tokio::task::JoinError>, label: &str) -> Scanned {
+    r.unwrap_or_else(|e| {
+        let mut s = Scanned::new(label);
+        s.problem(format!("reading it failed: {e}"));
+        s
+    })
+}
+
+/// The bytes an async reader sends, read on a blocking thread.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
