@@ -2,11 +2,11 @@
 """Writes a CloudTrail corpus laid out as a trail writes it, with known contents.
 
     scripts/trail_corpus.py OUT [--files 40] [--records 5000] [--ecr-rate 0.01] [--gzip]
-                            [--seed 7] [--account 123456789012] [--region eu-west-1]
+                            [--every 5] [--seed 7] [--account 123456789012] [--region eu-west-1]
 
 OUT/AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_ID.json
-(.gz with --gzip): each file one `{"Records": [...]}` of about 1.2 KB a record, five minutes
-apart from 2026-11-01T00:05Z. Most records are other services' calls and ECR reads (pulls);
+(.gz with --gzip): each file one `{"Records": [...]}` of about 1.2 KB a record, delivered
+--every minutes (5) from 2026-11-01T00:00Z on, holding the records of the minutes before it. Most records are other services' calls and ECR reads (pulls);
 about --ecr-rate of them are ECR writes: tag pushes, deletes by tag and by digest, lifecycle
 expiries, a repository deleted now and then, and some failed writes (AccessDenied), which
 change nothing. OUT/expected.json says what an audit of it must report:
@@ -175,6 +175,7 @@ def main():
     ap.add_argument("--records", type=int, default=5000)
     ap.add_argument("--ecr-rate", type=float, default=0.01)
     ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--every", type=int, default=5, help="minutes between two files")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--account", default="123456789012")
     ap.add_argument("--region", default="eu-west-1")
@@ -182,7 +183,7 @@ def main():
     rng = random.Random(a.seed)
     expected = {"records": 0, "ecr_writes": 0, "changes": 0, "lines": 0, "events": {}}
     for f in range(a.files):
-        delivered = START + timedelta(minutes=5 * (f + 1))
+        delivered = START + timedelta(minutes=a.every * (f + 1))
         day = delivered.strftime("%Y/%m/%d")
         folder = os.path.join(a.out, "AWSLogs", a.account, "CloudTrail", a.region, day)
         os.makedirs(folder, exist_ok=True)

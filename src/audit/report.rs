@@ -167,6 +167,25 @@ pub fn judge(
             None,
         );
     }
+    // A push onto the image the guard put the tag back on about then: the guard's own push
+    // (its restore as ECR or CloudTrail reported it).
+    let echo = c.epoch.filter(|_| c.kind.is_push()).and_then(|t| {
+        deeds.iter().find(|d| {
+            d.verdict() == Verdict::Repaired
+                && d.old_digest.is_some()
+                && d.old_digest == c.digest
+                && d.at_epoch
+                    .is_some_and(|a| (a - t).abs() <= REPAIR_WINDOW_SECS)
+        })
+    });
+    if let Some(d) = echo {
+        let text = format!(
+            "the guard's own push: {} (event {})",
+            d.summary(),
+            d.event_id
+        );
+        return (Some(text), Verdict::NoNeed, None);
+    }
     (None, Verdict::NotRepaired, None)
 }
 
@@ -627,6 +646,15 @@ mod tests {
         assert_eq!(judge(&push(B), &[], Some(A)).1, Verdict::NotRepaired);
         let followed = deed("e1", "2026-11-30T10:00:02Z", "follow", "followed");
         assert_eq!(judge(&push(B), &[followed], Some(B)).1, Verdict::Accepted);
+        // The guard's restore onto A, reported back as a push (the pin has since moved on).
+        let restored = deed("d1", "2026-11-30T09:59:59Z", "restore", "restored");
+        let (text, v, _) = judge(&push(A), std::slice::from_ref(&restored), Some(B));
+        assert_eq!(v, Verdict::NoNeed);
+        assert!(text.unwrap().starts_with("the guard's own push"));
+        assert_eq!(
+            judge(&push(B), &[restored], Some(A)).1,
+            Verdict::NotRepaired
+        );
     }
 
     fn line() -> Line {

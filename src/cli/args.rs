@@ -268,6 +268,10 @@ pub(crate) struct ReplayArgs {
     /// Print each page's full text.
     #[arg(long, short)]
     pub(crate) verbose: bool,
+    /// Problems and the summary only (for a backfill of many files): an event is told only
+    /// when it failed, the guard could not put a tag back, or it warns.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
     /// Use the real AWS clients (normal credential chain; AWS_ENDPOINT_URL honoured).
     #[arg(long)]
     pub(crate) aws: bool,

@@ -278,6 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 save_state: a.save_state,
                 json: a.json,
                 verbose: a.verbose,
+                quiet: a.quiet,
                 aws: a.aws,
                 dry_run: a.dry_run,
                 aws_options: g.clone(),

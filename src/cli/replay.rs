@@ -30,6 +30,9 @@ pub struct ReplayOptions {
     pub json: bool,
     /// Full page text.
     pub verbose: bool,
+    /// Problems and the summary only: an event's story is printed only when it failed, or
+    /// the guard could not put a tag back, or it warns.
+    pub quiet: bool,
     /// Real AWS clients.
     pub aws: bool,
     /// No writes (with `aws`).
@@ -137,7 +140,9 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             }
             if ev.step == Step::Apply {
                 // The change happened; its event is delivered later (or never).
-                if opts.json {
+                if opts.quiet {
+                    // Nothing to tell: the change is made, its event comes later.
+                } else if opts.json {
                     writeln!(out, "{}", json!({"input": ev.label, "applied": true}))?;
                 } else {
                     let what = events::parse(&ev.value)
@@ -154,7 +159,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             match handler.handle(&ev.value, &Now::system()).await {
                 Ok(report) => {
                     handled += 1;
-                    if opts.json {
+                    if opts.json && (!opts.quiet || troubled(&report)) {
                         let ms = Now::system().epoch * 1000;
                         let metrics = crate::metrics::for_event(&report, ms);
                         writeln!(
@@ -162,8 +167,10 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
                             "{}",
                             json!({"input": ev.label, "report": report, "metrics": metrics})
                         )?;
-                    } else {
+                    } else if !opts.quiet || troubled(&report) {
                         human(out, &ev.label, &report, opts.verbose, &mut invalid)?;
+                    } else {
+                        note_invalid(out, &report, &mut invalid)?;
                     }
                 }
                 Err(e) => {
@@ -219,6 +226,39 @@ fn apply_once(world: &Memory, mut i: events::Incident, applied: &mut HashSet<Str
         i.changes = fresh;
         world.apply(&i);
     }
+}
+
+/// Whether an event's story holds a problem `--quiet` still shows: a decision the guard
+/// could not carry out (failed, refused, untrusted pin) or a warning.
+fn troubled(r: &Report) -> bool {
+    !r.warnings.is_empty()
+        || r.decisions.iter().any(|d| {
+            matches!(
+                d.outcome,
+                Some(Outcome::Failed { .. } | Outcome::Refused { .. } | Outcome::Untrusted { .. })
+            )
+        })
+}
+
+/// Tells the invalid registry items an event met, each once per run (`--quiet` prints no
+/// story, but an invalid item is a problem).
+fn note_invalid(
+    out: &mut impl Write,
+    r: &Report,
+    invalid: &mut Vec<String>,
+) -> std::io::Result<()> {
+    for bad in &r.invalid_entries {
+        if !invalid.contains(&bad.key) {
+            invalid.push(bad.key.clone());
+            writeln!(
+                out,
+                "invalid registry item {}: {}",
+                bad.key,
+                bad.problems.join("; ")
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn error_line(out: &mut impl Write, json: bool, input: &str, problem: &str) -> std::io::Result<()> {
