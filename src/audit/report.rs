@@ -22,9 +22,19 @@ pub struct RepoView {
 }
 
 impl RepoView {
-    /// Whether the registry protects `tag`: it has an item, or a rule's pattern matches it.
-    pub fn protects(&self, tag: &str) -> bool {
+    /// Whether the registry may protect `tag`: it has an item, or a rule's pattern matches it
+    /// (a rule protects only the newest images it matches: see [`RepoView::protects`]).
+    pub fn may_protect(&self, tag: &str) -> bool {
         self.pins.contains_key(tag) || self.rules.iter().any(|r| r.group_of(tag).is_some())
+    }
+
+    /// Whether the registry protects `tag` for the change `event_id`, by `deeds`, the tag's
+    /// history: it has an item for it now, or a rule matches it and the guard recorded acting
+    /// on that very change (a rule protects only the newest images it matches, so a match
+    /// alone does not say the tag was protected then).
+    pub fn protects(&self, tag: &str, event_id: &str, deeds: &[Deed]) -> bool {
+        self.pins.contains_key(tag)
+            || (self.may_protect(tag) && deeds.iter().any(|d| d.event_id == event_id))
     }
 
     /// The tags whose pin is `digest` (for a delete that names the image, not its tags).
@@ -587,7 +597,26 @@ mod tests {
         let gone = incident(bob(), vec![Change::RepositoryDeleted]);
         assert_eq!(tag_changes(&gone, Some(&view)).len(), 2);
         assert_eq!(tag_changes(&gone, None)[0].tag, None);
-        assert!(view.protects("prod") && !view.protects("dev"));
+        assert!(view.protects("prod", "e1", &[]) && !view.protects("dev", "e1", &[]));
+    }
+
+    #[test]
+    fn a_rule_match_is_protection_only_where_the_guard_acted_on_the_change() {
+        let rule = crate::registry::parse_rule(&json!({
+            "repository": crate::registry::RULE_PARTITION, "tag": "builds",
+            "repositories": "123456789012/eu-west-1/*", "pattern": "^build-[0-9]+$", "keep": 3
+        }))
+        .unwrap();
+        let view = RepoView {
+            pins: BTreeMap::new(),
+            rules: vec![rule],
+        };
+        assert!(view.may_protect("build-7") && !view.may_protect("dev"));
+        // An old build expired by lifecycle: beyond the newest three, the guard did nothing.
+        assert!(!view.protects("build-7", "e1", &[]));
+        let restored = deed("e1", "2026-11-30T10:00:02Z", "restore", "restored");
+        assert!(view.protects("build-7", "e1", &[restored.clone()]));
+        assert!(!view.protects("build-7", "e2", &[restored]));
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! guard itself uses ([`crate::events::parse`]).
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -117,19 +116,6 @@ pub fn scan(label: &str, reader: impl Read, window: &Window) -> Scanned {
     }
     out.sort();
     out
-}
-
-/// Reads one file.
-pub fn scan_file(path: &Path, window: &Window) -> Scanned {
-    let label = path.display().to_string();
-    match std::fs::File::open(path) {
-        Ok(f) => scan(&label, f, window),
-        Err(e) => {
-            let mut out = Scanned::new(&label);
-            out.problem(format!("cannot be opened: {e}"));
-            out
-        }
-    }
 }
 
 /// The byte strings every ECR write record holds: the service (`eventSource` of a CloudTrail

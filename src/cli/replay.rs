@@ -170,7 +170,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
                     } else if !opts.quiet || troubled(&report) {
                         human(out, &ev.label, &report, opts.verbose, &mut invalid)?;
                     } else {
-                        note_invalid(out, &report, &mut invalid)?;
+                        note_invalid(out, "", &report, &mut invalid)?;
                     }
                 }
                 Err(e) => {
@@ -240,10 +240,11 @@ fn troubled(r: &Report) -> bool {
         })
 }
 
-/// Tells the invalid registry items an event met, each once per run (`--quiet` prints no
-/// story, but an invalid item is a problem).
+/// Tells the invalid registry items an event met that were not told before (each once per
+/// run), each line after `indent`.
 fn note_invalid(
     out: &mut impl Write,
+    indent: &str,
     r: &Report,
     invalid: &mut Vec<String>,
 ) -> std::io::Result<()> {
@@ -252,7 +253,7 @@ fn note_invalid(
             invalid.push(bad.key.clone());
             writeln!(
                 out,
-                "invalid registry item {}: {}",
+                "{indent}invalid registry item {}: {}",
                 bad.key,
                 bad.problems.join("; ")
             )?;
@@ -294,18 +295,7 @@ fn human(
     if let Some(note) = r.incident.as_ref().and_then(|i| i.note.as_ref()) {
         writeln!(out, "  note: {note}")?;
     }
-    for bad in &r.invalid_entries {
-        if invalid.contains(&bad.key) {
-            continue;
-        }
-        invalid.push(bad.key.clone());
-        writeln!(
-            out,
-            "  invalid registry item {}: {}",
-            bad.key,
-            bad.problems.join("; ")
-        )?;
-    }
+    note_invalid(out, "  ", r, invalid)?;
     if r.duplicate {
         writeln!(out, "  duplicate: already handled, nothing done again")?;
     }

@@ -18,7 +18,7 @@ use futures::{stream, StreamExt};
 use serde_json::Value;
 
 use crate::audit::report::{judge, tag_changes, Deed, Kind, Line, Printer, RepoView, Verdict};
-use crate::audit::scan::{scan, scan_file, Scanned};
+use crate::audit::scan::{scan, Scanned};
 use crate::audit::Window;
 use crate::error::CallError;
 use crate::events::Incident;
@@ -295,12 +295,18 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
                 counted = true;
                 self.summary.changes += 1;
             }
-            let protected = view
-                .as_ref()
-                .map(|v| c.tag.as_deref().is_some_and(|t| v.protects(t)));
+            // The tag's history is read only for tags the registry may protect.
+            let deeds = match (&view, &c.tag) {
+                (Some(v), Some(tag)) if v.may_protect(tag) => self.deeds(&c.repo, tag).await?,
+                _ => Vec::new(),
+            };
+            let protected = view.as_ref().map(|v| {
+                c.tag
+                    .as_deref()
+                    .is_some_and(|t| v.protects(t, &c.event_id, &deeds))
+            });
             let (guard, verdict, pinned_before) = match (&c.tag, protected) {
                 (Some(tag), Some(true)) => {
-                    let deeds = self.deeds(&c.repo, tag).await?;
                     let pin = view
                         .as_ref()
                         .and_then(|v| v.pins.get(tag).cloned().flatten());
@@ -446,6 +452,19 @@ async fn read_object<A: LogArchive>(
         scanned.problem(format!("cannot be read: {e}"));
     }
     scanned
+}
+
+/// Reads one file.
+fn scan_file(path: &std::path::Path, window: &Window) -> Scanned {
+    let label = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(f) => scan(&label, f, window),
+        Err(e) => {
+            let mut out = Scanned::new(&label);
+            out.problem(format!("cannot be opened: {e}"));
+            out
+        }
+    }
 }
 
 /// A finished scan, or a problem naming the source when its task failed.
