@@ -8,6 +8,7 @@ mod ecr;
 mod kms;
 mod ledger;
 mod member;
+#[cfg(feature = "s3")]
 mod s3;
 mod sns;
 
@@ -20,6 +21,7 @@ pub use ecr::{EcrClients, EcrImages};
 pub use kms::{KmsPinKey, NO_KEY};
 pub use ledger::DynamoLedger;
 pub use member::MemberRoles;
+#[cfg(feature = "s3")]
 pub use s3::S3Archive;
 pub use sns::SnsPager;
 

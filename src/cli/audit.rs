@@ -12,7 +12,7 @@ use super::args::AuditArgs;
 use super::Global;
 use crate::audit::report::{Format, Printer};
 use crate::audit::Window;
-use crate::aws::{CloudTrailLookup, S3Archive};
+use crate::aws::CloudTrailLookup;
 use crate::events::input;
 use crate::ports::Console;
 use crate::service::audit::{Audit, AuditOptions};
@@ -158,17 +158,7 @@ async fn audit<C: Console>(
             }
             Source::S3 { bucket, prefix } => {
                 let sdk = aws(g, &mut sdk).await;
-                let conf = aws_sdk_s3::config::Builder::from(&sdk)
-                    // moto and other local endpoints serve buckets by path, not by host name.
-                    .force_path_style(sdk.endpoint_url().is_some())
-                    .build();
-                let archive = S3Archive {
-                    client: aws_sdk_s3::Client::from_conf(conf),
-                };
-                audit
-                    .s3(&archive, bucket, prefix)
-                    .await
-                    .with_context(|| format!("s3://{bucket}/{prefix}"))?;
+                s3(&mut audit, &sdk, bucket, prefix).await?;
             }
             Source::Lookup(regions) => {
                 let sdk = aws(g, &mut sdk).await;
@@ -193,6 +183,38 @@ async fn audit<C: Console>(
         }
     }
     Ok(audit.finish()?)
+}
+
+/// Reads `s3://bucket/prefix` into the audit.
+#[cfg(feature = "s3")]
+async fn s3<C: Console, W: Write, E: Write>(
+    audit: &mut Audit<'_, C, W, E>,
+    sdk: &aws_config::SdkConfig,
+    bucket: &str,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        // moto and other local endpoints serve buckets by path, not by host name.
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    let archive = crate::aws::S3Archive {
+        client: aws_sdk_s3::Client::from_conf(conf),
+    };
+    audit
+        .s3(&archive, bucket, prefix)
+        .await
+        .with_context(|| format!("s3://{bucket}/{prefix}"))
+}
+
+/// Without the `s3` feature (the Lambda's build) there is no S3 client.
+#[cfg(not(feature = "s3"))]
+async fn s3<C: Console, W: Write, E: Write>(
+    _audit: &mut Audit<'_, C, W, E>,
+    _sdk: &aws_config::SdkConfig,
+    bucket: &str,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    bail!("s3://{bucket}/{prefix}: this build has no S3 client (built without the `s3` feature, as the Lambda is): use a default build, or copy the files down with `aws s3 sync`")
 }
 
 /// The AWS configuration, loaded the first time a source needs it.
