@@ -1,5 +1,6 @@
 //! Property-based fuzzing of everything that reads outside input: events (every form replay
-//! accepts), registry items and rules, scenario files, DynamoDB stream records. None may
+//! accepts), CloudTrail log files as `audit` reads them, registry items and rules, scenario
+//! files, DynamoDB stream records. None may
 //! panic, and an error names the input it is about. A short run is part of the test command;
 //! `scripts/fuzz.sh MINUTES` runs them longer (set `PROPTEST_CASES`).
 
@@ -117,6 +118,37 @@ proptest! {
                 }
             }
             Err(e) => prop_assert!(e.path.starts_with("fuzz.json"), "{}", e),
+        }
+    }
+
+    #[test]
+    fn audit_inputs_never_panic(
+        records in prop::collection::vec(prop_oneof![json_value(), mutated_events()], 0..6),
+        cut in any::<prop::sample::Index>(),
+        noise in any::<Vec<u8>>(),
+        gzip in any::<bool>(),
+    ) {
+        use ecr_tag_guard::audit::{scan::scan, Window};
+        // A log file of these records, cut short somewhere, with bytes of noise after it.
+        let text = json!({"Records": records}).to_string();
+        let mut bytes = text.as_bytes()[..cut.index(text.len() + 1)].to_vec();
+        bytes.extend_from_slice(&noise);
+        if gzip {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&bytes).expect("gzip");
+            bytes = gz.finish().expect("gzip");
+        }
+        let whole = scan("fuzz.json", text.as_bytes(), &Window::default());
+        prop_assert_eq!(whole.records as usize, records.len());
+        if !records.is_empty() {
+            // A whole file's problems are its records', never the file's.
+            prop_assert!(whole.problems.iter().all(|p| p.record.is_some()), "{:?}", whole.problems);
+        }
+        let s = scan("fuzz.json", bytes.as_slice(), &Window::default());
+        prop_assert!(s.records as usize <= records.len() + noise.len());
+        for p in &s.problems {
+            prop_assert!(p.to_string().starts_with("fuzz.json"), "{}", p);
         }
     }
 

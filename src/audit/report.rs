@@ -615,7 +615,7 @@ mod tests {
         // An old build expired by lifecycle: beyond the newest three, the guard did nothing.
         assert!(!view.protects("build-7", "e1", &[]));
         let restored = deed("e1", "2026-11-30T10:00:02Z", "restore", "restored");
-        assert!(view.protects("build-7", "e1", &[restored.clone()]));
+        assert!(view.protects("build-7", "e1", std::slice::from_ref(&restored)));
         assert!(!view.protects("build-7", "e2", &[restored]));
     }
 
