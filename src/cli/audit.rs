@@ -193,17 +193,27 @@ async fn s3<C: Console, W: Write, E: Write>(
     bucket: &str,
     prefix: &str,
 ) -> anyhow::Result<()> {
+    // moto and other local endpoints serve buckets by path, not by host name.
+    let local = sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
     let conf = aws_sdk_s3::config::Builder::from(sdk)
-        // moto and other local endpoints serve buckets by path, not by host name.
-        .force_path_style(sdk.endpoint_url().is_some())
+        .force_path_style(local)
         .build();
     let archive = crate::aws::S3Archive {
         client: aws_sdk_s3::Client::from_conf(conf),
     };
-    audit
-        .s3(&archive, bucket, prefix)
-        .await
-        .with_context(|| format!("s3://{bucket}/{prefix}"))
+    audit.s3(&archive, bucket, prefix).await.map_err(|e| {
+        let text = e.to_string();
+        // S3 answers a request sent to another region than the bucket's with these.
+        let elsewhere = ["PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraint"]
+            .iter()
+            .any(|c| text.contains(c));
+        let hint = if elsewhere {
+            format!(" (is the bucket in another region than {}? give --region)", sdk.region().map_or("the configured one".to_string(), |r| r.to_string()))
+        } else {
+            String::new()
+        };
+        anyhow!("s3://{bucket}/{prefix}: {text}{hint}")
+    })
 }
 
 /// Without the `s3` feature (the Lambda's build) there is no S3 client.
