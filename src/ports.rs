@@ -248,12 +248,13 @@ pub trait EventLookup {
 /// A trail's log files in S3, for `audit`: listed a page at a time, read as they arrive.
 #[allow(async_fn_in_trait)]
 pub trait LogArchive {
-    /// One page (at most 1000) of the keys under `prefix`, in key order, after `token`; and
-    /// the token of the next page.
+    /// One page (at most 1000) of the keys under `prefix`, in key order, after the key
+    /// `start_after` (on the first page) or `token`; and the token of the next page.
     async fn keys_page(
         &self,
         bucket: &str,
         prefix: &str,
+        start_after: Option<&str>,
         token: Option<String>,
     ) -> Result<(Vec<String>, Option<String>), CallError>;
     /// Sends the object's bytes into `sink` as they arrive (stopping when the receiver is

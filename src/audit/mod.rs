@@ -107,6 +107,41 @@ pub fn key_day(key: &str) -> Option<i64> {
     crate::text::parse_time(&Value::String(format!("{y}-{m}-{d}T00:00:00Z")))
 }
 
+/// For a prefix that names one region of a trail (`.../CloudTrail/REGION/`, where keys sort by
+/// day): the key to list after (just before the window's first day, less the delivery lag) and
+/// the key past which nothing can be in the window (the end of the day after its last, keys
+/// being delivered up to [`DELIVERY_LAG_SECS`] late). `None` where the prefix says no region
+/// or the window has no such end.
+pub fn day_bounds(prefix: &str, w: &Window) -> (Option<String>, Option<String>) {
+    let parts: Vec<&str> = prefix.split('/').collect();
+    let region_level = parts
+        .iter()
+        .position(|p| *p == "CloudTrail")
+        .is_some_and(|at| {
+            parts.len() == at + 3 && parts[at + 2].is_empty() && !parts[at + 1].is_empty()
+        });
+    if !region_level {
+        return (None, None);
+    }
+    let day = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t).ok().map(|d| {
+            format!(
+                "{prefix}{:04}/{:02}/{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            )
+        })
+    };
+    // "P2026/11/01" sorts before every key of that day and after every key of the day before.
+    let start = w.since.and_then(|s| day(s - 86_400));
+    let stop = w
+        .until
+        .and_then(|u| day(u + DELIVERY_LAG_SECS))
+        .map(|d| d + "/~");
+    (start, stop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +157,29 @@ mod tests {
         assert_eq!(key_day(key), Some(NOV30));
         assert_eq!(key_day("AWSLogs/1/CloudTrail/eu-west-1/2026/11/"), None);
         assert_eq!(delivery_minute("events/01-delete.json"), None);
+    }
+
+    #[test]
+    fn a_regions_listing_starts_and_stops_at_the_windows_days() {
+        let p = "AWSLogs/1/CloudTrail/eu-west-1/";
+        let w = Window::new(Some(NOV30 + 3600), Some(NOV30 + 23 * 3600 + 1800));
+        let (start, stop) = day_bounds(p, &w);
+        assert_eq!(
+            start.as_deref(),
+            Some("AWSLogs/1/CloudTrail/eu-west-1/2026/11/29")
+        );
+        // 23:30 and an hour's lag reach into December.
+        assert_eq!(
+            stop.as_deref(),
+            Some("AWSLogs/1/CloudTrail/eu-west-1/2026/12/01/~")
+        );
+        let key = |d: &str| format!("{p}{d}/1_CloudTrail_eu-west-1_x.json.gz");
+        assert!(key("2026/11/29").as_str() > start.as_deref().unwrap());
+        assert!(key("2026/12/01").as_str() < stop.as_deref().unwrap());
+        assert!(key("2026/12/02").as_str() > stop.as_deref().unwrap());
+        assert_eq!(day_bounds("AWSLogs/1/", &w), (None, None));
+        assert_eq!(day_bounds("AWSLogs/1/CloudTrail/", &w), (None, None));
+        assert_eq!(day_bounds(p, &Window::default()), (None, None));
     }
 
     #[test]

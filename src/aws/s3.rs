@@ -18,6 +18,7 @@ impl LogArchive for S3Archive {
         &self,
         bucket: &str,
         prefix: &str,
+        start_after: Option<&str>,
         token: Option<String>,
     ) -> Result<(Vec<String>, Option<String>), CallError> {
         let page = self
@@ -25,6 +26,7 @@ impl LogArchive for S3Archive {
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
+            .set_start_after(start_after.map(String::from))
             .set_continuation_token(token)
             .send()
             .await

@@ -204,11 +204,19 @@ async fn s3<C: Console, W: Write, E: Write>(
     audit.s3(&archive, bucket, prefix).await.map_err(|e| {
         let text = e.to_string();
         // S3 answers a request sent to another region than the bucket's with these.
-        let elsewhere = ["PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraint"]
-            .iter()
-            .any(|c| text.contains(c));
+        let elsewhere = [
+            "PermanentRedirect",
+            "AuthorizationHeaderMalformed",
+            "IllegalLocationConstraint",
+        ]
+        .iter()
+        .any(|c| text.contains(c));
         let hint = if elsewhere {
-            format!(" (is the bucket in another region than {}? give --region)", sdk.region().map_or("the configured one".to_string(), |r| r.to_string()))
+            format!(
+                " (is the bucket in another region than {}? give --region)",
+                sdk.region()
+                    .map_or("the configured one".to_string(), |r| r.to_string())
+            )
         } else {
             String::new()
         };

@@ -194,11 +194,18 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
         prefix: &str,
     ) -> Result<(), AuditError> {
         let window = self.opts.window;
+        // Under one region's prefix keys sort by day: start at the window's first day and
+        // stop past its last.
+        let (start_after, stop_after) = crate::audit::day_bounds(prefix, &window);
         let mut token = None;
         loop {
-            let (keys, next) = archive.keys_page(bucket, prefix, token).await?;
+            let (keys, next) = archive
+                .keys_page(bucket, prefix, start_after.as_deref(), token)
+                .await?;
+            let past = |k: &String| stop_after.as_ref().is_some_and(|s| k.as_str() > s.as_str());
+            let done = keys.last().is_some_and(past);
             let mut keep = Vec::new();
-            for key in keys {
+            for key in keys.into_iter().filter(|k| !past(k)) {
                 if !is_log_key(&key) {
                     continue;
                 }
@@ -216,8 +223,8 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
                 self.unit(scanned).await?;
             }
             match next {
-                Some(t) => token = Some(t),
-                None => return Ok(()),
+                Some(t) if !done => token = Some(t),
+                _ => return Ok(()),
             }
         }
     }
