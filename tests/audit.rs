@@ -135,6 +135,26 @@ fn every_change_in_the_corpus_is_reported_once_and_nothing_else_plain_or_gzip() 
             )),
             "{err}"
         );
+        // One file through standard input: the same lines as that file read by name.
+        let one =
+            std::fs::read_dir(dir.join("AWSLogs/123456789012/CloudTrail/eu-west-1/2026/11/01"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .min()
+                .unwrap();
+        let by_name = binary()
+            .args(["audit", "--all-tags", "--json"])
+            .arg(&one)
+            .output()
+            .unwrap();
+        let piped = binary()
+            .args(["audit", "--all-tags", "--json", "-"])
+            .stdin(std::fs::File::open(&one).unwrap())
+            .output()
+            .unwrap();
+        assert!(piped.status.success(), "{}", output_text(&piped));
+        assert_eq!(lines(&piped), lines(&by_name));
+        assert!(!lines(&piped).is_empty());
         std::fs::remove_dir_all(&dir).ok();
     }
 }
@@ -438,15 +458,28 @@ async fn a_trail_bucket_on_moto_is_listed_read_and_skipped_by_date() {
     // the file of 11-03 is never listed; 11-01 12:00 and 11-02 12:00 are listed, skipped by name.
     let (since, until) = ("2026-11-02T00:00:00Z", "2026-11-02T06:00:00Z");
     let o = binary_on_moto(&url)
-        .args(["audit", "--all-tags", "--json", "--since", since, "--until", until])
-        .arg(format!("s3://{bucket}/AWSLogs/123456789012/CloudTrail/eu-west-1/"))
+        .args([
+            "audit",
+            "--all-tags",
+            "--json",
+            "--since",
+            since,
+            "--until",
+            until,
+        ])
+        .arg(format!(
+            "s3://{bucket}/AWSLogs/123456789012/CloudTrail/eu-west-1/"
+        ))
         .output()
         .expect("runs");
     assert!(o.status.success(), "{}", output_text(&o));
     let want = expected_events(&expected, |t| t >= since && t <= until);
     assert_eq!(per_event(&lines(&o)), want);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("2 source(s) read (2 skipped by date), 300 record(s)"), "{err}");
+    assert!(
+        err.contains("2 source(s) read (2 skipped by date), 300 record(s)"),
+        "{err}"
+    );
     // A bucket that does not exist is an error naming it.
     let o = binary_on_moto(&url)
         .args(["audit", "s3://no-such-bucket-here/AWSLogs/"])

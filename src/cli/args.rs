@@ -285,7 +285,7 @@ pub(crate) struct AuditArgs {
     /// Where to read: CloudTrail log files or folders (plain or .gz; folders recursively) and
     /// any input replay takes; `s3://BUCKET/PREFIX` (a trail's bucket; --region is the
     /// bucket's); `cloudtrail:` (LookupEvents in the configured region, the last 90 days) or
-    /// `cloudtrail:REGION,REGION`.
+    /// `cloudtrail:REGION,REGION`; `-` for standard input (plain or gzip).
     #[arg(required = true, value_name = "SOURCE")]
     pub(crate) sources: Vec<String>,
     /// Only changes at or after TIME: RFC 3339, a date (YYYY-MM-DD), epoch seconds, or an age

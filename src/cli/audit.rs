@@ -31,10 +31,15 @@ pub enum Source {
     },
     /// `cloudtrail:` (empty: the configured region) or `cloudtrail:REGION,REGION`.
     Lookup(Vec<String>),
+    /// `-`: standard input.
+    Stdin,
 }
 
 /// Reads one SOURCE argument.
 pub fn source(arg: &str) -> anyhow::Result<Source> {
+    if arg == "-" {
+        return Ok(Source::Stdin);
+    }
     if let Some(rest) = arg.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -156,6 +161,7 @@ async fn audit<C: Console>(
                 let files = input::expand_all(paths).map_err(|e| anyhow!("{e}"))?;
                 audit.files(files).await?;
             }
+            Source::Stdin => audit.stream("(stdin)", std::io::stdin()).await?,
             Source::S3 { bucket, prefix } => {
                 let sdk = aws(g, &mut sdk).await;
                 s3(&mut audit, &sdk, bucket, prefix).await?;
@@ -272,6 +278,7 @@ mod tests {
         );
         assert!(source("cloudtrail:EU WEST").is_err());
         assert_eq!(source("logs").unwrap(), Source::Files(vec!["logs".into()]));
+        assert_eq!(source("-").unwrap(), Source::Stdin);
     }
 
     #[test]

@@ -164,6 +164,20 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
         }
     }
 
+    /// Reads one stream (standard input: `aws s3 cp s3://... - | ecr-tag-guard audit -`) as
+    /// the source `label`, on the blocking pool.
+    pub async fn stream<R: Read + Send + 'static>(
+        &mut self,
+        label: &str,
+        reader: R,
+    ) -> Result<(), AuditError> {
+        let window = self.opts.window;
+        let name = label.to_string();
+        let job = tokio::task::spawn_blocking(move || scan(&name, reader, &window));
+        let scanned = joined(job.await, label);
+        self.unit(scanned).await
+    }
+
     /// Reads files (directories already expanded), several at once, reported in order.
     pub async fn files(&mut self, paths: Vec<PathBuf>) -> Result<(), AuditError> {
         let window = self.opts.window;
