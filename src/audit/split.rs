@@ -44,6 +44,7 @@ pub fn split<R: Read>(reader: R, each: impl FnMut(u64, Result<&[u8], String>)) -
         in_string: false,
         escaped: false,
         index: 0,
+        saw_value: false,
         each,
     };
     let stopped = s.run().err();
@@ -80,6 +81,8 @@ struct Splitter<R, F> {
     in_string: bool,
     escaped: bool,
     index: u64,
+    /// Whether any top-level value was read (an empty `"Records"` array is not an empty file).
+    saw_value: bool,
     each: F,
 }
 
@@ -158,7 +161,7 @@ impl<R: Read, F: FnMut(u64, Result<&[u8], String>)> Splitter<R, F> {
                 self.index
             ));
         }
-        if self.index == 0 {
+        if self.index == 0 && !self.saw_value {
             return Err("empty: no record in it".into());
         }
         Ok(())
@@ -195,6 +198,7 @@ impl<R: Read, F: FnMut(u64, Result<&[u8], String>)> Splitter<R, F> {
 
     /// Between two top-level values: an object or an array starts.
     fn top_level(&mut self, b: u8) -> Result<(), String> {
+        self.saw_value = true;
         match b {
             b'{' => {
                 if self.records_key()? {
@@ -423,6 +427,12 @@ mod tests {
         assert!(end.unwrap().contains("matching bracket"));
         let (_, end) = records(b"  \n");
         assert_eq!(end.as_deref(), Some("empty: no record in it"));
+        let (r, end) = records(br#"{"Records": []}"#);
+        assert_eq!(
+            (r.len(), end),
+            (0, None),
+            "a log file of no records is not empty"
+        );
     }
 
     #[test]
