@@ -76,17 +76,21 @@ pub struct AuditSummary {
 
 impl std::fmt::Display for AuditSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |count: u64, one: &str| {
+            let s = if count == 1 { "" } else { "s" };
+            format!("{count} {one}{s}")
+        };
         write!(
             f,
-            "{} source(s) read ({} skipped by date), {} record(s), {} ECR change(s), {} line(s); {} protected change(s), {} not repaired by the guard; {} problem(s)",
-            self.sources,
+            "{} read ({} skipped by date), {} read, {} ({}), {}, {} not repaired by the guard, {}",
+            n(self.sources, "source"),
             self.skipped,
-            self.records,
-            self.changes,
-            self.lines,
-            self.protected,
+            n(self.records, "record"),
+            n(self.changes, "ECR change"),
+            n(self.lines, "line"),
+            n(self.protected, "protected change"),
             self.not_repaired,
-            self.problems
+            n(self.problems, "problem")
         )
     }
 }
