@@ -290,7 +290,7 @@ pub fn tag_changes(i: &Incident, view: Option<&RepoView>) -> Vec<TagChange> {
                 Some(tag.clone()),
                 Kind::Deleted,
                 digest.clone(),
-                who(&i.actor, None),
+                i.actor.describe(None),
             )),
             Change::ImageDeleted { digest, tags, rule } => {
                 let kind = if rule.is_some() || i.actor == Actor::Lifecycle {
@@ -308,14 +308,19 @@ pub fn tag_changes(i: &Incident, view: Option<&RepoView>) -> Vec<TagChange> {
                     tags.into_iter().map(Some).collect()
                 };
                 for tag in tags {
-                    out.push(one(tag, kind, Some(digest.clone()), who(&i.actor, *rule)));
+                    out.push(one(
+                        tag,
+                        kind,
+                        Some(digest.clone()),
+                        i.actor.describe(*rule),
+                    ));
                 }
             }
             Change::TagPushed { tag, digest, .. } => out.push(one(
                 Some(tag.clone()),
                 Kind::Pushed,
                 Some(digest.clone()),
-                who(&i.actor, None),
+                i.actor.describe(None),
             )),
             Change::RepositoryDeleted => {
                 let tags: Vec<Option<String>> = match view {
@@ -323,22 +328,17 @@ pub fn tag_changes(i: &Incident, view: Option<&RepoView>) -> Vec<TagChange> {
                     _ => vec![None],
                 };
                 for tag in tags {
-                    out.push(one(tag, Kind::RepositoryDeleted, None, who(&i.actor, None)));
+                    out.push(one(
+                        tag,
+                        Kind::RepositoryDeleted,
+                        None,
+                        i.actor.describe(None),
+                    ));
                 }
             }
         }
     }
     out
-}
-
-/// Who made a change: the caller's ARN, `lifecycle policy rule N`, or what the event says.
-fn who(a: &Actor, rule: Option<u32>) -> String {
-    match (a, rule) {
-        (Actor::Principal { arn, .. }, _) => arn.clone(),
-        (Actor::Lifecycle, Some(n)) => format!("lifecycle policy rule {n}"),
-        (Actor::Lifecycle, None) => "lifecycle policy".into(),
-        (Actor::Unknown { label }, _) => label.clone(),
-    }
 }
 
 /// One line of the report, with exactly the fields `--json` prints.

@@ -285,7 +285,7 @@ fn human(
             "{label}\n  {} on {} by {}",
             i.source,
             i.repo,
-            who(&i.actor)
+            i.actor.describe(None)
         )?,
         None => writeln!(out, "{label}")?,
     }
@@ -344,14 +344,6 @@ fn human(
         writeln!(out, "  warning: {w}")?;
     }
     writeln!(out)
-}
-
-fn who(a: &events::Actor) -> String {
-    match a {
-        events::Actor::Principal { arn, .. } => arn.clone(),
-        events::Actor::Lifecycle => "lifecycle policy".into(),
-        events::Actor::Unknown { label } => label.clone(),
-    }
 }
 
 fn show(paths: &[PathBuf]) -> String {

@@ -40,6 +40,17 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Who, in a few words: the caller's ARN, `lifecycle policy rule N` (`rule`: the expiring
+    /// rule, when known), or what the event says.
+    pub fn describe(&self, rule: Option<u32>) -> String {
+        match (self, rule) {
+            (Actor::Principal { arn, .. }, _) => arn.clone(),
+            (Actor::Lifecycle, Some(n)) => format!("lifecycle policy rule {n}"),
+            (Actor::Lifecycle, None) => "lifecycle policy".into(),
+            (Actor::Unknown { label }, _) => label.clone(),
+        }
+    }
+
     /// The ARNs an `allow` glob or the guard's own role may match.
     pub fn arns(&self) -> Vec<&str> {
         match self {

@@ -411,8 +411,6 @@ fn names_caller(incident: &Incident) -> bool {
 pub fn who(incident: &Incident, cause: &Cause) -> String {
     match (&incident.actor, cause) {
         (_, Cause::Expired { rule: Some(r), .. }) => format!("lifecycle policy rule {r}"),
-        (Actor::Lifecycle, _) => "lifecycle policy".into(),
-        (Actor::Principal { arn, .. }, _) => arn.clone(),
-        (Actor::Unknown { label }, _) => label.clone(),
+        (actor, _) => actor.describe(None),
     }
 }

@@ -535,3 +535,89 @@ impl Read for ChannelReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::report::Format;
+    use crate::memory::Memory;
+
+    /// A trail bucket of named objects; `None` bodies cannot be read.
+    struct Bucket(Vec<(&'static str, Option<&'static [u8]>)>);
+
+    impl LogArchive for Bucket {
+        async fn keys_page(
+            &self,
+            _bucket: &str,
+            prefix: &str,
+            start_after: Option<&str>,
+            _token: Option<String>,
+        ) -> Result<(Vec<String>, Option<String>), CallError> {
+            let keys = self
+                .0
+                .iter()
+                .map(|(k, _)| k.to_string())
+                .filter(|k| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s))
+                .collect();
+            Ok((keys, None))
+        }
+
+        async fn read(
+            &self,
+            _bucket: &str,
+            key: &str,
+            sink: tokio::sync::mpsc::Sender<Vec<u8>>,
+        ) -> Result<(), CallError> {
+            let body = self.0.iter().find(|(k, _)| *k == key).and_then(|(_, b)| *b);
+            let Some(body) = body else {
+                return Err(CallError::fatal(
+                    "s3:GetObject",
+                    "AccessDenied (HTTP 403): denied",
+                ));
+            };
+            // In two chunks, split inside a record.
+            let (a, b) = body.split_at(body.len() / 2);
+            for part in [a, b] {
+                if sink.send(part.to_vec()).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    const LOG: &[u8] = br#"{"Records":[{"eventID":"e1","eventTime":"2026-11-02T10:00:00Z","eventSource":"ecr.amazonaws.com","eventName":"BatchDeleteImage","awsRegion":"eu-west-1","recipientAccountId":"123456789012","userIdentity":{"arn":"arn:aws:iam::123456789012:user/bob"},"requestParameters":{"repositoryName":"web","imageIds":[{"imageTag":"prod"}]},"responseElements":{"imageIds":[{"imageTag":"prod","imageDigest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"}],"failures":[]}}]}"#;
+
+    #[tokio::test]
+    async fn an_object_that_cannot_be_read_is_named_and_the_others_are_read() {
+        let day = "AWSLogs/1/CloudTrail/eu-west-1/2026/11/02/";
+        let bucket = Bucket(vec![
+            (
+                "AWSLogs/1/CloudTrail/eu-west-1/2026/11/02/a.json",
+                Some(LOG),
+            ),
+            ("AWSLogs/1/CloudTrail/eu-west-1/2026/11/02/b.json.gz", None),
+            ("AWSLogs/1/CloudTrail/eu-west-1/2026/11/02/", Some(b"")),
+        ]);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut audit = Audit::new(
+            None::<&Memory>,
+            AuditOptions::default(),
+            Printer::new(&mut out, Format::Json),
+            &mut err,
+        );
+        audit.s3(&bucket, "trail", "AWSLogs/").await.expect("audit");
+        let summary = audit.finish().expect("finish");
+        assert_eq!(
+            (summary.sources, summary.lines, summary.problems),
+            (2, 1, 1)
+        );
+        let err = String::from_utf8(err).unwrap();
+        assert_eq!(
+            err.trim(),
+            format!("problem: s3://trail/{day}b.json.gz: cannot be read: s3:GetObject: AccessDenied (HTTP 403): denied")
+        );
+        let line: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["event_id"], "e1");
+    }
+}
