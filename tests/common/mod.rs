@@ -248,24 +248,7 @@ impl World {
             .topic_arn()
             .expect("arn")
             .to_string();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name("on-call")
-            .send()
-            .await
-            .expect("queue")
-            .queue_url()
-            .expect("url")
-            .to_string();
-        let queue_arn = format!("arn:aws:sqs:{REGION}:{account}:on-call");
-        sns.subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue_arn)
-            .send()
-            .await
-            .expect("subscribe");
-        let w = World {
+        let mut w = World {
             account,
             calls,
             ecr,
@@ -277,8 +260,10 @@ impl World {
             pin_key,
             table,
             topic_arn,
-            queue_url,
+            queue_url: String::new(),
         };
+        // On-call: a queue subscribed to the pager topic.
+        w.queue_url = w.subscribe_queue(&w.topic_arn, "on-call", None).await;
         w.take_calls();
         Some(w)
     }
