@@ -43,6 +43,7 @@ pub fn split<R: Read>(reader: R, each: impl FnMut(u64, Result<&[u8], String>)) -
         record: None,
         in_string: false,
         escaped: false,
+        in_scalar: false,
         index: 0,
         saw_value: false,
         each,
@@ -80,6 +81,8 @@ struct Splitter<R, F> {
     record: Option<Record>,
     in_string: bool,
     escaped: bool,
+    /// Stepping over a scalar where a record belongs.
+    in_scalar: bool,
     index: u64,
     /// Whether any top-level value was read (an empty `"Records"` array is not an empty file).
     saw_value: bool,
@@ -94,6 +97,10 @@ impl<R: Read, F: FnMut(u64, Result<&[u8], String>)> Splitter<R, F> {
             }
             if self.in_string {
                 self.string();
+                continue;
+            }
+            if self.in_scalar {
+                self.scalar_rest();
                 continue;
             }
             let b = self.buf[self.pos];
@@ -284,7 +291,18 @@ impl<R: Read, F: FnMut(u64, Result<&[u8], String>)> Splitter<R, F> {
             self.pos += 1;
             return;
         }
-        while self.pos < self.buf.len() && !matches!(self.buf[self.pos], b',' | b']') {
+        self.in_scalar = true;
+        self.scalar_rest();
+    }
+
+    /// Steps over the rest of a scalar, which may go on past the buffer's end.
+    fn scalar_rest(&mut self) {
+        while self.pos < self.buf.len() {
+            if matches!(self.buf[self.pos], b',' | b']') || self.buf[self.pos].is_ascii_whitespace()
+            {
+                self.in_scalar = false;
+                return;
+            }
             self.pos += 1;
         }
     }
@@ -382,16 +400,6 @@ mod tests {
             ));
         }
         text.push_str("]}");
-        // A reader that returns a few bytes at a time.
-        struct Dribble<'a>(&'a [u8]);
-        impl Read for Dribble<'_> {
-            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.0.len().min(out.len()).min(7);
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
         let mut n = 0;
         let s = split(Dribble(text.as_bytes()), |i, r| {
             let v: serde_json::Value = serde_json::from_slice(r.unwrap()).unwrap();
@@ -399,6 +407,34 @@ mod tests {
             n += 1;
         });
         assert_eq!((n, s.records, s.stopped), (2000, 2000, None));
+    }
+
+    /// A reader that returns a few bytes at a time.
+    struct Dribble<'a>(&'a [u8]);
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(7);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_scalar_where_a_record_belongs_is_one_problem_however_it_is_read() {
+        let text = br#"[12345678901234567890, true ,{"a":1},"a long string here"]"#;
+        let mut got = Vec::new();
+        let s = split(Dribble(text), |i, r| got.push((i, r.map(|b| b.to_vec()))));
+        assert_eq!(
+            s,
+            Split {
+                records: 4,
+                stopped: None
+            }
+        );
+        assert_eq!(got[2], (2, Ok(br#"{"a":1}"#.to_vec())));
+        assert_eq!(got[3], (3, Err("not an object".to_string())));
     }
 
     #[test]
