@@ -267,6 +267,30 @@ fn malformed_files_and_records_are_named_and_skipped() {
         assert!(err.contains(&format!("problem: {file}")), "{what}: {err}");
     }
     assert!(err.contains(", 5 problems"), "{err}");
+    // A source that is not there, or a window that ends before it starts: the command line
+    // is refused, naming what is wrong.
+    let o = binary()
+        .args(["audit"])
+        .arg(dir.join("nowhere"))
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        output_text(&o).contains("nowhere: no such file or directory"),
+        "{}",
+        output_text(&o)
+    );
+    let o = binary()
+        .args(["audit", "--since", "2026-11-02", "--until", "2026-11-01"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        output_text(&o).contains("--since is after --until"),
+        "{}",
+        output_text(&o)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

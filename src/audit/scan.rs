@@ -144,14 +144,7 @@ pub fn may_be_ecr_write(record: &[u8]) -> bool {
 /// `{"replay": STEP, "event": EVENT}` wrapper is seen through.
 pub fn incident(record: &[u8]) -> Result<Option<Incident>, String> {
     let value: Value = serde_json::from_slice(record).map_err(|e| format!("not JSON: {e}"))?;
-    let value = match value {
-        Value::Object(mut o)
-            if o.len() == 2 && o.contains_key("replay") && o.contains_key("event") =>
-        {
-            o.remove("event").unwrap_or(Value::Null)
-        }
-        v => v,
-    };
+    let (_, value) = events::input::unwrap_step(value)?;
     match events::parse(&value) {
         Ok(Parsed::Incident(i)) => Ok(Some(i)),
         Ok(Parsed::Ignored { .. }) => Ok(None),

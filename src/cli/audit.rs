@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use serde_json::Value;
 
 use super::args::AuditArgs;
@@ -15,7 +15,7 @@ use crate::audit::Window;
 use crate::aws::CloudTrailLookup;
 use crate::events::input;
 use crate::ports::Console;
-use crate::service::audit::{Audit, AuditOptions};
+use crate::service::audit::{Audit, AuditError, AuditOptions};
 
 /// Where an audit reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,10 +158,16 @@ async fn audit<C: Console>(
     for s in sources {
         match s {
             Source::Files(paths) => {
+                if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+                    bail!("{}: no such file or directory", missing.display());
+                }
                 let files = input::expand_all(paths).map_err(|e| anyhow!("{e}"))?;
-                audit.files(files).await?;
+                audit.files(files).await.map_err(told)?;
             }
-            Source::Stdin => audit.stream("(stdin)", std::io::stdin()).await?,
+            Source::Stdin => audit
+                .stream("(stdin)", std::io::stdin())
+                .await
+                .map_err(told)?,
             Source::S3 { bucket, prefix } => {
                 let sdk = aws(g, &mut sdk).await;
                 s3(&mut audit, &sdk, bucket, prefix).await?;
@@ -181,14 +187,11 @@ async fn audit<C: Console>(
                 let trail = CloudTrailLookup {
                     client: aws_sdk_cloudtrail::Client::new(&sdk),
                 };
-                audit
-                    .lookup(&trail, &regions)
-                    .await
-                    .context("cloudtrail:LookupEvents")?;
+                audit.lookup(&trail, &regions).await.map_err(told)?;
             }
         }
     }
-    Ok(audit.finish()?)
+    audit.finish().map_err(told)
 }
 
 /// Reads `s3://bucket/prefix` into the audit.
@@ -208,7 +211,7 @@ async fn s3<C: Console, W: Write, E: Write>(
         client: aws_sdk_s3::Client::from_conf(conf),
     };
     audit.s3(&archive, bucket, prefix).await.map_err(|e| {
-        let text = e.to_string();
+        let text = told(e).to_string();
         // S3 answers a request sent to another region than the bucket's with these.
         let elsewhere = [
             "PermanentRedirect",
@@ -241,13 +244,25 @@ async fn s3<C: Console, W: Write, E: Write>(
     bail!("s3://{bucket}/{prefix}: this build has no S3 client (built without the `s3` feature, as the Lambda is): use a default build, or copy the files down with `aws s3 sync`")
 }
 
+/// An audit's error for the command line, saying when running it again may help.
+fn told(e: AuditError) -> anyhow::Error {
+    if e.is_retryable() {
+        anyhow!("{e} (a retry may help)")
+    } else {
+        anyhow!("{e}")
+    }
+}
+
 /// The AWS configuration, loaded the first time a source needs it.
 async fn aws(g: &Global, sdk: &mut Option<aws_config::SdkConfig>) -> aws_config::SdkConfig {
-    if sdk.is_none() {
-        *sdk = Some(super::sdk_config(g).await);
+    match sdk {
+        Some(conf) => conf.clone(),
+        None => {
+            let conf = super::sdk_config(g).await;
+            *sdk = Some(conf.clone());
+            conf
+        }
     }
-    sdk.clone()
-        .unwrap_or_else(|| aws_config::SdkConfig::builder().build())
 }
 
 #[cfg(test)]
@@ -279,6 +294,21 @@ mod tests {
         assert!(source("cloudtrail:EU WEST").is_err());
         assert_eq!(source("logs").unwrap(), Source::Files(vec!["logs".into()]));
         assert_eq!(source("-").unwrap(), Source::Stdin);
+    }
+
+    #[test]
+    fn an_error_says_once_what_failed_and_whether_a_retry_may_help() {
+        use crate::error::CallError;
+        let throttled = CallError::transient("cloudtrail:LookupEvents", "ThrottlingException");
+        assert_eq!(
+            told(AuditError::Call(throttled)).to_string(),
+            "cloudtrail:LookupEvents: ThrottlingException (a retry may help)"
+        );
+        let denied = CallError::fatal("s3:ListObjectsV2", "AccessDenied");
+        assert_eq!(
+            told(AuditError::Call(denied)).to_string(),
+            "s3:ListObjectsV2: AccessDenied"
+        );
     }
 
     #[test]

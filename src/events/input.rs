@@ -48,49 +48,36 @@ pub const SCENARIO_FILE: &str = "scenario.json";
 /// Expands files and directories into the list of event files, directories sorted by name
 /// (only `.json`, `.jsonl`, `.ndjson` and `.gz` files, without [`SCENARIO_FILE`]).
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let entries = std::fs::read_dir(p).map_err(|e| io_err(p, e))?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && is_event_file(f))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+    walk(paths, false)
 }
 
-/// Expands files and directories, directories recursively (a trail's layout on disk:
-/// `AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/`), each directory's entries sorted by name;
-/// the same files as [`expand`] otherwise.
+/// [`expand`], directories recursively (a trail's layout on disk:
+/// `AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/`): a directory's files by name, then its
+/// subdirectories by name.
 pub fn expand_all(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    walk(paths, true)
+}
+
+fn walk(paths: &[PathBuf], recursive: bool) -> Result<Vec<PathBuf>, InputError> {
     let mut out = Vec::new();
     for p in paths {
         if !p.is_dir() {
-            if !p.exists() {
-                return Err(InputError {
-                    path: p.display().to_string(),
-                    problem: "no such file or directory".into(),
-                });
-            }
             out.push(p.clone());
             continue;
         }
         let entries = std::fs::read_dir(p).map_err(|e| io_err(p, e))?;
         let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         children.sort();
-        let dirs: Vec<PathBuf> = children.iter().filter(|c| c.is_dir()).cloned().collect();
         out.extend(
             children
-                .into_iter()
-                .filter(|f| f.is_file() && is_event_file(f)),
+                .iter()
+                .filter(|f| f.is_file() && is_event_file(f))
+                .cloned(),
         );
-        out.extend(expand_all(&dirs)?);
+        if recursive {
+            let dirs: Vec<PathBuf> = children.into_iter().filter(|c| c.is_dir()).collect();
+            out.extend(walk(&dirs, true)?);
+        }
     }
     Ok(out)
 }
@@ -203,7 +190,7 @@ pub fn split(name: &str, text: &str) -> Result<Vec<Loaded>, InputError> {
 }
 
 /// Reads a `{"replay": STEP, "event": EVENT}` wrapper; anything else is a plain event.
-fn unwrap_step(v: Value) -> Result<(Step, Value), String> {
+pub(crate) fn unwrap_step(v: Value) -> Result<(Step, Value), String> {
     let wrapped = v
         .as_object()
         .is_some_and(|o| o.len() == 2 && o.contains_key("replay") && o.contains_key("event"));

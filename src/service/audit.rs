@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
@@ -136,9 +137,9 @@ pub struct Audit<'a, C, W: Write, E: Write> {
     printer: Printer<W>,
     problems: E,
     summary: AuditSummary,
-    views: HashMap<String, RepoView>,
+    views: HashMap<String, Rc<RepoView>>,
     rules: Option<Vec<TagRule>>,
-    deeds: HashMap<String, Vec<Deed>>,
+    deeds: HashMap<String, Rc<Vec<Deed>>>,
     /// The digest each tag was last seen pushed to (`None`: last seen removed).
     last: HashMap<String, Option<String>>,
     /// Hashes of the changes reported, so that one reported twice (the same record in two
@@ -312,7 +313,7 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
             None => None,
         };
         let mut counted = false;
-        for c in tag_changes(i, view.as_ref()) {
+        for c in tag_changes(i, view.as_deref()) {
             if !self.seen.insert(change_hash(&c)) {
                 continue;
             }
@@ -323,7 +324,7 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
             // The tag's history is read only for tags the registry may protect.
             let deeds = match (&view, &c.tag) {
                 (Some(v), Some(tag)) if v.may_protect(tag) => self.deeds(&c.repo, tag).await?,
-                _ => Vec::new(),
+                _ => Rc::default(),
             };
             let protected = view.as_ref().map(|v| {
                 c.tag
@@ -385,9 +386,9 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
     }
 
     /// What the registry says about `repo`: its items (read once) and the rules covering it.
-    async fn view(&mut self, repo: &RepoKey) -> Result<RepoView, AuditError> {
+    async fn view(&mut self, repo: &RepoKey) -> Result<Rc<RepoView>, AuditError> {
         let Some(console) = self.registry else {
-            return Ok(RepoView::default());
+            return Ok(Rc::default());
         };
         if let Some(v) = self.views.get(&repo.key()) {
             return Ok(v.clone());
@@ -416,22 +417,22 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
             .filter(|r| r.covers(repo))
             .cloned()
             .collect();
-        let view = RepoView { pins, rules };
+        let view = Rc::new(RepoView { pins, rules });
         self.views.insert(repo.key(), view.clone());
         Ok(view)
     }
 
     /// The guard's history of `repo`:`tag` (read once).
-    async fn deeds(&mut self, repo: &RepoKey, tag: &str) -> Result<Vec<Deed>, AuditError> {
+    async fn deeds(&mut self, repo: &RepoKey, tag: &str) -> Result<Rc<Vec<Deed>>, AuditError> {
         let key = format!("history#{}:{tag}", repo.key());
         if let Some(d) = self.deeds.get(&key) {
             return Ok(d.clone());
         }
         let Some(console) = self.registry else {
-            return Ok(Vec::new());
+            return Ok(Rc::default());
         };
         let records: Vec<Value> = console.partition(&key, false).await?;
-        let deeds: Vec<Deed> = records.iter().filter_map(Deed::read).collect();
+        let deeds: Rc<Vec<Deed>> = Rc::new(records.iter().filter_map(Deed::read).collect());
         self.deeds.insert(key, deeds.clone());
         Ok(deeds)
     }
