@@ -98,6 +98,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             "failures": report.failures,
             "left": report.left,
             "sealed": report.sealed.len(),
+            "guard_tags": report.guard_tags,
         }));
     }
     match Box::pin(handler.handle(event, now)).await {

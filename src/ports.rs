@@ -213,6 +213,12 @@ pub trait Ledger {
     async fn reconciled(&self) -> Result<Vec<(String, i64)>, CallError>;
     /// Notes that `repos` were reconciled at `at`.
     async fn mark_reconciled(&self, repos: &[String], at: i64) -> Result<(), CallError>;
+    /// Notes (`held`) or clears that the repository (`ACCOUNT/REGION/NAME`) holds guard tags
+    /// no pin needs (retired where nothing could carry them): reconcile visits every noted
+    /// repository, items or not, until it has let go of them. Kept without expiry.
+    async fn note_guard_tags(&self, repo: &str, held: bool) -> Result<(), CallError>;
+    /// The repositories [`Ledger::note_guard_tags`] noted.
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError>;
 }
 
 /// CloudTrail's own history of API calls (`LookupEvents`, 90 days of management events, no
@@ -277,6 +283,27 @@ pub trait Console {
     async fn put_item(&self, item: &serde_json::Value, replace: bool) -> Result<bool, CallError>;
     /// Deletes the item (`partition`, `tag`). `false`: there was none.
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError>;
+    /// Replaces an existing tag item, only while its pinned digest is still `expect` (`None`:
+    /// not pinned): a command never writes back a pin the guard changed meanwhile. `false`:
+    /// the item is gone or its pin changed.
+    async fn replace_item(
+        &self,
+        item: &serde_json::Value,
+        expect: Option<&str>,
+    ) -> Result<bool, CallError>;
+    /// Deletes the tag item (`partition`, `tag`) only while its pinned digest is still
+    /// `expect` (`None`: not pinned). `false`: the item is gone or its pin changed.
+    async fn delete_pinned(
+        &self,
+        partition: &str,
+        tag: &str,
+        expect: Option<&str>,
+    ) -> Result<bool, CallError>;
+    /// Appends records to the tags' history.
+    async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError>;
+    /// Notes that the repository holds a retired guard tag, for reconcile to come back to
+    /// ([`Ledger::note_guard_tags`]).
+    async fn note_guard_tags(&self, repo: &str) -> Result<(), CallError>;
     /// Every item of a partition, sorted by `tag` (`newest_first`: reversed).
     async fn partition(
         &self,
@@ -353,6 +380,8 @@ pub enum HistoryAction {
     Protect,
     /// `ecr-tag-guard unprotect`.
     Unprotect,
+    /// `ecr-tag-guard edit`: settings changed, the pin untouched.
+    Edit,
 }
 
 /// How it went, as the tag's history names it.
@@ -385,6 +414,8 @@ pub enum HistoryOutcome {
     Removed,
     /// The guard could not vouch for the pin and pushed nothing.
     UntrustedPin,
+    /// The item's settings changed (`edit`).
+    Changed,
 }
 
 impl HistoryAction {
@@ -393,6 +424,7 @@ impl HistoryAction {
         match self {
             HistoryAction::Protect => "protect",
             HistoryAction::Unprotect => "unprotect",
+            HistoryAction::Edit => "edit",
             HistoryAction::Restore => Action::Restore.name(),
             HistoryAction::Revert => Action::Revert.name(),
             HistoryAction::Follow => "follow",
@@ -445,6 +477,7 @@ impl HistoryOutcome {
             HistoryOutcome::Failed => "failed",
             HistoryOutcome::Conflict => Outcome::Conflict.name(),
             HistoryOutcome::UntrustedPin => "untrusted_pin",
+            HistoryOutcome::Changed => "changed",
         }
     }
 }
@@ -522,6 +555,7 @@ mod tests {
             HistoryAction::Superseded,
             HistoryAction::Protect,
             HistoryAction::Unprotect,
+            HistoryAction::Edit,
         ];
         for a in actions {
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
@@ -540,6 +574,7 @@ mod tests {
             HistoryOutcome::Conflict,
             HistoryOutcome::Removed,
             HistoryOutcome::UntrustedPin,
+            HistoryOutcome::Changed,
         ];
         for o in outcomes {
             assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());

@@ -285,12 +285,18 @@ async fn move_by_an_allowed_principal_is_followed() {
     let pages = w.pages().await;
     assert_eq!(attr(&pages[0], "action"), "followed");
     assert_eq!(attr(&pages[0], "severity"), "low");
-    // The only PutImage is the new pin's keep-alive tag; the old one's is removed.
+    // Two PutImage calls: the new pin's keep-alive tag, and the old one's carried onto the
+    // new pin (which leaves the previous image untagged) before it is removed there.
     assert_eq!(
         made.iter().filter(|c| *c == "ecr:PutImage").count(),
-        1,
+        2,
         "{made:?}"
     );
+    assert!(
+        w.digests("web").await.contains(&d1),
+        "the previous image is still in ECR: its deployments, scale-outs and rollbacks need it"
+    );
+    assert_eq!(w.tags_on("web", &d1).await, Vec::<String>::new());
     assert!(
         made.contains(&"ecr:BatchDeleteImage".to_string()),
         "{made:?}"
@@ -356,8 +362,9 @@ async fn keep_alive_tags_keep_pinned_images_and_follow_the_pin() {
     assert_eq!(pages.len(), 1);
     assert_eq!(attr(&pages[0], "severity"), "low");
     assert_eq!(attr(&pages[0], "action"), "keep_alive");
-    // The pin follows a move: the keep-alive tag moves with it, and the old image, now
-    // without tags, is left to ECR.
+    // The pin follows a move: the keep-alive tag moves with it, and the old image, whose
+    // last tag was the guard's, is left in ECR untagged, as ECR leaves any image whose tag
+    // moved: the guard's tag is carried off it, never deleted from it.
     let d2 = w.push("web", &v2, DOCKER, Some("prod")).await;
     w.handle(&put_image(&w, user(&w, "ci"), "web", "prod", &v2))
         .await;
@@ -366,7 +373,15 @@ async fn keep_alive_tags_keep_pinned_images_and_follow_the_pin() {
         Some(d2.as_str())
     );
     assert_eq!(w.digest_of("web", &keep(&d1)).await, None);
-    assert!(!w.digests("web").await.contains(&d1));
+    assert!(
+        w.digests("web").await.contains(&d1),
+        "the previous image is still in ECR"
+    );
+    assert_eq!(
+        w.tags_on("web", &d1).await,
+        Vec::<String>::new(),
+        "and untagged"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ecr_tag_guard::cli::lifecycle;
-use ecr_tag_guard::cli::registry::{self, ProtectOptions};
+use ecr_tag_guard::cli::registry::{self, FieldOptions, ProtectOptions};
 use ecr_tag_guard::cli::rules;
 use ecr_tag_guard::service::Now;
 use serde_json::{json, Value};
@@ -153,9 +153,12 @@ async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
     let m = manifest("protect-me");
     let d = w.push("web", &m, DOCKER, Some("prod")).await;
     let opts = ProtectOptions {
-        severity: Some("critical".into()),
-        owner: Some("team-web".into()),
-        allow: vec!["arn:aws:iam::*:role/deploy".into()],
+        fields: FieldOptions {
+            severity: Some("critical".into()),
+            owner: Some("team-web".into()),
+            allow: vec!["arn:aws:iam::*:role/deploy".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut out = Vec::new();
@@ -340,13 +343,20 @@ async fn list_status_and_unprotect() {
 
     // Everything right again: status exits 0.
     for tag in ["moved", "gone", "later", "nothere"] {
-        registry::unprotect(&w.ops(), &format!("web:{tag}"), &now(), &mut Vec::new())
-            .await
-            .expect("unprotect");
+        registry::unprotect(
+            &w.ops(),
+            &format!("web:{tag}"),
+            true,
+            &now(),
+            &mut Vec::new(),
+        )
+        .await
+        .expect("unprotect");
     }
     registry::unprotect(
         &w.ops(),
         &format!("{}:prod", w.repo("vanished").key()),
+        true,
         &now(),
         &mut Vec::new(),
     )
@@ -361,7 +371,7 @@ async fn list_status_and_unprotect() {
         text(out.clone())
     );
     assert!(text(out).contains("1 protected tag(s): 1 ok, 0 not ok"));
-    let err = registry::unprotect(&w.ops(), "web:moved", &now(), &mut Vec::new())
+    let err = registry::unprotect(&w.ops(), "web:moved", false, &now(), &mut Vec::new())
         .await
         .expect_err("gone")
         .to_string();
@@ -415,7 +425,7 @@ async fn protect_adds_the_keep_alive_tag_status_misses_it_and_unprotect_removes_
     assert!(registry::status(&w.ops(), false, &mut Vec::new())
         .await
         .expect("status"));
-    registry::unprotect(&w.ops(), "api:prod", &now(), &mut Vec::new())
+    registry::unprotect(&w.ops(), "api:prod", false, &now(), &mut Vec::new())
         .await
         .expect("unprotect");
     assert_eq!(
@@ -713,10 +723,13 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
     assert!(again.to_string().contains("add --force"), "{again}");
     // A rule takes the same item settings as `protect`, written on its item.
     let settings = ProtectOptions {
-        severity: Some("low".into()),
-        on_move: Some("follow".into()),
-        owner: Some("team-svc".into()),
-        allow: vec!["arn:aws:iam::*:role/ci".into()],
+        fields: FieldOptions {
+            severity: Some("low".into()),
+            on_move: Some("follow".into()),
+            owner: Some("team-svc".into()),
+            allow: vec!["arn:aws:iam::*:role/ci".into()],
+            ..Default::default()
+        },
         ..ProtectOptions::default()
     };
     rules::add(

@@ -288,6 +288,65 @@ impl Console for Admin {
         }
         super::dynamodb::conditional("dynamodb:PutItem", req.send().await)
     }
+    /// Replaces the tag item while its `digest` is still `expect` (a condition on the write).
+    async fn replace_item(&self, item: &Value, expect: Option<&str>) -> Result<bool, CallError> {
+        let req = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(json_to_item(item)))
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_names("#d", field::DIGEST);
+        let req = match expect {
+            Some(d) => req
+                .condition_expression("attribute_exists(#r) AND #d = :d")
+                .expression_attribute_values(":d", json_to_attr(&Value::String(d.into()))),
+            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
+        };
+        super::dynamodb::conditional("dynamodb:PutItem", req.send().await)
+    }
+    /// Deletes the tag item while its `digest` is still `expect` (a condition on the delete).
+    async fn delete_pinned(
+        &self,
+        partition: &str,
+        tag: &str,
+        expect: Option<&str>,
+    ) -> Result<bool, CallError> {
+        let req = self
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key(
+                field::REPOSITORY,
+                json_to_attr(&Value::String(partition.to_string())),
+            )
+            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
+            .expression_attribute_names("#r", field::REPOSITORY)
+            .expression_attribute_names("#d", field::DIGEST);
+        let req = match expect {
+            Some(d) => req
+                .condition_expression("attribute_exists(#r) AND #d = :d")
+                .expression_attribute_values(":d", json_to_attr(&Value::String(d.into()))),
+            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
+        };
+        super::dynamodb::conditional("dynamodb:DeleteItem", req.send().await)
+    }
+    /// Appends to the tags' history (through the guard's own registry adapter).
+    async fn add_history(&self, records: &[crate::ports::HistoryRecord]) -> Result<(), CallError> {
+        let registry = super::DynamoRegistry {
+            client: self.ddb.clone(),
+            table: self.table.clone(),
+        };
+        crate::ports::Registry::add_history(&registry, records).await
+    }
+    /// Notes the repository for reconcile, in the ledger's partition of the same table.
+    async fn note_guard_tags(&self, repo: &str) -> Result<(), CallError> {
+        let ledger = super::DynamoLedger {
+            client: self.ddb.clone(),
+            table: self.table.clone(),
+        };
+        crate::ports::Ledger::note_guard_tags(&ledger, repo, true).await
+    }
     /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
     /// rule's (`rule#`). `false`: there was none.
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {

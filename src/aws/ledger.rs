@@ -15,6 +15,10 @@ use crate::registry::field;
 /// ledger's prefix, so the registry scan and the stream filter leave it alone).
 const PROGRESS: &str = "ledger#reconciled";
 
+/// The partition of repositories that hold retired guard tags (no TTL: reconcile clears
+/// each once it has let go of them).
+const GUARD_TAGS: &str = "ledger#guard-tags";
+
 /// The once-only ledger in the same table.
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
@@ -237,5 +241,43 @@ impl Ledger for DynamoLedger {
             );
         }
         super::dynamodb::batch_write(&self.client, &self.table, writes).await
+    }
+
+    async fn note_guard_tags(&self, repo: &str, held: bool) -> Result<(), CallError> {
+        if held {
+            let item: Item = [
+                (field::REPOSITORY.to_string(), s(GUARD_TAGS)),
+                (field::TAG.to_string(), s(repo)),
+            ]
+            .into_iter()
+            .collect();
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| call_error("dynamodb:PutItem", &e))
+        } else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(field::REPOSITORY, s(GUARD_TAGS))
+                .key(field::TAG, s(repo))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| call_error("dynamodb:DeleteItem", &e))
+        }
+    }
+
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {
+        let items =
+            super::dynamodb::query_partition(&self.client, &self.table, GUARD_TAGS, false).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| Some(i.get(field::TAG)?.as_str()?.to_string()))
+            .collect())
     }
 }

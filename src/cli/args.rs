@@ -79,10 +79,36 @@ pub(crate) enum Command {
         #[command(flatten)]
         table: TableArg,
     },
-    /// Remove REPO:TAG from the registry (its history stays).
+    /// Remove REPO:TAG from the registry (its history stays); its keep-alive tag goes
+    /// without deleting the image. Refused while the tag is missing from ECR (the item holds
+    /// the only copy of its image): `restore` first, or --force.
     Unprotect {
         /// REPO:TAG
         target: String,
+        /// Remove the item even though the tag is missing from ECR: the image stays in ECR.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Change REPO:TAG's settings (owner, severity, notes, on_delete, on_move, allow); its pin
+    /// and seal stay as they are.
+    Edit {
+        /// REPO:TAG
+        target: String,
+        #[command(flatten)]
+        fields: registry::FieldOptions,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Put REPO:TAG back on its pin now, by hand, with the Lambda's own rules (sealed pin,
+    /// sha256 check, children first, keep-alive tag); pages low and records history.
+    Restore {
+        /// REPO:TAG
+        target: String,
+        /// Check and say what it would do: no write, no page.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         table: TableArg,
     },

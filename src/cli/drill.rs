@@ -110,7 +110,7 @@ where
     )
     .await;
     // Clean up whatever happened: the item, the keep-alive tag, the canary image.
-    let _ = unprotect(ops, &target, &Now::system(), &mut std::io::sink()).await;
+    let _ = unprotect(ops, &target, true, &Now::system(), &mut std::io::sink()).await;
     let cleaned = ops
         .aws("drill")?
         .delete_digests(&repo, std::slice::from_ref(&digest))
@@ -144,8 +144,11 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let opts = ProtectOptions {
-        severity: Some("low".into()),
-        notes: Some("ecr-tag-guard drill canary".into()),
+        fields: super::registry::FieldOptions {
+            severity: Some("low".into()),
+            notes: Some("ecr-tag-guard drill canary".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     protect(ops, target, &opts, &Now::system(), &mut std::io::sink()).await?;

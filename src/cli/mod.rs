@@ -224,11 +224,34 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             &Now::system(),
             out
         )),
-        Command::Unprotect { target, table } => on_backend!(g, table, |ops| registry::unprotect(
+        Command::Unprotect {
+            target,
+            force,
+            table,
+        } => on_backend!(g, table, |ops| registry::unprotect(
             &ops,
             &target,
+            force,
             &Now::system(),
             out
+        )),
+        Command::Edit {
+            target,
+            fields,
+            table,
+        } => on_backend!(g, table, |ops| registry::edit(
+            &ops,
+            &target,
+            &fields.fields(),
+            &Now::system(),
+            out
+        )),
+        Command::Restore {
+            target,
+            dry_run,
+            table,
+        } => on_backend!(g, table, |ops| registry::restore(
+            &ops, g, &target, dry_run, out
         )),
         Command::List { json, table } => {
             on_backend!(g, table, |ops| registry::list(&ops, json, out))

@@ -6,18 +6,15 @@ use anyhow::{anyhow, bail};
 use serde_json::Value;
 
 use crate::aws::admin::Admin;
-use crate::aws::{DynamoRegistry, EcrImages};
+use crate::aws::EcrImages;
 use crate::error::CallError;
 use crate::guard::{PutStep, Settings};
 use crate::memory::Memory;
-use crate::ports::{
-    Console, HistoryAction, HistoryOutcome, HistoryRecord, Images, Put, PutError, Registry,
-};
+use crate::ports::{Console, HistoryRecord, Images, PinKey, Put, PutError};
 use crate::registry::image::ImageInfo;
 use crate::registry::image::Storage;
 use crate::registry::{self, ImageRef, Manifest, RepoKey};
 use crate::service::trust::{distrust, seal_pin};
-use crate::service::Now;
 use crate::text::clean;
 
 /// Where the commands' calls go.
@@ -137,54 +134,6 @@ impl Ops {
         })
     }
 
-    /// Appends to the tags' history.
-    pub async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
-        match &self.backend {
-            Backend::Aws(admin) => {
-                let registry = DynamoRegistry {
-                    client: admin.ddb.clone(),
-                    table: admin.table.clone(),
-                };
-                registry.add_history(records).await
-            }
-            Backend::Embedded(world) => world.add_history(records).await,
-        }
-    }
-
-    /// Records a command in the tag's history; `digests` is the pin before and after.
-    pub async fn record(
-        &self,
-        repo: &RepoKey,
-        tag: &str,
-        (action, outcome): (HistoryAction, HistoryOutcome),
-        (old, new): (Option<String>, Option<String>),
-        now: &Now,
-    ) -> anyhow::Result<()> {
-        let who = self
-            .caller()
-            .await
-            .map_or_else(|| "unknown caller".to_string(), |(_, arn)| arn);
-        let r = HistoryRecord {
-            repo: repo.clone(),
-            tag: tag.to_string(),
-            at: now.rfc3339.clone(),
-            event_id: format!(
-                "cli-{}-{}-{}",
-                action.as_str(),
-                now.epoch,
-                tail(new.as_deref().or(old.as_deref()))
-            ),
-            action,
-            outcome,
-            old_digest: old,
-            new_digest: new,
-            who,
-            detail: format!("ecr-tag-guard {}", action.as_str()),
-        };
-        self.add_history(&[r]).await?;
-        Ok(())
-    }
-
     /// True when a registry can be read: on the embedded world always, against AWS when a
     /// table is named.
     pub fn has_registry(&self) -> bool {
@@ -205,12 +154,6 @@ impl Ops {
     }
 }
 
-/// The last 12 characters of a digest, to tell records of one second apart.
-fn tail(digest: Option<&str>) -> String {
-    let chars: Vec<char> = digest.unwrap_or("none").chars().collect();
-    chars[chars.len().saturating_sub(12)..].iter().collect()
-}
-
 impl Console for Ops {
     async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
         on!(self, console: b => b.put_item(item, replace).await)
@@ -218,6 +161,27 @@ impl Console for Ops {
 
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
         on!(self, console: b => b.delete_item(partition, tag).await)
+    }
+
+    async fn replace_item(&self, item: &Value, expect: Option<&str>) -> Result<bool, CallError> {
+        on!(self, console: b => b.replace_item(item, expect).await)
+    }
+
+    async fn delete_pinned(
+        &self,
+        partition: &str,
+        tag: &str,
+        expect: Option<&str>,
+    ) -> Result<bool, CallError> {
+        on!(self, console: b => b.delete_pinned(partition, tag, expect).await)
+    }
+
+    async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
+        on!(self, console: b => Console::add_history(b, records).await)
+    }
+
+    async fn note_guard_tags(&self, repo: &str) -> Result<(), CallError> {
+        on!(self, console: b => Console::note_guard_tags(b, repo).await)
     }
 
     async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
@@ -284,5 +248,21 @@ impl Images for Ops {
 
     async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {
         on!(self, images: b => b.unarchive(repo, digest).await)
+    }
+}
+
+impl PinKey for Ops {
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        match &self.backend {
+            Backend::Aws(admin) => admin.kms.sign(message).await,
+            Backend::Embedded(world) => world.sign(message).await,
+        }
+    }
+
+    async fn verify(&self, message: &[u8], mac: &[u8]) -> Result<bool, CallError> {
+        match &self.backend {
+            Backend::Aws(admin) => admin.kms.verify(message, mac).await,
+            Backend::Embedded(world) => world.verify(message, mac).await,
+        }
     }
 }

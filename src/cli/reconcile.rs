@@ -136,6 +136,9 @@ fn print(report: &ReconcileReport, dry_run: bool, out: &mut impl Write) -> anyho
     for s in &report.sealed {
         writeln!(out, "{verb}: {s} (ECR has the tag on the pinned digest)")?;
     }
+    for t in &report.guard_tags {
+        writeln!(out, "guard tag: {t}")?;
+    }
     writeln!(
         out,
         "{} repositories, {} protected tags: {} ok, {} repaired or reported, {} page(s){}",

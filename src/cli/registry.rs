@@ -1,25 +1,26 @@
 //! The registry commands, against AWS (or the endpoint `AWS_ENDPOINT_URL` names) or, with
-//! `--state FILE`, on the embedded world: `registry init`, `protect`, `unprotect`, `list`,
-//! `history` and `status`.
+//! `--state FILE`, on the embedded world: `registry init`, `protect`, `unprotect`, `edit`,
+//! `restore`, `list`, `history` and `status`. Each parses, calls its use case in
+//! [`crate::service`] and renders the answer.
 
 pub use super::ops::{Backend, Ops};
 
 use std::io::Write;
 
 use anyhow::{anyhow, bail};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::aws::admin::TableState;
 use crate::aws::TTL_ATTRIBUTE;
-use crate::guard::PutStep;
-use crate::ports::{Console, HistoryAction, HistoryOutcome, Images, PutError};
-use crate::registry::{self, field, parse_item, Entry, ImageRef, Manifest, RepoKey};
-use crate::service::Now;
+use crate::ports::Console;
+use crate::registry::field;
+use crate::service::protect::{ItemFields, ProtectHow};
+use crate::service::{self, Now};
 
-/// How `protect` sets the item; `None` keeps what an existing item has (with `--force`) or
-/// the default.
+/// The item settings a command sets; one not given keeps what the item has (or the
+/// default, for a new item).
 #[derive(Clone, Debug, Default, clap::Args)]
-pub struct ProtectOptions {
+pub struct FieldOptions {
     /// What a delete does: restore or alert (default restore).
     #[arg(long, value_parser = ["restore", "alert"])]
     pub on_delete: Option<String>,
@@ -38,9 +39,34 @@ pub struct ProtectOptions {
     /// Text for the person on call.
     #[arg(long)]
     pub notes: Option<String>,
-    /// Replace an existing item's pin (and the fields given).
+}
+
+impl FieldOptions {
+    /// The settings as the use cases take them.
+    pub fn fields(&self) -> ItemFields {
+        ItemFields {
+            on_delete: self.on_delete.clone(),
+            on_move: self.on_move.clone(),
+            allow: self.allow.clone(),
+            severity: self.severity.clone(),
+            owner: self.owner.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+}
+
+/// How `protect` sets the item.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ProtectOptions {
+    #[command(flatten)]
+    pub fields: FieldOptions,
+    /// Re-pin an existing item (and set the fields given), only while its tag is on its pin.
     #[arg(long)]
     pub force: bool,
+    /// Re-pin an existing item to the image ECR holds under the tag now, even when the tag
+    /// has left its pin (a move the guard would revert).
+    #[arg(long)]
+    pub accept_current: bool,
     /// protect only: no keep-alive tag on the pinned image (`keep_alive: false`), for
     /// repositories whose cleaner deletes images by an extra tag (README, Keep-alive tags).
     #[arg(long)]
@@ -48,24 +74,10 @@ pub struct ProtectOptions {
 }
 
 impl ProtectOptions {
-    /// Writes the item settings given (`on_delete`, `on_move`, `severity`, `owner`, `notes`,
-    /// `allow`) on `item`, leaving the others as they are: a tag item and a rule item take the
-    /// same ones.
+    /// Writes the item settings given on `item`, leaving the others as they are: a tag item
+    /// and a rule item take the same ones.
     pub fn write_settings(&self, item: &mut Map<String, Value>) {
-        for (f, v) in [
-            (field::ON_DELETE, &self.on_delete),
-            (field::ON_MOVE, &self.on_move),
-            (field::SEVERITY, &self.severity),
-            (field::OWNER, &self.owner),
-            (field::NOTES, &self.notes),
-        ] {
-            if let Some(v) = v {
-                item.insert(f.into(), json!(v));
-            }
-        }
-        if !self.allow.is_empty() {
-            item.insert(field::ALLOW.into(), json!(self.allow));
-        }
+        self.fields.fields().write(item);
     }
 }
 
@@ -98,7 +110,7 @@ pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
 }
 
 /// `protect REPO:TAG`: pins the tag's current image (an index with its children) in the
-/// registry.
+/// registry ([`service::protect::protect`]).
 pub async fn protect(
     ops: &Ops,
     target: &str,
@@ -107,143 +119,40 @@ pub async fn protect(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
-    if let Some(why) = ops.settings.outside(&repo) {
-        bail!("{repo} is outside the guard's scope ({why}): the guard would never act on it, so it is not protected");
-    }
-    let manifest = current_manifest(ops, &repo, &tag).await?;
-    let children = children(ops, &repo, &manifest).await?;
-    let existing = existing_item(ops, &repo, &tag).await?;
-    if existing.is_some() && !opts.force {
-        bail!("{repo}:{tag} is already protected; --force replaces its pin and the fields given");
-    }
-    let by = ops
-        .caller()
-        .await
-        .map_or_else(|| "ecr-tag-guard protect".to_string(), |(_, arn)| arn);
-    let pin = registry::Pin {
-        digest: manifest.digest.clone(),
-        manifest: Some(manifest.clone()),
-        children,
-        pinned_by: Some(by),
-        pinned_at: Some(now.rfc3339.clone()),
-        mac: None,
+    let how = ProtectHow {
+        force: opts.force,
+        accept_current: opts.accept_current,
+        no_keep_alive: opts.no_keep_alive,
     };
-    // Seen under the tag just now: the guard's seal says so.
-    let pin = ops.seal(&repo, &tag, pin).await?;
-    let item = protected_item(existing.as_ref(), &repo, &tag, opts, &pin);
-    let entry = parse_item(&item).map_err(|bad| anyhow!("{bad}"))?;
-    if !ops.put_item(&item, opts.force).await? {
-        bail!("{repo}:{tag} was protected meanwhile; --force replaces it");
-    }
-    let old = existing
-        .as_ref()
-        .and_then(|v| v.get(field::DIGEST))
-        .and_then(Value::as_str)
-        .map(String::from);
-    let keep = if entry.keep_alive {
-        keep_alive(ops, &repo, &manifest).await?
-    } else {
-        "none (keep_alive false)".to_string()
-    };
-    if let Some(old) = old.as_deref().filter(|o| *o != pin.digest) {
-        drop_keep_alive(ops, &repo, &tag, old).await?;
-    }
-    let digests = (old, Some(pin.digest.clone()));
-    ops.record(
-        &repo,
-        &tag,
-        (HistoryAction::Protect, HistoryOutcome::Pinned),
-        digests,
-        now,
-    )
-    .await?;
+    let fields = opts.fields.fields();
+    let p = service::protect::protect(ops, &ops.settings, &repo, &tag, &fields, how, now).await?;
+    let e = &p.entry;
+    let digest = e.digest().unwrap_or_default();
+    let children = e.pin.as_ref().map_or(0, |p| p.children.len());
     writeln!(
         out,
-        "protected {repo}:{tag} at {} ({}{}), keep-alive tag {keep}, on_delete {}, on_move {}, severity {}",
-        pin.digest,
-        manifest.media_type.as_deref().unwrap_or("media type unknown"),
-        if pin.children.is_empty() {
+        "protected {repo}:{tag} at {digest} ({}{}), keep-alive tag {}, on_delete {}, on_move {}, severity {}",
+        p.media_type.as_deref().unwrap_or("media type unknown"),
+        if children == 0 {
             String::new()
         } else {
-            format!(", {} child manifests", pin.children.len())
+            format!(", {children} child manifests")
         },
-        name(&entry.on_delete),
-        name(&entry.on_move),
-        entry.severity.as_str(),
+        match &p.keep {
+            Ok(t) => t.clone(),
+            Err(why) => why.clone(),
+        },
+        name(&e.on_delete),
+        name(&e.on_move),
+        e.severity.as_str(),
     )?;
+    if let Some(old) = &p.replaced {
+        writeln!(out, "the pin was {old}")?;
+    }
+    for (t, leave) in &p.released {
+        writeln!(out, "{}", leave.describe(t))?;
+    }
     Ok(true)
-}
-
-/// The manifest `tag` sits on now, checked to hash to its digest.
-async fn current_manifest(ops: &Ops, repo: &RepoKey, tag: &str) -> anyhow::Result<Manifest> {
-    let found = ops
-        .images(repo, &[ImageRef::Tag(tag.to_string())])
-        .await?
-        .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
-    let manifest = match found.into_iter().next() {
-        Some(Ok(m)) => m,
-        Some(Err(code)) => bail!("tag {tag} is not in {repo} (ECR: {code}): nothing to protect"),
-        None => bail!("ECR returned nothing for {repo}:{tag}"),
-    };
-    if !manifest.verify() {
-        bail!(
-            "ECR returned a manifest for {tag} whose sha256 is not its digest {}: not pinned",
-            manifest.digest
-        );
-    }
-    Ok(manifest)
-}
-
-/// The item `protect` writes: the existing one's fields (with `--force`), the options given,
-/// and the new pin.
-fn protected_item(
-    existing: Option<&Value>,
-    repo: &RepoKey,
-    tag: &str,
-    opts: &ProtectOptions,
-    pin: &registry::Pin,
-) -> Value {
-    let mut item: Map<String, Value> = existing
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default();
-    item.insert(field::REPOSITORY.into(), json!(repo.key()));
-    item.insert(field::TAG.into(), json!(tag));
-    opts.write_settings(&mut item);
-    if opts.no_keep_alive {
-        item.insert(field::KEEP_ALIVE.into(), json!(false));
-    }
-    for f in registry::PIN_FIELDS {
-        item.remove(*f);
-    }
-    item.extend(registry::pin_fields(pin));
-    Value::Object(item)
-}
-
-/// Tags the pinned image with its keep-alive tag; returns the tag.
-async fn keep_alive(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<String> {
-    let tag = registry::keep_tag(&ops.settings.keep_prefix, &m.digest)
-        .ok_or_else(|| anyhow!("{} is not a digest", m.digest))?;
-    let step = PutStep {
-        manifest: m.clone(),
-        tag: Some(tag.clone()),
-    };
-    match ops.put(repo, &step).await {
-        Ok(_) => Ok(tag),
-        Err(PutError::Refused(_, why)) => bail!("could not add the keep-alive tag {tag}: {why}"),
-        Err(PutError::Call(e)) => Err(e.into()),
-    }
-}
-
-/// Removes the keep-alive tag of `digest` unless another item still pins it.
-async fn drop_keep_alive(ops: &Ops, repo: &RepoKey, tag: &str, digest: &str) -> anyhow::Result<()> {
-    let items = ops.partition(&repo.key(), false).await?;
-    let entries: Vec<Entry> = items.iter().filter_map(|i| parse_item(i).ok()).collect();
-    if let Some(keep) =
-        crate::guard::keep_alive_to_drop(&entries, tag, digest, &ops.settings.keep_prefix)
-    {
-        ops.untag(repo, &keep).await?;
-    }
-    Ok(())
 }
 
 pub(super) fn name<T: serde::Serialize>(v: &T) -> String {
@@ -253,76 +162,150 @@ pub(super) fn name<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-async fn children(ops: &Ops, repo: &RepoKey, m: &Manifest) -> anyhow::Result<Vec<Manifest>> {
-    let digests = m.child_digests();
-    if digests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<ImageRef> = digests.iter().cloned().map(ImageRef::Digest).collect();
-    let found = ops
-        .images(repo, &ids)
-        .await?
-        .ok_or_else(|| anyhow!("repository {repo} does not exist"))?;
-    digests
-        .iter()
-        .zip(found)
-        .map(|(d, r)| match r {
-            Ok(c) if c.verify() => Ok(c),
-            Ok(_) => Err(anyhow!(
-                "child manifest {d} does not hash to its digest: not pinned"
-            )),
-            Err(code) => Err(anyhow!(
-                "child manifest {d} of the index is not in {repo} (ECR: {code}): not pinned"
-            )),
-        })
-        .collect()
-}
-
-async fn existing_item(ops: &Ops, repo: &RepoKey, tag: &str) -> anyhow::Result<Option<Value>> {
-    Ok(ops
-        .partition(&repo.key(), false)
-        .await?
-        .into_iter()
-        .find(|i| i.get(field::TAG).and_then(Value::as_str) == Some(tag)))
-}
-
-/// `unprotect REPO:TAG`: removes the item (its history stays).
+/// `unprotect REPO:TAG [--force]`: removes the item (its history stays), lets its keep-alive
+/// tag go without deleting the image ([`service::protect::unprotect`]).
 pub async fn unprotect(
     ops: &Ops,
     target: &str,
+    force: bool,
     now: &Now,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
-    let existing = existing_item(ops, &repo, &tag).await?;
-    if !ops.delete_item(&repo.key(), &tag).await? {
-        bail!("{repo}:{tag} is not protected: nothing changed");
-    }
-    let old = existing
-        .as_ref()
-        .and_then(|v| v.get(field::DIGEST))
-        .and_then(Value::as_str)
-        .map(String::from);
-    let outside = ops.settings.outside(&repo);
-    if let (Some(d), None) = (old.as_deref(), &outside) {
-        drop_keep_alive(ops, &repo, &tag, d).await?;
-    }
-    ops.record(
-        &repo,
-        &tag,
-        (HistoryAction::Unprotect, HistoryOutcome::Removed),
-        (old, None),
-        now,
-    )
-    .await?;
+    let u = service::protect::unprotect(ops, &ops.settings, &repo, &tag, force, now).await?;
     writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
-    if let Some(why) = outside {
+    if u.was_missing {
+        if let Some(pin) = &u.pin {
+            writeln!(
+                out,
+                "the tag was missing from ECR: its image {pin} is left in ECR"
+            )?;
+        }
+    }
+    for (t, leave) in &u.released {
+        writeln!(out, "{}", leave.describe(t))?;
+    }
+    if let Some(why) = &u.outside {
         writeln!(
             out,
             "its keep-alive tag, if any, is left in ECR: the repository is outside the guard's scope ({why})"
         )?;
     }
     Ok(true)
+}
+
+/// `edit REPO:TAG`: changes the item's settings, not its pin ([`service::protect::edit`]).
+pub async fn edit(
+    ops: &Ops,
+    target: &str,
+    fields: &ItemFields,
+    now: &Now,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let (repo, tag) = ops.target(target).await?;
+    let edited = service::protect::edit(ops, &repo, &tag, fields, now).await?;
+    if edited.changed.is_empty() {
+        writeln!(
+            out,
+            "{repo}:{tag} has these settings already: nothing changed"
+        )?;
+        return Ok(true);
+    }
+    let changes: Vec<String> = edited
+        .changed
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    writeln!(
+        out,
+        "edited {repo}:{tag}: {} (pin {} and its seal unchanged)",
+        changes.join(", "),
+        edited.entry.digest().unwrap_or("none")
+    )?;
+    Ok(true)
+}
+
+/// `restore REPO:TAG [--dry-run]`: puts the tag back on its pin now, with the Lambda's rules
+/// ([`crate::service::Handler::restore_by_hand`]).
+pub async fn restore(
+    ops: &Ops,
+    g: &super::Global,
+    target: &str,
+    dry_run: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let (repo, tag) = ops.target(target).await?;
+    let caller = ops
+        .caller()
+        .await
+        .map_or_else(|| "an unknown caller".to_string(), |(_, arn)| arn);
+    let now = Now::system();
+    let done = match &ops.backend {
+        Backend::Embedded(world) => {
+            let mut settings = ops.settings.clone();
+            if settings.own_role_arn.is_none() {
+                settings.own_role_arn = world.state().guard_role_arn.clone();
+            }
+            let handler = crate::service::Handler {
+                registry: world.clone(),
+                images: world.clone(),
+                pager: world.clone(),
+                ledger: world.clone(),
+                pin_key: world.clone(),
+                settings,
+                dry_run,
+            };
+            handler.restore_by_hand(&repo, &tag, &caller, &now).await?
+        }
+        Backend::Aws(_) => {
+            let lookup = |k: &str| match k {
+                crate::config::TABLE => g.table.clone(),
+                crate::config::TOPIC_ARN => g.topic_arn.clone(),
+                crate::config::PIN_KEY => g.pin_key.clone(),
+                _ => std::env::var(k).ok(),
+            };
+            let cfg = crate::config::Config::from_lookup(lookup)
+                .map_err(|e| anyhow!("restore pages on-call and checks the pin's seal: {e} (name it with --topic-arn / --table)"))?;
+            if cfg.pin_key.is_none() {
+                bail!("restore checks the pin's seal: {}", crate::aws::NO_KEY);
+            }
+            let sdk = super::sdk_config(g).await;
+            let home = super::caller_account(&sdk, &cfg).await?;
+            let handler = crate::wiring::from_config(&sdk, &cfg, home, dry_run)?;
+            handler.restore_by_hand(&repo, &tag, &caller, &now).await?
+        }
+    };
+    let d = &done.decision;
+    let pin = d.entry.digest().unwrap_or("none");
+    match &done.outcome {
+        None if d.action == crate::guard::Action::Nothing => {
+            writeln!(
+                out,
+                "{repo}:{tag} is on its pin {pin} already: nothing to do"
+            )?;
+            Ok(true)
+        }
+        None => {
+            writeln!(
+                out,
+                "would {} {repo}:{tag} onto its pin {pin} ({} PutImage call(s); the seal holds) and page low: {} (dry run: nothing changed)",
+                d.action.name(),
+                done.pushes,
+                d.why
+            )?;
+            Ok(true)
+        }
+        Some(outcome) => {
+            writeln!(
+                out,
+                "{repo}:{tag}: {} -> {} (pin {pin}){}",
+                d.action.name(),
+                outcome.name(),
+                if done.paged { "; paged" } else { "" }
+            )?;
+            Ok(!outcome.is_problem())
+        }
+    }
 }
 
 pub use super::show::{history, list, status};

@@ -206,6 +206,45 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
             }
         }))
         .await;
+        // The guard's own tags no pin needs: retired where nothing can carry them (the
+        // image stays), else let go of by the next reconcile. Not a problem: reported.
+        let strays = crate::service::keep::stray_tags(ops, repo, &es, &ops.settings.keep_prefix)
+            .await
+            .context("listing the repository's images")?;
+        for st in &strays {
+            let retired = matches!(st.next, crate::guard::Leave::Retire { .. });
+            let status = if retired {
+                "retired_guard_tag"
+            } else {
+                "stray_guard_tag"
+            };
+            if as_json {
+                let v = json!({"status": status, "repository": repo.key(), "tag": st.tag, "digest": st.digest, "next": st.next});
+                writeln!(out, "{v}")?;
+            } else {
+                let label = if retired {
+                    "retired guard tag"
+                } else {
+                    "stray guard tag"
+                };
+                writeln!(
+                    out,
+                    "{label:<22} {repo}:{} on {}",
+                    st.tag,
+                    short_digest(&st.digest)
+                )?;
+                let why = match &st.next {
+                    crate::guard::Leave::Retire { why, .. } => {
+                        format!("kept, so the guard deletes no image: {why}")
+                    }
+                    other => format!(
+                        "the next reconcile lets go of it: {}",
+                        other.describe(&st.tag)
+                    ),
+                };
+                writeln!(out, "{:<22}   ({why})", "")?;
+            }
+        }
         for ((e, (s, _)), untrusted) in es.iter().zip(standings).zip(distrusted) {
             // The guard pushes nothing from a pin it cannot vouch for: not ok either.
             let untrusted = untrusted.context("checking the pins' seals")?;

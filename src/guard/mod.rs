@@ -36,7 +36,10 @@ mod tests;
 
 use serde::Serialize;
 
-pub use keep_alive::{keep_alive_steps, keep_alive_to_drop};
+pub use keep_alive::{
+    after_leave, keep_alive_steps, keep_alive_to_drop, needed_keep_tags, plan_leave,
+    stray_guard_tags, Leave,
+};
 pub use outcome::{Failure, Outcome};
 pub use restore::{plan_restore, PutStep};
 pub use screen::{

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{Memory, Storage};
 use crate::error::CallError;
-use crate::ports::Console;
+use crate::ports::{Console, HistoryRecord};
 use crate::registry::image::ImageInfo;
 use crate::registry::{field, ImageRef, Manifest, RepoKey};
 
@@ -29,6 +29,52 @@ impl Console for Memory {
         }
         s.items.insert(key, item.clone());
         Ok(true)
+    }
+
+    async fn replace_item(&self, item: &Value, expect: Option<&str>) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:PutItem").await?;
+        let text = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
+        let (Some(partition), Some(tag)) = (text(field::REPOSITORY), text(field::TAG)) else {
+            return Err(CallError::fatal(
+                "dynamodb:PutItem",
+                "ValidationException: the item has no repository or tag",
+            ));
+        };
+        let key = (partition, tag);
+        let holds = s
+            .items
+            .get(&key)
+            .is_some_and(|i| i.get(field::DIGEST).and_then(Value::as_str) == expect);
+        if holds {
+            s.items.insert(key, item.clone());
+        }
+        Ok(holds)
+    }
+
+    async fn delete_pinned(
+        &self,
+        partition: &str,
+        tag: &str,
+        expect: Option<&str>,
+    ) -> Result<bool, CallError> {
+        let mut s = self.call("dynamodb:DeleteItem").await?;
+        let key = (partition.to_string(), tag.to_string());
+        let holds = s
+            .items
+            .get(&key)
+            .is_some_and(|i| i.get(field::DIGEST).and_then(Value::as_str) == expect);
+        if holds {
+            s.items.remove(&key);
+        }
+        Ok(holds)
+    }
+
+    async fn add_history(&self, records: &[HistoryRecord]) -> Result<(), CallError> {
+        crate::ports::Registry::add_history(self, records).await
+    }
+
+    async fn note_guard_tags(&self, repo: &str) -> Result<(), CallError> {
+        crate::ports::Ledger::note_guard_tags(self, repo, true).await
     }
 
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {

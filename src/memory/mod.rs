@@ -119,6 +119,8 @@ pub struct State {
     pub first_seen: BTreeMap<String, i64>,
     /// When each repository was last reconciled.
     pub reconciled: BTreeMap<String, i64>,
+    /// Repositories noted as holding retired guard tags.
+    pub guard_tag_repos: BTreeSet<String>,
     /// CloudTrail's history: the changes made with a known caller, oldest first.
     pub trail: Vec<Incident>,
     /// The guard's own role, as the scenario names it (kept when the world is saved).
@@ -369,6 +371,26 @@ impl Ledger for Memory {
             s.reconciled.insert(r.clone(), at);
         }
         Ok(())
+    }
+
+    async fn note_guard_tags(&self, repo: &str, held: bool) -> Result<(), CallError> {
+        let op = if held {
+            "dynamodb:PutItem"
+        } else {
+            "dynamodb:DeleteItem"
+        };
+        let mut s = self.call(op).await?;
+        if held {
+            s.guard_tag_repos.insert(repo.to_string());
+        } else {
+            s.guard_tag_repos.remove(repo);
+        }
+        Ok(())
+    }
+
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {
+        let s = self.call("dynamodb:Query").await?;
+        Ok(s.guard_tag_repos.iter().cloned().collect())
     }
 }
 

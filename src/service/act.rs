@@ -82,7 +82,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         {
             return Ok(Outcome::Conflict);
         }
-        self.leave(repo, entries, &d.tag, old).await;
+        self.leave(repo, entries, &d.tag, old, None).await;
         Ok(Outcome::Released)
     }
 
@@ -107,8 +107,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             return Ok(Outcome::Conflict);
         }
         self.add_keep_alive(repo, &pin, d.entry.keep_alive).await;
-        if let Some(old) = old {
-            self.leave(repo, entries, &d.tag, old).await;
+        if let Some(old) = old.filter(|o| *o != pin.digest) {
+            self.leave(repo, entries, &d.tag, old, Some(&pin.digest))
+                .await;
         }
         Ok(Outcome::Followed)
     }
@@ -153,11 +154,35 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         Ok(Outcome::Pinned)
     }
 
-    /// `tag`'s pin has left `old`: its keep-alive tag goes unless another pin needs it.
-    async fn leave(&self, repo: &RepoKey, entries: &[Entry], tag: &str, old: &str) {
+    /// `tag`'s pin has left `old`: its keep-alive tag goes unless another pin needs it, the
+    /// way [`super::keep`] lets it go (never deleting the image); `prefer` is a carrier to
+    /// take first (a follow's new pin).
+    async fn leave(
+        &self,
+        repo: &RepoKey,
+        entries: &[Entry],
+        tag: &str,
+        old: &str,
+        prefer: Option<&str>,
+    ) -> Vec<(String, guard::Leave)> {
         let prefix = &self.settings.keep_prefix;
-        let drop = guard::keep_alive_to_drop(entries, tag, old, prefix);
-        self.drop_keep_alive(repo, drop).await;
+        let drop: Vec<String> = guard::keep_alive_to_drop(entries, tag, old, prefix)
+            .into_iter()
+            .collect();
+        let released =
+            super::keep::release_guard_tags(&self.images, repo, &drop, prefer, prefix).await;
+        self.note_retired(repo, &released).await;
+        released
+    }
+
+    /// Notes a repository where a guard tag had to stay (retired), so reconcile comes back to
+    /// it even when it has no item left; a failure is logged (status still shows the tag).
+    pub(crate) async fn note_retired(&self, repo: &RepoKey, released: &[(String, guard::Leave)]) {
+        if super::keep::any_retired(released) {
+            if let Err(e) = self.ledger.note_guard_tags(&repo.key(), true).await {
+                warn!(repository = %repo, error = %e, "retired guard tag not noted for reconcile");
+            }
+        }
     }
 
     /// A pin without its manifest gets it from ECR (reconcile).
@@ -352,14 +377,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             if let Err(e) = r {
                 warn!(repository = %repo, tag = step.tag.as_deref().unwrap_or("-"), error = ?e, "keep-alive tag not put");
             }
-        }
-    }
-
-    /// Removes a keep-alive tag no pin needs any more; failures are logged.
-    pub(crate) async fn drop_keep_alive(&self, repo: &RepoKey, tag: Option<String>) {
-        let Some(tag) = tag else { return };
-        if let Err(e) = self.images.untag(repo, &tag).await {
-            warn!(repository = %repo, tag, error = %e, "keep-alive tag not removed");
         }
     }
 }

@@ -7,6 +7,9 @@
 //! * [`rules`]: pattern rules materialised into pins;
 //! * [`registration`]: hand-written items pinned from the table's stream;
 //! * [`history`]: the decision log line and the history record;
+//! * [`protect`]: the registry commands that change items (protect, unprotect, edit);
+//! * [`restore`]: `restore REPO:TAG` by hand, on the Lambda's own steps;
+//! * [`keep`]: the one way the guard takes its own tags off images (it deletes none);
 //! * [`audit`]: CloudTrail history beside the registry and the guard's history;
 //! * `once`: the once-only ledger's answers, marking events handled, sending pages;
 //! * `paging`: a reconcile run's page budget, one page per repository and a summary.
@@ -17,12 +20,19 @@
 pub mod act;
 pub mod audit;
 mod callers;
+#[cfg(test)]
+mod differential_tests;
 pub mod event;
 pub mod history;
+pub mod keep;
 mod once;
 mod paging;
+pub mod protect;
+#[cfg(test)]
+mod protect_tests;
 pub mod reconcile;
 pub mod registration;
+pub mod restore;
 pub mod rules;
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::page::{self, Page};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
-use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
+use crate::registry::{self, split_valid, Entry, InvalidEntry, RepoKey, TagRule};
 
 /// What one reconcile run found and did.
 #[derive(Debug, Default, Serialize)]
@@ -60,6 +60,9 @@ pub struct ReconcileReport {
     /// Pins the guard could not vouch for that ECR confirms (the tag is on the pinned digest
     /// now): sealed by this run (`REPO:TAG`; in a dry run, would be).
     pub sealed: Vec<String>,
+    /// The guard's own tags that no pin needs, found in ECR and let go of without deleting
+    /// their image, or kept (retired) where nothing can carry them: one line each.
+    pub guard_tags: Vec<String>,
 }
 
 impl ReconcileReport {
@@ -76,6 +79,7 @@ impl ReconcileReport {
         self.out_of_scope.extend(part.out_of_scope);
         self.failures.extend(part.failures);
         self.sealed.extend(part.sealed);
+        self.guard_tags.extend(part.guard_tags);
     }
 
     /// Puts what repositories reconciled side by side in a stable order: repairs by repository
@@ -93,6 +97,7 @@ impl ReconcileReport {
             &mut self.out_of_scope,
             &mut self.failures,
             &mut self.sealed,
+            &mut self.guard_tags,
         ] {
             v.sort();
         }
@@ -127,11 +132,28 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             since: now.epoch - TRAIL_LOOKBACK_SECS,
             read: HashMap::new(),
         };
-        let (partitions, rules, last) = futures::join!(
+        let (partitions, rules, last, noted) = futures::join!(
             self.registry.repositories(),
             self.registry.rules(),
-            self.ledger.reconciled()
+            self.ledger.reconciled(),
+            self.ledger.guard_tag_repositories()
         );
+        // Repositories holding retired guard tags are visited too, items or not.
+        let noted: BTreeSet<String> = noted
+            .unwrap_or_else(|e| {
+                report.warnings.push(format!(
+                    "repositories with retired guard tags not read: {e}"
+                ));
+                Vec::new()
+            })
+            .into_iter()
+            .collect();
+        let partitions: Vec<String> = partitions?
+            .into_iter()
+            .chain(noted.iter().cloned())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
         let (rule_list, bad_rules) = split_valid(rules?);
         report.invalid.extend(bad_rules);
         let last: HashMap<String, i64> = last
@@ -143,7 +165,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             })
             .into_iter()
             .collect();
-        let repos = repositories(partitions?, &rule_list, &last, &mut report.invalid);
+        let repos = repositories(partitions, &rule_list, &last, &mut report.invalid);
         let total = repos.len();
         let run = Run {
             id: run_id(now),
@@ -151,6 +173,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             rules: &rule_list,
             callers: futures::lock::Mutex::new(callers),
             pages: RunPages::new(self.settings.pages_per_run),
+            noted,
         };
         let run = &run;
         let mut started = 0;
@@ -228,14 +251,99 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             let entries = guard::rules::effective(entries, run.rules);
             self.reconcile_repo(run, repo, &entries, report).await?;
             // After the repairs, so a protected image just put back counts as there.
-            self.materialise(repo, run.rules, &entries, None, &run.id, run.now)
-                .await
+            let changes = self
+                .materialise(repo, run.rules, &entries, None, &run.id, run.now)
+                .await?;
+            let pinned: Vec<String> = changes
+                .iter()
+                .filter(|c| c.change == crate::service::rules::RuleChangeKind::Pinned)
+                .filter_map(|c| registry::keep_tag(&self.settings.keep_prefix, &c.digest))
+                .collect();
+            let noted = run.noted.contains(&repo.key());
+            self.sweep_guard_tags(repo, &entries, &pinned, noted, run.now, report)
+                .await?;
+            Ok(changes)
         }
         .await;
         match result {
             Ok(changes) => report.rule_changes.extend(changes),
             Err(e) => self.repository_failed(run, repo, &e, report).await,
         }
+    }
+
+    /// The guard's own tags in `repo` that no pin needs (`entries`' keep-alive tags and
+    /// `pinned`, those this run's rules just added): a release that could not finish, or a
+    /// tag retired where nothing could carry it. Each is let go of the one way the guard
+    /// lets go of its tags ([`super::keep`]), once it has been seen for the grace period (so
+    /// a pin being written now keeps its new tag), at most [`SWEEP_PER_RUN`] a repository.
+    async fn sweep_guard_tags(
+        &self,
+        repo: &RepoKey,
+        entries: &[Entry],
+        pinned: &[String],
+        noted: bool,
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Error> {
+        let prefix = &self.settings.keep_prefix;
+        let Some(listing) = self.images.list(repo).await? else {
+            if noted && !self.dry_run {
+                self.ledger.note_guard_tags(&repo.key(), false).await?;
+            }
+            return Ok(());
+        };
+        let mut needed = guard::needed_keep_tags(entries, prefix);
+        needed.extend_from_slice(pinned);
+        let strays = guard::stray_guard_tags(&listing, &needed, prefix);
+        let stray_count = strays.len();
+        let mut due = Vec::new();
+        for (tag, digest) in strays.into_iter().take(SWEEP_PER_RUN) {
+            let first_seen = if self.dry_run {
+                now.epoch - self.settings.grace_secs
+            } else {
+                let key = format!("guard-tag/{repo}:{tag}@{digest}");
+                self.ledger.first_seen(&key, now.epoch).await?
+            };
+            if now.epoch - first_seen >= self.settings.grace_secs {
+                due.push(tag);
+            }
+        }
+        if due.is_empty() {
+            return self.keep_noted(repo, noted, stray_count > 0).await;
+        }
+        if self.dry_run {
+            let mut listing = listing;
+            for tag in &due {
+                let leave = guard::plan_leave(&listing, tag, None, prefix);
+                guard::after_leave(&mut listing, tag, &leave);
+                report
+                    .guard_tags
+                    .push(format!("{repo}: would let go: {}", leave.describe(tag)));
+            }
+            return Ok(());
+        }
+        let released =
+            super::keep::release_in(&self.images, repo, listing, &due, None, prefix).await;
+        let left = stray_count - due.len()
+            + released
+                .iter()
+                .filter(|(_, l)| matches!(l, guard::Leave::Retire { .. }))
+                .count();
+        for (tag, leave) in released {
+            report
+                .guard_tags
+                .push(format!("{repo}: {}", leave.describe(&tag)));
+        }
+        self.keep_noted(repo, noted, left > 0).await
+    }
+
+    /// Notes, or clears the note, that `repo` holds guard tags no pin needs (`held`), writing
+    /// only when that changes.
+    async fn keep_noted(&self, repo: &RepoKey, noted: bool, held: bool) -> Result<(), Error> {
+        if noted != held && !self.dry_run {
+            self.ledger.note_guard_tags(&repo.key(), held).await?;
+        }
+        Ok(())
     }
 
     /// A repository reconcile could not get through: named in the report and the log, paged
@@ -565,7 +673,13 @@ struct Run<'a, T> {
     callers: futures::lock::Mutex<Callers<'a, T>>,
     /// The run's page budget.
     pages: RunPages,
+    /// Repositories noted as holding retired guard tags.
+    noted: BTreeSet<String>,
 }
+
+/// How many stray guard tags one run lets go of in one repository: the rest wait for the
+/// next run (a mass release stays within the run's time and ECR's request rates).
+pub const SWEEP_PER_RUN: usize = 50;
 
 /// The once-only key of a problem reconcile pages: the tag, its pin and the kind of outcome.
 fn problem_key(d: &guard::Decision, outcome: &Outcome) -> String {

@@ -157,8 +157,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                         .any(|c| c.change == RuleChangeKind::Released && c.tag == o.tag)
                 };
                 let others: Vec<Entry> = entries.iter().filter(|o| !released(o)).cloned().collect();
-                let keep = guard::keep_alive_to_drop(&others, &e.tag, &digest, prefix);
-                self.drop_keep_alive(repo, keep).await;
+                let keep: Vec<String> = guard::keep_alive_to_drop(&others, &e.tag, &digest, prefix)
+                    .into_iter()
+                    .collect();
+                let released =
+                    super::keep::release_guard_tags(&self.images, repo, &keep, None, prefix).await;
+                self.note_retired(repo, &released).await;
             }
             info!(repository = %repo, tag = %e.tag, rule, digest, "rule: released");
             changes.push(RuleChange {

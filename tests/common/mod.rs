@@ -436,6 +436,29 @@ impl World {
         digest_in(&self.ecr, repo, tag).await
     }
 
+    /// The tags on one image (sorted; empty for an untagged image).
+    pub async fn tags_on(&self, repo: &str, digest: &str) -> Vec<String> {
+        let out = self
+            .ecr
+            .describe_images()
+            .repository_name(repo)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe");
+        let mut tags: Vec<String> = out
+            .image_details()
+            .iter()
+            .flat_map(|d| d.image_tags().iter().cloned())
+            .collect();
+        tags.sort();
+        tags
+    }
+
     /// The digests in a repository.
     pub async fn digests(&self, repo: &str) -> Vec<String> {
         let out = self
