@@ -304,6 +304,9 @@ pub trait Console {
     /// Notes that the repository holds a retired guard tag, for reconcile to come back to
     /// ([`Ledger::note_guard_tags`]).
     async fn note_guard_tags(&self, repo: &str) -> Result<(), CallError>;
+    /// The repositories noted as holding retired guard tags
+    /// ([`Ledger::guard_tag_repositories`]).
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError>;
     /// Every item of a partition, sorted by `tag` (`newest_first`: reversed).
     async fn partition(
         &self,

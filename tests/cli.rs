@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ecr-tag-guard"));
@@ -74,7 +74,10 @@ fn replay_of_events_tells_the_story() {
         // A pin written into the table by hand steers no revert (25).
         "beta (pin sha256:a4b224ff0f64): moved -> revert -> untrusted_pin",
         "page: [HIGH] beta in shop/api: NOT restored (untrusted pin)",
-        "29 event(s) handled, 0 failed",
+        // An allowed deploy: the pin follows, the previous image stays (26).
+        "prod (pin sha256:c9bfed7ab744): moved -> follow -> followed  [moved by an allowed principal]",
+        "page: [LOW] prod in shop/cart: moved; pin followed",
+        "30 event(s) handled, 0 failed",
         "1 invalid registry item(s), skipped: 111122223333/eu-west-1/shop/web:canary",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
@@ -104,8 +107,8 @@ fn replay_json_prints_one_object_per_event_and_saves_the_final_state() {
         .collect();
     assert_eq!(
         lines.len(),
-        33,
-        "29 events delivered, 4 changes applied before delivery"
+        34,
+        "30 events delivered, 4 changes applied before delivery"
     );
     assert_eq!(lines[0]["input"], "events/01-delete-by-tag.json");
     assert_eq!(
@@ -613,5 +616,44 @@ fn completions_for_each_shell_name_the_commands_and_the_global_options() {
         o.status.code(),
         Some(2),
         "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn an_allowed_deploy_in_the_story_leaves_the_previous_image_untagged_in_ecr() {
+    let state = tmp("after-26.json");
+    let o = run(&[
+        "replay",
+        "events/26-allowed-deploy-keeps-the-previous-image.json",
+        "--state",
+        "events/scenario.json",
+        "--save-state",
+        state.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("saved")).expect("json");
+    let cart = saved["repositories"]
+        .as_array()
+        .expect("repositories")
+        .iter()
+        .find(|r| r["repository"] == "111122223333/eu-west-1/shop/cart")
+        .expect("shop/cart");
+    let tags: Vec<Value> = cart["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["tags"].clone())
+        .collect();
+    // The new pin with prod and its guard tag; the previous image still there, untagged
+    // (the guard's tag was carried off it, not deleted from it).
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert!(
+        tags.contains(&json!(["etg-keep-5bd2d473424c85b0", "prod"])),
+        "{tags:?}"
+    );
+    assert!(
+        tags.iter().any(|t| t.as_array().is_none_or(Vec::is_empty)),
+        "{tags:?}"
     );
 }

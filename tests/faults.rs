@@ -266,8 +266,8 @@ async fn an_archived_pin_is_brought_back_once_and_paged_once() {
     assert_eq!(unarchive.num_calls(), 1);
     assert_eq!(
         archived[0].num_calls() + archived[1].num_calls(),
-        2,
-        "one DescribeImages per status, each one page"
+        3,
+        "one DescribeImages per storage status, each one page, and one of the images in standard storage (for guard tags no pin needs)"
     );
     assert_eq!(report.ok, 0);
     assert_eq!(report.pages.len(), 1);

@@ -189,7 +189,8 @@ async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
         rfc3339: "2026-09-21T12:01:00Z".into(),
         lease_until: 1_790_000_420,
     };
-    registry::protect(
+    // --force re-pins only a tag that is on its pin; the move is accepted by name.
+    let refused = registry::protect(
         &w.ops(),
         &format!("{}:prod", w.repo("web").key()),
         &force,
@@ -197,7 +198,22 @@ async fn protect_pins_the_tag_and_the_guard_restores_from_it() {
         &mut Vec::new(),
     )
     .await
-    .expect("forced");
+    .expect_err("the tag has left its pin")
+    .to_string();
+    assert!(refused.contains("--accept-current"), "{refused}");
+    let accept = ProtectOptions {
+        accept_current: true,
+        ..force.clone()
+    };
+    registry::protect(
+        &w.ops(),
+        &format!("{}:prod", w.repo("web").key()),
+        &accept,
+        &later,
+        &mut Vec::new(),
+    )
+    .await
+    .expect("accepted");
     let item = w.item("web", "prod").await.expect("item");
     assert_eq!(item["digest"], d2);
     assert_eq!(item["owner"], "team-web", "kept");
@@ -239,7 +255,7 @@ async fn protect_refuses_what_it_cannot_pin_and_keeps_the_index_children() {
     w.create_repo("edge", false).await;
     let err = protect_err(&w, "edge:nope").await;
     assert!(
-        err.contains("tag nope is not in") && err.contains("ImageNotFound"),
+        err.contains("tag nope is not in") && err.contains("/edge: nothing to protect"),
         "{err}"
     );
     let err = protect_err(&w, "ghost:prod").await;
@@ -848,4 +864,264 @@ fn on_table(ops: &mut registry::Ops, table: &str) {
     if let registry::Backend::Aws(admin) = &mut ops.backend {
         admin.table = table.into();
     }
+}
+
+/// The binary on moto as an operator runs it, with the guard's table, topic and pin key (moto's
+/// default account: the binary sends no account header).
+fn guard_cli(w: &World, args: &[&str]) -> std::process::Output {
+    let url = World::url().expect("moto");
+    binary_on_moto(&url)
+        .env("TAG_GUARD_TABLE", &w.table)
+        .env("TAG_GUARD_TOPIC_ARN", &w.topic_arn)
+        .env("TAG_GUARD_PIN_KEY", &w.pin_key)
+        .args(args)
+        .output()
+        .expect("run the binary")
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", output_text(o));
+    output_text(o)
+}
+
+fn refused_with(o: &std::process::Output, code: i32) -> String {
+    assert_eq!(o.status.code(), Some(code), "{}", output_text(o));
+    output_text(o)
+}
+
+#[tokio::test]
+async fn a_followed_move_keeps_the_previous_image_by_reconcile_and_by_an_allowed_deploy() {
+    let Some(w) = World::in_account_named("123456789012", "nw-follow").await else {
+        return;
+    };
+    w.create_repo("nw-follow", false).await;
+    let d1 = w
+        .push("nw-follow", &manifest("nw-f1"), DOCKER, Some("v1"))
+        .await;
+    ok(&guard_cli(
+        &w,
+        &["protect", "nw-follow:v1", "--on-move", "follow"],
+    ));
+    let d2 = w
+        .push("nw-follow", &manifest("nw-f2"), DOCKER, Some("v1"))
+        .await;
+    let out = ok(&guard_cli(&w, &["reconcile"]));
+    assert!(out.contains("follow -> followed"), "{out}");
+    assert!(
+        w.digests("nw-follow").await.contains(&d1),
+        "the previous image is still in ECR: {out}"
+    );
+    assert!(
+        w.tags_on("nw-follow", &d1).await.is_empty(),
+        "untagged, as ECR leaves it"
+    );
+    assert_eq!(
+        w.tags_on("nw-follow", &d2).await,
+        vec![keep(&d2), "v1".to_string()]
+    );
+
+    // An allowed deploy through the event path (replay --aws of its CloudTrail record).
+    w.create_repo("nw-deploy", false).await;
+    let d1 = w
+        .push("nw-deploy", &manifest("nw-d1"), DOCKER, Some("prod"))
+        .await;
+    let allow = "arn:aws:iam::*:role/deploy";
+    ok(&guard_cli(
+        &w,
+        &["protect", "nw-deploy:prod", "--allow", allow],
+    ));
+    let m2 = manifest("nw-d2");
+    let d2 = w.push("nw-deploy", &m2, DOCKER, Some("prod")).await;
+    let event = put_image(
+        &w,
+        role(&w, "deploy", "pipeline-1"),
+        "nw-deploy",
+        "prod",
+        &m2,
+    );
+    let file = std::env::temp_dir().join(format!("nw-deploy-{}.json", std::process::id()));
+    std::fs::write(&file, event.to_string()).expect("event file");
+    let out = ok(&guard_cli(
+        &w,
+        &["replay", "--aws", file.to_str().expect("path")],
+    ));
+    assert!(out.contains("followed"), "{out}");
+    assert_eq!(
+        w.item("nw-deploy", "prod").await.expect("item")["digest"],
+        d2
+    );
+    assert!(
+        w.digests("nw-deploy").await.contains(&d1),
+        "the previous deployment's image stays"
+    );
+    assert!(w.tags_on("nw-deploy", &d1).await.is_empty());
+}
+
+#[tokio::test]
+async fn unprotect_of_a_missing_tag_refuses_and_force_leaves_the_image_in_ecr() {
+    let Some(w) = World::in_account_named("123456789012", "nw-unprotect").await else {
+        return;
+    };
+    w.create_repo("nw-unprotect", false).await;
+    let d = w
+        .push("nw-unprotect", &manifest("nw-u1"), DOCKER, Some("prod"))
+        .await;
+    ok(&guard_cli(&w, &["protect", "nw-unprotect:prod"]));
+    w.delete("nw-unprotect", &[(Some("prod"), None)]).await;
+    let out = refused_with(&guard_cli(&w, &["unprotect", "nw-unprotect:prod"]), 2);
+    assert!(
+        out.contains("missing from ECR") && out.contains(&d) && out.contains("restore"),
+        "{out}"
+    );
+    assert!(
+        w.item("nw-unprotect", "prod").await.is_some(),
+        "the item is kept"
+    );
+    assert!(w.digests("nw-unprotect").await.contains(&d));
+    let out = ok(&guard_cli(
+        &w,
+        &["unprotect", "nw-unprotect:prod", "--force"],
+    ));
+    assert!(
+        out.contains(&format!("its image {d} is left in ECR")),
+        "{out}"
+    );
+    assert!(w.item("nw-unprotect", "prod").await.is_none());
+    assert!(
+        w.digests("nw-unprotect").await.contains(&d),
+        "the only copy stays: {out}"
+    );
+    // Nothing could carry its guard tag (the repository has no other image): retired, and
+    // status says so.
+    assert_eq!(
+        w.digest_of("nw-unprotect", &keep(&d)).await.as_deref(),
+        Some(d.as_str())
+    );
+    let out = guard_cli(&w, &["status"]);
+    assert!(
+        output_text(&out).contains("retired guard tag"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[tokio::test]
+async fn protect_force_refuses_a_moved_tag_accept_current_repins_and_no_image_is_lost() {
+    let Some(w) = World::in_account_named("123456789012", "nw-force").await else {
+        return;
+    };
+    w.create_repo("nw-force", false).await;
+    let d1 = w
+        .push("nw-force", &manifest("nw-p1"), DOCKER, Some("prod.latest"))
+        .await;
+    ok(&guard_cli(&w, &["protect", "nw-force:prod.latest"]));
+    let d2 = w
+        .push("nw-force", &manifest("nw-p2"), DOCKER, Some("prod.latest"))
+        .await;
+    let args = [
+        "protect",
+        "nw-force:prod.latest",
+        "--force",
+        "--owner",
+        "team-web-2",
+    ];
+    let out = refused_with(&guard_cli(&w, &args), 2);
+    assert!(
+        out.contains("is not on its pin") && out.contains("--accept-current"),
+        "{out}"
+    );
+    assert_eq!(
+        w.item("nw-force", "prod.latest").await.expect("item")["digest"],
+        d1
+    );
+    assert_eq!(
+        w.digest_of("nw-force", &keep(&d1)).await.as_deref(),
+        Some(d1.as_str())
+    );
+    let args = [
+        "protect",
+        "nw-force:prod.latest",
+        "--accept-current",
+        "--owner",
+        "team-web-2",
+    ];
+    let out = ok(&guard_cli(&w, &args));
+    assert!(out.contains(&format!("the pin was {d1}")), "{out}");
+    let item = w.item("nw-force", "prod.latest").await.expect("item");
+    assert_eq!(item["digest"], d2);
+    assert_eq!(item["owner"], "team-web-2");
+    let digests = w.digests("nw-force").await;
+    assert!(
+        digests.contains(&d1) && digests.contains(&d2),
+        "no image is deleted: {out}"
+    );
+}
+
+#[tokio::test]
+async fn edit_leaves_the_pin_and_seal_and_restore_puts_a_tag_back_by_hand() {
+    let Some(w) = World::in_account_named("123456789012", "nw-restore").await else {
+        return;
+    };
+    w.create_repo("nw-restore", false).await;
+    let d = w
+        .push("nw-restore", &manifest("nw-r1"), DOCKER, Some("prod"))
+        .await;
+    ok(&guard_cli(&w, &["protect", "nw-restore:prod"]));
+    let before = w.item("nw-restore", "prod").await.expect("item");
+    let out = ok(&guard_cli(
+        &w,
+        &[
+            "edit",
+            "nw-restore:prod",
+            "--owner",
+            "team-pay",
+            "--severity",
+            "critical",
+        ],
+    ));
+    assert!(out.contains("pin ") && out.contains("unchanged"), "{out}");
+    let after = w.item("nw-restore", "prod").await.expect("item");
+    assert_eq!(after["owner"], "team-pay");
+    assert_eq!(after["severity"], "critical");
+    for f in ["digest", "manifest", "pin_mac", "pinned_at"] {
+        assert_eq!(after[f], before[f], "{f}");
+    }
+
+    w.delete("nw-restore", &[(Some("prod"), None)]).await;
+    w.pages().await;
+    let out = ok(&guard_cli(&w, &["restore", "nw-restore:prod", "--dry-run"]));
+    assert!(
+        out.contains("would restore") && out.contains("dry run"),
+        "{out}"
+    );
+    assert_eq!(
+        w.digest_of("nw-restore", "prod").await,
+        None,
+        "a dry run changes nothing"
+    );
+    let out = ok(&guard_cli(&w, &["restore", "nw-restore:prod"]));
+    assert!(out.contains("restore -> restored"), "{out}");
+    assert_eq!(
+        w.digest_of("nw-restore", "prod").await.as_deref(),
+        Some(d.as_str())
+    );
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    assert_eq!(pages[0]["MessageAttributes"]["severity"]["Value"], "low");
+    assert!(pages[0]["Message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("restored by hand by"));
+    assert!(w
+        .history("nw-restore", "prod")
+        .await
+        .iter()
+        .any(|r| r["outcome"] == "restored"));
+
+    // A pin written into the table by hand (no seal) is never pushed from.
+    let hand = json!({"repository": w.repo("nw-restore").key(), "tag": "beta", "digest": d, "manifest": manifest("nw-r1"), "media_type": DOCKER});
+    w.put_item(hand).await;
+    let out = refused_with(&guard_cli(&w, &["restore", "nw-restore:beta"]), 2);
+    assert!(out.contains("cannot vouch"), "{out}");
+    assert_eq!(w.digest_of("nw-restore", "beta").await, None);
 }

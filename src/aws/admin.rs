@@ -347,6 +347,14 @@ impl Console for Admin {
         };
         crate::ports::Ledger::note_guard_tags(&ledger, repo, true).await
     }
+    /// The repositories noted as holding retired guard tags (the ledger's partition).
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {
+        let ledger = super::DynamoLedger {
+            client: self.ddb.clone(),
+            table: self.table.clone(),
+        };
+        crate::ports::Ledger::guard_tag_repositories(&ledger).await
+    }
     /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
     /// rule's (`rule#`). `false`: there was none.
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {

@@ -184,6 +184,10 @@ impl Console for Ops {
         on!(self, console: b => Console::note_guard_tags(b, repo).await)
     }
 
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {
+        on!(self, console: b => Console::guard_tag_repositories(b).await)
+    }
+
     async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {
         on!(self, console: b => b.partition(key, newest_first).await)
     }

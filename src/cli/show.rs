@@ -79,6 +79,15 @@ pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Res
         good.len(),
         bad.len()
     )?;
+    // The ledger's note, no ECR read: `status` shows the tags themselves.
+    let noted = ops.guard_tag_repositories().await?;
+    if !noted.is_empty() {
+        writeln!(
+            out,
+            "retired guard tags (kept so that no image is deleted; `status` shows them) in: {}",
+            noted.join(", ")
+        )?;
+    }
     Ok(bad.is_empty())
 }
 
@@ -160,7 +169,17 @@ pub async fn history(ops: &Ops, target: &str, out: &mut impl Write) -> anyhow::R
 /// repository's archived images.
 pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
     let (good, bad) = entries(ops).await?;
+    // Repositories holding retired guard tags are shown too, items or not.
+    let noted: Vec<RepoKey> = ops
+        .guard_tag_repositories()
+        .await?
+        .iter()
+        .filter_map(|r| RepoKey::parse(r).ok())
+        .collect();
     let mut by_repo: BTreeMap<&RepoKey, Vec<&Entry>> = BTreeMap::new();
+    for r in &noted {
+        by_repo.entry(r).or_default();
+    }
     for e in &good {
         by_repo.entry(&e.repo).or_default().push(e);
     }
@@ -181,7 +200,14 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
         }
         // One read of the repository's protected tags and keep-alive tags together.
         let es: Vec<Entry> = es.into_iter().cloned().collect();
-        let standings = match read_standings(ops, repo, &es, &ops.settings.keep_prefix).await {
+        let read = async {
+            if es.is_empty() {
+                Ok(Vec::new())
+            } else {
+                read_standings(ops, repo, &es, &ops.settings.keep_prefix).await
+            }
+        };
+        let standings = match read.await {
             Ok(s) => s,
             Err(e) => {
                 // One repository that cannot be read (a member account whose role cannot be

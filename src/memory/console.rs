@@ -77,6 +77,10 @@ impl Console for Memory {
         crate::ports::Ledger::note_guard_tags(self, repo, true).await
     }
 
+    async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {
+        crate::ports::Ledger::guard_tag_repositories(self).await
+    }
+
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
         let mut s = self.call("dynamodb:DeleteItem").await?;
         Ok(s.items

@@ -729,6 +729,36 @@ fn regression_histories() {
             deployer: false,
         },
     ]);
+    // Found by the search: the last item unprotected with nothing to carry its guard tag
+    // (retired, its repository noted), then an image that can carry it is pushed, or its
+    // own image gets a tag: reconcile comes back and lets go of it.
+    for image in [0, 1] {
+        play(&[
+            DeleteTag {
+                tag: 0,
+                deployer: false,
+            },
+            Protect {
+                tag: 1,
+                follow: false,
+                allow: false,
+                mode: 0,
+            },
+            DeleteTag {
+                tag: 1,
+                deployer: false,
+            },
+            Unprotect {
+                tag: 1,
+                force: true,
+            },
+            Push {
+                tag: 0,
+                image,
+                deployer: false,
+            },
+        ]);
+    }
     // A hostile move, protect --accept-current, the old image kept.
     play(&[
         Protect {

@@ -132,7 +132,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let alarm = page::report(&decision, &outcome, false).map(|mut a| {
             if matches!(outcome, Outcome::Restored | Outcome::AlreadyInPlace) {
                 a.severity = Severity::Low;
-                a.headline = format!("{}; {by}", decision.cause.name());
+                a.headline = match decision.action {
+                    Action::Revert => "moved; reverted by hand".into(),
+                    _ => "missing; restored by hand".into(),
+                };
                 a.did = format!("{by}: put the tag back on the pinned digest with PutImage.");
             }
             a

@@ -177,6 +177,19 @@ impl World {
     /// A world in a given moto account (moto's default, 123456789012, is what a process
     /// without the header sees).
     pub async fn in_account(account: &str) -> Option<World> {
+        World::in_account_named(account, "").await
+    }
+
+    /// [`World::in_account`] with its own table, topic and on-call queue (names ending in
+    /// `-SUFFIX`): for tests that share moto's default account, as the binary does.
+    pub async fn in_account_named(account: &str, suffix: &str) -> Option<World> {
+        let named = |base: &str| {
+            if suffix.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}-{suffix}")
+            }
+        };
         let server = SERVER.get_or_init(start).as_ref()?;
         let account = account.to_string();
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -224,7 +237,7 @@ impl World {
                 .build(),
         );
         let pin_key = create_pin_key(&kms).await;
-        let table = "tag-guard".to_string();
+        let table = named("tag-guard");
         // The table as `registry init` creates it (key, TTL, stream of new images).
         ecr_tag_guard::aws::admin::Admin {
             ddb: ddb.clone(),
@@ -241,7 +254,7 @@ impl World {
         .expect("table");
         let topic_arn = sns
             .create_topic()
-            .name("pages")
+            .name(named("pages"))
             .send()
             .await
             .expect("topic")
@@ -263,7 +276,9 @@ impl World {
             queue_url: String::new(),
         };
         // On-call: a queue subscribed to the pager topic.
-        w.queue_url = w.subscribe_queue(&w.topic_arn, "on-call", None).await;
+        w.queue_url = w
+            .subscribe_queue(&w.topic_arn, &named("on-call"), None)
+            .await;
         w.take_calls();
         Some(w)
     }
