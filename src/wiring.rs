@@ -5,10 +5,31 @@ use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, KmsPinKey, MemberRoles
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::Settings;
+use crate::memory::Memory;
 use crate::service::Handler;
 
 /// The handler wired to AWS.
 pub type AwsHandler = Handler<DynamoRegistry, EcrImages, SnsPager, DynamoLedger, KmsPinKey>;
+
+/// The handler on the embedded world.
+pub type EmbeddedHandler = Handler<Memory, Memory, Memory, Memory, Memory>;
+
+/// The handler on the embedded world `world`, every port of it; `settings` without a role of
+/// the guard's own take the one the world's scenario names.
+pub fn embedded(world: &Memory, mut settings: Settings, dry_run: bool) -> EmbeddedHandler {
+    if settings.own_role_arn.is_none() {
+        settings.own_role_arn = world.state().guard_role_arn.clone();
+    }
+    Handler {
+        registry: world.clone(),
+        images: world.clone(),
+        pager: world.clone(),
+        ledger: world.clone(),
+        pin_key: world.clone(),
+        settings,
+        dry_run,
+    }
+}
 
 /// Builds the handler from an SDK configuration: clients only, no network call.
 pub fn handler(

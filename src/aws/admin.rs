@@ -273,6 +273,73 @@ impl Admin {
     }
 }
 
+/// A condition on a write of an item: that it exists, or also that its pin is still `expect`
+/// (`None`: not pinned), for writes that must not go over a pin changed meanwhile.
+struct PinCondition {
+    expression: &'static str,
+    names: HashMap<String, String>,
+    values: Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+}
+
+impl PinCondition {
+    /// Only that the item exists.
+    fn exists() -> PinCondition {
+        PinCondition {
+            expression: "attribute_exists(#r)",
+            names: HashMap::from([("#r".to_string(), field::REPOSITORY.to_string())]),
+            values: None,
+        }
+    }
+
+    fn new(expect: Option<&str>) -> PinCondition {
+        let names = HashMap::from([
+            ("#r".to_string(), field::REPOSITORY.to_string()),
+            ("#d".to_string(), field::DIGEST.to_string()),
+        ]);
+        match expect {
+            Some(d) => PinCondition {
+                expression: "attribute_exists(#r) AND #d = :d",
+                names,
+                values: Some(HashMap::from([(
+                    ":d".to_string(),
+                    json_to_attr(&Value::String(d.into())),
+                )])),
+            },
+            None => PinCondition {
+                expression: "attribute_exists(#r) AND attribute_not_exists(#d)",
+                names,
+                values: None,
+            },
+        }
+    }
+}
+
+impl Admin {
+    /// Deletes the item (`partition`, `tag`) under condition `c`; `false` when `c` fails.
+    async fn delete_if(
+        &self,
+        partition: &str,
+        tag: &str,
+        c: PinCondition,
+    ) -> Result<bool, CallError> {
+        let result = self
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key(
+                field::REPOSITORY,
+                json_to_attr(&Value::String(partition.to_string())),
+            )
+            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
+            .condition_expression(c.expression)
+            .set_expression_attribute_names(Some(c.names))
+            .set_expression_attribute_values(c.values)
+            .send()
+            .await;
+        super::dynamodb::conditional("dynamodb:DeleteItem", result)
+    }
+}
+
 impl Console for Admin {
     /// Writes an item; unless `replace`, only where none exists. `false`: one exists.
     async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
@@ -290,19 +357,15 @@ impl Console for Admin {
     }
     /// Replaces the tag item while its `digest` is still `expect` (a condition on the write).
     async fn replace_item(&self, item: &Value, expect: Option<&str>) -> Result<bool, CallError> {
+        let c = PinCondition::new(expect);
         let req = self
             .ddb
             .put_item()
             .table_name(&self.table)
             .set_item(Some(json_to_item(item)))
-            .expression_attribute_names("#r", field::REPOSITORY)
-            .expression_attribute_names("#d", field::DIGEST);
-        let req = match expect {
-            Some(d) => req
-                .condition_expression("attribute_exists(#r) AND #d = :d")
-                .expression_attribute_values(":d", json_to_attr(&Value::String(d.into()))),
-            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
-        };
+            .condition_expression(c.expression)
+            .set_expression_attribute_names(Some(c.names))
+            .set_expression_attribute_values(c.values);
         super::dynamodb::conditional("dynamodb:PutItem", req.send().await)
     }
     /// Deletes the tag item while its `digest` is still `expect` (a condition on the delete).
@@ -312,24 +375,8 @@ impl Console for Admin {
         tag: &str,
         expect: Option<&str>,
     ) -> Result<bool, CallError> {
-        let req = self
-            .ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key(
-                field::REPOSITORY,
-                json_to_attr(&Value::String(partition.to_string())),
-            )
-            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
-            .expression_attribute_names("#r", field::REPOSITORY)
-            .expression_attribute_names("#d", field::DIGEST);
-        let req = match expect {
-            Some(d) => req
-                .condition_expression("attribute_exists(#r) AND #d = :d")
-                .expression_attribute_values(":d", json_to_attr(&Value::String(d.into()))),
-            None => req.condition_expression("attribute_exists(#r) AND attribute_not_exists(#d)"),
-        };
-        super::dynamodb::conditional("dynamodb:DeleteItem", req.send().await)
+        self.delete_if(partition, tag, PinCondition::new(expect))
+            .await
     }
     /// Appends to the tags' history (through the guard's own registry adapter).
     async fn add_history(&self, records: &[crate::ports::HistoryRecord]) -> Result<(), CallError> {
@@ -358,20 +405,7 @@ impl Console for Admin {
     /// Deletes the item with key (`partition`, `tag`): a tag's (`ACCOUNT/REGION/NAME`) or a
     /// rule's (`rule#`). `false`: there was none.
     async fn delete_item(&self, partition: &str, tag: &str) -> Result<bool, CallError> {
-        let result = self
-            .ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key(
-                field::REPOSITORY,
-                json_to_attr(&Value::String(partition.to_string())),
-            )
-            .key(field::TAG, json_to_attr(&Value::String(tag.to_string())))
-            .condition_expression("attribute_exists(#r)")
-            .expression_attribute_names("#r", field::REPOSITORY)
-            .send()
-            .await;
-        super::dynamodb::conditional("dynamodb:DeleteItem", result)
+        self.delete_if(partition, tag, PinCondition::exists()).await
     }
     /// Every item of a partition, as plain JSON, sorted by `tag` (`newest_first`: reversed).
     async fn partition(&self, key: &str, newest_first: bool) -> Result<Vec<Value>, CallError> {

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::guard::Outcome;
 use crate::memory::{Memory, Scenario};
 use crate::service::reconcile::ReconcileReport;
-use crate::service::{Handler, Now};
+use crate::service::Now;
 use crate::text::short_digest;
 
 /// How a reconcile command runs.
@@ -21,13 +21,7 @@ pub struct How {
 /// Runs reconcile with the Lambda's configuration (table and topic from the flags or the
 /// environment), showing progress on stderr. `Ok(false)` when a problem is left.
 pub async fn run(how: How, g: &super::Global, out: &mut impl Write) -> anyhow::Result<bool> {
-    let lookup = |k: &str| match k {
-        crate::config::TABLE => g.table.clone(),
-        crate::config::TOPIC_ARN => g.topic_arn.clone(),
-        crate::config::PIN_KEY => g.pin_key.clone(),
-        _ => std::env::var(k).ok(),
-    };
-    let cfg = Config::from_lookup(lookup)?;
+    let cfg = config(g)?;
     if cfg.pin_key.is_none() {
         // Without it every seal is unknown: each repair would be paged, none made.
         anyhow::bail!("reconcile checks and seals pins: {}", crate::aws::NO_KEY);
@@ -55,19 +49,8 @@ pub async fn run_embedded(
 ) -> anyhow::Result<bool> {
     let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
     let mut settings = crate::config::settings_from_env()?;
-    if settings.own_role_arn.is_none() {
-        settings.own_role_arn = world.state().guard_role_arn.clone();
-    }
     settings.check_seals = how.check_seals;
-    let handler = Handler {
-        registry: world.clone(),
-        images: world.clone(),
-        pager: world.clone(),
-        ledger: world.clone(),
-        pin_key: world.clone(),
-        settings,
-        dry_run: how.dry_run,
-    };
+    let handler = crate::wiring::embedded(&world, settings, how.dry_run);
     let report = handler
         .reconcile(&Now::system(), &world, &mut progress())
         .await?;
@@ -76,6 +59,17 @@ pub async fn run_embedded(
         super::save_world(&world, path)?;
     }
     Ok(ok)
+}
+
+/// The Lambda's configuration, with the table, topic and pin key the flags name (else the
+/// environment's).
+pub(super) fn config(g: &super::Global) -> Result<Config, crate::error::Error> {
+    Config::from_lookup(|k: &str| match k {
+        crate::config::TABLE => g.table.clone(),
+        crate::config::TOPIC_ARN => g.topic_arn.clone(),
+        crate::config::PIN_KEY => g.pin_key.clone(),
+        _ => std::env::var(k).ok(),
+    })
 }
 
 /// Progress on stderr, one line rewritten per repository.

@@ -242,29 +242,11 @@ pub async fn restore(
     let now = Now::system();
     let done = match &ops.backend {
         Backend::Embedded(world) => {
-            let mut settings = ops.settings.clone();
-            if settings.own_role_arn.is_none() {
-                settings.own_role_arn = world.state().guard_role_arn.clone();
-            }
-            let handler = crate::service::Handler {
-                registry: world.clone(),
-                images: world.clone(),
-                pager: world.clone(),
-                ledger: world.clone(),
-                pin_key: world.clone(),
-                settings,
-                dry_run,
-            };
+            let handler = crate::wiring::embedded(world, ops.settings.clone(), dry_run);
             handler.restore_by_hand(&repo, &tag, &caller, &now).await?
         }
         Backend::Aws(_) => {
-            let lookup = |k: &str| match k {
-                crate::config::TABLE => g.table.clone(),
-                crate::config::TOPIC_ARN => g.topic_arn.clone(),
-                crate::config::PIN_KEY => g.pin_key.clone(),
-                _ => std::env::var(k).ok(),
-            };
-            let cfg = crate::config::Config::from_lookup(lookup)
+            let cfg = super::reconcile::config(g)
                 .map_err(|e| anyhow!("restore pages on-call and checks the pin's seal: {e} (name it with --topic-arn / --table)"))?;
             if cfg.pin_key.is_none() {
                 bail!("restore checks the pin's seal: {}", crate::aws::NO_KEY);

@@ -78,18 +78,11 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
     };
     let role = scenario.guard_role_arn.clone();
     let world = Memory::new(scenario.into_state(&name)?);
-    let handler = Handler {
-        registry: world.clone(),
-        images: world.clone(),
-        pager: world.clone(),
-        ledger: world.clone(),
-        pin_key: world.clone(),
-        settings: Settings {
-            own_role_arn: role.clone(),
-            ..Settings::default()
-        },
-        dry_run: false,
+    let settings = Settings {
+        own_role_arn: role.clone(),
+        ..Settings::default()
     };
+    let handler = crate::wiring::embedded(&world, settings, false);
     if !opts.json {
         writeln!(
             out,

@@ -13,17 +13,22 @@ use crate::registry::{field, ImageRef, Manifest, RepoKey};
 /// The prefix of a tag's history partition.
 const HISTORY: &str = "history#";
 
+/// An item's key (`repository`, `tag`), as DynamoDB requires it on a write.
+fn item_key(item: &Value) -> Result<(String, String), CallError> {
+    let text = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
+    match (text(field::REPOSITORY), text(field::TAG)) {
+        (Some(partition), Some(tag)) => Ok((partition, tag)),
+        _ => Err(CallError::fatal(
+            "dynamodb:PutItem",
+            "ValidationException: the item has no repository or tag",
+        )),
+    }
+}
+
 impl Console for Memory {
     async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
         let mut s = self.call("dynamodb:PutItem").await?;
-        let text = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
-        let (Some(partition), Some(tag)) = (text(field::REPOSITORY), text(field::TAG)) else {
-            return Err(CallError::fatal(
-                "dynamodb:PutItem",
-                "ValidationException: the item has no repository or tag",
-            ));
-        };
-        let key = (partition, tag);
+        let key = item_key(item)?;
         if !replace && s.items.contains_key(&key) {
             return Ok(false);
         }
@@ -33,14 +38,7 @@ impl Console for Memory {
 
     async fn replace_item(&self, item: &Value, expect: Option<&str>) -> Result<bool, CallError> {
         let mut s = self.call("dynamodb:PutItem").await?;
-        let text = |f: &str| item.get(f).and_then(Value::as_str).map(String::from);
-        let (Some(partition), Some(tag)) = (text(field::REPOSITORY), text(field::TAG)) else {
-            return Err(CallError::fatal(
-                "dynamodb:PutItem",
-                "ValidationException: the item has no repository or tag",
-            ));
-        };
-        let key = (partition, tag);
+        let key = item_key(item)?;
         let holds = s
             .items
             .get(&key)

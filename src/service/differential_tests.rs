@@ -163,16 +163,20 @@ struct Sim {
 }
 
 impl Sim {
-    fn new() -> Sim {
-        let scenario: Scenario = serde_json::from_value(json!({
+    /// The world every history starts from, as a scenario file.
+    fn start() -> Value {
+        json!({
             "guard_role_arn": GUARD,
             "repositories": [{"repository": REPO, "images": [
                 {"manifest": body("a"), "media_type": "m", "tags": ["prod"]},
                 {"manifest": body("b"), "media_type": "m", "tags": ["stg"]}
             ]}],
             "registry": []
-        }))
-        .expect("scenario");
+        })
+    }
+
+    fn new() -> Sim {
+        let scenario: Scenario = serde_json::from_value(Sim::start()).expect("scenario");
         let mut plain = Plain::default();
         plain.push("prod", &digest("a"));
         plain.push("stg", &digest("b"));
@@ -238,8 +242,9 @@ impl Sim {
 
     fn fail(&self, what: String) -> ! {
         let story = serde_json::to_string_pretty(&self.story).unwrap_or_default();
+        let start = serde_json::to_string_pretty(&Sim::start()).unwrap_or_default();
         panic!(
-            "{what}\n-- history --\n{}\n-- replay story of its events (ecr-tag-guard replay FILE) --\n{story}",
+            "{what}\n-- history --\n{}\n-- the world it starts from (SCENARIO) --\n{start}\n-- the replay story of its events (ecr-tag-guard replay --state SCENARIO STORY; the commands and reconcile runs of the history are not in it) --\n{story}",
             self.log.join("\n")
         );
     }
