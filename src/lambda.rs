@@ -1,9 +1,10 @@
 //! The Lambda entry point: one EventBridge event per invocation, through the same handler
 //! the replay CLI runs. An error worth a retry fails the invocation, so Lambda retries it and,
-//! after the retries, sends it to the on-failure destination. An error no retry can mend (an
-//! event that cannot be read) is not retried: it is logged with the event and paged once
-//! (`unreadable`); only if that page cannot be sent does the invocation fail. Nothing is
-//! dropped silently. A batch
+//! after the retries, sends it to the on-failure destination. An error no retry can mend is
+//! not retried: it is logged with the event and paged once, truly — `unreadable` for an event
+//! that cannot be read, `not_handled` for one that was read and then stopped (access denied, a
+//! page SNS refused) — and only if that page cannot be sent does the invocation fail. Nothing
+//! is dropped silently. A batch
 //! from the registry table's stream is answered with a partial-batch response naming the
 //! records to retry; the schedule's event starts a reconcile.
 
@@ -121,7 +122,7 @@ pub async fn invoke<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             // Only when the page cannot be sent does the invocation fail (and, after the
             // retries, the event lands in the on-failure destination).
             error!(retryable = false, error = %e, event = %crate::text::clean(&event.to_string(), 8192), "event cannot be handled");
-            Box::pin(handler.page_unreadable(event, &e.to_string(), now))
+            Box::pin(handler.page_unreadable(event, &e, now))
                 .await
                 .map_err(|p| Box::new(p) as lambda_runtime::Error)?;
             Ok(json!({"unreadable": e.to_string()}))

@@ -1242,3 +1242,71 @@ async fn a_subscription_filter_policy_on_one_tag_selects_every_page_that_lists_i
         "{subjects:?}"
     );
 }
+
+#[tokio::test]
+async fn a_lifecycle_run_expiring_two_hundred_protected_images_restores_all_and_pages_once_within_sns_limits(
+) {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("mass", false).await;
+    // (digest, tag, sealed): five pins written into the table by hand are never pushed from.
+    let mut expired: Vec<(String, String, bool)> = Vec::new();
+    for i in 0..200 {
+        let tag = format!("release-{i:03}");
+        let m = manifest(&format!("mass-{i}"));
+        let d = w.push("mass", &m, DOCKER, Some(&tag)).await;
+        let item = pinned_item(&w, "mass", &tag, &m, DOCKER);
+        let sealed = i % 40 != 7;
+        if sealed {
+            w.put_sealed(item).await;
+        } else {
+            w.put_item(item).await;
+        }
+        expired.push((d, tag, sealed));
+    }
+    for (d, _, _) in &expired {
+        w.delete("mass", &[(None, Some(d.as_str()))]).await;
+    }
+    let tags: Vec<[&str; 1]> = expired.iter().map(|(_, t, _)| [t.as_str()]).collect();
+    let images: Vec<(&str, &[&str])> = expired
+        .iter()
+        .zip(&tags)
+        .map(|((d, _, _), t)| (d.as_str(), &t[..]))
+        .collect();
+    let (report, _) = w.handle(&lifecycle(&w, "mass", &images)).await;
+    let restored = report
+        .decisions
+        .iter()
+        .filter(|h| h.outcome.as_ref().is_some_and(|o| o.name() == "restored"))
+        .count();
+    assert_eq!(restored, 195, "every sealed pin is put back");
+    for (d, t, sealed) in &expired {
+        let want = sealed.then_some(d.as_str());
+        assert_eq!(w.digest_of("mass", t).await.as_deref(), want, "{t}");
+    }
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1, "one page for the incident");
+    let page = &pages[0];
+    let subject = page["Subject"].as_str().unwrap_or("");
+    let body = page["Message"].as_str().unwrap_or("");
+    assert!(subject.len() < 100 && subject.is_ascii(), "{subject}");
+    assert!(
+        body.len() <= ecr_tag_guard::page::PAGE_MAX_BYTES,
+        "{} bytes",
+        body.len()
+    );
+    let facts: Value =
+        serde_json::from_str(body.split("--- JSON ---\n").nth(1).expect("JSON part"))
+            .expect("JSON");
+    assert_eq!(facts["tags_total"], 200);
+    assert_eq!(facts["counts"]["restored"], 195);
+    assert_eq!(facts["counts"]["untrusted_pin"], 5);
+    let first: Vec<&str> = facts["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .take(5)
+        .filter_map(|c| c["action"].as_str())
+        .collect();
+    assert_eq!(first, ["untrusted_pin"; 5], "the problems first");
+    assert!(body.contains("ecr-tag-guard history"), "where the rest is");
+}

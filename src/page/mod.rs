@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub mod alarm;
+#[cfg(test)]
+mod bounds_tests;
 pub mod chat;
 pub mod links;
 
@@ -77,39 +79,139 @@ pub fn render_all(incident: &Incident, alarms: &[(&Decision, Alarm)]) -> Option<
     Some(render(incident, d, alarm))
 }
 
+/// How many tags a grouped page tells in full (problems first); the others it counts and
+/// names, and each tag's history holds the rest.
+pub const DETAIL_MAX: usize = 25;
+
+/// The most bytes of tag names one page lists (in its text, its JSON and its `tag` attribute).
+pub const NAMES_MAX_BYTES: usize = 16 * 1024;
+
+/// What SNS takes in one message, body and attributes together (256 KiB).
+pub const SNS_MESSAGE_MAX: usize = 256 * 1024;
+
+/// The size every page is kept under: SNS's limit, less room for the envelope SNS adds.
+pub const PAGE_MAX_BYTES: usize = SNS_MESSAGE_MAX - 8 * 1024;
+
+impl Page {
+    /// Its size as SNS counts it: subject, body, and each attribute's name, type and value.
+    pub fn size(&self) -> usize {
+        let attrs: usize = self
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + attribute_type(k).len())
+            .sum();
+        self.subject.len() + self.message.len() + attrs
+    }
+}
+
+/// An outcome on-call must act on: not put right, or only paged.
+fn is_problem(action: &str) -> bool {
+    matches!(action, "failed" | "refused" | "untrusted_pin" | "alert")
+}
+
+/// One page for many tags, kept under [`PAGE_MAX_BYTES`] whatever their number: the counts by
+/// outcome, the problems first, at most [`DETAIL_MAX`] tags in full (fewer when their text is
+/// long), the other tags' names within [`NAMES_MAX_BYTES`], and where the rest is.
 fn render_group(incident: &Incident, alarms: &[(&Decision, Alarm)], top: &Alarm) -> Page {
-    let tags: Vec<&str> = alarms.iter().map(|(d, _)| d.tag.as_str()).collect();
+    let in_order: Vec<&(&Decision, Alarm)> = alarms.iter().collect();
+    let problems_first: Vec<&(&Decision, Alarm)> = alarms
+        .iter()
+        .filter(|(_, a)| is_problem(a.action))
+        .chain(alarms.iter().filter(|(_, a)| !is_problem(a.action)))
+        .collect();
+    let mut detail = DETAIL_MAX.min(alarms.len());
+    loop {
+        // Every tag told in full: in the event's order; fewer: the problems first.
+        let ordered = if detail < alarms.len() {
+            &problems_first
+        } else {
+            &in_order
+        };
+        let page = group_page(incident, alarms, ordered, top, detail);
+        if page.size() <= PAGE_MAX_BYTES || detail == 0 {
+            return page;
+        }
+        detail /= 2;
+    }
+}
+
+/// [`render_group`]'s page telling the first `detail` of `ordered` in full.
+fn group_page(
+    incident: &Incident,
+    alarms: &[(&Decision, Alarm)],
+    ordered: &[&(&Decision, Alarm)],
+    top: &Alarm,
+    detail: usize,
+) -> Page {
+    let total = ordered.len();
+    let repo = clean(&incident.repo.key(), 300);
     let subject = group_subject(top.severity, &incident.repo.name, alarms);
-    let mut text = format!(
-        "{:<16}{} protected tags of {}\n",
-        "Tags:",
-        alarms.len(),
-        clean(&incident.repo.key(), 300)
-    );
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for (_, a) in ordered {
+        match counts.iter_mut().find(|(name, _)| *name == a.action) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((a.action, 1)),
+        }
+    }
+    let counted: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
+    // Tag names, problems first, as many as the budget holds.
+    let mut names: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for (d, _) in ordered {
+        let name = clean(&d.tag, 128);
+        bytes += name.len() + 4;
+        if bytes > NAMES_MAX_BYTES {
+            break;
+        }
+        names.push(name);
+    }
+    let mut text = format!("{:<16}{total} protected tags of {repo}\n", "Tags:");
+    text.push_str(&format!("{:<16}{}\n", "Outcome:", counted.join(", ")));
+    let more = (detail < total).then(|| {
+        format!(
+            "the first {detail} tags are told in full (problems first); every tag's own record is in its history: `ecr-tag-guard history {repo}:TAG`, and `ecr-tag-guard status` shows where each stands now"
+        )
+    });
+    if let Some(m) = &more {
+        text.push_str(&format!("{:<16}{m}\n", "Shown:"));
+    }
     let mut changes = Vec::new();
-    for (i, (d, alarm)) in alarms.iter().enumerate() {
+    for (i, (d, alarm)) in ordered.iter().take(detail).enumerate() {
         let (block, facts) = tag_facts(incident, d, alarm);
-        text.push_str(&format!("\n[{}/{}]\n{block}", i + 1, alarms.len()));
+        text.push_str(&format!("\n[{}/{total}]\n{block}", i + 1));
         changes.push(facts);
+    }
+    if detail < total {
+        let rest: Vec<&str> = names.iter().skip(detail).map(String::as_str).collect();
+        let unnamed = total - detail - rest.len();
+        text.push_str(&format!("\n{:<16}{}", "Also:", rest.join(", ")));
+        if unnamed > 0 {
+            text.push_str(&format!(" and {unnamed} more"));
+        }
+        text.push('\n');
     }
     let facts = json!({
         "action": top.action,
         "severity": top.severity.as_str(),
-        "repository": clean(&incident.repo.key(), 300),
-        "tags": tags.iter().map(|t| clean(t, 128)).collect::<Vec<_>>(),
+        "repository": repo,
+        "counts": counts.iter().map(|(a, n)| (a.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "tags_total": total,
+        "tags": names,
         "event_id": clean(&incident.event_id, 100),
         "source": clean(&incident.source, 100),
         "changes": changes,
+        "more": more,
     });
     let message = format!(
         "ecr-tag-guard: {subject}\n\n{text}\n{}\n--- JSON ---\n{}\n",
         trailer(incident),
         serde_json::to_string_pretty(&facts).unwrap_or_default()
     );
+    let listed: Vec<&str> = names.iter().map(String::as_str).collect();
     Page {
         subject,
         message,
-        attributes: attributes(top.severity, &incident.repo.key(), &tags, top.action),
+        attributes: attributes(top.severity, &incident.repo.key(), &listed, top.action),
     }
 }
 
@@ -396,6 +498,29 @@ pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
         subject,
         message,
         attributes: attributes(Severity::Medium, "-", &[], "unreadable"),
+    }
+}
+
+/// The page for an event the guard read but could not carry through, for a reason no retry
+/// mends (`problem`: the error, e.g. access denied, a refused page): what it did before
+/// stopping is in the tags' history; the event is attached so that it can be replayed once
+/// the cause is fixed.
+pub fn not_handled(event_id: &str, problem: &str, event: &str) -> Page {
+    let subject = "[HIGH] an ECR event was read but not handled to the end".to_string();
+    let event_id = clean(event_id, 100);
+    let problem = clean(problem, 500);
+    let body = clean(event, 64 * 1024);
+    let message = format!(
+        "ecr-tag-guard: {subject}\n\n{:<16}{problem}\n{:<16}{event_id}\n{:<16}{}\n\n--- event ---\n{body}\n",
+        "Problem:",
+        "Event id:",
+        "To do:",
+        "fix the cause named above, then check the repository's protected tags with `ecr-tag-guard status` and replay the event below with `ecr-tag-guard replay --aws FILE`; what the guard did before it stopped is in each tag's history.",
+    );
+    Page {
+        subject,
+        message,
+        attributes: attributes(Severity::High, "-", &[], "not_handled"),
     }
 }
 

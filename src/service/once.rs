@@ -12,13 +12,15 @@ use crate::page::{self, Page};
 use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
-    /// Pages, once per event, that an event could not be understood (`problem`): no retry
-    /// can mend it, so the invocation need not fail, but a person must hear of it. `Err`
-    /// (worth a retry) when the page could not be sent; the claim is then released.
+    /// Pages, once per event, why an event could not be handled (`error`, which no retry can
+    /// mend), so the invocation need not fail but a person hears of it, and hears the truth:
+    /// `unreadable` only for an event that could not be understood; `not_handled` for one
+    /// that was read and then stopped (access denied, a page SNS refused, a configuration
+    /// error). `Err` (worth a retry) when the page could not be sent.
     pub async fn page_unreadable(
         &self,
         event: &Value,
-        problem: &str,
+        error: &Error,
         now: &Now,
     ) -> Result<(), Error> {
         let id = event
@@ -34,7 +36,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         if self.dry_run {
             return Ok(());
         }
-        let p = page::unreadable(&id, problem, &event.to_string());
+        let problem = error.to_string();
+        let p = match error {
+            Error::BadEvent(_) => page::unreadable(&id, &problem, &event.to_string()),
+            _ => page::not_handled(&id, &problem, &event.to_string()),
+        };
         self.publish_once(&format!("unreadable/{id}"), &p, now)
             .await?;
         Ok(())
@@ -159,11 +165,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
         }
         if let Some(e) = first_err {
+            // Kept for a retry either way; the invocation is retried only when SNS's answer
+            // says a retry may help (throttling, 5xx), not for a refusal it would repeat.
             self.ledger.finish(id, now.epoch, &failed, !finish).await?;
-            return Err(Error::Call(CallError {
-                retryable: true,
-                ..e
-            }));
+            return Err(Error::Call(e));
         }
         if finish {
             self.ledger.finish(id, now.epoch, &[], false).await?;

@@ -203,13 +203,10 @@ async fn a_throttled_restore_fails_the_event_releases_the_claim_and_the_retry_re
 async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);
-    fail_next(&w, "sns:Publish", false, "NotFound");
+    fail_next(&w, "sns:Publish", true, "ThrottlingException");
     let ev = delete_event("e1", "prod", "a");
     let err = h.handle(&ev, &now(100)).await.unwrap_err();
-    assert!(
-        err.is_retryable(),
-        "a page that did not go out is always worth a retry: {err}"
-    );
+    assert!(err.is_retryable(), "throttled: worth a retry: {err}");
     assert_eq!(w.state().ledger["e1"].pending.len(), 1);
     take_calls(&w);
     let r = h.handle(&ev, &now(200)).await.unwrap();
@@ -226,6 +223,31 @@ async fn a_failed_page_is_kept_and_sent_by_the_retry_without_acting() {
         ]
     );
     assert!(w.state().ledger["e1"].done);
+    assert_eq!(w.state().pages.len(), 1);
+}
+
+#[tokio::test]
+async fn a_page_sns_refuses_is_kept_but_not_retried_as_if_it_could_pass() {
+    let w = world(vec![pinned("prod", "a")]);
+    let h = handler(&w);
+    fail_next(
+        &w,
+        "sns:Publish",
+        false,
+        "InvalidParameter: Message too long",
+    );
+    let ev = delete_event("e1", "prod", "a");
+    let err = h.handle(&ev, &now(100)).await.unwrap_err();
+    assert!(!err.is_retryable(), "SNS would refuse it again: {err}");
+    assert_eq!(
+        tag_on(&w, "prod"),
+        Some(d("a")),
+        "the restore itself went through"
+    );
+    assert_eq!(w.state().ledger["e1"].pending.len(), 1, "kept for a replay");
+    // Once the cause is fixed, a replay of the event sends it, and acts no more.
+    let r = h.handle(&ev, &now(200)).await.unwrap();
+    assert!(r.duplicate);
     assert_eq!(w.state().pages.len(), 1);
 }
 
@@ -926,24 +948,49 @@ async fn an_unreadable_event_is_paged_once_and_a_failed_page_is_worth_a_retry() 
     let w = world(vec![]);
     let h = handler(&w);
     let ev = json!({"id": "bad-1", "detail-type": "ECR Image Action", "source": "aws.ecr", "detail": {}});
+    let bad = || crate::error::Error::BadEvent(crate::events::ParseError("no image-digest".into()));
     fail_next(&w, "sns:Publish", false, "AuthorizationError");
-    let err = h
-        .page_unreadable(&ev, "no image-digest", &now(100))
-        .await
-        .unwrap_err();
+    let err = h.page_unreadable(&ev, &bad(), &now(100)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(w.state().pages.is_empty());
-    h.page_unreadable(&ev, "no image-digest", &now(101))
-        .await
-        .unwrap();
-    h.page_unreadable(&ev, "no image-digest", &now(102))
-        .await
-        .unwrap();
+    h.page_unreadable(&ev, &bad(), &now(101)).await.unwrap();
+    h.page_unreadable(&ev, &bad(), &now(102)).await.unwrap();
     let pages = &w.state().pages;
     assert_eq!(pages.len(), 1, "once per event");
     assert_eq!(pages[0].attributes["action"], "unreadable");
     assert!(pages[0].message.contains("no image-digest"));
     assert!(pages[0].message.contains("bad-1"));
+}
+
+#[tokio::test]
+async fn an_event_read_and_then_stopped_is_never_paged_as_unreadable() {
+    let w = world(vec![]);
+    let h = handler(&w);
+    let ev = delete_event("e-stopped", "prod", "a");
+    let refused = crate::error::Error::Call(crate::error::CallError::fatal(
+        "ecr:PutImage",
+        "AccessDeniedException: not authorized",
+    ));
+    h.page_unreadable(&ev, &refused, &now(100)).await.unwrap();
+    let pages = &w.state().pages;
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].attributes["action"], "not_handled");
+    assert_eq!(pages[0].attributes["severity"], "high");
+    assert!(
+        !pages[0].subject.contains("could not be read"),
+        "{}",
+        pages[0].subject
+    );
+    assert!(
+        pages[0].message.contains("AccessDeniedException"),
+        "{}",
+        pages[0].message
+    );
+    assert!(
+        pages[0].message.contains("replay --aws"),
+        "{}",
+        pages[0].message
+    );
 }
 
 #[tokio::test]
