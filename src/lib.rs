@@ -10,7 +10,9 @@
 //! * [`service`] holds the use cases: an event (parse → look up → decide → confirm → act →
 //!   page → record), reconcile, pattern rules, registration from the table's stream, audit;
 //! * [`wiring`] builds the SDK clients into the service, for
-//! * [`lambda`] and [`cli`], the two entry points.
+//! * [`lambda`] and [`cli`], the two entry points;
+//! * below them all, [`text`] (cleaning what comes from outside) and [`records`] (splitting a
+//!   stream of JSON into records, for `replay` and `audit`).
 
 pub mod audit;
 pub mod aws;
@@ -24,6 +26,7 @@ pub mod memory;
 pub mod metrics;
 pub mod page;
 pub mod ports;
+pub mod records;
 pub mod registry;
 pub mod service;
 pub mod text;

@@ -184,7 +184,7 @@ fn bad_input_is_named_and_never_panics() {
     );
     for want in [
         "tests/data/corrupt.json.gz\n  ERROR: not a readable gzip file",
-        "tests/data/lines-with-a-bad-line.jsonl\n  ERROR: line 3: not JSON",
+        "tests/data/lines-with-a-bad-line.jsonl#2\n  ERROR: line 3: not JSON",
         "tests/data/mixed-array.json#0\n  ERROR: unreadable event: ECR Image Action DELETE has no `image-digest`",
         "tests/data/mixed-array.json#1\n  ERROR: unreadable event: BatchDeleteImage requestParameters",
         "tests/data/mixed-array.json#2\n  ERROR: unreadable event: expected a JSON object",

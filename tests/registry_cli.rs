@@ -1125,3 +1125,98 @@ async fn edit_leaves_the_pin_and_seal_and_restore_puts_a_tag_back_by_hand() {
     assert!(out.contains("cannot vouch"), "{out}");
     assert_eq!(w.digest_of("nw-restore", "beta").await, None);
 }
+
+#[tokio::test]
+async fn replay_restores_from_what_operators_hold_and_past_a_bad_record() {
+    let Some(w) = World::in_account_named("123456789012", "nw-carriers").await else {
+        return;
+    };
+    w.create_repo("nw-carriers", false).await;
+    let mut events = Vec::new();
+    for i in 1..=4 {
+        let tag = format!("prod{i}");
+        let d = w
+            .push(
+                "nw-carriers",
+                &manifest(&format!("nw-c{i}")),
+                DOCKER,
+                Some(&tag),
+            )
+            .await;
+        ok(&guard_cli(&w, &["protect", &format!("nw-carriers:{tag}")]));
+        let ids = w.delete("nw-carriers", &[(Some(&tag), None)]).await;
+        let ev = batch_delete(
+            &w,
+            user(&w, "bob"),
+            "nw-carriers",
+            json!([{"imageTag": tag}]),
+            ids,
+        );
+        events.push((tag, d, ev));
+    }
+    let dir = std::env::temp_dir().join(format!("nw-carriers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_str().expect("path").to_string()
+    };
+    // A Lambda on-failure destination record.
+    let destination = file("destination.json", json!({"version": "1.0", "timestamp": "2026-11-21T03:00:00Z",
+        "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": events[0].2, "responseContext": {"statusCode": 200, "functionError": "Unhandled"}}).to_string());
+    // An `aws sqs receive-message` answer from the failure queue.
+    let received = file(
+        "received.json",
+        json!({"Messages": [{"MessageId": "m-1", "ReceiptHandle": "h-1",
+        "MD5OfBody": "x", "Body": events[1].2.to_string()}]})
+        .to_string(),
+    );
+    // JSON lines: a real delete, then a line cut off.
+    let lines = file(
+        "lines.jsonl",
+        format!("{}\n{{\"detail-type\": \"ECR Ima", events[3].2),
+    );
+    for path in [&destination, &received] {
+        let out = ok(&guard_cli(&w, &["replay", "--aws", path]));
+        assert!(out.contains("restored"), "{out}");
+    }
+    // An SNS notification of the event, on standard input.
+    let url = World::url().expect("moto");
+    let mut child = binary_on_moto(&url)
+        .env("TAG_GUARD_TABLE", &w.table)
+        .env("TAG_GUARD_TOPIC_ARN", &w.topic_arn)
+        .env("TAG_GUARD_PIN_KEY", &w.pin_key)
+        .args(["replay", "--aws", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let note = json!({"Type": "Notification", "MessageId": "n-1", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:dlq",
+        "Message": events[2].2.to_string()});
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(note.to_string().as_bytes())
+            .expect("write stdin");
+    }
+    let out = ok(&child.wait_with_output().expect("wait"));
+    assert!(out.contains("restored"), "{out}");
+    let o = guard_cli(&w, &["replay", "--aws", &lines]);
+    let out = refused_with(&o, 1);
+    assert!(
+        out.contains("lines.jsonl#1") && out.contains("line 2: not JSON"),
+        "{out}"
+    );
+    assert!(out.contains("1 event(s) handled, 1 failed"), "{out}");
+    for (tag, d, _) in &events {
+        assert_eq!(
+            w.digest_of("nw-carriers", tag).await.as_deref(),
+            Some(d.as_str()),
+            "{tag}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

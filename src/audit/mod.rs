@@ -12,7 +12,6 @@
 
 pub mod report;
 pub mod scan;
-pub mod split;
 
 use serde_json::Value;
 

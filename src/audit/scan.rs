@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 use serde_json::Value;
 
-use super::split::split;
 use super::Window;
 use crate::events::{self, Change, Incident, Parsed};
+use crate::records::split;
 
 /// Something wrong with one source or one of its records.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -126,6 +126,15 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
             }
         };
         for ev in loaded {
+            // A record that cannot be read is named; the file's other records go on.
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    failed += 1;
+                    error_line(out, opts.json, &e.path, &e.problem)?;
+                    continue;
+                }
+            };
             if ev.step != Step::Deliver {
                 if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
                     apply_once(world, i, &mut applied);

@@ -38,6 +38,7 @@ fn every_project_event_reads_as_its_name_says() {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         for ev in input::load(&f).unwrap() {
+            let ev = ev.unwrap();
             let parsed = parse(&ev.value).unwrap_or_else(|e| panic!("{name}: {e}"));
             let acted = matches!(parsed, Parsed::Incident(_));
             let expect_ignored = ["failed", "preview", "scan"]
@@ -159,6 +160,7 @@ fn every_published_sample_reads_as_what_it_is() {
             .find(|(p, _)| name.starts_with(p))
             .unwrap_or_else(|| panic!("no expectation for {name}"));
         for ev in input::load(&f).unwrap() {
+            let ev = ev.unwrap();
             let got = match parse(&ev.value) {
                 Ok(Parsed::Incident(_)) => "incident",
                 Ok(Parsed::Ignored { .. }) => "ignored",
@@ -442,6 +444,7 @@ fn mutated_events_never_panic() {
     let mut runs = 0;
     for f in project_events() {
         for ev in input::load(&f).unwrap() {
+            let ev = ev.unwrap();
             let mut all = Vec::new();
             paths(&ev.value, Vec::new(), &mut all);
             for p in all {

@@ -1,4 +1,5 @@
-//! Splitting a stream of JSON into records without parsing them.
+//! Splitting a stream of JSON into records without parsing them (`audit` reads trails with it,
+//! `replay` its inputs).
 //!
 //! A CloudTrail log file is one JSON object, `{"Records": [ ... ]}`, of a few thousand
 //! records; replay inputs are also single events, arrays of events and JSON lines. [`split`]
