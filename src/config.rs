@@ -26,6 +26,10 @@ pub const GRACE_MINUTES: &str = "TAG_GUARD_GRACE_MINUTES";
 /// How many repositories reconcile works on at once (default 16, 1–64).
 pub const RECONCILE_CONCURRENCY: &str = "TAG_GUARD_RECONCILE_CONCURRENCY";
 
+/// How many calls of one kind the guard has in flight at once for one repository's tags
+/// (restores, pins, seals, keep-alive tags, pages; default 8, 1–64).
+pub const CALL_CONCURRENCY: &str = "TAG_GUARD_CALL_CONCURRENCY";
+
 /// How many repositories one reconcile run pages on their own; the others are summed up in
 /// one summary page (default 10, 0–1000).
 pub const PAGES_PER_RUN: &str = "TAG_GUARD_PAGES_PER_RUN";
@@ -56,6 +60,7 @@ pub const VARS: &[&str] = &[
     KEEP_PREFIX,
     GRACE_MINUTES,
     RECONCILE_CONCURRENCY,
+    CALL_CONCURRENCY,
     PAGES_PER_RUN,
     PIN_KEY,
     CHAT_TOPIC_ARN,
@@ -203,6 +208,11 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         crate::guard::DEFAULT_RECONCILE_CONCURRENCY,
         1..=64,
     )?;
+    let call_concurrency = number(
+        CALL_CONCURRENCY,
+        crate::guard::DEFAULT_CALL_CONCURRENCY,
+        1..=64,
+    )?;
     let pages_per_run = number(PAGES_PER_RUN, crate::guard::DEFAULT_PAGES_PER_RUN, 0..=1000)?;
     Ok(Settings {
         accounts,
@@ -212,6 +222,7 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         grace_secs,
         busy_wait_ms: crate::guard::DEFAULT_BUSY_WAIT_MS,
         reconcile_concurrency,
+        call_concurrency,
         pages_per_run,
         check_seals: false,
     })

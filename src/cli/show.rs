@@ -225,12 +225,16 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
                 continue;
             }
         };
-        let distrusted = futures::future::join_all(es.iter().map(|e| async move {
-            match &e.pin {
-                Some(pin) => ops.distrust(&e.repo, &e.tag, pin).await,
-                None => Ok(None),
-            }
-        }))
+        let n = ops.settings.call_concurrency;
+        let distrusted = crate::service::bounded(
+            n,
+            es.iter().map(|e| async move {
+                match &e.pin {
+                    Some(pin) => ops.distrust(&e.repo, &e.tag, pin).await,
+                    None => Ok(None),
+                }
+            }),
+        )
         .await;
         // The guard's own tags no pin needs: retired where nothing can carry them (the
         // image stays), else let go of by the next reconcile. Not a problem: reported.

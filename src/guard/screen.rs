@@ -23,6 +23,9 @@ pub struct Settings {
     pub busy_wait_ms: u64,
     /// How many repositories reconcile works on at once.
     pub reconcile_concurrency: usize,
+    /// How many calls of one kind are in flight at once for one repository's tags: restores,
+    /// pins, seals and their checks, keep-alive tags, child manifests, pages.
+    pub call_concurrency: usize,
     /// How many repositories one reconcile run pages on their own; what the others found goes
     /// into one summary page.
     pub pages_per_run: usize,
@@ -40,6 +43,12 @@ pub const DEFAULT_PAGES_PER_RUN: usize = 10;
 /// (`PutImage`'s lower rate is absorbed by the SDK's retries).
 pub const DEFAULT_RECONCILE_CONCURRENCY: usize = 16;
 
+/// The default of [`Settings::call_concurrency`]: 8 calls in flight per repository, so a mass
+/// incident (hundreds of tags) reaches ECR and KMS as a steady stream within their request
+/// rates (the SDK's retries absorb a throttled call) rather than as hundreds at once; with 16
+/// repositories at once, reconcile stays under 128 calls in flight.
+pub const DEFAULT_CALL_CONCURRENCY: usize = 8;
+
 /// The default of [`Settings::busy_wait_ms`]: 20 seconds, well inside the function's 300 s.
 pub const DEFAULT_BUSY_WAIT_MS: u64 = 20_000;
 
@@ -56,6 +65,7 @@ impl Default for Settings {
             grace_secs: DEFAULT_GRACE_SECS,
             busy_wait_ms: DEFAULT_BUSY_WAIT_MS,
             reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
+            call_concurrency: DEFAULT_CALL_CONCURRENCY,
             pages_per_run: DEFAULT_PAGES_PER_RUN,
             check_seals: false,
         }

@@ -127,6 +127,9 @@ pub struct State {
     pub guard_role_arn: Option<String>,
     /// How long each call takes, to model AWS's round trips in benchmarks.
     pub latency: Option<std::time::Duration>,
+    /// With a latency set: how many calls of each operation are in flight now, and the most
+    /// there ever were at once (tests hold the guard's concurrency bounds to it).
+    pub in_flight: BTreeMap<String, (usize, usize)>,
     /// The secret of the world's pin key; `None`: [`EMBEDDED_PIN_KEY`]. Tests set another to
     /// stand for a pin sealed by another deployment.
     pub pin_key: Option<Vec<u8>>,
@@ -156,7 +159,16 @@ impl Memory {
     async fn call(&self, op: &str) -> Result<MutexGuard<'_, State>, CallError> {
         let latency = self.state().latency;
         if let Some(d) = latency {
+            {
+                let mut s = self.state();
+                let (now, peak) = s.in_flight.entry(op.to_string()).or_default();
+                *now += 1;
+                *peak = (*peak).max(*now);
+            }
             tokio::time::sleep(d).await;
+            if let Some((now, _)) = self.state().in_flight.get_mut(op) {
+                *now -= 1;
+            }
         }
         let mut s = self.state();
         s.calls.push(op.to_string());

@@ -1,6 +1,5 @@
 //! Carrying out one decision: the writes to ECR and the registry a decision stands for.
 
-use futures::future::join_all;
 use tracing::warn;
 
 use crate::error::Error;
@@ -272,13 +271,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         };
         let mut children = Vec::new();
         if let Some(m) = &manifest {
-            for child in join_all(
-                m.child_digests()
-                    .iter()
-                    .map(|c| self.images.manifest(repo, c)),
-            )
-            .await
-            {
+            let n = self.settings.call_concurrency;
+            let reads = m
+                .child_digests()
+                .into_iter()
+                .map(|c| async move { self.images.manifest(repo, &c).await });
+            for child in super::bounded(n, reads).await {
                 children.extend(child?.filter(Manifest::verify));
             }
         }
@@ -315,7 +313,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 why: "nothing to push".into(),
             });
         };
-        for r in join_all(children.iter().map(|s| self.images.put(repo, s))).await {
+        let n = self.settings.call_concurrency;
+        for r in super::bounded(n, children.iter().map(|s| self.images.put(repo, s))).await {
             if let Err(e) = r {
                 return put_failed(e);
             }
@@ -370,10 +369,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
 
     /// Puts keep-alive tags; failures are logged.
     pub(crate) async fn put_keep_alive(&self, repo: &RepoKey, steps: &[PutStep]) {
-        for (step, r) in steps
-            .iter()
-            .zip(join_all(steps.iter().map(|s| self.images.put(repo, s))).await)
-        {
+        for (step, r) in steps.iter().zip(
+            super::bounded(
+                self.settings.call_concurrency,
+                steps.iter().map(|s| self.images.put(repo, s)),
+            )
+            .await,
+        ) {
             if let Err(e) = r {
                 warn!(repository = %repo, tag = step.tag.as_deref().unwrap_or("-"), error = ?e, "keep-alive tag not put");
             }

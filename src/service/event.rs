@@ -7,7 +7,6 @@
 //! history and the ledger's "done", together. A push is read first and claimed only when it
 //! touches a protected tag; an event dismissed by its own content costs nothing.
 
-use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -293,7 +292,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let id = incident.event_id.clone();
         let id = id.as_str();
         let repo = incident.repo.clone();
-        let results = join_all(
+        let results = super::bounded(
+            self.settings.call_concurrency,
             decisions
                 .iter()
                 .map(|d| self.act(&repo, d, entries, seals, now)),

@@ -108,6 +108,19 @@ pub struct Handler<R, I, P, L, K> {
     pub dry_run: bool,
 }
 
+/// Runs `futures` with at most `limit` in flight, keeping their order in the answers: every
+/// fan-out over one repository's tags goes through here ([`Settings::call_concurrency`]).
+pub(crate) async fn bounded<F: std::future::Future>(
+    limit: usize,
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    use futures::StreamExt;
+    futures::stream::iter(futures)
+        .buffered(limit.max(1))
+        .collect()
+        .await
+}
+
 /// One decision and how it went.
 #[derive(Clone, Debug, Serialize)]
 pub struct Handled {

@@ -1,7 +1,6 @@
 //! Once-only: what the ledger's answer means for an attempt at an event, marking it handled,
 //! sending its pages (kept for the retry when they fail), and paging an unreadable event once.
 
-use futures::future::join_all;
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -151,7 +150,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         finish: bool,
         report: &mut Report,
     ) -> Result<(), Error> {
-        let results = join_all(pages.iter().map(|p| self.pager.publish(p))).await;
+        let n = self.settings.call_concurrency;
+        let results = super::bounded(n, pages.iter().map(|p| self.pager.publish(p))).await;
         let mut failed = Vec::new();
         let mut first_err: Option<CallError> = None;
         for (p, r) in pages.into_iter().zip(results) {

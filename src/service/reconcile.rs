@@ -484,7 +484,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                     _ => Ok::<_, Error>(false),
                 }
             });
-        let reseal = futures::future::join_all(checks).await;
+        let reseal = super::bounded(self.settings.call_concurrency, checks).await;
         let mut out = entries.to_vec();
         let mut unsealed = Vec::new();
         for (e, reseal) in out.iter_mut().zip(reseal) {
@@ -519,7 +519,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 Ok::<_, Error>(written.then(|| format!("{}:{}", e.repo, e.tag)))
             })
         });
-        for sealed in futures::future::join_all(seals.collect::<Vec<_>>()).await {
+        for sealed in super::bounded(self.settings.call_concurrency, seals).await {
             report.sealed.extend(sealed?);
         }
         Ok(out)
@@ -539,7 +539,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     ) -> Result<(), Error> {
         let repo = &incident.repo;
         let seals = self.check_seals(&decisions).await?;
-        let results = futures::future::join_all(
+        let results = super::bounded(
+            self.settings.call_concurrency,
             decisions
                 .iter()
                 .map(|d| self.act(repo, d, entries, &seals, now)),

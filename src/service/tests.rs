@@ -252,6 +252,57 @@ async fn a_page_sns_refuses_is_kept_but_not_retried_as_if_it_could_pass() {
 }
 
 #[tokio::test]
+async fn a_mass_incident_keeps_its_calls_in_flight_within_the_setting() {
+    // 200 protected tags, each on its own image, all expired by one lifecycle run.
+    let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let images: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"manifest": body(n), "media_type": "m", "tags": []}))
+        .collect();
+    let items: Vec<Value> = names.iter().map(|n| pinned(&format!("t-{n}"), n)).collect();
+    let scenario: Scenario = serde_json::from_value(json!({
+        "guard_role_arn": "arn:aws:iam::123456789012:role/guard",
+        "repositories": [{"repository": REPO, "images": images}],
+        "registry": items
+    }))
+    .unwrap();
+    let w = Memory::new(scenario.into_state("test").unwrap());
+    w.state()
+        .repos
+        .get_mut(&RepoKey::parse(REPO).unwrap())
+        .unwrap()
+        .images
+        .clear();
+    w.state().latency = Some(std::time::Duration::from_millis(2));
+    let mut h = handler(&w);
+    h.settings.call_concurrency = 8;
+    let actions: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"lifecycleEventImage": {"digest": d(n), "tagStatus": "Tagged", "tagList": [format!("t-{n}")], "pushedAt": 1}, "rulePriority": 1}))
+        .collect();
+    let ev = json!({
+        "eventSource": "ecr.amazonaws.com", "eventName": "PolicyExecutionEvent", "eventID": "run-1",
+        "awsRegion": "eu-west-1", "eventTime": "2026-01-01T00:00:00Z", "eventType": "AwsServiceEvent",
+        "userIdentity": {"accountId": "123456789012", "invokedBy": "AWS Internal"},
+        "serviceEventDetails": {"repositoryName": "web", "lifecycleEventImageActions": actions}
+    });
+    let r = h.handle(&ev, &now(100)).await.unwrap();
+    let restored = r
+        .decisions
+        .iter()
+        .filter(|d| d.outcome == Some(crate::guard::Outcome::Restored))
+        .count();
+    assert_eq!(restored, 200);
+    assert_eq!(r.pages.len(), 1, "one page for the incident");
+    let peaks = w.state().in_flight.clone();
+    for op in ["ecr:PutImage", "kms:VerifyMac"] {
+        let peak = peaks.get(op).map_or(0, |p| p.1);
+        assert!(peak <= 8, "{op}: {peak} calls in flight at once");
+        assert!(peak > 1, "{op}: the calls do run side by side ({peak})");
+    }
+}
+
+#[tokio::test]
 async fn two_retries_at_once_send_the_pending_page_once() {
     let w = world(vec![pinned("prod", "a")]);
     let h = handler(&w);

@@ -93,7 +93,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             Some(async move { (e.tag.clone(), self.distrust(&e.repo, &e.tag, pin).await) })
         });
         let mut seals = Seals::new();
-        for (tag, verdict) in futures::future::join_all(checks).await {
+        for (tag, verdict) in super::bounded(self.settings.call_concurrency, checks).await {
             seals.insert(tag, verdict?);
         }
         Ok(seals)
