@@ -219,6 +219,19 @@ pub trait Ledger {
     async fn note_guard_tags(&self, repo: &str, held: bool) -> Result<(), CallError>;
     /// The repositories [`Ledger::note_guard_tags`] noted.
     async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError>;
+    /// Keeps a reconcile page SNS did not take, under `key` (its repository, or the run's
+    /// summary), with the once-only keys of the problems it carries, for the next run to send
+    /// first. Kept without expiry; a page kept under the same key replaces the older one.
+    async fn keep_unsent(
+        &self,
+        key: &str,
+        page: &Page,
+        problems: &[String],
+    ) -> Result<(), CallError>;
+    /// The pages [`Ledger::keep_unsent`] kept: key, page, problems.
+    async fn unsent(&self) -> Result<Vec<(String, Page, Vec<String>)>, CallError>;
+    /// Drops a kept page once it went out.
+    async fn drop_unsent(&self, key: &str) -> Result<(), CallError>;
 }
 
 /// CloudTrail's own history of API calls (`LookupEvents`, 90 days of management events, no

@@ -19,6 +19,10 @@ const PROGRESS: &str = "ledger#reconciled";
 /// each once it has let go of them).
 const GUARD_TAGS: &str = "ledger#guard-tags";
 
+/// The partition of reconcile pages SNS did not take (no TTL: the next run sends and drops
+/// each). A page is under 248 KiB (`crate::page::PAGE_MAX_BYTES`), so the item fits.
+const UNSENT: &str = "ledger#unsent";
+
 /// The once-only ledger in the same table.
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
@@ -270,6 +274,66 @@ impl Ledger for DynamoLedger {
                 .map(|_| ())
                 .map_err(|e| call_error("dynamodb:DeleteItem", &e))
         }
+    }
+
+    async fn keep_unsent(
+        &self,
+        key: &str,
+        page: &Page,
+        problems: &[String],
+    ) -> Result<(), CallError> {
+        let item: Item = [
+            (field::REPOSITORY.to_string(), s(UNSENT)),
+            (field::TAG.to_string(), s(key)),
+            (
+                "page".to_string(),
+                s(serde_json::to_string(page).unwrap_or_default()),
+            ),
+            (
+                "problems".to_string(),
+                s(serde_json::to_string(problems).unwrap_or_default()),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("dynamodb:PutItem", &e))
+    }
+
+    async fn unsent(&self) -> Result<Vec<(String, Page, Vec<String>)>, CallError> {
+        let items =
+            super::dynamodb::query_partition(&self.client, &self.table, UNSENT, false).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let key = i.get(field::TAG)?.as_str()?.to_string();
+                let page: Page = serde_json::from_str(i.get("page")?.as_str()?).ok()?;
+                let problems: Vec<String> = i
+                    .get("problems")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|p| serde_json::from_str(p).ok())
+                    .unwrap_or_default();
+                Some((key, page, problems))
+            })
+            .collect())
+    }
+
+    async fn drop_unsent(&self, key: &str) -> Result<(), CallError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(UNSENT))
+            .key(field::TAG, s(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("dynamodb:DeleteItem", &e))
     }
 
     async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {

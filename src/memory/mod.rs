@@ -121,6 +121,8 @@ pub struct State {
     pub reconciled: BTreeMap<String, i64>,
     /// Repositories noted as holding retired guard tags.
     pub guard_tag_repos: BTreeSet<String>,
+    /// Reconcile pages SNS did not take, with their problems' keys, by key.
+    pub unsent: BTreeMap<String, (Page, Vec<String>)>,
     /// CloudTrail's history: the changes made with a known caller, oldest first.
     pub trail: Vec<Incident>,
     /// The guard's own role, as the scenario names it (kept when the world is saved).
@@ -403,6 +405,32 @@ impl Ledger for Memory {
     async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {
         let s = self.call("dynamodb:Query").await?;
         Ok(s.guard_tag_repos.iter().cloned().collect())
+    }
+
+    async fn keep_unsent(
+        &self,
+        key: &str,
+        page: &Page,
+        problems: &[String],
+    ) -> Result<(), CallError> {
+        let mut s = self.call("dynamodb:PutItem").await?;
+        s.unsent
+            .insert(key.to_string(), (page.clone(), problems.to_vec()));
+        Ok(())
+    }
+
+    async fn unsent(&self) -> Result<Vec<(String, Page, Vec<String>)>, CallError> {
+        let s = self.call("dynamodb:Query").await?;
+        Ok(s.unsent
+            .iter()
+            .map(|(k, (p, keys))| (k.clone(), p.clone(), keys.clone()))
+            .collect())
+    }
+
+    async fn drop_unsent(&self, key: &str) -> Result<(), CallError> {
+        let mut s = self.call("dynamodb:DeleteItem").await?;
+        s.unsent.remove(key);
+        Ok(())
     }
 }
 

@@ -68,7 +68,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
 
     /// Pages what one repository's reconcile found (`page`, or folded into the summary when
     /// the run's budget is spent); `keys` are the problems it carries, marked done once it
-    /// went out. `Err` (worth a retry) when SNS refused it; its problems are released.
+    /// went out. A page SNS did not take is kept for the next run ([`Handler::keep_page`]):
+    /// the repository was checked, so it is no reason to call the repository failed.
     pub(super) async fn page_repository(
         &self,
         run: &RunPages,
@@ -83,9 +84,76 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             run.fold(folded, keys);
             return Ok(());
         }
-        self.publish_marking(&page, &keys, now).await?;
-        report.pages.push(page);
+        let key = folded.repository.clone();
+        match self.pager.publish(&page).await {
+            Ok(()) => {
+                for k in &keys {
+                    self.mark_handled(k, now).await;
+                }
+                report.pages.push(page);
+            }
+            Err(e) => self.keep_page(&key, &page, &keys, &e, report).await,
+        }
         Ok(())
+    }
+
+    /// A reconcile page SNS did not take (`e`): kept in the ledger with its problems still
+    /// claimed, for the next run to send before anything else — so its fixes are told, and
+    /// its problems paged once. When even that fails, its problems are released, so the next
+    /// run pages them anew (its fixes are then only in the history).
+    async fn keep_page(
+        &self,
+        key: &str,
+        page: &Page,
+        keys: &[String],
+        e: &CallError,
+        report: &mut ReconcileReport,
+    ) {
+        warn!(key, subject = %page.subject, error = %e, "reconcile: page not sent; kept for the next run");
+        match self.ledger.keep_unsent(key, page, keys).await {
+            Ok(()) => report.warnings.push(format!(
+                "{key}: its page was not sent ({e}); kept, the next run sends it"
+            )),
+            Err(keep) => {
+                for k in keys {
+                    self.release(k).await;
+                }
+                report.warnings.push(format!(
+                    "{key}: its page was not sent ({e}) nor kept ({keep}): its problems are paged again by the next run"
+                ));
+            }
+        }
+    }
+
+    /// Sends the pages earlier runs could not, first thing in a run, and marks their problems
+    /// handled; one SNS still refuses stays kept (a warning).
+    pub(super) async fn send_unsent(&self, now: &Now, report: &mut ReconcileReport) {
+        let kept = match self.ledger.unsent().await {
+            Ok(kept) => kept,
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("pages kept by earlier runs not read: {e}"));
+                return;
+            }
+        };
+        for (key, page, keys) in kept {
+            match self.pager.publish(&page).await {
+                Ok(()) => {
+                    for k in &keys {
+                        self.mark_handled(k, now).await;
+                    }
+                    if let Err(e) = self.ledger.drop_unsent(&key).await {
+                        warn!(key, error = %e, "a kept page went out but stays kept");
+                    }
+                    info!(key, subject = %page.subject, "reconcile: a page kept by an earlier run sent");
+                    report.pages.push(page);
+                }
+                Err(e) => report.warnings.push(format!(
+                    "{key}: the page kept by an earlier run was not sent either ({e}); still kept"
+                )),
+            }
+        }
     }
 
     /// Sends the summary of the repositories the budget left out, if any. A summary SNS
@@ -104,11 +172,17 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let (parts, keys): (Vec<Folded>, Vec<Vec<String>>) = folded.into_iter().unzip();
         let keys: Vec<String> = keys.into_iter().flatten().collect();
         let p = page::summary(run_id, &now.rfc3339, parts, run.limit);
-        match self.publish_marking(&p, &keys, now).await {
-            Ok(()) => report.pages.push(p),
-            Err(e) => report
-                .warnings
-                .push(format!("the summary page was not sent: {e}")),
+        match self.pager.publish(&p).await {
+            Ok(()) => {
+                for k in &keys {
+                    self.mark_handled(k, now).await;
+                }
+                report.pages.push(p);
+            }
+            Err(e) => {
+                let key = format!("summary/{run_id}");
+                self.keep_page(&key, &p, &keys, &e, report).await;
+            }
         }
     }
 

@@ -127,6 +127,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         progress: &mut dyn FnMut(usize, usize, &RepoKey),
     ) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
+        if !self.dry_run {
+            // What an earlier run found but could not page goes out first.
+            self.send_unsent(now, &mut report).await;
+        }
         let callers = Callers {
             trail,
             since: now.epoch - TRAIL_LOOKBACK_SECS,

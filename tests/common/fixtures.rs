@@ -314,6 +314,47 @@ pub async fn ledger_contract(ledger: &impl ecr_tag_guard::ports::Ledger) {
         message: "m".into(),
         attributes: Default::default(),
     };
+    // A reconcile page SNS did not take: kept with its problems, listed, replaced, dropped.
+    let big = ecr_tag_guard::page::Page {
+        message: "x".repeat(200 * 1024),
+        ..page.clone()
+    };
+    let problems = vec!["reconcile/a:prod/pin/refused".to_string()];
+    ledger
+        .keep_unsent("1/eu-west-1/a", &page, &[])
+        .await
+        .expect("keep");
+    ledger
+        .keep_unsent("1/eu-west-1/a", &big, &problems)
+        .await
+        .expect("keep again");
+    let kept = ledger.unsent().await.expect("unsent");
+    assert_eq!(
+        kept,
+        vec![("1/eu-west-1/a".to_string(), big, problems)],
+        "the newest, whole"
+    );
+    ledger.drop_unsent("1/eu-west-1/a").await.expect("drop");
+    assert!(ledger.unsent().await.expect("unsent").is_empty());
+    // Repositories holding retired guard tags: noted, listed, cleared.
+    ledger
+        .note_guard_tags("1/eu-west-1/a", true)
+        .await
+        .expect("note");
+    assert_eq!(
+        ledger.guard_tag_repositories().await.expect("noted"),
+        ["1/eu-west-1/a"]
+    );
+    ledger
+        .note_guard_tags("1/eu-west-1/a", false)
+        .await
+        .expect("clear");
+    assert!(ledger
+        .guard_tag_repositories()
+        .await
+        .expect("noted")
+        .is_empty());
+
     let claim = |at: i64, until: i64| ledger.claim("ev-1", at, until);
     assert_eq!(claim(100, 500).await.expect("claim"), Claim::Fresh);
     assert_eq!(
