@@ -20,7 +20,7 @@
 //!
 //! `DIFFERENTIAL_CASES` sets how many histories (default 2000); `scripts/differential.sh`
 //! runs it for a while. A failing history is shrunk and printed with the replay story of
-//! its events.
+//! its events. Compiled only under #[cfg(test)].
 
 use std::collections::{BTreeMap, BTreeSet};
 

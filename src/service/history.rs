@@ -1,4 +1,4 @@
-//! The decision log line and the tag's history record.
+//! The decision log line and the tag's history record, of a decision and of a command.
 
 use tracing::info;
 
@@ -46,4 +46,44 @@ pub(crate) fn record(i: &Incident, d: &Decision, o: &Outcome, now: &Now) -> Hist
         who: crate::text::clean(&guard::who(i, &d.cause), 300),
         detail,
     }
+}
+
+/// Records a command in the tag's history; `digests` is the pin before and after.
+pub async fn record_command<O: crate::ports::Console>(
+    o: &O,
+    repo: &crate::registry::RepoKey,
+    tag: &str,
+    (action, outcome): (crate::ports::HistoryAction, crate::ports::HistoryOutcome),
+    (old, new): (Option<String>, Option<String>),
+    detail: &str,
+    now: &Now,
+) -> Result<(), crate::error::CallError> {
+    let who = o
+        .caller()
+        .await
+        .map_or_else(|| "unknown caller".to_string(), |(_, arn)| arn);
+    let r = HistoryRecord {
+        repo: repo.clone(),
+        tag: tag.to_string(),
+        at: now.rfc3339.clone(),
+        event_id: format!(
+            "cli-{}-{}-{}",
+            action.as_str(),
+            now.epoch,
+            tail(new.as_deref().or(old.as_deref()))
+        ),
+        action,
+        outcome,
+        old_digest: old,
+        new_digest: new,
+        who,
+        detail: detail.to_string(),
+    };
+    o.add_history(&[r]).await
+}
+
+/// The last 12 characters of a digest, to tell records of one second apart.
+fn tail(digest: Option<&str>) -> String {
+    let chars: Vec<char> = digest.unwrap_or("none").chars().collect();
+    chars[chars.len().saturating_sub(12)..].iter().collect()
 }

@@ -12,10 +12,13 @@
 
 use tracing::{info, warn};
 
-use crate::guard::{after_leave, plan_leave, Leave, PutStep};
-use crate::ports::{Images, PutError};
+use super::reconcile::ReconcileReport;
+use super::{Handler, Now};
+use crate::error::Error;
+use crate::guard::{self, after_leave, plan_leave, Leave, PutStep};
+use crate::ports::{Images, Ledger, Pager, PinKey, PutError, Registry};
 use crate::registry::image::ImageInfo;
-use crate::registry::RepoKey;
+use crate::registry::{Entry, RepoKey};
 
 /// Takes each guard tag in `tags` off its image in `repo`, one after the other, reading the
 /// repository's images once. `prefer`: the carrier to take first (a follow's new pin).
@@ -172,4 +175,84 @@ pub async fn stray_tags<I: Images>(
         out.push(StrayTag { tag, digest, next });
     }
     Ok(out)
+}
+
+/// How many stray guard tags one run lets go of in one repository: the rest wait for the
+/// next run (a mass release stays within the run's time and ECR's request rates).
+pub const SWEEP_PER_RUN: usize = 50;
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
+    /// The guard's own tags in `repo` that no pin needs (`entries`' keep-alive tags and
+    /// `pinned`, those this run's rules just added): a release that could not finish, or a
+    /// tag retired where nothing could carry it. Each is let go of the one way the guard
+    /// lets go of its tags ([`super::keep`]), once it has been seen for the grace period (so
+    /// a pin being written now keeps its new tag), at most [`SWEEP_PER_RUN`] a repository.
+    pub(super) async fn sweep_guard_tags(
+        &self,
+        repo: &RepoKey,
+        entries: &[Entry],
+        pinned: &[String],
+        noted: bool,
+        now: &Now,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Error> {
+        let prefix = &self.settings.keep_prefix;
+        let Some(listing) = self.images.list(repo).await? else {
+            if noted && !self.dry_run {
+                self.ledger.note_guard_tags(&repo.key(), false).await?;
+            }
+            return Ok(());
+        };
+        let mut needed = guard::needed_keep_tags(entries, prefix);
+        needed.extend_from_slice(pinned);
+        let strays = guard::stray_guard_tags(&listing, &needed, prefix);
+        let stray_count = strays.len();
+        let mut due = Vec::new();
+        for (tag, digest) in strays.into_iter().take(SWEEP_PER_RUN) {
+            let first_seen = if self.dry_run {
+                now.epoch - self.settings.grace_secs
+            } else {
+                let key = format!("guard-tag/{repo}:{tag}@{digest}");
+                self.ledger.first_seen(&key, now.epoch).await?
+            };
+            if now.epoch - first_seen >= self.settings.grace_secs {
+                due.push(tag);
+            }
+        }
+        if due.is_empty() {
+            return self.keep_noted(repo, noted, stray_count > 0).await;
+        }
+        if self.dry_run {
+            let mut listing = listing;
+            for tag in &due {
+                let leave = guard::plan_leave(&listing, tag, None, prefix);
+                guard::after_leave(&mut listing, tag, &leave);
+                report
+                    .guard_tags
+                    .push(format!("{repo}: would let go: {}", leave.describe(tag)));
+            }
+            return Ok(());
+        }
+        let released = release_in(&self.images, repo, listing, &due, None, prefix).await;
+        let left = stray_count - due.len()
+            + released
+                .iter()
+                .filter(|(_, l)| matches!(l, guard::Leave::Retire { .. }))
+                .count();
+        for (tag, leave) in released {
+            report
+                .guard_tags
+                .push(format!("{repo}: {}", leave.describe(&tag)));
+        }
+        self.keep_noted(repo, noted, left > 0).await
+    }
+
+    /// Notes, or clears the note, that `repo` holds guard tags no pin needs (`held`), writing
+    /// only when that changes.
+    async fn keep_noted(&self, repo: &RepoKey, noted: bool, held: bool) -> Result<(), Error> {
+        if noted != held && !self.dry_run {
+            self.ledger.note_guard_tags(&repo.key(), held).await?;
+        }
+        Ok(())
+    }
 }

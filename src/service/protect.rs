@@ -8,12 +8,11 @@ use serde_json::{json, Map, Value};
 
 use crate::error::CallError;
 use crate::guard::{keep_alive_to_drop, Leave, PutStep, Settings};
-use crate::ports::{
-    Console, HistoryAction, HistoryOutcome, HistoryRecord, Images, PinKey, PutError,
-};
+use crate::ports::{Console, HistoryAction, HistoryOutcome, Images, PinKey, PutError};
 use crate::registry::{self, field, parse_item, Entry, Manifest, Pin, RepoKey};
 use crate::text::short_digest;
 
+use super::history::record_command as record;
 use super::keep::release_guard_tags;
 use super::trust::seal_pin;
 use super::Now;
@@ -471,44 +470,4 @@ async fn release_old<O: Console + Images>(
         o.note_guard_tags(&repo.key()).await?;
     }
     Ok(released)
-}
-
-/// Records a command in the tag's history; `digests` is the pin before and after.
-pub async fn record<O: Console>(
-    o: &O,
-    repo: &RepoKey,
-    tag: &str,
-    (action, outcome): (HistoryAction, HistoryOutcome),
-    (old, new): (Option<String>, Option<String>),
-    detail: &str,
-    now: &Now,
-) -> Result<(), CallError> {
-    let who = o
-        .caller()
-        .await
-        .map_or_else(|| "unknown caller".to_string(), |(_, arn)| arn);
-    let r = HistoryRecord {
-        repo: repo.clone(),
-        tag: tag.to_string(),
-        at: now.rfc3339.clone(),
-        event_id: format!(
-            "cli-{}-{}-{}",
-            action.as_str(),
-            now.epoch,
-            tail(new.as_deref().or(old.as_deref()))
-        ),
-        action,
-        outcome,
-        old_digest: old,
-        new_digest: new,
-        who,
-        detail: detail.to_string(),
-    };
-    o.add_history(&[r]).await
-}
-
-/// The last 12 characters of a digest, to tell records of one second apart.
-fn tail(digest: Option<&str>) -> String {
-    let chars: Vec<char> = digest.unwrap_or("none").chars().collect();
-    chars[chars.len().saturating_sub(12)..].iter().collect()
 }
