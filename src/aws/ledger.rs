@@ -33,6 +33,43 @@ pub struct DynamoLedger {
 }
 
 impl DynamoLedger {
+    /// Writes the ledger record (`partition`, `key`) with `fields`, without expiry.
+    async fn put_record(
+        &self,
+        partition: &str,
+        key: &str,
+        fields: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), CallError> {
+        let item: Item = [
+            (field::REPOSITORY.to_string(), s(partition)),
+            (field::TAG.to_string(), s(key)),
+        ]
+        .into_iter()
+        .chain(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("dynamodb:PutItem", &e))
+    }
+
+    /// Deletes the ledger record (`partition`, `key`); one that is not there is no error.
+    async fn delete_record(&self, partition: &str, key: &str) -> Result<(), CallError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(field::REPOSITORY, s(partition))
+            .key(field::TAG, s(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("dynamodb:DeleteItem", &e))
+    }
+
     fn key(event_id: &str) -> [(String, AttributeValue); 2] {
         [
             (field::REPOSITORY.into(), s(format!("ledger#{event_id}"))),
@@ -249,30 +286,9 @@ impl Ledger for DynamoLedger {
 
     async fn note_guard_tags(&self, repo: &str, held: bool) -> Result<(), CallError> {
         if held {
-            let item: Item = [
-                (field::REPOSITORY.to_string(), s(GUARD_TAGS)),
-                (field::TAG.to_string(), s(repo)),
-            ]
-            .into_iter()
-            .collect();
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| call_error("dynamodb:PutItem", &e))
+            self.put_record(GUARD_TAGS, repo, Vec::new()).await
         } else {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key(field::REPOSITORY, s(GUARD_TAGS))
-                .key(field::TAG, s(repo))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| call_error("dynamodb:DeleteItem", &e))
+            self.delete_record(GUARD_TAGS, repo).await
         }
     }
 
@@ -282,28 +298,14 @@ impl Ledger for DynamoLedger {
         page: &Page,
         problems: &[String],
     ) -> Result<(), CallError> {
-        let item: Item = [
-            (field::REPOSITORY.to_string(), s(UNSENT)),
-            (field::TAG.to_string(), s(key)),
+        let fields = vec![
+            ("page", s(serde_json::to_string(page).unwrap_or_default())),
             (
-                "page".to_string(),
-                s(serde_json::to_string(page).unwrap_or_default()),
-            ),
-            (
-                "problems".to_string(),
+                "problems",
                 s(serde_json::to_string(problems).unwrap_or_default()),
             ),
-        ]
-        .into_iter()
-        .collect();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| call_error("dynamodb:PutItem", &e))
+        ];
+        self.put_record(UNSENT, key, fields).await
     }
 
     async fn unsent(&self) -> Result<Vec<(String, Page, Vec<String>)>, CallError> {
@@ -325,15 +327,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn drop_unsent(&self, key: &str) -> Result<(), CallError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key(field::REPOSITORY, s(UNSENT))
-            .key(field::TAG, s(key))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| call_error("dynamodb:DeleteItem", &e))
+        self.delete_record(UNSENT, key).await
     }
 
     async fn guard_tag_repositories(&self) -> Result<Vec<String>, CallError> {

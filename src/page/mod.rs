@@ -483,22 +483,12 @@ pub fn summary(run_id: &str, when: &str, mut parts: Vec<Folded>, budget: usize) 
 /// nothing was done, so a person must look at it. It carries the problem and the event
 /// itself (cleaned, cut to 64 KiB: SNS takes 256 KB).
 pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
-    let subject = "[MEDIUM] an ECR event could not be read: nothing done".to_string();
-    let event_id = clean(event_id, 100);
-    let problem = clean(problem, 500);
-    let body = clean(event, 64 * 1024);
-    let message = format!(
-        "ecr-tag-guard: {subject}\n\n{:<16}{problem}\n{:<16}{event_id}\n{:<16}{}\n\n--- event ---\n{body}\n",
-        "Problem:",
-        "Event id:",
-        "To do:",
+    event_page(
+        "[MEDIUM] an ECR event could not be read: nothing done",
+        (Severity::Medium, "unreadable"),
+        (event_id, problem, event),
         "check the event below and the rule that sent it; if a protected tag was touched, check it with `ecr-tag-guard status`.",
-    );
-    Page {
-        subject,
-        message,
-        attributes: attributes(Severity::Medium, "-", &[], "unreadable"),
-    }
+    )
 }
 
 /// The page for an event the guard read but could not carry through, for a reason no retry
@@ -506,21 +496,34 @@ pub fn unreadable(event_id: &str, problem: &str, event: &str) -> Page {
 /// stopping is in the tags' history; the event is attached so that it can be replayed once
 /// the cause is fixed.
 pub fn not_handled(event_id: &str, problem: &str, event: &str) -> Page {
-    let subject = "[HIGH] an ECR event was read but not handled to the end".to_string();
+    event_page(
+        "[HIGH] an ECR event was read but not handled to the end",
+        (Severity::High, "not_handled"),
+        (event_id, problem, event),
+        "fix the cause named above, then check the repository's protected tags with `ecr-tag-guard status` and replay the event below with `ecr-tag-guard replay --aws FILE`; what the guard did before it stopped is in each tag's history.",
+    )
+}
+
+/// A page about one event as a whole (no repository, no tags): the problem, the event's id,
+/// what to do, and the event itself, cleaned and cut to 64 KiB.
+fn event_page(
+    subject: &str,
+    (severity, action): (Severity, &str),
+    (event_id, problem, event): (&str, &str, &str),
+    todo: &str,
+) -> Page {
+    let subject = subject.to_string();
     let event_id = clean(event_id, 100);
     let problem = clean(problem, 500);
     let body = clean(event, 64 * 1024);
     let message = format!(
-        "ecr-tag-guard: {subject}\n\n{:<16}{problem}\n{:<16}{event_id}\n{:<16}{}\n\n--- event ---\n{body}\n",
-        "Problem:",
-        "Event id:",
-        "To do:",
-        "fix the cause named above, then check the repository's protected tags with `ecr-tag-guard status` and replay the event below with `ecr-tag-guard replay --aws FILE`; what the guard did before it stopped is in each tag's history.",
+        "ecr-tag-guard: {subject}\n\n{:<16}{problem}\n{:<16}{event_id}\n{:<16}{todo}\n\n--- event ---\n{body}\n",
+        "Problem:", "Event id:", "To do:",
     );
     Page {
         subject,
         message,
-        attributes: attributes(Severity::High, "-", &[], "not_handled"),
+        attributes: attributes(severity, "-", &[], action),
     }
 }
 
