@@ -182,16 +182,17 @@ pub async fn stray_tags<I: Images>(
 pub const SWEEP_PER_RUN: usize = 50;
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
-    /// The guard's own tags in `repo` that no pin needs (`entries`' keep-alive tags and
-    /// `pinned`, those this run's rules just added): a release that could not finish, or a
-    /// tag retired where nothing could carry it. Each is let go of the one way the guard
-    /// lets go of its tags ([`super::keep`]), once it has been seen for the grace period (so
-    /// a pin being written now keeps its new tag), at most [`SWEEP_PER_RUN`] a repository.
+    /// The guard's own tags in `repo` that no pin needs (not `entries`' keep-alive tags, nor
+    /// those of the pins this run's `rule_changes` just added): a release that could not
+    /// finish, or a tag retired where nothing could carry it. Each is let go of the one way
+    /// the guard lets go of its tags (this module), once it has been seen for the grace period
+    /// (so a pin being written now keeps its new tag), at most [`SWEEP_PER_RUN`] a repository;
+    /// `noted`: the ledger notes the repository (the note is written or cleared as it changes).
     pub(super) async fn sweep_guard_tags(
         &self,
         repo: &RepoKey,
         entries: &[Entry],
-        pinned: &[String],
+        rule_changes: &[crate::service::rules::RuleChange],
         noted: bool,
         now: &Now,
         report: &mut ReconcileReport,
@@ -204,7 +205,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             return Ok(());
         };
         let mut needed = guard::needed_keep_tags(entries, prefix);
-        needed.extend_from_slice(pinned);
+        needed.extend(
+            rule_changes
+                .iter()
+                .filter(|c| c.change == crate::service::rules::RuleChangeKind::Pinned)
+                .filter_map(|c| crate::registry::keep_tag(prefix, &c.digest)),
+        );
         let strays = guard::stray_guard_tags(&listing, &needed, prefix);
         let stray_count = strays.len();
         let mut due = Vec::new();
@@ -245,6 +251,23 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 .push(format!("{repo}: {}", leave.describe(&tag)));
         }
         self.keep_noted(repo, noted, left > 0).await
+    }
+
+    /// The repositories the ledger notes as holding retired guard tags (a read that fails is a
+    /// warning of the run: they are visited again by a later one).
+    pub(super) async fn noted_repositories(
+        &self,
+        report: &mut ReconcileReport,
+    ) -> std::collections::BTreeSet<String> {
+        match self.ledger.guard_tag_repositories().await {
+            Ok(noted) => noted.into_iter().collect(),
+            Err(e) => {
+                report.warnings.push(format!(
+                    "repositories with retired guard tags not read: {e}"
+                ));
+                Default::default()
+            }
+        }
     }
 
     /// Notes, or clears the note, that `repo` holds guard tags no pin needs (`held`), writing

@@ -25,7 +25,7 @@ use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
 use crate::page::{self, Page};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
-use crate::registry::{self, split_valid, Entry, InvalidEntry, RepoKey, TagRule};
+use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
 
 /// What one reconcile run found and did.
 #[derive(Debug, Default, Serialize)]
@@ -140,18 +140,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             self.registry.repositories(),
             self.registry.rules(),
             self.ledger.reconciled(),
-            self.ledger.guard_tag_repositories()
+            self.noted_repositories(&mut report)
         );
         // Repositories holding retired guard tags are visited too, items or not.
-        let noted: BTreeSet<String> = noted
-            .unwrap_or_else(|e| {
-                report.warnings.push(format!(
-                    "repositories with retired guard tags not read: {e}"
-                ));
-                Vec::new()
-            })
-            .into_iter()
-            .collect();
         let partitions: Vec<String> = partitions?
             .into_iter()
             .chain(noted.iter().cloned())
@@ -258,13 +249,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             let changes = self
                 .materialise(repo, run.rules, &entries, None, &run.id, run.now)
                 .await?;
-            let pinned: Vec<String> = changes
-                .iter()
-                .filter(|c| c.change == crate::service::rules::RuleChangeKind::Pinned)
-                .filter_map(|c| registry::keep_tag(&self.settings.keep_prefix, &c.digest))
-                .collect();
             let noted = run.noted.contains(&repo.key());
-            self.sweep_guard_tags(repo, &entries, &pinned, noted, run.now, report)
+            self.sweep_guard_tags(repo, &entries, &changes, noted, run.now, report)
                 .await?;
             Ok(changes)
         }
