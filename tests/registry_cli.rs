@@ -1220,3 +1220,55 @@ async fn replay_restores_from_what_operators_hold_and_past_a_bad_record() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn dynamodb_writes_of_whole_items_refuse_a_pin_that_changed() {
+    use ecr_tag_guard::ports::Console;
+    let Some(w) = World::new().await else { return };
+    w.create_repo("cond", false).await;
+    let d = w
+        .push("cond", &manifest("cond-1"), DOCKER, Some("prod"))
+        .await;
+    registry::protect(
+        &w.ops(),
+        "cond:prod",
+        &ProtectOptions::default(),
+        &now(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect("protect");
+    let item = w.item("cond", "prod").await.expect("item");
+    let mut edited = item.clone();
+    edited["owner"] = json!("someone");
+    let ops = w.ops();
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(
+        !ops.replace_item(&edited, Some(&other)).await.expect("put"),
+        "another pin"
+    );
+    assert!(
+        !ops.replace_item(&edited, None).await.expect("put"),
+        "it is pinned"
+    );
+    let key = w.repo("cond").key();
+    assert!(!ops
+        .delete_pinned(&key, "prod", Some(&other))
+        .await
+        .expect("delete"));
+    assert_eq!(
+        w.item("cond", "prod").await.expect("item"),
+        item,
+        "nothing written"
+    );
+    assert!(ops.replace_item(&edited, Some(&d)).await.expect("put"));
+    assert_eq!(
+        w.item("cond", "prod").await.expect("item")["owner"],
+        "someone"
+    );
+    assert!(ops
+        .delete_pinned(&key, "prod", Some(&d))
+        .await
+        .expect("delete"));
+    assert!(w.item("cond", "prod").await.is_none());
+}

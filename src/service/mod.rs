@@ -3,7 +3,8 @@
 //!
 //! * [`event`]: one event, read → claim → confirm against ECR now → act → page → record;
 //! * [`act`]: carrying out one decision (restore, revert, follow, pin, release, keep-alive);
-//! * [`reconcile`]: every item compared with ECR and put right, without an event;
+//! * [`reconcile`]: every item compared with ECR and put right, without an event (its report
+//!   in `reconcile_report`);
 //! * [`rules`]: pattern rules materialised into pins;
 //! * [`registration`]: hand-written items pinned from the table's stream;
 //! * [`history`]: the decision log line and the history record;
@@ -31,6 +32,7 @@ pub mod protect;
 #[cfg(test)]
 mod protect_tests;
 pub mod reconcile;
+mod reconcile_report;
 pub mod registration;
 pub mod restore;
 pub mod rules;

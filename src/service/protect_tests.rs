@@ -375,3 +375,55 @@ async fn a_followed_deploy_leaves_the_previous_image_untagged() {
     let listing = w.list(&repo()).await.unwrap().unwrap();
     assert!(listing.iter().all(|i| !i.tags.contains(&keep("a"))));
 }
+
+#[tokio::test]
+async fn restore_by_hand_moves_a_moved_tag_back_and_leaves_the_other_image() {
+    let w = protected_prod().await;
+    put(&w, "c", &["prod"]);
+    let h = handler(&w);
+    let done = h
+        .restore_by_hand(
+            &repo(),
+            "prod",
+            "arn:aws:iam::123456789012:user/oncall",
+            &now(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.decision.action.name(), "revert");
+    assert_eq!(done.outcome, Some(Outcome::Restored));
+    assert_eq!(tag_on(&w, "prod"), Some(d("a")));
+    assert!(
+        exists(&w, "c") && tags_of(&w, "c").is_empty(),
+        "the other image stays, untagged"
+    );
+    let pages = w.state().pages.clone();
+    assert_eq!(pages.len(), 1);
+    assert!(
+        pages[0].subject.contains("reverted by hand"),
+        "{}",
+        pages[0].subject
+    );
+}
+
+#[tokio::test]
+async fn the_conditional_writes_refuse_a_pin_that_changed() {
+    use crate::ports::Console;
+    let w = protected_prod().await;
+    let before = item(&w, "prod").unwrap();
+    let mut edited = before.clone();
+    edited["owner"] = json!("someone");
+    assert!(
+        !w.replace_item(&edited, Some(&d("c"))).await.unwrap(),
+        "another pin"
+    );
+    assert!(
+        !w.replace_item(&edited, None).await.unwrap(),
+        "not pinned: it is"
+    );
+    assert!(!w.delete_pinned(REPO, "prod", Some(&d("c"))).await.unwrap());
+    assert_eq!(item(&w, "prod").unwrap(), before, "nothing written");
+    assert!(w.replace_item(&edited, Some(&d("a"))).await.unwrap());
+    assert!(w.delete_pinned(REPO, "prod", Some(&d("a"))).await.unwrap());
+    assert!(item(&w, "prod").is_none());
+}

@@ -11,7 +11,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 
-use serde::Serialize;
 use tracing::{info, warn};
 
 use super::callers::{Callers, TRAIL_LOOKBACK_SECS};
@@ -23,86 +22,11 @@ use crate::events::Incident;
 use crate::guard::reconcile::{needs_caller, pin_first_seen, repair};
 use crate::guard::status::{self, Standing};
 use crate::guard::{self, Action, Outcome};
-use crate::page::{self, Page};
+use crate::page;
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
 
-/// What one reconcile run found and did.
-#[derive(Debug, Default, Serialize)]
-pub struct ReconcileReport {
-    /// Repositories read.
-    pub repositories: usize,
-    /// Protected tags checked.
-    pub checked: usize,
-    /// Tags found ok.
-    pub ok: usize,
-    /// Items that are not valid.
-    pub invalid: Vec<InvalidEntry>,
-    /// Every repair decided, with its outcome (none in a dry run).
-    pub repairs: Vec<Handled>,
-    /// Pages sent.
-    pub pages: Vec<Page>,
-    /// Pins that pattern rules added or released.
-    pub rule_changes: Vec<crate::service::rules::RuleChange>,
-    /// Things that went wrong without stopping the run.
-    pub warnings: Vec<String>,
-    /// Drifts of items with `allow` left to the event path for now (grace period), one line
-    /// each.
-    pub waiting: Vec<String>,
-    /// Items outside the guard's scope (`TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`): reported,
-    /// never written to ECR; one line each.
-    pub out_of_scope: Vec<String>,
-    /// Repositories reconcile could not get through (`ACCOUNT/REGION/NAME: the error`); the
-    /// next run tries them again.
-    pub failures: Vec<String>,
-    /// Repositories not started before the deadline: the next run takes them first.
-    pub left: usize,
-    /// Pins the guard could not vouch for that ECR confirms (the tag is on the pinned digest
-    /// now): sealed by this run (`REPO:TAG`; in a dry run, would be).
-    pub sealed: Vec<String>,
-    /// The guard's own tags that no pin needs, found in ECR and let go of without deleting
-    /// their image, or kept (retired) where nothing can carry them: one line each.
-    pub guard_tags: Vec<String>,
-}
-
-impl ReconcileReport {
-    /// Adds what one repository's reconcile found and did.
-    fn merge(&mut self, part: ReconcileReport) {
-        self.checked += part.checked;
-        self.ok += part.ok;
-        self.invalid.extend(part.invalid);
-        self.repairs.extend(part.repairs);
-        self.pages.extend(part.pages);
-        self.rule_changes.extend(part.rule_changes);
-        self.warnings.extend(part.warnings);
-        self.waiting.extend(part.waiting);
-        self.out_of_scope.extend(part.out_of_scope);
-        self.failures.extend(part.failures);
-        self.sealed.extend(part.sealed);
-        self.guard_tags.extend(part.guard_tags);
-    }
-
-    /// Puts what repositories reconciled side by side in a stable order: repairs by repository
-    /// and tag (rule changes keep their order within a repository).
-    fn sort(&mut self) {
-        self.repairs.sort_by(|a, b| {
-            (&a.decision.entry.repo, &a.decision.tag)
-                .cmp(&(&b.decision.entry.repo, &b.decision.tag))
-        });
-        self.pages.sort_by(|a, b| a.subject.cmp(&b.subject));
-        self.invalid.sort_by(|a, b| a.key.cmp(&b.key));
-        for v in [
-            &mut self.warnings,
-            &mut self.waiting,
-            &mut self.out_of_scope,
-            &mut self.failures,
-            &mut self.sealed,
-            &mut self.guard_tags,
-        ] {
-            v.sort();
-        }
-    }
-}
+pub use super::reconcile_report::ReconcileReport;
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Reconciles every item; `progress(done, total, repo)` is told as each repository is
@@ -368,76 +292,6 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
         }
         Ok(decisions)
-    }
-
-    /// `entries` with every pin that carries no seal but that ECR confirms — the tag sits on
-    /// the pinned digest now — sealed: the migration of pins written before pins were sealed,
-    /// or by hand. A sealed pin is checked here only with [`Settings::check_seals`] (else it
-    /// would be a KMS call per pin per run): its seal is checked before anything is pushed
-    /// from it, and registration checks every write to the table. A pin ECR does not confirm
-    /// stays as it is and is never pushed from.
-    ///
-    /// [`Settings::check_seals`]: crate::guard::Settings
-    async fn seal_confirmed(
-        &self,
-        entries: &[Entry],
-        standings: &[(Standing, Option<String>)],
-        report: &mut ReconcileReport,
-    ) -> Result<Vec<Entry>, Error> {
-        let confirmed = |e: &Entry, found: &Option<String>| {
-            e.digest().is_some() && e.digest() == found.as_deref()
-        };
-        let checks = entries
-            .iter()
-            .zip(standings)
-            .map(|(e, (_, found))| async move {
-                match &e.pin {
-                    Some(p) if confirmed(e, found) && p.mac.is_none() => Ok(true),
-                    Some(p) if confirmed(e, found) && self.settings.check_seals => {
-                        Ok(self.distrust(&e.repo, &e.tag, p).await?.is_some())
-                    }
-                    _ => Ok::<_, Error>(false),
-                }
-            });
-        let reseal = super::bounded(self.settings.call_concurrency, checks).await;
-        let mut out = entries.to_vec();
-        let mut unsealed = Vec::new();
-        for (e, reseal) in out.iter_mut().zip(reseal) {
-            if reseal? {
-                unsealed.push(e);
-            }
-        }
-        let unsealed = unsealed.into_iter();
-        if self.dry_run {
-            report
-                .sealed
-                .extend(unsealed.map(|e| format!("{}:{}", e.repo, e.tag)));
-            return Ok(out);
-        }
-        let seals = unsealed.filter_map(|e| {
-            // A stored manifest that is not the image is dropped: reconcile stores ECR's.
-            let pin = e.pin.clone().map(|p| crate::registry::Pin {
-                manifest: p.manifest.filter(crate::registry::Manifest::verify),
-                ..p
-            })?;
-            Some(async move {
-                let sealed = self.seal(&e.repo, &e.tag, pin).await?;
-                let written = sealed.mac.is_some()
-                    && self
-                        .registry
-                        .set_pin(&e.repo, &e.tag, Some(&sealed.digest), Some(&sealed))
-                        .await?;
-                if written {
-                    info!(repository = %e.repo, tag = %e.tag, "reconcile: pin sealed (ECR confirms it)");
-                    e.pin = Some(sealed);
-                }
-                Ok::<_, Error>(written.then(|| format!("{}:{}", e.repo, e.tag)))
-            })
-        });
-        for sealed in super::bounded(self.settings.call_concurrency, seals).await {
-            report.sealed.extend(sealed?);
-        }
-        Ok(out)
     }
 
     /// Carries out the repairs of one repository and pages them as one: the fixes, and the

@@ -1,16 +1,19 @@
 //! The guard's word on a pin: it seals a pin whose digest it has seen under the tag in ECR
 //! itself, and checks the seal before anything is pushed from a pin
 //! ([`crate::registry::seal`] says what is signed). A pin it cannot vouch for is never
-//! pushed: the decision becomes a page (`action: untrusted_pin`).
+//! pushed: the decision becomes a page (`action: untrusted_pin`). Reconcile seals, here too,
+//! the pins without a seal that ECR confirms (the migration of pins written by hand).
 
 use std::collections::HashMap;
 
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::reconcile_report::ReconcileReport;
 use crate::error::{CallError, Error};
+use crate::guard::status::Standing;
 use crate::guard::{Action, Decision};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
-use crate::registry::{seal, Pin, RepoKey};
+use crate::registry::{seal, Entry, Pin, RepoKey};
 
 /// What the seals of the pins some decisions would push from say, by the item's tag: `None`
 /// when the seal holds, else why not. Checked beside the read of ECR, so the check costs no
@@ -107,5 +110,77 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         pin: &Pin,
     ) -> Result<Option<String>, Error> {
         Ok(distrust(&self.pin_key, repo, tag, pin).await?)
+    }
+}
+
+impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
+    /// `entries` with every pin that carries no seal but that ECR confirms — the tag sits on
+    /// the pinned digest now — sealed: the migration of pins written before pins were sealed,
+    /// or by hand. A sealed pin is checked here only with [`Settings::check_seals`] (else it
+    /// would be a KMS call per pin per run): its seal is checked before anything is pushed
+    /// from it, and registration checks every write to the table. A pin ECR does not confirm
+    /// stays as it is and is never pushed from.
+    ///
+    /// [`Settings::check_seals`]: crate::guard::Settings
+    pub(super) async fn seal_confirmed(
+        &self,
+        entries: &[Entry],
+        standings: &[(Standing, Option<String>)],
+        report: &mut ReconcileReport,
+    ) -> Result<Vec<Entry>, Error> {
+        let confirmed = |e: &Entry, found: &Option<String>| {
+            e.digest().is_some() && e.digest() == found.as_deref()
+        };
+        let checks = entries
+            .iter()
+            .zip(standings)
+            .map(|(e, (_, found))| async move {
+                match &e.pin {
+                    Some(p) if confirmed(e, found) && p.mac.is_none() => Ok(true),
+                    Some(p) if confirmed(e, found) && self.settings.check_seals => {
+                        Ok(self.distrust(&e.repo, &e.tag, p).await?.is_some())
+                    }
+                    _ => Ok::<_, Error>(false),
+                }
+            });
+        let reseal = super::bounded(self.settings.call_concurrency, checks).await;
+        let mut out = entries.to_vec();
+        let mut unsealed = Vec::new();
+        for (e, reseal) in out.iter_mut().zip(reseal) {
+            if reseal? {
+                unsealed.push(e);
+            }
+        }
+        let unsealed = unsealed.into_iter();
+        if self.dry_run {
+            report
+                .sealed
+                .extend(unsealed.map(|e| format!("{}:{}", e.repo, e.tag)));
+            return Ok(out);
+        }
+        let seals = unsealed.filter_map(|e| {
+            // A stored manifest that is not the image is dropped: reconcile stores ECR's.
+            let pin = e.pin.clone().map(|p| crate::registry::Pin {
+                manifest: p.manifest.filter(crate::registry::Manifest::verify),
+                ..p
+            })?;
+            Some(async move {
+                let sealed = self.seal(&e.repo, &e.tag, pin).await?;
+                let written = sealed.mac.is_some()
+                    && self
+                        .registry
+                        .set_pin(&e.repo, &e.tag, Some(&sealed.digest), Some(&sealed))
+                        .await?;
+                if written {
+                    info!(repository = %e.repo, tag = %e.tag, "reconcile: pin sealed (ECR confirms it)");
+                    e.pin = Some(sealed);
+                }
+                Ok::<_, Error>(written.then(|| format!("{}:{}", e.repo, e.tag)))
+            })
+        });
+        for sealed in super::bounded(self.settings.call_concurrency, seals).await {
+            report.sealed.extend(sealed?);
+        }
+        Ok(out)
     }
 }
