@@ -10,6 +10,7 @@
 //! * [`report`]: a change into report lines (one per tag), with what the registry and the
 //!   guard's history say about it, and the three output formats.
 
+pub mod print;
 pub mod report;
 pub mod scan;
 

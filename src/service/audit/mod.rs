@@ -13,7 +13,6 @@ use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
 
 use futures::{stream, StreamExt};
 use serde_json::Value;
@@ -21,113 +20,13 @@ use serde_json::Value;
 use crate::audit::report::{judge, tag_changes, Deed, Kind, Line, Printer, RepoView, Verdict};
 use crate::audit::scan::{scan, Scanned};
 use crate::audit::Window;
-use crate::error::CallError;
 use crate::events::Incident;
 use crate::ports::{Console, EventLookup, LogArchive};
 use crate::registry::{self, RepoKey, TagRule};
 
-/// How an audit runs.
-#[derive(Clone, Debug)]
-pub struct AuditOptions {
-    /// Only changes in this window (and only files and objects that can hold them).
-    pub window: Window,
-    /// Report unprotected tags too (always so without a registry).
-    pub all_tags: bool,
-    /// Files read at once (the cores).
-    pub workers: usize,
-    /// S3 objects read at once.
-    pub s3_reads: usize,
-    /// The time between two `LookupEvents` calls (CloudTrail allows two a second per account
-    /// and region).
-    pub lookup_spacing: Duration,
-}
+mod terms;
 
-impl Default for AuditOptions {
-    fn default() -> Self {
-        AuditOptions {
-            window: Window::default(),
-            all_tags: false,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            s3_reads: 8,
-            lookup_spacing: LOOKUP_SPACING,
-        }
-    }
-}
-
-/// What an audit found, for its closing summary and exit code.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AuditSummary {
-    /// Files, objects and regions read.
-    pub sources: u64,
-    /// Files and objects not read: their names say they cannot hold the window.
-    pub skipped: u64,
-    /// Records read.
-    pub records: u64,
-    /// ECR changes (records that changed tags) in the window, each once.
-    pub changes: u64,
-    /// Lines printed.
-    pub lines: u64,
-    /// Changes of protected tags (one per tag).
-    pub protected: u64,
-    /// Changes of protected tags the guard did not put right.
-    pub not_repaired: u64,
-    /// Malformed files and records, unreadable objects.
-    pub problems: u64,
-}
-
-impl std::fmt::Display for AuditSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = |count: u64, one: &str| {
-            let s = if count == 1 { "" } else { "s" };
-            format!("{count} {one}{s}")
-        };
-        write!(
-            f,
-            "{} read ({} skipped by date), {} read, {} ({}), {}, {} not repaired by the guard, {}",
-            n(self.sources, "source"),
-            self.skipped,
-            n(self.records, "record"),
-            n(self.changes, "ECR change"),
-            n(self.lines, "line"),
-            n(self.protected, "protected change"),
-            self.not_repaired,
-            n(self.problems, "problem")
-        )
-    }
-}
-
-/// Why an audit stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    /// An AWS call failed (listing a bucket, a lookup after the SDK's retries, the registry).
-    #[error("{0}")]
-    Call(#[from] CallError),
-    /// Writing the report failed.
-    #[error("writing the report: {0}")]
-    Write(#[from] std::io::Error),
-}
-
-impl AuditError {
-    /// Whether running it again may help.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            AuditError::Call(e) => e.retryable,
-            AuditError::Write(_) => false,
-        }
-    }
-}
-
-/// The time between two `LookupEvents` calls by default: CloudTrail allows two a second per
-/// account and region.
-pub const LOOKUP_SPACING: Duration = Duration::from_millis(550);
-
-/// The event names `LookupEvents` is asked for: every record that can change a tag.
-pub const LOOKUP_NAMES: [&str; 4] = [
-    "PutImage",
-    "BatchDeleteImage",
-    "DeleteRepository",
-    "PolicyExecutionEvent",
-];
+pub use terms::{AuditError, AuditOptions, AuditSummary, LOOKUP_NAMES, LOOKUP_SPACING};
 
 /// An audit in progress: the registry it asks (none: every tag, `protected: null`), where
 /// lines and problems go, and what it has learnt so far.
@@ -541,6 +440,7 @@ impl Read for ChannelReader {
 mod tests {
     use super::*;
     use crate::audit::report::Format;
+    use crate::error::CallError;
     use crate::memory::Memory;
 
     /// A trail bucket of named objects; `None` bodies cannot be read.
