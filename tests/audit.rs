@@ -234,7 +234,8 @@ fn malformed_files_and_records_are_named_and_skipped() {
         .output()
         .expect("runs");
     let text = output_text(&o);
-    assert!(o.status.success(), "{text}");
+    // What it could read is reported; that it read less than it was given is exit 3.
+    assert_eq!(o.status.code(), Some(3), "{text}");
     let ids: Vec<String> = lines(&o)
         .iter()
         .map(|l| l["event_id"].as_str().unwrap_or("").to_string())
@@ -464,7 +465,8 @@ async fn a_trail_bucket_on_moto_is_listed_read_and_skipped_by_date() {
         .output()
         .expect("runs");
     let text = output_text(&o);
-    assert!(o.status.success(), "{text}");
+    // The broken object is named and makes the exit 3.
+    assert_eq!(o.status.code(), Some(3), "{text}");
     assert_eq!(
         per_event(&lines(&o)),
         expected_events(&expected, |t| t >= since),
@@ -496,7 +498,8 @@ async fn a_trail_bucket_on_moto_is_listed_read_and_skipped_by_date() {
         ))
         .output()
         .expect("runs");
-    assert!(o.status.success(), "{}", output_text(&o));
+    // The broken object of 11-02 is in the window too.
+    assert_eq!(o.status.code(), Some(3), "{}", output_text(&o));
     let want = expected_events(&expected, |t| t >= since && t <= until);
     assert_eq!(per_event(&lines(&o)), want);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -563,7 +566,7 @@ async fn lookup_audit(
         .lookup(&CloudTrailLookup { client }, &[REGION.to_string()])
         .await
         .map_err(|e| e.to_string())?;
-    let summary = audit.finish().map_err(|e| e.to_string())?;
+    let summary = audit.finish().await.map_err(|e| e.to_string())?;
     let lines = String::from_utf8_lossy(&out)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
@@ -683,5 +686,194 @@ async fn a_throttled_lookup_is_retried_and_a_lasting_one_is_an_error() {
     assert!(
         e.contains("cloudtrail:LookupEvents") && e.contains("ThrottlingException"),
         "{e}"
+    );
+}
+
+/// The project's own story, replayed with its state saved, then audited: "not repaired" is
+/// exactly what the guard did not put right (a refused tampered pin, layers gone, a deleted
+/// repository, an untrusted pin); the guard's own push is its repair; superseded decisions
+/// say so; ECR's event and CloudTrail's record of one change are one line naming the caller.
+#[test]
+fn audit_of_the_projects_events_lists_exactly_what_the_guard_did_not_repair() {
+    let dir = temp("story");
+    let state = dir.join("after.json");
+    let o = binary()
+        .current_dir(root())
+        .args(["replay", "--quiet", "--save-state"])
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", output_text(&o));
+    let o = binary()
+        .current_dir(root())
+        .args(["audit", "--json", "--state"])
+        .arg(&state)
+        .arg("events/")
+        .output()
+        .expect("runs");
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let lines = lines(&o);
+    let guard = |l: &Value| l["guard"].as_str().unwrap_or("").to_string();
+    let not_repaired: Vec<String> = lines
+        .iter()
+        .filter(|l| {
+            let g = guard(l);
+            l["change"] != "guard_repair"
+                && (g.is_empty()
+                    || ["failed", "refused", "untrusted", "paged"]
+                        .iter()
+                        .any(|w| g.starts_with(w)))
+        })
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["repository"].as_str().unwrap(),
+                l["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut want = [
+        "111122223333/eu-west-1/shop/billing:prod",
+        "111122223333/eu-west-1/shop/legacy:prod",
+        "111122223333/eu-west-1/shop/sandbox:demo",
+        "111122223333/eu-west-1/shop/api:beta",
+    ];
+    let mut got = not_repaired.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{text}");
+    assert!(
+        text.contains("4 not repaired by the guard") && text.contains("1 guard repair,"),
+        "{text}"
+    );
+    let by_id =
+        |id: &str| -> Vec<&Value> { lines.iter().filter(|l| l["event_id"] == id).collect() };
+    // 03 (ECR's PUSH) and 04 (CloudTrail's PutImage by the guard's role): one repair line.
+    let repair = by_id("c0ffee04-1111-4b2c-8d3e-000000000004");
+    assert_eq!(repair.len(), 1, "{text}");
+    assert_eq!(repair[0]["change"], "guard_repair");
+    assert!(
+        guard(repair[0]).starts_with("the guard's repair of event c0ffee01"),
+        "{text}"
+    );
+    assert!(
+        by_id("0d5e8a77-0003-4c1b-a1d2-111122220003").is_empty(),
+        "{text}"
+    );
+    // 01 and 02 (its ECR event): one line, the caller from CloudTrail.
+    let delete = by_id("c0ffee01-1111-4b2c-8d3e-000000000001");
+    assert_eq!(delete.len(), 1);
+    assert_eq!(
+        delete[0]["who"],
+        "arn:aws:iam::111122223333:user/tired-human"
+    );
+    // 24: ECR's caller-less DELETE merged into CloudTrail's record of the deploy role.
+    let allowed = by_id("c0ffee24b-2222-4b2c-8d3e-000000000000");
+    assert_eq!(allowed.len(), 1, "{text}");
+    assert_eq!(
+        allowed[0]["who"],
+        "arn:aws:sts::111122223333:assumed-role/deploy/pipeline-5004"
+    );
+    assert!(guard(allowed[0]).starts_with("released at"), "{text}");
+    // 21 and 22: decisions the present overtook say so.
+    for id in [
+        "c0ffee21a-2222-4b2c-8d3e-000000000000",
+        "c0ffee22a-2222-4b2c-8d3e-000000000000",
+    ] {
+        let l = by_id(id);
+        assert!(
+            guard(l[0]).starts_with("nothing to do (superseded: "),
+            "{id}: {text}"
+        );
+    }
+}
+
+fn put_record(id: &str, time: &str, tag: &str, digest: &str, who: &str) -> String {
+    format!(
+        r#"{{"eventID":"{id}","eventTime":"{time}","eventSource":"ecr.amazonaws.com","eventName":"PutImage","awsRegion":"eu-west-1","recipientAccountId":"123456789012","userIdentity":{{"type":"AssumedRole","arn":"{who}"}},"requestParameters":{{"repositoryName":"shop/api","imageTag":"{tag}","imageManifest":"{{}}"}},"responseElements":{{"image":{{"repositoryName":"shop/api","imageId":{{"imageTag":"{tag}","imageDigest":"{digest}"}}}}}}}}"#
+    )
+}
+
+/// A trail whose files arrive out of order (a later-named file holds an earlier push), with
+/// the guard's own `PutImage` in it and one truncated file: the order is the records' time,
+/// the guard's push is its repair, and the truncated file is named and makes the exit 3.
+#[test]
+fn audit_orders_by_event_time_knows_the_guards_push_and_exits_3_on_a_truncated_file() {
+    let dir = temp("order");
+    let (a, b) = (
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    );
+    let deploy = "arn:aws:sts::123456789012:assumed-role/deploy/p-1";
+    let guard = "arn:aws:sts::123456789012:assumed-role/ecr-tag-guard/fn";
+    // 1.json holds the later push (onto B); 2.json the earlier one (onto A) and the guard's.
+    let log = |records: &[String]| format!("{{\"Records\":[{}]}}", records.join(","));
+    std::fs::write(
+        dir.join("1.json"),
+        log(&[put_record(
+            "late",
+            "2026-11-02T12:00:00Z",
+            "prod",
+            b,
+            deploy,
+        )]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("2.json"),
+        log(&[
+            put_record("early", "2026-11-02T10:00:00Z", "prod", a, deploy),
+            put_record("own", "2026-11-02T11:00:00Z", "canary", a, guard),
+        ]),
+    )
+    .unwrap();
+    let run = |extra: Option<&str>| {
+        let mut c = binary();
+        c.env(
+            "TAG_GUARD_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/ecr-tag-guard",
+        )
+        .args(["audit", "--all-tags", "--json"])
+        .arg(dir.join("1.json"))
+        .arg(dir.join("2.json"));
+        if let Some(e) = extra {
+            c.arg(dir.join(e));
+        }
+        c.output().expect("runs")
+    };
+    let o = run(None);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let got: Vec<(String, String, String)> = lines(&o)
+        .iter()
+        .map(|l| {
+            (
+                l["event_id"].as_str().unwrap().to_string(),
+                l["change"].as_str().unwrap().to_string(),
+                l["previous_digest"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("early", "pushed", ""),
+        ("own", "guard_repair", ""),
+        ("late", "moved", a),
+    ]
+    .map(|(i, c, p)| (i.to_string(), c.to_string(), p.to_string()));
+    assert_eq!(got, want, "{text}");
+    assert!(
+        text.contains("2 ECR changes") && text.contains("1 guard repair,"),
+        "{text}"
+    );
+    // The same with a file cut off inside a record: named, the rest reported, exit 3.
+    std::fs::write(dir.join("3.json"), "{\"Records\":[{\"eventID\":\"cut").unwrap();
+    let o = run(Some("3.json"));
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert_eq!(lines(&o).len(), 3, "{text}");
+    assert!(
+        text.contains("3.json: the file ends inside record") && text.contains("1 problem"),
+        "{text}"
     );
 }

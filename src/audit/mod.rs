@@ -4,15 +4,18 @@
 //! The pure parts live here; [`crate::service::audit`] runs them over the sources and the
 //! registry:
 //!
-//! * [`split`]: a stream of JSON into records, holding one record at a time;
+//! * [`crate::records`]: a stream of JSON into records, holding one record at a time;
 //! * [`scan`]: one source into the ECR changes it holds (a byte search first, a full read of
 //!   the few records that may be ECR writes);
 //! * [`report`]: a change into report lines (one per tag), with what the registry and the
-//!   guard's history say about it, and the three output formats.
+//!   guard's history say about it, and the three output formats;
+//! * [`timeline`]: the changes in event-time order, two reports of one change made one, the
+//!   guard's own pushes told apart from the changes they repair.
 
 pub mod print;
 pub mod report;
 pub mod scan;
+pub mod timeline;
 
 use serde_json::Value;
 

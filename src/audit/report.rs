@@ -29,13 +29,13 @@ impl RepoView {
         self.pins.contains_key(tag) || self.rules.iter().any(|r| r.group_of(tag).is_some())
     }
 
-    /// Whether the registry protects `tag` for the change `event_id`, by `deeds`, the tag's
+    /// Whether the registry protects `tag` for `change`, by `deeds`, the tag's
     /// history: it has an item for it now, or a rule matches it and the guard recorded acting
     /// on that very change (a rule protects only the newest images it matches, so a match
     /// alone does not say the tag was protected then).
-    pub fn protects(&self, tag: &str, event_id: &str, deeds: &[Deed]) -> bool {
+    pub fn protects(&self, tag: &str, change: &TagChange, deeds: &[Deed]) -> bool {
         self.pins.contains_key(tag)
-            || (self.may_protect(tag) && deeds.iter().any(|d| d.event_id == event_id))
+            || (self.may_protect(tag) && deeds.iter().any(|d| change.answers(&d.event_id)))
     }
 
     /// The tags whose pin is `digest` (for a delete that names the image, not its tags).
@@ -101,6 +101,11 @@ impl Deed {
             (_, "untrusted_pin") => format!("untrusted pin at {at}, not put back: {}", why()),
             (_, "unarchiving") => format!("unarchiving at {at}"),
             (_, "conflict") => format!("item changed meanwhile at {at}, not put back"),
+            ("superseded", "skipped") => {
+                let why = why();
+                let why = why.strip_prefix("superseded: ").unwrap_or(&why);
+                format!("nothing to do (superseded: {why}) at {at}")
+            }
             (action, "skipped") => format!("nothing to do ({action}) at {at}"),
             (action, outcome) => format!("{action} {outcome} at {at}"),
         }
@@ -135,10 +140,12 @@ pub enum Verdict {
 pub const REPAIR_WINDOW_SECS: i64 = 24 * 3600;
 
 /// What the guard's history says about one change of a protected tag: its record for the
-/// event, or else the first repair of the tag within [`REPAIR_WINDOW_SECS`] after it (a
-/// record under another id: ECR's own event of the same change, reconcile). `pin` is the
-/// item's pin now: a push onto it needs nothing. Returns the text for the `guard` column,
-/// the verdict and the pin before the change as the record says.
+/// event (for any report of the change), or else the first repair of the tag within
+/// [`REPAIR_WINDOW_SECS`] after it (a record under another id: reconcile, a later event).
+/// `pin` is the item's pin now: a push onto it needs nothing. Returns the text for the
+/// `guard` column, the verdict and the pin before the change as the record says (for a
+/// repair: the image the tag was put back on). The guard's own pushes are told apart before
+/// this is asked ([`super::timeline`]).
 pub fn judge(
     c: &TagChange,
     deeds: &[Deed],
@@ -146,7 +153,7 @@ pub fn judge(
 ) -> (Option<String>, Verdict, Option<String>) {
     let own = deeds
         .iter()
-        .filter(|d| d.event_id == c.event_id)
+        .filter(|d| c.answers(&d.event_id))
         .min_by_key(|d| (rank(d.verdict()), d.at.clone()));
     if let Some(d) = own {
         if d.verdict() != Verdict::NoNeed {
@@ -177,25 +184,6 @@ pub fn judge(
             Verdict::NoNeed,
             None,
         );
-    }
-    // A push onto the image the guard put the tag back on about then: the guard's own push
-    // (its restore as ECR or CloudTrail reported it).
-    let echo = c.epoch.filter(|_| c.kind.is_push()).and_then(|t| {
-        deeds.iter().find(|d| {
-            d.verdict() == Verdict::Repaired
-                && d.old_digest.is_some()
-                && d.old_digest == c.digest
-                && d.at_epoch
-                    .is_some_and(|a| (a - t).abs() <= REPAIR_WINDOW_SECS)
-        })
-    });
-    if let Some(d) = echo {
-        let text = format!(
-            "the guard's own push: {} (event {})",
-            d.summary(),
-            d.event_id
-        );
-        return (Some(text), Verdict::NoNeed, None);
     }
     (None, Verdict::NotRepaired, None)
 }
@@ -265,8 +253,21 @@ pub struct TagChange {
     pub digest: Option<String>,
     /// Who did it.
     pub who: String,
-    /// The record's event id.
+    /// The caller's ARNs (none when the report names nobody).
+    pub arns: Vec<String>,
+    /// The record's event id (CloudTrail's, where CloudTrail reported the change).
     pub event_id: String,
+    /// The ids of the other reports of this same change (ECR's own event of it).
+    pub also: Vec<String>,
+    /// Reported by ECR's own event (which names no caller), not by CloudTrail.
+    pub from_ecr: bool,
+}
+
+impl TagChange {
+    /// Whether the event `id` reported this change.
+    pub fn answers(&self, id: &str) -> bool {
+        self.event_id == id || self.also.iter().any(|a| a == id)
+    }
 }
 
 /// The changes of one incident, one per tag. Tags a record does not name (a delete by
@@ -274,6 +275,7 @@ pub struct TagChange {
 /// repository when `view` is given, else one change with no tag.
 pub fn tag_changes(i: &Incident, view: Option<&RepoView>) -> Vec<TagChange> {
     let epoch = crate::text::parse_time(&Value::String(i.time.clone()));
+    let arns: Vec<String> = i.actor.arns().into_iter().map(String::from).collect();
     let one = |tag: Option<String>, kind: Kind, digest: Option<String>, who: String| TagChange {
         time: i.time.clone(),
         epoch,
@@ -282,7 +284,10 @@ pub fn tag_changes(i: &Incident, view: Option<&RepoView>) -> Vec<TagChange> {
         kind,
         digest,
         who,
+        arns: arns.clone(),
         event_id: i.event_id.clone(),
+        also: Vec::new(),
+        from_ecr: i.is_ecr_event(),
     };
     let mut out = Vec::new();
     for c in &i.changes {
@@ -479,7 +484,8 @@ mod tests {
         let gone = incident(bob(), vec![Change::RepositoryDeleted]);
         assert_eq!(tag_changes(&gone, Some(&view)).len(), 2);
         assert_eq!(tag_changes(&gone, None)[0].tag, None);
-        assert!(view.protects("prod", "e1", &[]) && !view.protects("dev", "e1", &[]));
+        let e1 = &got[0];
+        assert!(view.protects("prod", e1, &[]) && !view.protects("dev", e1, &[]));
     }
 
     #[test]
@@ -494,11 +500,27 @@ mod tests {
             rules: vec![rule],
         };
         assert!(view.may_protect("build-7") && !view.may_protect("dev"));
+        let expired = |id: &str| {
+            let mut i = incident(
+                Actor::Lifecycle,
+                vec![Change::ImageDeleted {
+                    digest: A.into(),
+                    tags: vec!["build-7".into()],
+                    rule: Some(1),
+                }],
+            );
+            i.event_id = id.into();
+            tag_changes(&i, Some(&view)).remove(0)
+        };
         // An old build expired by lifecycle: beyond the newest three, the guard did nothing.
-        assert!(!view.protects("build-7", "e1", &[]));
+        assert!(!view.protects("build-7", &expired("e1"), &[]));
         let restored = deed("e1", "2026-11-30T10:00:02Z", "restore", "restored");
-        assert!(view.protects("build-7", "e1", std::slice::from_ref(&restored)));
-        assert!(!view.protects("build-7", "e2", &[restored]));
+        assert!(view.protects("build-7", &expired("e1"), std::slice::from_ref(&restored)));
+        assert!(!view.protects("build-7", &expired("e2"), std::slice::from_ref(&restored)));
+        // ECR's own event of the same change, merged with CloudTrail's record, answers too.
+        let mut merged = expired("e2");
+        merged.also.push("e1".into());
+        assert!(view.protects("build-7", &merged, &[restored]));
     }
 
     #[test]
@@ -557,11 +579,8 @@ mod tests {
         assert_eq!(judge(&push(B), &[], Some(A)).1, Verdict::NotRepaired);
         let followed = deed("e1", "2026-11-30T10:00:02Z", "follow", "followed");
         assert_eq!(judge(&push(B), &[followed], Some(B)).1, Verdict::Accepted);
-        // The guard's restore onto A, reported back as a push (the pin has since moved on).
+        // A restore of another change onto A is not this push's repair.
         let restored = deed("d1", "2026-11-30T09:59:59Z", "restore", "restored");
-        let (text, v, _) = judge(&push(A), std::slice::from_ref(&restored), Some(B));
-        assert_eq!(v, Verdict::NoNeed);
-        assert!(text.unwrap().starts_with("the guard's own push"));
         assert_eq!(
             judge(&push(B), &[restored], Some(A)).1,
             Verdict::NotRepaired

@@ -100,8 +100,8 @@ pub fn when(option: &str, text: &str, now: i64, end: bool) -> anyhow::Result<i64
     })
 }
 
-/// Runs `audit`: `Ok(false)` when a protected change was not repaired.
-pub(crate) async fn run(g: &Global, a: AuditArgs, out: &mut impl Write) -> anyhow::Result<bool> {
+/// Runs `audit`; answers the exit code ([`crate::service::audit::AuditSummary::exit_code`]).
+pub(crate) async fn run(g: &Global, a: AuditArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let now = crate::service::Now::system().epoch;
     let since = a
         .since
@@ -130,19 +130,24 @@ pub(crate) async fn run(g: &Global, a: AuditArgs, out: &mut impl Write) -> anyho
     } else {
         Format::Table
     };
-    let opts = AuditOptions {
-        window: Window::new(since, until),
-        all_tags: a.all_tags,
-        ..AuditOptions::default()
-    };
     let registry = if a.table.state.is_some() || g.table.as_deref().is_some_and(|t| !t.is_empty()) {
         Some(super::ops(g, &a.table).await?)
     } else {
         None
     };
+    let guard_role = match &registry {
+        Some(ops) => ops.settings.own_role_arn.clone(),
+        None => crate::config::settings_from_env()?.own_role_arn,
+    };
+    let opts = AuditOptions {
+        window: Window::new(since, until),
+        all_tags: a.all_tags,
+        guard_role,
+        ..AuditOptions::default()
+    };
     let summary = audit(g, &sources, registry.as_ref(), opts, format, out).await?;
     eprintln!("audit: {summary}");
-    Ok(summary.not_repaired == 0)
+    Ok(summary.exit_code())
 }
 
 async fn audit<C: Console>(
@@ -191,7 +196,7 @@ async fn audit<C: Console>(
             }
         }
     }
-    audit.finish().map_err(told)
+    audit.finish().await.map_err(told)
 }
 
 /// Reads `s3://bucket/prefix` into the audit.

@@ -87,9 +87,13 @@ async fn ops(g: &Global, table: &TableArg) -> anyhow::Result<registry::Ops> {
 
 /// [`ops`]; `need_table`: against AWS a table must be named.
 async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Result<registry::Ops> {
-    let settings = crate::config::settings_from_env()?;
+    let mut settings = crate::config::settings_from_env()?;
     if let Some(path) = &table.state {
         let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
+        // Without a role of its own configured, the guard is the one the world names.
+        if settings.own_role_arn.is_none() {
+            settings.own_role_arn = world.state().guard_role_arn.clone();
+        }
         let region = world
             .home()
             .map_or_else(|| "eu-west-1".to_string(), |h| h.region);
@@ -184,11 +188,10 @@ pub fn init_logging(lambda: bool) {
 }
 
 /// Runs the CLI; the exit code says whether every input was handled (0), not (1), or the
-/// command could not run (2).
+/// command could not run (2); `audit` has one more (3: a source it could not read whole).
 pub async fn main() -> ExitCode {
     match run(Cli::parse()).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -196,10 +199,11 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<bool> {
+/// Runs a command; answers its exit code.
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = &mut std::io::stdout().lock();
     let g = &cli.global;
-    match cli.command {
+    let handled_all = match cli.command {
         Command::Schema => {
             writeln!(out, "{}", crate::registry::SCHEMA.trim_end())?;
             Ok(true)
@@ -273,10 +277,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 dry_run,
                 check_seals,
             };
-            if let Some(path) = &table.state {
-                return reconcile::run_embedded(how, path, table.save_state.as_deref(), out).await;
+            match &table.state {
+                Some(path) => {
+                    reconcile::run_embedded(how, path, table.save_state.as_deref(), out).await
+                }
+                None => reconcile::run(how, g, out).await,
             }
-            reconcile::run(how, g, out).await
         }
         Command::Drill {
             repo,
@@ -293,7 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             )
             .await
         }
-        Command::Audit(a) => audit::run(g, a, out).await,
+        Command::Audit(a) => return audit::run(g, a, out).await,
         Command::Replay(a) => {
             let opts = ReplayOptions {
                 paths: a.paths,
@@ -308,7 +314,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             };
             replay(&opts, out).await
         }
-    }
+    }?;
+    Ok(u8::from(!handled_all))
 }
 
 async fn run_lifecycle(

@@ -127,6 +127,12 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// Whether ECR's own event (an `ECR Image Action`, which names no caller) reported it,
+    /// rather than CloudTrail.
+    pub fn is_ecr_event(&self) -> bool {
+        self.source.starts_with("ECR Image Action")
+    }
+
     /// An incident the guard found itself, with no event behind it (reconcile, registration):
     /// no change listed, nobody known, `label` saying where it came from.
     pub fn found(

@@ -43,8 +43,8 @@ pub use keep_alive::{
 pub use outcome::{Failure, Outcome};
 pub use restore::{plan_restore, PutStep};
 pub use screen::{
-    screen, Settings, DEFAULT_BUSY_WAIT_MS, DEFAULT_CALL_CONCURRENCY, DEFAULT_GRACE_SECS,
-    DEFAULT_PAGES_PER_RUN, DEFAULT_RECONCILE_CONCURRENCY,
+    is_same_role, screen, Settings, DEFAULT_BUSY_WAIT_MS, DEFAULT_CALL_CONCURRENCY,
+    DEFAULT_GRACE_SECS, DEFAULT_PAGES_PER_RUN, DEFAULT_RECONCILE_CONCURRENCY,
 };
 
 use crate::events::{Actor, Change, Incident};

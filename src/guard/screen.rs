@@ -108,7 +108,7 @@ pub fn screen(incident: &Incident, settings: &Settings) -> Option<String> {
 
 /// True when `arn` is the role `role_arn` itself or a session of it
 /// (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`).
-fn is_same_role(role_arn: &str, arn: &str) -> bool {
+pub fn is_same_role(role_arn: &str, arn: &str) -> bool {
     if role_arn == arn {
         return true;
     }

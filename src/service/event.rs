@@ -16,7 +16,7 @@ use crate::events::{self, Change, Incident, Parsed};
 use crate::guard::present::{self, Present};
 use crate::guard::{self, Action, Decision, Outcome};
 use crate::page::{self, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
+use crate::ports::{Claim, HistoryRecord, Images, Ledger, Pager, PinKey, Registry};
 use crate::registry::{split_valid, Entry, InvalidEntry, TagRule};
 
 use super::history::{log_decision, record};
@@ -111,7 +111,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             .collect();
         if self.dry_run || !has_work(&decisions) {
             if !self.dry_run {
-                // Overtaken by ECR's present state: handled, so a duplicate is quiet too.
+                // Overtaken by ECR's present state: said in the tags' history (an audit tells
+                // it), and handled, so a duplicate is quiet too.
+                let history = superseded(&incident, &decisions, now);
+                if !history.is_empty() {
+                    if let Err(e) = self.registry.add_history(&history).await {
+                        warn!(event_id = id, error = %e, "history not written");
+                        report.warnings.push(format!("history not written: {e}"));
+                    }
+                }
                 self.mark_handled(id, now).await;
             }
             return Ok(self.nothing_to_do(report, incident, decisions));
@@ -315,7 +323,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             if let Some(alarm) = page::report(&d, &outcome, resumed) {
                 alarms.push((report.decisions.len(), alarm));
             }
-            if !matches!(d.action, Action::Nothing | Action::Superseded) {
+            if d.action != Action::Nothing {
                 history.push(record(&incident, &d, &outcome, now));
             }
             report.decisions.push(Handled {
@@ -391,6 +399,15 @@ struct Read<'a> {
     seals: &'a Seals,
     /// An earlier attempt may have acted already.
     resumed: bool,
+}
+
+/// The history records of the decisions ECR's present state overtook.
+fn superseded(incident: &Incident, decisions: &[Decision], now: &Now) -> Vec<HistoryRecord> {
+    decisions
+        .iter()
+        .filter(|d| d.action == Action::Superseded)
+        .map(|d| record(incident, d, &Outcome::Skipped, now))
+        .collect()
 }
 
 /// True when some decision is to be carried out.

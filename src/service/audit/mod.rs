@@ -7,9 +7,7 @@
 //! named, each unit's changes in time order. What is held at once is a few units' changes,
 //! never their records; the registry is read a repository at a time, a tag's history once.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -17,8 +15,9 @@ use std::rc::Rc;
 use futures::{stream, StreamExt};
 use serde_json::Value;
 
-use crate::audit::report::{judge, tag_changes, Deed, Kind, Line, Printer, RepoView, Verdict};
+use crate::audit::report::{tag_changes, Deed, Printer, RepoView, TagChange, Verdict};
 use crate::audit::scan::{scan, Scanned};
+use crate::audit::timeline::{self, Timeline};
 use crate::audit::Window;
 use crate::events::Incident;
 use crate::ports::{Console, EventLookup, LogArchive};
@@ -39,11 +38,8 @@ pub struct Audit<'a, C, W: Write, E: Write> {
     views: HashMap<String, Rc<RepoView>>,
     rules: Option<Vec<TagRule>>,
     deeds: HashMap<String, Rc<Vec<Deed>>>,
-    /// The digest each tag was last seen pushed to (`None`: last seen removed).
-    last: HashMap<String, Option<String>>,
-    /// Hashes of the changes reported, so that one reported twice (the same record in two
-    /// files, CloudTrail's and ECR's event of one change) is reported once.
-    seen: HashSet<u64>,
+    /// The changes read so far, judged and printed by [`Audit::finish`].
+    found: Vec<Incident>,
 }
 
 impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
@@ -63,8 +59,7 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
             views: HashMap::new(),
             rules: None,
             deeds: HashMap::new(),
-            last: HashMap::new(),
-            seen: HashSet::new(),
+            found: Vec::new(),
         }
     }
 
@@ -79,7 +74,8 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
         let name = label.to_string();
         let job = tokio::task::spawn_blocking(move || scan(&name, reader, &window));
         let scanned = joined(job.await, label);
-        self.unit(scanned).await
+        self.unit(scanned);
+        Ok(())
     }
 
     /// Reads files (directories already expanded), several at once, reported in order.
@@ -98,7 +94,7 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
             .buffered(self.opts.workers.max(1));
         futures::pin_mut!(jobs);
         while let Some(scanned) = jobs.next().await {
-            self.unit(scanned).await?;
+            self.unit(scanned);
         }
         Ok(())
     }
@@ -138,7 +134,7 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
                 .buffered(self.opts.s3_reads.max(1));
             futures::pin_mut!(jobs);
             while let Some(scanned) = jobs.next().await {
-                self.unit(scanned).await?;
+                self.unit(scanned);
             }
             match next {
                 Some(t) if !done => token = Some(t),
@@ -180,117 +176,97 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
                 }
             }
             found.sort();
-            self.unit(found).await?;
+            self.unit(found);
         }
         Ok(())
     }
 
-    /// Prints what is held and hands back the summary.
-    pub fn finish(mut self) -> Result<AuditSummary, AuditError> {
+    /// Judges every change found, in event time, prints the report and hands back the
+    /// summary. Changes are held until here (never records): the order of event time, two
+    /// reports of one change and the guard's own pushes can only be known across sources.
+    pub async fn finish(mut self) -> Result<AuditSummary, AuditError> {
+        let mut found = std::mem::take(&mut self.found);
+        // Stable: records of one second keep the order they were read in.
+        found.sort_by_cached_key(|i| crate::text::parse_time(&Value::String(i.time.clone())));
+        let mut changes = Vec::new();
+        for i in &found {
+            let view = self.view(&i.repo).await?;
+            changes.extend(tag_changes(i, view.as_deref()));
+        }
+        drop(found);
+        let mut timeline = Timeline::new(self.opts.guard_role.clone());
+        let mut counted = HashSet::new();
+        for c in timeline::merge(changes) {
+            self.judge(&mut timeline, c, &mut counted).await?;
+        }
         self.printer.finish()?;
         self.problems.flush()?;
         Ok(self.summary)
     }
 
-    /// Reports one unit: its problems, then its changes.
-    async fn unit(&mut self, scanned: Scanned) -> Result<(), AuditError> {
+    /// Takes one unit: its problems said at once, its changes held for [`Audit::finish`].
+    fn unit(&mut self, scanned: Scanned) {
         self.summary.sources += 1;
         self.summary.records += scanned.records;
         for p in &scanned.problems {
             self.summary.problems += 1;
-            writeln!(self.problems, "problem: {p}")?;
+            // A problem that cannot be written is still counted (and exits 3).
+            let _ = writeln!(self.problems, "problem: {p}");
         }
-        for i in &scanned.changes {
-            self.incident(i).await?;
-        }
-        Ok(())
+        self.found.extend(scanned.changes);
     }
 
-    async fn incident(&mut self, i: &Incident) -> Result<(), AuditError> {
-        let view = match self.registry {
-            Some(_) => Some(self.view(&i.repo).await?),
-            None => None,
+    /// Judges one change against the registry and the tag's history, counts it and prints
+    /// its line.
+    async fn judge(
+        &mut self,
+        timeline: &mut Timeline,
+        c: TagChange,
+        counted: &mut HashSet<String>,
+    ) -> Result<(), AuditError> {
+        let view = self.view(&c.repo).await?;
+        // The tag's history is read only for tags the registry may protect.
+        let deeds = match (&view, &c.tag) {
+            (Some(v), Some(tag)) if v.may_protect(tag) => self.deeds(&c.repo, tag).await?,
+            _ => Rc::default(),
         };
-        let mut counted = false;
-        for c in tag_changes(i, view.as_deref()) {
-            if !self.seen.insert(change_hash(&c)) {
-                continue;
-            }
-            if !counted {
-                counted = true;
+        let protected = view
+            .as_ref()
+            .map(|v| c.tag.as_deref().is_some_and(|t| v.protects(t, &c, &deeds)));
+        let pin = match (&view, &c.tag) {
+            (Some(v), Some(tag)) => v.pins.get(tag).cloned().flatten(),
+            _ => None,
+        };
+        let event_id = c.event_id.clone();
+        let judged = timeline.judge(c, protected, &deeds, pin.as_deref());
+        if judged.guard_repair {
+            self.summary.guard_repairs += 1;
+        } else {
+            if counted.insert(event_id) {
                 self.summary.changes += 1;
-            }
-            // The tag's history is read only for tags the registry may protect.
-            let deeds = match (&view, &c.tag) {
-                (Some(v), Some(tag)) if v.may_protect(tag) => self.deeds(&c.repo, tag).await?,
-                _ => Rc::default(),
-            };
-            let protected = view.as_ref().map(|v| {
-                c.tag
-                    .as_deref()
-                    .is_some_and(|t| v.protects(t, &c.event_id, &deeds))
-            });
-            let (guard, verdict, pinned_before) = match (&c.tag, protected) {
-                (Some(tag), Some(true)) => {
-                    let pin = view
-                        .as_ref()
-                        .and_then(|v| v.pins.get(tag).cloned().flatten());
-                    judge(&c, &deeds, pin.as_deref())
-                }
-                _ => (None, Verdict::NoNeed, None),
-            };
-            let key = c.tag.as_ref().map(|t| format!("{}:{t}", c.repo.key()));
-            let mut kind = c.kind;
-            let mut previous = None;
-            if kind.is_push() {
-                previous = key
-                    .as_ref()
-                    .and_then(|k| self.last.get(k).cloned().flatten())
-                    .or(pinned_before);
-                if previous.is_some() && previous != c.digest {
-                    kind = Kind::Moved;
-                }
-            }
-            if let Some(k) = key {
-                let now = if c.kind.is_push() {
-                    c.digest.clone()
-                } else {
-                    None
-                };
-                self.last.insert(k, now);
             }
             if protected == Some(true) {
                 self.summary.protected += 1;
-                if verdict == Verdict::NotRepaired {
+                if judged.verdict == Verdict::NotRepaired {
                     self.summary.not_repaired += 1;
                 }
             }
-            if protected == Some(true) || protected.is_none() || self.opts.all_tags {
-                self.summary.lines += 1;
-                self.printer.line(&Line {
-                    time: c.time,
-                    repository: c.repo.key(),
-                    tag: c.tag,
-                    change: kind.name(),
-                    digest: c.digest,
-                    previous_digest: previous,
-                    who: c.who,
-                    event_id: c.event_id,
-                    protected,
-                    guard,
-                })?;
-            }
+        }
+        if protected != Some(false) || self.opts.all_tags {
+            self.summary.lines += 1;
+            self.printer.line(&judged.line)?;
         }
         Ok(())
     }
 
-    /// What the registry says about `repo`: its items (read once) and the rules covering it.
-    async fn view(&mut self, repo: &RepoKey) -> Result<Rc<RepoView>, AuditError> {
+    /// What the registry says about `repo`: its items (read once) and the rules covering it;
+    /// `None` without a registry.
+    async fn view(&mut self, repo: &RepoKey) -> Result<Option<Rc<RepoView>>, AuditError> {
         let Some(console) = self.registry else {
-            return Ok(Rc::default());
+            return Ok(None);
         };
         if let Some(v) = self.views.get(&repo.key()) {
-            return Ok(v.clone());
+            return Ok(Some(v.clone()));
         }
         if self.rules.is_none() {
             let items = console.partition(registry::RULE_PARTITION, false).await?;
@@ -318,7 +294,7 @@ impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
             .collect();
         let view = Rc::new(RepoView { pins, rules });
         self.views.insert(repo.key(), view.clone());
-        Ok(view)
+        Ok(Some(view))
     }
 
     /// The guard's history of `repo`:`tag` (read once).
@@ -345,15 +321,6 @@ fn is_log_key(key: &str) -> bool {
         && [".json.gz", ".json", ".gz", ".jsonl"]
             .iter()
             .any(|e| key.ends_with(e))
-}
-
-/// Two reports of one change hash alike: by event id, and by what changed when (CloudTrail's
-/// record and ECR's own event of one change carry different ids).
-fn change_hash(c: &crate::audit::report::TagChange) -> u64 {
-    let mut h = DefaultHasher::new();
-    let removal = !c.kind.is_push();
-    (&c.repo.key(), &c.tag, removal, &c.digest, &c.time).hash(&mut h);
-    h.finish()
 }
 
 /// Reads one S3 object: its bytes go to a reader on the blocking pool as they arrive.
@@ -508,7 +475,7 @@ mod tests {
             &mut err,
         );
         audit.s3(&bucket, "trail", "AWSLogs/").await.expect("audit");
-        let summary = audit.finish().expect("finish");
+        let summary = audit.finish().await.expect("finish");
         assert_eq!(
             (summary.sources, summary.lines, summary.problems),
             (2, 1, 1)

@@ -20,6 +20,8 @@ pub struct AuditOptions {
     /// The time between two `LookupEvents` calls (CloudTrail allows two a second per account
     /// and region).
     pub lookup_spacing: Duration,
+    /// The guard's role: a push it made is its repair, not a change.
+    pub guard_role: Option<String>,
 }
 
 impl Default for AuditOptions {
@@ -30,6 +32,7 @@ impl Default for AuditOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             s3_reads: 8,
             lookup_spacing: LOOKUP_SPACING,
+            guard_role: None,
         }
     }
 }
@@ -43,8 +46,11 @@ pub struct AuditSummary {
     pub skipped: u64,
     /// Records read.
     pub records: u64,
-    /// ECR changes (records that changed tags) in the window, each once.
+    /// ECR changes (records that changed tags) in the window, each once (two reports of one
+    /// change are one), the guard's own pushes aside.
     pub changes: u64,
+    /// The guard's own pushes: its repairs, as CloudTrail or ECR reported them.
+    pub guard_repairs: u64,
     /// Lines printed.
     pub lines: u64,
     /// Changes of protected tags (one per tag).
@@ -55,6 +61,20 @@ pub struct AuditSummary {
     pub problems: u64,
 }
 
+impl AuditSummary {
+    /// The exit code: 3 when some source or record could not be read (the report may lack
+    /// what it held), else 1 when a protected change was not repaired, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.problems > 0 {
+            3
+        } else if self.not_repaired > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
 impl std::fmt::Display for AuditSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = |count: u64, one: &str| {
@@ -63,12 +83,13 @@ impl std::fmt::Display for AuditSummary {
         };
         write!(
             f,
-            "{} read ({} skipped by date), {} read, {} ({}), {}, {} not repaired by the guard, {}",
+            "{} read ({} skipped by date), {} read, {} ({}), {}, {}, {} not repaired by the guard, {}",
             n(self.sources, "source"),
             self.skipped,
             n(self.records, "record"),
             n(self.changes, "ECR change"),
             n(self.lines, "line"),
+            n(self.guard_repairs, "guard repair"),
             n(self.protected, "protected change"),
             self.not_repaired,
             n(self.problems, "problem")
