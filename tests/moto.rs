@@ -1313,3 +1313,145 @@ async fn a_lifecycle_run_expiring_two_hundred_protected_images_restores_all_and_
     assert_eq!(first, ["untrusted_pin"; 5], "the problems first");
     assert!(body.contains("ecr-tag-guard history"), "where the rest is");
 }
+
+#[tokio::test]
+async fn a_batch_delete_of_a_hundred_and_fifty_protected_tags_restores_all_and_pages_once_within_sns_limits(
+) {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("crowd", false).await;
+    // One image holds every tag; three pins were written into the table by hand (unsealed).
+    let m = manifest("crowd-base");
+    let d = w.push("crowd", &m, DOCKER, Some("base")).await;
+    let tags: Vec<String> = (0..150).map(|i| format!("team-{i:03}.latest")).collect();
+    for (i, tag) in tags.iter().enumerate() {
+        w.push("crowd", &m, DOCKER, Some(tag)).await;
+        let item = pinned_item(&w, "crowd", tag, &m, DOCKER);
+        if i % 50 == 13 {
+            w.put_item(item).await;
+        } else {
+            w.put_sealed(item).await;
+        }
+    }
+    let ids: Vec<(Option<&str>, Option<&str>)> =
+        tags.iter().map(|t| (Some(t.as_str()), None)).collect();
+    w.delete("crowd", &ids).await;
+    let request: Vec<Value> = tags.iter().map(|t| json!({"imageTag": t})).collect();
+    let response: Vec<Value> = tags
+        .iter()
+        .map(|t| json!({"imageTag": t, "imageDigest": d}))
+        .collect();
+    let event = batch_delete(
+        &w,
+        user(&w, "tired-human"),
+        "crowd",
+        json!(request),
+        response,
+    );
+    let (report, _) = w.handle(&event).await;
+    let restored = report
+        .decisions
+        .iter()
+        .filter(|h| h.outcome.as_ref().is_some_and(|o| o.name() == "restored"))
+        .count();
+    assert_eq!(restored, 147, "every sealed pin is put back");
+    for (i, t) in tags.iter().enumerate() {
+        let want = (i % 50 != 13).then_some(d.as_str());
+        assert_eq!(w.digest_of("crowd", t).await.as_deref(), want, "{t}");
+    }
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1, "one page for the incident");
+    let (subject, body) = (
+        pages[0]["Subject"].as_str().unwrap_or(""),
+        pages[0]["Message"].as_str().unwrap_or(""),
+    );
+    assert!(subject.len() <= 100 && subject.is_ascii(), "{subject}");
+    assert!(body.len() <= ecr_tag_guard::page::PAGE_MAX_BYTES);
+    let facts: Value =
+        serde_json::from_str(body.split("--- JSON ---\n").nth(1).expect("JSON part"))
+            .expect("the JSON part parses");
+    assert_eq!(facts["tags_total"], 150);
+    assert_eq!(facts["counts"]["restored"], 147);
+    assert_eq!(facts["counts"]["untrusted_pin"], 3);
+    let first: Vec<&str> = facts["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .take(3)
+        .filter_map(|c| c["action"].as_str())
+        .collect();
+    assert_eq!(first, ["untrusted_pin"; 3], "the problems first");
+}
+
+#[tokio::test]
+async fn reconcile_of_two_thousand_pins_with_three_hundred_deleted_pages_its_repairs_once() {
+    use futures::StreamExt;
+    let Some(w) = World::new().await else { return };
+    w.create_repo("fleet", false).await;
+    let n = 2000;
+    let setup = futures::stream::iter(0..n)
+        .map(|i| {
+            let w = &w;
+            async move {
+                let tag = format!("svc-{i:04}");
+                let m = manifest(&tag);
+                let d = w.push("fleet", &m, DOCKER, Some(&tag)).await;
+                // As the guard pins: the item sealed, the keep-alive tag on the image.
+                w.push("fleet", &m, DOCKER, Some(&keep(&d))).await;
+                w.put_sealed(pinned_item(w, "fleet", &tag, &m, DOCKER))
+                    .await;
+                (tag, d)
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let index = |t: &str| t[4..].parse::<usize>().expect("svc-NNNN");
+    let deleted: Vec<&(String, String)> = setup.iter().filter(|(t, _)| index(t) % 20 < 3).collect();
+    assert_eq!(deleted.len(), 300);
+    for chunk in deleted.chunks(100) {
+        let ids: Vec<(Option<&str>, Option<&str>)> = chunk
+            .iter()
+            .map(|(t, _)| (Some(t.as_str()), None))
+            .collect();
+        w.delete("fleet", &ids).await;
+    }
+    let moved: Vec<&(String, String)> = setup.iter().filter(|(t, _)| index(t) % 100 == 7).collect();
+    for (t, _) in &moved {
+        w.push("fleet", &manifest(&format!("{t}-other")), DOCKER, Some(t))
+            .await;
+    }
+    let h = w.handler();
+    let run = || async {
+        h.reconcile(
+            &ecr_tag_guard::service::Now::system(),
+            &ecr_tag_guard::ports::NoTrail,
+            &mut |_, _, _| {},
+        )
+        .await
+        .expect("reconcile")
+    };
+    let r = run().await;
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    for (t, d) in deleted.iter().chain(&moved) {
+        assert_eq!(
+            w.digest_of("fleet", t).await.as_deref(),
+            Some(d.as_str()),
+            "{t}"
+        );
+    }
+    let pages = w.pages().await;
+    assert_eq!(pages.len(), 1, "one page for the repository");
+    let body = pages[0]["Message"].as_str().unwrap_or("");
+    assert!(body.len() <= ecr_tag_guard::page::PAGE_MAX_BYTES);
+    assert!(!body.contains("reconcile_failed"), "{body:.2000}");
+    let facts: Value =
+        serde_json::from_str(body.split("--- JSON ---\n").nth(1).expect("JSON part"))
+            .expect("the JSON part parses");
+    assert_eq!(facts["tags_total"], 320, "{}", facts["counts"]);
+    assert_eq!(facts["counts"]["restored"], 300, "{}", facts["counts"]);
+    assert_eq!(facts["counts"]["reverted"], 20, "{}", facts["counts"]);
+    // The next run finds everything in place and says nothing.
+    let again = run().await;
+    assert_eq!(again.ok, n, "{:?}", again.failures);
+    assert!(w.pages().await.is_empty());
+}
