@@ -1282,6 +1282,12 @@ async fn a_lifecycle_run_expiring_two_hundred_protected_images_restores_all_and_
         .filter(|h| h.outcome.as_ref().is_some_and(|o| o.name() == "restored"))
         .count();
     assert_eq!(restored, 195, "every sealed pin is put back");
+    // Counted on the wire: the restores and seal checks stream out within the setting.
+    let limit = ecr_tag_guard::guard::DEFAULT_CALL_CONCURRENCY;
+    for op in ["ecr:PutImage", "kms:VerifyMac"] {
+        let peak = w.peak_in_flight(op);
+        assert!(peak > 1 && peak <= limit, "{op}: {peak} in flight at once");
+    }
     for (d, t, sealed) in &expired {
         let want = sealed.then_some(d.as_str());
         assert_eq!(w.digest_of("mass", t).await.as_deref(), want, "{t}");

@@ -3,6 +3,7 @@
 //! test, the real SDK clients, and a log of every AWS call the handler makes.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -103,11 +106,19 @@ fn start() -> Option<Server> {
     })
 }
 
-/// Sends every request to one moto account and logs each operation as `service:Operation`.
+/// Sends every request to one moto account, logs each operation as `service:Operation` and
+/// counts the calls of each operation in flight (now, and the most at once).
 #[derive(Debug, Clone)]
 struct MotoAccount {
     account: String,
     calls: Arc<Mutex<Vec<String>>>,
+    flight: Arc<Mutex<HashMap<String, (usize, usize)>>>,
+}
+
+fn operation(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>()
+        .map(|m| format!("{}:{}", service_name(m.service()), m.name()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 impl Intercept for MotoAccount {
@@ -125,13 +136,26 @@ impl Intercept for MotoAccount {
             .headers_mut()
             .insert("x-moto-account-id", self.account.clone());
         // Retries are off in these tests, so one transmit is one call.
-        let op = cfg
-            .load::<Metadata>()
-            .map(|m| format!("{}:{}", service_name(m.service()), m.name()));
-        self.calls
-            .lock()
-            .expect("calls")
-            .push(op.unwrap_or_else(|| "unknown".into()));
+        let op = operation(cfg);
+        {
+            let mut flight = self.flight.lock().expect("flight");
+            let (now, peak) = flight.entry(op.clone()).or_default();
+            *now += 1;
+            *peak = (*peak).max(*now);
+        }
+        self.calls.lock().expect("calls").push(op);
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _ctx: &BeforeDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some((now, _)) = self.flight.lock().expect("flight").get_mut(&operation(cfg)) {
+            *now = now.saturating_sub(1);
+        }
         Ok(())
     }
 }
@@ -148,6 +172,8 @@ fn service_name(s: &str) -> String {
 pub struct World {
     pub account: String,
     pub calls: Arc<Mutex<Vec<String>>>,
+    /// Per operation: calls in flight now and the most at once.
+    pub flight: Arc<Mutex<HashMap<String, (usize, usize)>>>,
     pub ecr: aws_sdk_ecr::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub sns: aws_sdk_sns::Client,
@@ -193,9 +219,11 @@ impl World {
         let server = SERVER.get_or_init(start).as_ref()?;
         let account = account.to_string();
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let flight = Arc::new(Mutex::new(HashMap::new()));
         let icpt = MotoAccount {
             account: account.clone(),
             calls: calls.clone(),
+            flight: flight.clone(),
         };
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
@@ -264,6 +292,7 @@ impl World {
         let mut w = World {
             account,
             calls,
+            flight,
             ecr,
             ddb,
             sns,
@@ -349,6 +378,15 @@ impl World {
             .await
             .expect("handled");
         (report, self.take_calls())
+    }
+
+    /// The most calls of `op` (`service:Operation`) in flight at once so far.
+    pub fn peak_in_flight(&self, op: &str) -> usize {
+        self.flight
+            .lock()
+            .expect("flight")
+            .get(op)
+            .map_or(0, |(_, peak)| *peak)
     }
 
     pub fn take_calls(&self) -> Vec<String> {
