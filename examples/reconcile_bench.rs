@@ -2,10 +2,12 @@
 //! (every 10th tag deleted, every 25th moved, every 101st pinned image archived). Prints the
 //! AWS calls it takes, by operation, the wall time and the peak memory.
 //!
-//! `cargo run --release --example reconcile_bench` runs 10 000 pins in 500 repositories with
-//! calls that take no time; `-- --latency-ms 50` gives every call 50 ms (an AWS round trip)
-//! and runs 10 000 pins / 500 repositories and 100 000 pins / 5 000 repositories, at the
-//! default concurrency (`TAG_GUARD_RECONCILE_CONCURRENCY` changes it).
+//! `cargo run --release --example reconcile_bench` runs 10 000 pins in 500 repositories and
+//! 10 000 pins in one repository with calls that take no time; `-- --latency-ms 50` gives
+//! every call 50 ms (an AWS round trip) and runs 10 000 pins / 500 repositories, 100 000 pins
+//! / 5 000 repositories and 10 000 pins in one, at the default concurrency
+//! (`TAG_GUARD_RECONCILE_CONCURRENCY` changes it). For the repository with the most repairs it
+//! also renders that repository's page alone and times the renderer.
 //!
 //! Memory: the peak RSS covers the embedded world too (every item, image and manifest), which
 //! a Lambda does not hold. A counting allocator tells them apart: the run's own peak heap is
@@ -24,8 +26,6 @@ use ecr_tag_guard::registry::{keep_tag, RepoKey, DEFAULT_KEEP_PREFIX};
 use ecr_tag_guard::service::{Handler, Now};
 use ecr_tag_guard::text::sha256_digest;
 use serde_json::json;
-
-const PINS: usize = 20;
 
 /// Counts the heap the process holds, so the run's own memory can be told apart from the
 /// embedded world's (which a Lambda does not hold: its world is AWS).
@@ -69,18 +69,19 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(ecr_tag_guard::guard::DEFAULT_RECONCILE_CONCURRENCY);
-    let sizes: &[usize] = if latency_ms == 0 {
-        &[500]
+    // (repositories, pins in each)
+    let sizes: &[(usize, usize)] = if latency_ms == 0 {
+        &[(500, 20), (1, 10_000)]
     } else {
-        &[500, 5000]
+        &[(500, 20), (5000, 20), (1, 10_000)]
     };
-    for &repos in sizes {
-        run(repos, latency_ms, concurrency);
+    for &(repos, pins) in sizes {
+        run(repos, pins, latency_ms, concurrency);
     }
 }
 
-/// Builds a world of `repos` repositories of [`PINS`] pins each and reconciles it.
-fn run(repos: usize, latency_ms: u64, concurrency: usize) {
+/// Builds a world of `repos` repositories of `pins` pins each and reconciles it.
+fn run(repos: usize, pins: usize, latency_ms: u64, concurrency: usize) {
     let mut state = State::default();
     let (mut deleted, mut moved, mut archived) = (0, 0, 0);
     for r in 0..repos {
@@ -101,11 +102,11 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
                 pushed_at: 0,
             },
         );
-        for p in 0..PINS {
+        for p in 0..pins {
             let body = format!("{{\"mediaType\":\"m\",\"repo\":{r},\"pin\":{p}}}");
             let digest = sha256_digest(body.as_bytes());
             let tag = format!("release-{p}");
-            let n = r * PINS + p;
+            let n = r * pins + p;
             let mut tags: BTreeSet<String> =
                 keep_tag(DEFAULT_KEEP_PREFIX, &digest).into_iter().collect();
             if n.is_multiple_of(10) {
@@ -185,6 +186,8 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         report.repairs.len(),
         report.pages.len(),
     );
+    let largest_page = report.pages.iter().map(|p| p.size()).max().unwrap_or(0);
+    let render = render_time(&report);
     drop(report);
     let world_grew = LIVE.load(Ordering::Relaxed).saturating_sub(world_heap);
     let run_peak = peak_heap.saturating_sub(world_heap + world_grew);
@@ -195,7 +198,7 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
     }
     println!(
         "reconcile bench: {} pins in {repos} repositories ({deleted} deleted, {moved} moved, {archived} archived), embedded world, {latency_ms} ms a call, {concurrency} at once",
-        repos * PINS
+        repos * pins
     );
     println!("{:<36}{:>10}", "measure", "value");
     println!(
@@ -207,6 +210,24 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
     println!("{:<36}{:>10}", "ok", ok);
     println!("{:<36}{:>10}", "repairs", repairs);
     println!("{:<36}{:>10}", "pages", pages);
+    println!("{:<36}{:>10}", "largest page (bytes)", largest_page);
+    println!(
+        "{:<36}{:>10}",
+        "SNS limit less the margin (bytes)",
+        ecr_tag_guard::page::PAGE_MAX_BYTES
+    );
+    if let Some((tags, ms, bytes)) = render {
+        println!(
+            "{:<36}{:>10.1}",
+            format!("page renderer, {tags} tags (ms)"),
+            ms
+        );
+        println!(
+            "{:<36}{:>10}",
+            format!("page renderer, {tags} tags (bytes)"),
+            bytes
+        );
+    }
     for (op, n) in &calls {
         println!("{:<36}{:>10}", format!("calls {op}"), n);
     }
@@ -245,6 +266,41 @@ fn run(repos: usize, latency_ms: u64, concurrency: usize) {
         mib(report_size)
     );
     println!();
+}
+
+/// Renders once more, alone and timed, the page of the repository with the most repairs
+/// (the renderer's own cost): tags, milliseconds, bytes.
+fn render_time(
+    report: &ecr_tag_guard::service::reconcile::ReconcileReport,
+) -> Option<(usize, f64, usize)> {
+    use ecr_tag_guard::events::Incident;
+    let mut by_repo: BTreeMap<String, Vec<&ecr_tag_guard::service::Handled>> = BTreeMap::new();
+    for h in &report.repairs {
+        by_repo
+            .entry(h.decision.entry.repo.key())
+            .or_default()
+            .push(h);
+    }
+    let (_, most) = by_repo.into_iter().max_by_key(|(_, v)| v.len())?;
+    let repo = most.first()?.decision.entry.repo.clone();
+    let alarms: Vec<_> = most
+        .iter()
+        .filter_map(|h| {
+            let a = ecr_tag_guard::page::report(&h.decision, h.outcome.as_ref()?, false)?;
+            Some((&h.decision, a))
+        })
+        .collect();
+    let incident = Incident::found(
+        "reconcile-bench".into(),
+        "reconcile",
+        "2026-12-01T00:00:00Z",
+        &repo,
+        "reconcile (no event named the change)",
+    );
+    let start = Instant::now();
+    let page = ecr_tag_guard::page::render_all(&incident, &alarms)?;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    Some((alarms.len(), ms, page.size()))
 }
 
 /// The process's peak resident memory so far.

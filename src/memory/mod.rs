@@ -9,7 +9,7 @@ use images::next_push;
 mod scenario;
 mod table;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -188,9 +188,23 @@ impl Memory {
         ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
         let s = self.call("ecr:BatchGetImage").await?;
-        Ok(s.repos
-            .get(repo)
-            .map(|r| ids.iter().map(|id| r.read(id)).collect()))
+        Ok(s.repos.get(repo).map(|r| {
+            // One pass over the images for every tag asked (as ECR answers a batch at once).
+            let tags: HashMap<&str, &str> = r
+                .images
+                .iter()
+                .flat_map(|(d, im)| im.tags.iter().map(move |t| (t.as_str(), d.as_str())))
+                .collect();
+            ids.iter()
+                .map(|id| match id {
+                    ImageRef::Tag(t) => match tags.get(t.as_str()) {
+                        Some(d) => r.read(&ImageRef::Digest((*d).to_string())),
+                        None => Err("ImageNotFound".to_string()),
+                    },
+                    ImageRef::Digest(_) => r.read(id),
+                })
+                .collect()
+        }))
     }
 
     /// Makes the change an incident reports happen in ECR, as the real call did before the

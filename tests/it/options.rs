@@ -2,11 +2,9 @@
 //! after the command name, the SDK configuration chosen by `--profile` (shared config and
 //! credentials files) and `--region`, the endpoint by `--endpoint-url`.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use crate::util::*;
 
 /// Runs the binary with no AWS setting from the environment but `AWS_CONFIG_FILE` and
 /// `AWS_SHARED_CREDENTIALS_FILE` pointing into `dir`.
@@ -32,7 +30,7 @@ fn expect_ok(o: &Output, want: &str) {
 
 #[tokio::test]
 async fn options_go_before_or_after_the_command_and_a_profile_picks_region_and_credentials() {
-    let Some(w) = World::in_account("123456789012").await else {
+    let Some(w) = World::in_account_named("123456789012", "options").await else {
         return;
     };
     let url = World::url().expect("moto");

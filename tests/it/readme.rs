@@ -6,12 +6,10 @@
 //! alternatives, `...`) is checked to name real commands, with its optional `[...]` parts
 //! dropped and run when nothing else is left to fill in.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::*;
+use crate::util::*;
 
 /// The README's command lines, continuation lines joined, comments cut.
 fn readme_lines() -> Vec<String> {

@@ -3,11 +3,9 @@
 //! `status` of it, and a delete there restored by `replay --aws`, all with the guard's own
 //! credentials assuming `TAG_GUARD_MEMBER_ROLE` in the member account.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::util::*;
 use serde_json::json;
 
 const MEMBER: &str = "210987654321";
@@ -27,7 +25,7 @@ fn run(guard: &World, url: &str, args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn a_member_accounts_tag_is_protected_checked_and_restored_through_its_role() {
-    let Some(guard) = World::in_account("123456789012").await else {
+    let Some(guard) = World::in_account_named("123456789012", "member").await else {
         return;
     };
     let Some(member) = World::in_account(MEMBER).await else {

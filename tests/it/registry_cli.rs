@@ -1,9 +1,7 @@
 //! The registry commands (`registry init`, `protect`, `unprotect`, `list`, `history`,
 //! `status`) with the real SDK clients against moto_server, one moto account per test.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use ecr_tag_guard::cli::lifecycle;
 use ecr_tag_guard::cli::registry::{self, FieldOptions, ProtectOptions};
 use ecr_tag_guard::cli::rules;

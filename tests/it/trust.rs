@@ -3,12 +3,10 @@
 //! text cannot reach a page raw; `protect` without the key or the right to use it is refused
 //! (KMS refusals from the SDK's own mocks: moto does not enforce IAM).
 
-mod common;
-
+use crate::util::*;
 use aws_sdk_kms::error::ErrorMetadata;
 use aws_sdk_kms::operation::generate_mac::GenerateMacError;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use common::*;
 use ecr_tag_guard::cli::registry::{self, Backend, ProtectOptions};
 use ecr_tag_guard::ports::NoTrail;
 use ecr_tag_guard::service::Now;

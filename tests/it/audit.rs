@@ -2,20 +2,18 @@
 //! gzip, files and records outside the window), malformed input, the guard's history written
 //! by the handler, a trail bucket on moto; `LookupEvents` through the SDK's mock utilities.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use aws_sdk_cloudtrail::config::retry::RetryConfig;
 use aws_sdk_cloudtrail::error::ErrorMetadata;
 use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEventsOutput};
 use aws_sdk_cloudtrail::types::Event;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use common::*;
 use ecr_tag_guard::audit::report::{Format, Printer};
 use ecr_tag_guard::aws::CloudTrailLookup;
 use ecr_tag_guard::memory::Memory;
@@ -297,7 +295,7 @@ fn malformed_files_and_records_are_named_and_skipped() {
 
 #[tokio::test]
 async fn the_guard_column_is_what_the_handlers_history_says() {
-    let Some(w) = World::in_account("123456789012").await else {
+    let Some(w) = World::in_account_named("123456789012", "audit").await else {
         return;
     };
     let url = World::url().expect("moto");

@@ -1,7 +1,6 @@
-//! The integration-test harness: one `moto_server` per test binary (started through
+//! The integration-test harness: one `moto_server` for the run (started through
 //! `tests/moto_launcher.py`, which makes its ECR answer like AWS), one moto account per
 //! test, the real SDK clients, and a log of every AWS call the handler makes.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -185,6 +184,39 @@ pub struct World {
     pub table: String,
     pub topic_arn: String,
     pub queue_url: String,
+    /// Held by a world in moto's default account (the one the binary reaches without an
+    /// account header): tests there run one at a time, as their names would collide.
+    _default_account: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// The account moto gives requests without an account header (the binary's).
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// Deletes every repository of the account `ecr` reaches: a test in moto's default account
+/// starts with no repository an earlier one left.
+async fn clear_repositories(ecr: &aws_sdk_ecr::Client) {
+    let repos = ecr
+        .describe_repositories()
+        .send()
+        .await
+        .expect("describe repositories");
+    for r in repos.repositories() {
+        if let Some(name) = r.repository_name() {
+            ecr.delete_repository()
+                .repository_name(name)
+                .force(true)
+                .send()
+                .await
+                .expect("delete repository");
+        }
+    }
+}
+
+/// The lock on moto's default account (see [`World::_default_account`]).
+fn default_account_lock() -> Arc<tokio::sync::Mutex<()>> {
+    static LOCK: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
+    LOCK.get_or_init(|| Arc::new(tokio::sync::Mutex::new(())))
+        .clone()
 }
 
 impl World {
@@ -217,6 +249,10 @@ impl World {
             }
         };
         let server = SERVER.get_or_init(start).as_ref()?;
+        let default_account = match account == DEFAULT_ACCOUNT {
+            true => Some(default_account_lock().lock_owned().await),
+            false => None,
+        };
         let account = account.to_string();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let flight = Arc::new(Mutex::new(HashMap::new()));
@@ -239,6 +275,9 @@ impl World {
                 .interceptor(icpt.clone())
                 .build(),
         );
+        if default_account.is_some() {
+            clear_repositories(&ecr).await;
+        }
         let ddb = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
                 .interceptor(icpt.clone())
@@ -303,6 +342,7 @@ impl World {
             table,
             topic_arn,
             queue_url: String::new(),
+            _default_account: default_account,
         };
         // On-call: a queue subscribed to the pager topic.
         w.queue_url = w

@@ -3,9 +3,7 @@
 //! registry, make the change in ECR, build the event CloudTrail/ECR would send, run the
 //! handler, then check ECR, the registry, the on-call queue and the AWS calls made.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use ecr_tag_guard::service::Report;
 use serde_json::{json, Value};
 

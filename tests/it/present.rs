@@ -5,9 +5,7 @@
 //! delivers the events in the order under test, and checks ECR, the registry, the history
 //! and the pages — the same end state in either order.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use ecr_tag_guard::cli::registry::{protect, ProtectOptions};
 use ecr_tag_guard::guard::Settings;
 use ecr_tag_guard::ports::NoTrail;

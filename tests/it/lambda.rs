@@ -2,8 +2,6 @@
 //! stand-in for the Lambda Runtime API, AWS calls to moto. Also checks that start-up makes no
 //! call to the instance metadata service when credentials come from the environment.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -12,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::util::*;
 use serde_json::{json, Value};
 
 /// Reads one HTTP/1.1 request: (request line, body).
@@ -142,7 +140,7 @@ fn run_lambda(w: &World, url: &str, event: Value) -> (String, Value, String, usi
 
 #[tokio::test]
 async fn the_lambda_restores_a_deleted_tag_and_reconciles_on_its_schedule() {
-    let Some(w) = World::in_account("123456789012").await else {
+    let Some(w) = World::in_account_named("123456789012", "lambda").await else {
         return;
     };
     let url = World::url().expect("moto");
