@@ -12,7 +12,6 @@
 
 use tracing::{info, warn};
 
-use super::reconcile::ReconcileReport;
 use super::{Handler, Now};
 use crate::error::Error;
 use crate::guard::{self, after_leave, plan_leave, Leave, PutStep};
@@ -188,6 +187,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     /// the guard lets go of its tags (this module), once it has been seen for the grace period
     /// (so a pin being written now keeps its new tag), at most [`SWEEP_PER_RUN`] a repository;
     /// `noted`: the ledger notes the repository (the note is written or cleared as it changes).
+    /// Answers a line per tag let go of (or that would be, in a dry run).
     pub(super) async fn sweep_guard_tags(
         &self,
         repo: &RepoKey,
@@ -195,14 +195,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         rule_changes: &[crate::service::rules::RuleChange],
         noted: bool,
         now: &Now,
-        report: &mut ReconcileReport,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         let prefix = &self.settings.keep_prefix;
         let Some(listing) = self.images.list(repo).await? else {
             if noted && !self.dry_run {
                 self.ledger.note_guard_tags(&repo.key(), false).await?;
             }
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut needed = guard::needed_keep_tags(entries, prefix);
         needed.extend(
@@ -226,18 +225,18 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
         }
         if due.is_empty() {
-            return self.keep_noted(repo, noted, stray_count > 0).await;
+            self.keep_noted(repo, noted, stray_count > 0).await?;
+            return Ok(Vec::new());
         }
         if self.dry_run {
             let mut listing = listing;
+            let mut would = Vec::new();
             for tag in &due {
                 let leave = guard::plan_leave(&listing, tag, None, prefix);
                 guard::after_leave(&mut listing, tag, &leave);
-                report
-                    .guard_tags
-                    .push(format!("{repo}: would let go: {}", leave.describe(tag)));
+                would.push(format!("{repo}: would let go: {}", leave.describe(tag)));
             }
-            return Ok(());
+            return Ok(would);
         }
         let released = release_in(&self.images, repo, listing, &due, None, prefix).await;
         let left = stray_count - due.len()
@@ -245,29 +244,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 .iter()
                 .filter(|(_, l)| matches!(l, guard::Leave::Retire { .. }))
                 .count();
-        for (tag, leave) in released {
-            report
-                .guard_tags
-                .push(format!("{repo}: {}", leave.describe(&tag)));
-        }
-        self.keep_noted(repo, noted, left > 0).await
-    }
-
-    /// The repositories the ledger notes as holding retired guard tags (a read that fails is a
-    /// warning of the run: they are visited again by a later one).
-    pub(super) async fn noted_repositories(
-        &self,
-        report: &mut ReconcileReport,
-    ) -> std::collections::BTreeSet<String> {
-        match self.ledger.guard_tag_repositories().await {
-            Ok(noted) => noted.into_iter().collect(),
-            Err(e) => {
-                report.warnings.push(format!(
-                    "repositories with retired guard tags not read: {e}"
-                ));
-                Default::default()
-            }
-        }
+        let lines = released
+            .into_iter()
+            .map(|(tag, leave)| format!("{repo}: {}", leave.describe(&tag)))
+            .collect();
+        self.keep_noted(repo, noted, left > 0).await?;
+        Ok(lines)
     }
 
     /// Notes, or clears the note, that `repo` holds guard tags no pin needs (`held`), writing

@@ -20,19 +20,16 @@
 
 pub mod act;
 pub mod audit;
-mod callers;
 #[cfg(test)]
 mod differential_tests;
 pub mod event;
 pub mod history;
 pub mod keep;
 mod once;
-mod paging;
 pub mod protect;
 #[cfg(test)]
 mod protect_tests;
 pub mod reconcile;
-mod reconcile_report;
 pub mod registration;
 pub mod restore;
 pub mod rules;

@@ -62,6 +62,38 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         Ok(true)
     }
 
+    /// Claims the once-only key of a problem: `true` the first time it is seen (or when an
+    /// earlier attempt to page it stopped), `false` when it was paged already.
+    pub(crate) async fn claim_problem(&self, key: &str, now: &Now) -> Result<bool, Error> {
+        Ok(matches!(
+            self.ledger.claim(key, now.epoch, now.lease_until).await?,
+            Claim::Fresh | Claim::Resumed
+        ))
+    }
+
+    /// Publishes `page`, then marks `keys` done; when SNS refuses it, releases them (`Err`,
+    /// worth a retry).
+    pub(crate) async fn publish_marking(
+        &self,
+        page: &Page,
+        keys: &[String],
+        now: &Now,
+    ) -> Result<(), Error> {
+        if let Err(e) = self.pager.publish(page).await {
+            warn!(subject = %page.subject, error = %e, "reconcile: page not sent");
+            for k in keys {
+                self.release(k).await;
+            }
+            return Err(Error::Call(CallError {
+                retryable: true,
+                ..e
+            }));
+        }
+        for k in keys {
+            self.mark_handled(k, now).await;
+        }
+        Ok(())
+    }
     /// What the ledger's answer means for this attempt: `Some(resumed)` to go on (`resumed`:
     /// an earlier attempt may have acted), `None` when the event was handled already (the
     /// report says so; pages an earlier attempt could not send are sent now).

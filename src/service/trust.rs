@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use tracing::{info, warn};
 
-use super::reconcile_report::ReconcileReport;
 use crate::error::{CallError, Error};
 use crate::guard::status::Standing;
 use crate::guard::{Action, Decision};
@@ -119,15 +118,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     /// or by hand. A sealed pin is checked here only with [`Settings::check_seals`] (else it
     /// would be a KMS call per pin per run): its seal is checked before anything is pushed
     /// from it, and registration checks every write to the table. A pin ECR does not confirm
-    /// stays as it is and is never pushed from.
+    /// stays as it is and is never pushed from. Also answers the pins sealed (`REPO:TAG`; in
+    /// a dry run, the ones that would be).
     ///
     /// [`Settings::check_seals`]: crate::guard::Settings
     pub(super) async fn seal_confirmed(
         &self,
         entries: &[Entry],
         standings: &[(Standing, Option<String>)],
-        report: &mut ReconcileReport,
-    ) -> Result<Vec<Entry>, Error> {
+    ) -> Result<(Vec<Entry>, Vec<String>), Error> {
         let confirmed = |e: &Entry, found: &Option<String>| {
             e.digest().is_some() && e.digest() == found.as_deref()
         };
@@ -153,10 +152,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         }
         let unsealed = unsealed.into_iter();
         if self.dry_run {
-            report
-                .sealed
-                .extend(unsealed.map(|e| format!("{}:{}", e.repo, e.tag)));
-            return Ok(out);
+            let would = unsealed.map(|e| format!("{}:{}", e.repo, e.tag)).collect();
+            return Ok((out, would));
         }
         let seals = unsealed.filter_map(|e| {
             // A stored manifest that is not the image is dropped: reconcile stores ECR's.
@@ -178,9 +175,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 Ok::<_, Error>(written.then(|| format!("{}:{}", e.repo, e.tag)))
             })
         });
-        for sealed in super::bounded(self.settings.call_concurrency, seals).await {
-            report.sealed.extend(sealed?);
+        let mut sealed = Vec::new();
+        for s in super::bounded(self.settings.call_concurrency, seals).await {
+            sealed.extend(s?);
         }
-        Ok(out)
+        Ok((out, sealed))
     }
 }

@@ -13,9 +13,7 @@ use futures::StreamExt;
 
 use tracing::{info, warn};
 
-use super::callers::{Callers, TRAIL_LOOKBACK_SECS};
 use super::history::{log_decision, record};
-use super::paging::RunPages;
 use super::{Handled, Handler, Now};
 use crate::error::Error;
 use crate::events::Incident;
@@ -25,8 +23,14 @@ use crate::guard::{self, Action, Outcome};
 use crate::page;
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
+use callers::{Callers, TRAIL_LOOKBACK_SECS};
+use paging::RunPages;
 
-pub use super::reconcile_report::ReconcileReport;
+mod callers;
+mod paging;
+mod report;
+
+pub use report::ReconcileReport;
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// Reconciles every item; `progress(done, total, repo)` is told as each repository is
@@ -53,7 +57,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let mut report = ReconcileReport::default();
         if !self.dry_run {
             // What an earlier run found but could not page goes out first.
-            self.send_unsent(now, &mut report).await;
+            report.tell(self.send_unsent(now).await);
         }
         let callers = Callers {
             trail,
@@ -64,8 +68,18 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             self.registry.repositories(),
             self.registry.rules(),
             self.ledger.reconciled(),
-            self.noted_repositories(&mut report)
+            self.ledger.guard_tag_repositories()
         );
+        // Not read: a warning of the run; a later one visits them.
+        let noted: BTreeSet<String> = match noted {
+            Ok(noted) => noted.into_iter().collect(),
+            Err(e) => {
+                report.warnings.push(format!(
+                    "repositories with retired guard tags not read: {e}"
+                ));
+                BTreeSet::new()
+            }
+        };
         // Repositories holding retired guard tags are visited too, items or not.
         let partitions: Vec<String> = partitions?
             .into_iter()
@@ -122,8 +136,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         }
         drop(runs);
         self.note_reconciled(&mut finished, now, &mut report).await;
-        self.send_summary(&run.pages, &run.id, now, &mut report)
-            .await;
+        report.tell(self.send_summary(&run.pages, &run.id, now).await);
         report.sort();
         report.repositories = total;
         report.left = total - started;
@@ -174,8 +187,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 .materialise(repo, run.rules, &entries, None, &run.id, run.now)
                 .await?;
             let noted = run.noted.contains(&repo.key());
-            self.sweep_guard_tags(repo, &entries, &changes, noted, run.now, report)
+            let swept = self
+                .sweep_guard_tags(repo, &entries, &changes, noted, run.now)
                 .await?;
+            report.guard_tags.extend(swept);
             Ok(changes)
         }
         .await;
@@ -205,20 +220,19 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             other => other.to_string(),
         };
         let key = format!("reconcile-failure/{repo}/{op}");
-        let paged = match self.claim_problem(&key, run.now).await {
-            Ok(false) => Ok(()),
+        match self.claim_problem(&key, run.now).await {
+            Ok(false) => {}
             Ok(true) => {
                 let p = page::repository_failure(repo, &e.to_string());
                 let folded = page::Folded::failure(repo, &e.to_string());
-                self.page_repository(&run.pages, p, folded, vec![key], run.now, report)
-                    .await
+                let told = self
+                    .page_repository(&run.pages, p, folded, vec![key], run.now)
+                    .await;
+                report.tell(told);
             }
-            Err(pe) => Err(pe),
-        };
-        if let Err(pe) = paged {
-            report
+            Err(pe) => report
                 .warnings
-                .push(format!("{repo}: the page about it was not sent: {pe}"));
+                .push(format!("{repo}: the page about it was not sent: {pe}")),
         }
     }
 
@@ -272,7 +286,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     ) -> Result<Vec<guard::Decision>, Error> {
         let prefix = &self.settings.keep_prefix;
         let standings = read_standings(&self.images, repo, entries, prefix).await?;
-        let entries = self.seal_confirmed(entries, &standings, report).await?;
+        let (entries, sealed) = self.seal_confirmed(entries, &standings).await?;
+        report.sealed.extend(sealed);
         let mut decisions = Vec::new();
         for (e, (s, found)) in entries.iter().zip(standings) {
             report.checked += 1;
@@ -281,11 +296,10 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 _ => repair(e, &s, prefix),
             };
             match decision {
-                Some(d) if needs_caller(&d) => {
-                    if let Some(d) = self.with_caller(d, &s, now, callers, report).await? {
-                        decisions.push(d);
-                    }
-                }
+                Some(d) if needs_caller(&d) => match self.with_caller(d, &s, now, callers).await? {
+                    Ok(d) => decisions.push(d),
+                    Err(told) => report.tell([told]),
+                },
                 Some(d) => decisions.push(d),
                 None if s.is_ok() => report.ok += 1,
                 None => {}
@@ -367,13 +381,11 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 report.warnings.push(format!("history not written: {e}"));
             }
         }
-        match paged {
-            Some((p, folded)) => {
-                self.page_repository(pages, p, folded, keys, now, report)
-                    .await
-            }
-            None => Ok(()),
+        if let Some((p, folded)) = paged {
+            let told = self.page_repository(pages, p, folded, keys, now).await;
+            report.tell(told);
         }
+        Ok(())
     }
 }
 

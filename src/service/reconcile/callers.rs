@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use tracing::{info, warn};
 
-use super::reconcile::ReconcileReport;
-use super::{Handler, Now};
+use super::report::Told;
 use crate::error::Error;
 use crate::events::Incident;
 use crate::guard::reconcile::{explaining, with_caller, Witness};
@@ -15,6 +14,7 @@ use crate::guard::status::Standing;
 use crate::guard::{self};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{Entry, RepoKey};
+use crate::service::{Handler, Now};
 
 /// How far back reconcile asks CloudTrail who changed a tag (a pin's own `pinned_at` bounds
 /// it too): a drift older than this with no record is paged, not undone.
@@ -43,17 +43,16 @@ impl<T: Trail> Callers<'_, T> {
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// A repair that may undo an allowed caller's change, decided once the caller is known
-    /// (or cannot be): `None` while it waits. It waits out the grace period from when
-    /// reconcile first saw the drift (the change's own event should decide meanwhile), then
-    /// asks CloudTrail; a throttled lookup waits for the next run.
+    /// (or cannot be), or why it waits (told to the report). It waits out the grace period
+    /// from when reconcile first saw the drift (the change's own event should decide
+    /// meanwhile), then asks CloudTrail; a throttled lookup waits for the next run.
     pub(super) async fn with_caller<T: Trail>(
         &self,
         d: guard::Decision,
         standing: &Standing,
         now: &Now,
         callers: &futures::lock::Mutex<Callers<'_, T>>,
-        report: &mut ReconcileReport,
-    ) -> Result<Option<guard::Decision>, Error> {
+    ) -> Result<Result<guard::Decision, Told>, Error> {
         let repo = d.entry.repo.clone();
         let tag = d.tag.clone();
         let grace = self.settings.grace_secs;
@@ -80,10 +79,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 // twice the grace period old, not knowing who made it is paged.
                 Err(e) if e.retryable && now.epoch - first_seen < 2 * grace => {
                     warn!(repository = %repo, tag, error = %e, "reconcile: CloudTrail not read; left for the next run");
-                    report.warnings.push(format!(
+                    return Ok(Err(Told::Warning(format!(
                         "{repo}:{tag}: who changed it is not known yet: {e}"
-                    ));
-                    return Ok(None);
+                    ))));
                 }
                 Err(e) => {
                     let problem = e.to_string();
@@ -103,15 +101,17 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 }
             }
         };
-        if decided.is_none() {
-            info!(repository = %repo, tag, "reconcile: a drift of an item with allow is left to its own event for now");
-            report.waiting.push(format!(
-                "{repo}:{tag}: {}; some callers may do that, so its own event or CloudTrail's record decides (grace {} min)",
-                standing.describe(),
-                grace / 60
-            ));
+        match decided {
+            Some(d) => Ok(Ok(d)),
+            None => {
+                info!(repository = %repo, tag, "reconcile: a drift of an item with allow is left to its own event for now");
+                Ok(Err(Told::Waiting(format!(
+                    "{repo}:{tag}: {}; some callers may do that, so its own event or CloudTrail's record decides (grace {} min)",
+                    standing.describe(),
+                    grace / 60
+                ))))
+            }
         }
-        Ok(decided)
     }
 }
 

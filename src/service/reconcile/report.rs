@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::Handled;
 use crate::page::Page;
 use crate::registry::InvalidEntry;
+use crate::service::Handled;
 
 /// What one reconcile run found and did.
 #[derive(Debug, Default, Serialize)]
@@ -44,7 +44,30 @@ pub struct ReconcileReport {
     pub guard_tags: Vec<String>,
 }
 
+/// What a step of the run (paging, asking who made a change) has for the run's report; only
+/// the run writes the report.
+#[derive(Debug)]
+pub(super) enum Told {
+    /// A page went out.
+    Page(Page),
+    /// Something went wrong without stopping the run.
+    Warning(String),
+    /// A drift left to its own event for now (grace period).
+    Waiting(String),
+}
+
 impl ReconcileReport {
+    /// Takes what a step told.
+    pub(super) fn tell(&mut self, told: impl IntoIterator<Item = Told>) {
+        for t in told {
+            match t {
+                Told::Page(p) => self.pages.push(p),
+                Told::Warning(w) => self.warnings.push(w),
+                Told::Waiting(w) => self.waiting.push(w),
+            }
+        }
+    }
+
     /// Adds what one repository's reconcile found and did.
     pub(super) fn merge(&mut self, part: ReconcileReport) {
         self.checked += part.checked;

@@ -13,11 +13,11 @@ use std::sync::Mutex;
 
 use tracing::{info, warn};
 
-use super::reconcile::ReconcileReport;
-use super::{Handler, Now};
-use crate::error::{CallError, Error};
+use super::report::Told;
+use crate::error::CallError;
 use crate::page::{self, Folded, Page};
-use crate::ports::{Claim, Images, Ledger, Pager, PinKey, Registry};
+use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
+use crate::service::{Handler, Now};
 
 /// The pages of one run: how many repositories paged on their own, and what the others
 /// left for the summary.
@@ -57,19 +57,11 @@ impl RunPages {
 }
 
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
-    /// Claims the once-only key of a problem: `true` the first time it is seen (or when an
-    /// earlier attempt to page it stopped), `false` when it was paged already.
-    pub(super) async fn claim_problem(&self, key: &str, now: &Now) -> Result<bool, Error> {
-        Ok(matches!(
-            self.ledger.claim(key, now.epoch, now.lease_until).await?,
-            Claim::Fresh | Claim::Resumed
-        ))
-    }
-
     /// Pages what one repository's reconcile found (`page`, or folded into the summary when
-    /// the run's budget is spent); `keys` are the problems it carries, marked done once it
-    /// went out. A page SNS did not take is kept for the next run ([`Handler::keep_page`]):
-    /// the repository was checked, so it is no reason to call the repository failed.
+    /// the run's budget is spent: nothing to tell yet); `keys` are the problems it carries,
+    /// marked done once it went out. A page SNS did not take is kept for the next run
+    /// ([`Handler::keep_page`]): the repository was checked, so it is no reason to call the
+    /// repository failed.
     pub(super) async fn page_repository(
         &self,
         run: &RunPages,
@@ -77,68 +69,64 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         folded: Folded,
         keys: Vec<String>,
         now: &Now,
-        report: &mut ReconcileReport,
-    ) -> Result<(), Error> {
+    ) -> Option<Told> {
         if !run.take_slot() {
             info!(repository = %folded.repository, "reconcile: page budget spent; folded into the summary");
             run.fold(folded, keys);
-            return Ok(());
+            return None;
         }
         let key = folded.repository.clone();
+        Some(self.publish_or_keep(&key, page, &keys, now).await)
+    }
+
+    /// Publishes a page of the run and marks its problems done, or keeps it for the next run.
+    async fn publish_or_keep(&self, key: &str, page: Page, keys: &[String], now: &Now) -> Told {
         match self.pager.publish(&page).await {
             Ok(()) => {
-                for k in &keys {
+                for k in keys {
                     self.mark_handled(k, now).await;
                 }
-                report.pages.push(page);
+                Told::Page(page)
             }
-            Err(e) => self.keep_page(&key, &page, &keys, &e, report).await,
+            Err(e) => self.keep_page(key, &page, keys, &e).await,
         }
-        Ok(())
     }
 
     /// A reconcile page SNS did not take (`e`): kept in the ledger with its problems still
     /// claimed, for the next run to send before anything else — so its fixes are told, and
     /// its problems paged once. When even that fails, its problems are released, so the next
     /// run pages them anew (its fixes are then only in the history).
-    async fn keep_page(
-        &self,
-        key: &str,
-        page: &Page,
-        keys: &[String],
-        e: &CallError,
-        report: &mut ReconcileReport,
-    ) {
+    async fn keep_page(&self, key: &str, page: &Page, keys: &[String], e: &CallError) -> Told {
         warn!(key, subject = %page.subject, error = %e, "reconcile: page not sent; kept for the next run");
         match self.ledger.keep_unsent(key, page, keys).await {
-            Ok(()) => report.warnings.push(format!(
+            Ok(()) => Told::Warning(format!(
                 "{key}: its page was not sent ({e}); kept, the next run sends it"
             )),
             Err(keep) => {
                 for k in keys {
                     self.release(k).await;
                 }
-                report.warnings.push(format!(
+                Told::Warning(format!(
                     "{key}: its page was not sent ({e}) nor kept ({keep}): its problems are paged again by the next run"
-                ));
+                ))
             }
         }
     }
 
     /// Sends the pages earlier runs could not, first thing in a run, and marks their problems
     /// handled; one SNS still refuses stays kept (a warning).
-    pub(super) async fn send_unsent(&self, now: &Now, report: &mut ReconcileReport) {
+    pub(super) async fn send_unsent(&self, now: &Now) -> Vec<Told> {
         let kept = match self.ledger.unsent().await {
             Ok(kept) => kept,
             Err(e) => {
-                report
-                    .warnings
-                    .push(format!("pages kept by earlier runs not read: {e}"));
-                return;
+                return vec![Told::Warning(format!(
+                    "pages kept by earlier runs not read: {e}"
+                ))]
             }
         };
+        let mut told = Vec::new();
         for (key, page, keys) in kept {
-            match self.pager.publish(&page).await {
+            told.push(match self.pager.publish(&page).await {
                 Ok(()) => {
                     for k in &keys {
                         self.mark_handled(k, now).await;
@@ -147,13 +135,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                         warn!(key, error = %e, "a kept page went out but stays kept");
                     }
                     info!(key, subject = %page.subject, "reconcile: a page kept by an earlier run sent");
-                    report.pages.push(page);
+                    Told::Page(page)
                 }
-                Err(e) => report.warnings.push(format!(
+                Err(e) => Told::Warning(format!(
                     "{key}: the page kept by an earlier run was not sent either ({e}); still kept"
                 )),
-            }
+            });
         }
+        told
     }
 
     /// Sends the summary of the repositories the budget left out, if any. A summary SNS
@@ -163,50 +152,15 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         run: &RunPages,
         run_id: &str,
         now: &Now,
-        report: &mut ReconcileReport,
-    ) {
+    ) -> Option<Told> {
         let folded = run.take_folded();
         if folded.is_empty() {
-            return;
+            return None;
         }
         let (parts, keys): (Vec<Folded>, Vec<Vec<String>>) = folded.into_iter().unzip();
         let keys: Vec<String> = keys.into_iter().flatten().collect();
         let p = page::summary(run_id, &now.rfc3339, parts, run.limit);
-        match self.pager.publish(&p).await {
-            Ok(()) => {
-                for k in &keys {
-                    self.mark_handled(k, now).await;
-                }
-                report.pages.push(p);
-            }
-            Err(e) => {
-                let key = format!("summary/{run_id}");
-                self.keep_page(&key, &p, &keys, &e, report).await;
-            }
-        }
-    }
-
-    /// Publishes `page`, then marks `keys` done; when SNS refuses it, releases them (`Err`,
-    /// worth a retry).
-    pub(super) async fn publish_marking(
-        &self,
-        page: &Page,
-        keys: &[String],
-        now: &Now,
-    ) -> Result<(), Error> {
-        if let Err(e) = self.pager.publish(page).await {
-            warn!(subject = %page.subject, error = %e, "reconcile: page not sent");
-            for k in keys {
-                self.release(k).await;
-            }
-            return Err(Error::Call(CallError {
-                retryable: true,
-                ..e
-            }));
-        }
-        for k in keys {
-            self.mark_handled(k, now).await;
-        }
-        Ok(())
+        let key = format!("summary/{run_id}");
+        Some(self.publish_or_keep(&key, p, &keys, now).await)
     }
 }
