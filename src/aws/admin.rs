@@ -14,9 +14,12 @@ use serde_json::Value;
 use super::call_error;
 use super::dynamodb::{json_to_attr, TTL_ATTRIBUTE};
 pub use super::ecr::batch_get;
+use super::EcrImages;
 use crate::error::CallError;
-use crate::ports::Console;
+use crate::guard::PutStep;
+use crate::ports::{Identity, Images, Items, PinKey, Policies, Put, PutError};
 use crate::registry::image::ImageInfo;
+use crate::registry::image::Storage;
 pub use crate::registry::ImageRef;
 use crate::registry::{field, Manifest, RepoKey};
 use aws_sdk_ecr::types::ImageIdentifier;
@@ -340,7 +343,7 @@ impl Admin {
     }
 }
 
-impl Console for Admin {
+impl Items for Admin {
     /// Writes an item; unless `replace`, only where none exists. `false`: one exists.
     async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
         let mut req = self
@@ -416,32 +419,12 @@ impl Console for Admin {
         super::dynamodb::scan_registry(&self.ddb, &self.table).await
     }
     /// Reads images by tag or digest: see [`batch_get`].
-    async fn images(
-        &self,
-        repo: &RepoKey,
-        ids: &[ImageRef],
-    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        batch_get(&self.ecr.for_repo(repo), repo, ids).await
+    fn has_registry(&self) -> bool {
+        !self.table.is_empty()
     }
-    /// Every image of the repository in any storage class, with push, pull and archive times,
-    /// for lifecycle simulation and rule previews.
-    async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
-        let images = super::ecr::describe(
-            &self.ecr.for_repo(repo),
-            repo,
-            aws_sdk_ecr::types::ImageStatusFilter::Any,
-        )
-        .await?;
-        images.ok_or_else(|| {
-            CallError::fatal(
-                "ecr:DescribeImages",
-                format!(
-                    "RepositoryNotFoundException: repository {} does not exist",
-                    repo.name
-                ),
-            )
-        })
-    }
+}
+
+impl Policies for Admin {
     /// The repository's lifecycle policy text; `None` when it has none.
     async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
         let result = self
@@ -471,9 +454,61 @@ impl Console for Admin {
             .map_err(|e| call_error("ecr:PutLifecyclePolicy", &e))?;
         Ok(())
     }
+}
 
+impl Identity for Admin {
     async fn caller(&self) -> Option<(String, String)> {
         let id = self.sts.get_caller_identity().send().await.ok()?;
         Some((id.account()?.to_string(), id.arn()?.to_string()))
+    }
+}
+
+impl Admin {
+    /// ECR's images through the admin's clients.
+    fn images(&self) -> EcrImages {
+        EcrImages {
+            clients: self.ecr.clone(),
+        }
+    }
+}
+
+/// The commands reach ECR's images and the pin key through the same adapters the guard uses.
+impl Images for Admin {
+    async fn put(&self, repo: &RepoKey, step: &PutStep) -> Result<Put, PutError> {
+        self.images().put(repo, step).await
+    }
+    async fn manifest(&self, repo: &RepoKey, digest: &str) -> Result<Option<Manifest>, CallError> {
+        self.images().manifest(repo, digest).await
+    }
+    async fn untag(&self, repo: &RepoKey, tag: &str) -> Result<(), CallError> {
+        self.images().untag(repo, tag).await
+    }
+    async fn read(
+        &self,
+        repo: &RepoKey,
+        ids: &[ImageRef],
+    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
+        self.images().read(repo, ids).await
+    }
+    async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
+        self.images().off_standard(repo).await
+    }
+    async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
+        self.images().list(repo).await
+    }
+    async fn list_all(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
+        self.images().list_all(repo).await
+    }
+    async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {
+        self.images().unarchive(repo, digest).await
+    }
+}
+
+impl PinKey for Admin {
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.kms.sign(message).await
+    }
+    async fn verify(&self, message: &[u8], mac: &[u8]) -> Result<bool, CallError> {
+        self.kms.verify(message, mac).await
     }
 }

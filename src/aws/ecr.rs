@@ -172,13 +172,12 @@ impl Images for EcrImages {
         }))
     }
 
-    async fn lookup(
+    async fn read(
         &self,
         repo: &RepoKey,
-        tags: &[String],
+        ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let ids: Vec<ImageRef> = tags.iter().cloned().map(ImageRef::Tag).collect();
-        batch_get(&self.clients.for_repo(repo), repo, &ids).await
+        batch_get(&self.clients.for_repo(repo), repo, ids).await
     }
 
     async fn off_standard(&self, repo: &RepoKey) -> Result<Vec<(String, Storage)>, CallError> {
@@ -205,6 +204,10 @@ impl Images for EcrImages {
             ImageStatusFilter::Active,
         )
         .await
+    }
+
+    async fn list_all(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
+        describe(&self.clients.for_repo(repo), repo, ImageStatusFilter::Any).await
     }
 
     async fn unarchive(&self, repo: &RepoKey, digest: &str) -> Result<(), CallError> {

@@ -14,7 +14,8 @@ use crate::audit::report::{Format, Printer};
 use crate::audit::Window;
 use crate::aws::CloudTrailLookup;
 use crate::events::input;
-use crate::ports::Console;
+use crate::memory::Memory;
+use crate::ports::Items;
 use crate::service::audit::{Audit, AuditError, AuditOptions};
 
 /// Where an audit reads.
@@ -136,7 +137,7 @@ pub(crate) async fn run(g: &Global, a: AuditArgs, out: &mut impl Write) -> anyho
         None
     };
     let guard_role = match &registry {
-        Some(ops) => ops.settings.own_role_arn.clone(),
+        Some(chosen) => chosen.settings.own_role_arn.clone(),
         None => crate::config::settings_from_env()?.own_role_arn,
     };
     let opts = AuditOptions {
@@ -145,12 +146,17 @@ pub(crate) async fn run(g: &Global, a: AuditArgs, out: &mut impl Write) -> anyho
         guard_role,
         ..AuditOptions::default()
     };
-    let summary = audit(g, &sources, registry.as_ref(), opts, format, out).await?;
+    let summary = match registry {
+        None => audit(g, &sources, None::<&Memory>, opts, format, out).await?,
+        Some(chosen) => with_ops!(chosen, |ops| {
+            audit(g, &sources, Some(&ops.backend), opts, format, out).await?
+        }),
+    };
     eprintln!("audit: {summary}");
     Ok(summary.exit_code())
 }
 
-async fn audit<C: Console>(
+async fn audit<C: Items>(
     g: &Global,
     sources: &[Source],
     registry: Option<&C>,
@@ -201,7 +207,7 @@ async fn audit<C: Console>(
 
 /// Reads `s3://bucket/prefix` into the audit.
 #[cfg(feature = "s3")]
-async fn s3<C: Console, W: Write, E: Write>(
+async fn s3<C: Items, W: Write, E: Write>(
     audit: &mut Audit<'_, C, W, E>,
     sdk: &aws_config::SdkConfig,
     bucket: &str,
@@ -240,7 +246,7 @@ async fn s3<C: Console, W: Write, E: Write>(
 
 /// Without the `s3` feature (the Lambda's build) there is no S3 client.
 #[cfg(not(feature = "s3"))]
-async fn s3<C: Console, W: Write, E: Write>(
+async fn s3<C: Items, W: Write, E: Write>(
     _audit: &mut Audit<'_, C, W, E>,
     _sdk: &aws_config::SdkConfig,
     bucket: &str,

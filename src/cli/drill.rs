@@ -11,8 +11,9 @@ use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 
 use super::registry::{protect, unprotect, Ops, ProtectOptions};
+use crate::aws::admin::Admin;
 use crate::aws::admin::ImageRef;
-use crate::ports::Console;
+use crate::ports::{Images, Items};
 use crate::registry::RepoKey;
 use crate::service::Now;
 
@@ -39,7 +40,7 @@ fn empty_layer() -> anyhow::Result<Vec<u8>> {
 /// Runs the drill. `after_delete` is called once the tag is deleted; `timeout` bounds each
 /// wait, `poll` spaces the reads.
 pub async fn drill<F, Fut>(
-    ops: &Ops,
+    ops: &Ops<Admin>,
     repo: &str,
     timeout: Duration,
     poll: Duration,
@@ -60,15 +61,9 @@ where
     let mut step = |out: &mut dyn Write, what: &str| -> std::io::Result<()> {
         writeln!(out, "{:>8.2} s  {what}", start.elapsed().as_secs_f64())
     };
-    let layer = ops
-        .aws("drill")?
-        .upload_blob(&repo, &empty_layer()?)
-        .await?;
+    let layer = ops.backend.upload_blob(&repo, &empty_layer()?).await?;
     let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Labels": {"ecr-tag-guard": "drill"}}}).to_string();
-    let config_digest = ops
-        .aws("drill")?
-        .upload_blob(&repo, config.as_bytes())
-        .await?;
+    let config_digest = ops.backend.upload_blob(&repo, config.as_bytes()).await?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -87,7 +82,7 @@ where
     let digest = step_put.manifest.digest.clone();
     crate::ports::Images::put(
         &crate::aws::EcrImages {
-            clients: ops.aws("drill")?.ecr.clone(),
+            clients: ops.backend.ecr.clone(),
         },
         &repo,
         &step_put,
@@ -112,7 +107,7 @@ where
     // Clean up whatever happened: the item, the keep-alive tag, the canary image.
     let _ = unprotect(ops, &target, true, &Now::system(), &mut std::io::sink()).await;
     let cleaned = ops
-        .aws("drill")?
+        .backend
         .delete_digests(&repo, std::slice::from_ref(&digest))
         .await;
     step(
@@ -128,7 +123,7 @@ where
 
 #[allow(clippy::too_many_arguments)]
 async fn run<F, Fut>(
-    ops: &Ops,
+    ops: &Ops<Admin>,
     repo: &RepoKey,
     tag: &str,
     target: &str,
@@ -153,7 +148,7 @@ where
     };
     protect(ops, target, &opts, &Now::system(), &mut std::io::sink()).await?;
     step(out, "protected it (pinned, keep-alive tag added)")?;
-    let image_ids = ops.aws("drill")?.delete_tag(repo, tag).await?;
+    let image_ids = ops.backend.delete_tag(repo, tag).await?;
     step(out, "deleted the tag")?;
     after_delete(Deleted {
         repo: repo.clone(),
@@ -164,8 +159,8 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         let seen = ops
-            .aws("drill")?
-            .images(repo, &[ImageRef::Tag(tag.to_string())])
+            .backend
+            .read(repo, &[ImageRef::Tag(tag.to_string())])
             .await?;
         if matches!(seen.as_deref(), Some([Ok(m)]) if m.digest == digest) {
             break;
@@ -178,7 +173,7 @@ where
     step(out, "the guard put the tag back")?;
     let history = format!("history#{}:{tag}", repo.key());
     loop {
-        let records = ops.aws("drill")?.partition(&history, true).await?;
+        let records = ops.backend.partition(&history, true).await?;
         if records
             .iter()
             .any(|r| r.get("outcome").and_then(Value::as_str) == Some("restored"))

@@ -30,7 +30,7 @@ pub fn read_policy(text: &str, source: &str) -> anyhow::Result<Policy> {
 }
 
 /// The repository's lifecycle policy as JSON, `None` when it has none.
-async fn policy_json(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Option<Value>> {
+async fn policy_json<B: Console>(ops: &Ops<B>, repo: &RepoKey) -> anyhow::Result<Option<Value>> {
     match ops.lifecycle_policy(repo).await? {
         None => Ok(None),
         Some(text) => serde_json::from_str(&text)
@@ -40,7 +40,7 @@ async fn policy_json(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Option<Value>>
 }
 
 /// The registry items of one repository (valid ones only).
-async fn repo_entries(ops: &Ops, repo: &RepoKey) -> anyhow::Result<Vec<Entry>> {
+async fn repo_entries<B: Console>(ops: &Ops<B>, repo: &RepoKey) -> anyhow::Result<Vec<Entry>> {
     Ok(ops
         .partition(&repo.key(), false)
         .await?
@@ -56,7 +56,12 @@ fn is_protected(im: &ImageInfo, pinned: &[&str], keep_prefix: &str) -> bool {
 
 /// `lifecycle check REPO`: every protected image a lifecycle rule could expire or archive,
 /// with the rule, and whether it would do so now. `Ok(false)` when there is one.
-pub async fn check(ops: &Ops, repo: &str, now: i64, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn check<B: Console>(
+    ops: &Ops<B>,
+    repo: &str,
+    now: i64,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let repo = ops.repo(repo).await?;
     let Some(policy) = policy_json(ops, &repo).await? else {
         writeln!(
@@ -87,7 +92,7 @@ pub async fn check(ops: &Ops, repo: &str, now: i64, out: &mut impl Write) -> any
     }
     let entries = repo_entries(ops, &repo).await?;
     let pinned: Vec<&str> = entries.iter().filter_map(|e| e.digest()).collect();
-    let images = ops.describe_images(&repo).await?;
+    let images = ops.all_images(&repo).await?;
     let protected: Vec<&ImageInfo> = images
         .iter()
         .filter(|im| pinned.contains(&im.digest.as_str()))
@@ -143,8 +148,8 @@ pub async fn check(ops: &Ops, repo: &str, now: i64, out: &mut impl Write) -> any
 
 /// `lifecycle shield REPO [--apply]`: shows (and writes) the policy with a priority-1 rule
 /// that never expires images carrying a keep-alive tag.
-pub async fn shield(
-    ops: &Ops,
+pub async fn shield<B: Console>(
+    ops: &Ops<B>,
     repo: &str,
     apply: bool,
     out: &mut impl Write,
@@ -175,18 +180,18 @@ pub async fn shield(
 }
 
 /// Where `simulate` gets the images from.
-pub enum Source<'a> {
+pub enum Source<'a, B> {
     /// `aws ecr describe-images` output in a file.
     File(&'a Path),
     /// The repository, through ECR (and its registry items, when a table is named).
-    Repo(&'a Ops, &'a str),
+    Repo(&'a Ops<B>, &'a str),
 }
 
 /// `lifecycle simulate`: what the policy would expire or archive now, each protected image
 /// marked (pinned by an item, protected by a rule, or carrying a keep-alive tag). `Ok(false)` when it would take a protected image.
-pub async fn simulate_policy(
+pub async fn simulate_policy<B: Console>(
     policy_file: &Path,
-    source: Source<'_>,
+    source: Source<'_, B>,
     now: i64,
     keep_prefix: &str,
     as_json: bool,
@@ -225,7 +230,9 @@ pub async fn simulate_policy(
 }
 
 /// The images to simulate over, and the digests the registry (items and rules) protects.
-async fn read_source(source: Source<'_>) -> anyhow::Result<(Vec<ImageInfo>, Vec<String>)> {
+async fn read_source<B: Console>(
+    source: Source<'_, B>,
+) -> anyhow::Result<(Vec<ImageInfo>, Vec<String>)> {
     match source {
         Source::File(path) => {
             let text = std::fs::read_to_string(path)
@@ -238,7 +245,7 @@ async fn read_source(source: Source<'_>) -> anyhow::Result<(Vec<ImageInfo>, Vec<
         }
         Source::Repo(ops, repo) => {
             let repo = ops.repo(repo).await?;
-            let images = ops.describe_images(&repo).await?;
+            let images = ops.all_images(&repo).await?;
             let mut pinned = Vec::new();
             if ops.has_registry() {
                 let entries = repo_entries(ops, &repo).await?;

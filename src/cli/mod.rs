@@ -1,5 +1,32 @@
 //! The command line: `replay` (the main local job), `audit`, the registry commands.
 
+/// Runs `$body` with `$ops` bound to the chosen backend's [`Ops`] (an `Ops<Admin>` or an
+/// `Ops<Memory>`, so every command is generic over it): the one place the backend is picked.
+macro_rules! with_ops {
+    ($chosen:expr, |$ops:ident| $body:expr) => {{
+        let chosen: $crate::cli::ops::Chosen = $chosen;
+        let (region, settings) = (chosen.region, chosen.settings);
+        match chosen.backend {
+            $crate::cli::ops::Backend::Aws(admin) => {
+                let $ops = $crate::cli::ops::Ops {
+                    backend: *admin,
+                    region,
+                    settings,
+                };
+                $body
+            }
+            $crate::cli::ops::Backend::Embedded(world) => {
+                let $ops = $crate::cli::ops::Ops {
+                    backend: world,
+                    region,
+                    settings,
+                };
+                $body
+            }
+        }
+    }};
+}
+
 mod args;
 pub mod audit;
 pub mod drill;
@@ -22,7 +49,7 @@ use args::{Command, LifecycleCommand, RegistryCommand, RuleCommand, TableArg};
 
 use crate::memory::{Memory, Scenario};
 use crate::service::Now;
-use ops::Backend;
+use ops::{Backend, Chosen, Ops};
 
 pub use replay::{replay, ReplayOptions};
 
@@ -31,9 +58,27 @@ pub use replay::{replay, ReplayOptions};
 macro_rules! on_backend {
     ($global:expr, $table:expr, |$ops:ident| $call:expr) => {{
         let table = &$table;
-        let $ops = ops($global, table).await?;
-        let result = $call.await;
-        saved(&$ops, table, result)
+        let chosen = ops($global, table).await?;
+        let (region, settings) = (chosen.region, chosen.settings);
+        match chosen.backend {
+            Backend::Aws(admin) => {
+                let $ops = Ops {
+                    backend: *admin,
+                    region,
+                    settings,
+                };
+                $call.await
+            }
+            Backend::Embedded(world) => {
+                let $ops = Ops {
+                    backend: world,
+                    region,
+                    settings,
+                };
+                let result = $call.await;
+                saved(&$ops.backend, table, result)
+            }
+        }
     }};
 }
 
@@ -81,12 +126,12 @@ async fn sts_account(sdk: &aws_config::SdkConfig) -> anyhow::Result<String> {
 
 /// What the registry commands work with: the embedded world of `--state FILE`, or the SDK
 /// clients from the AWS configuration ([`sdk_config`]) and the table `--table` names.
-async fn ops(g: &Global, table: &TableArg) -> anyhow::Result<registry::Ops> {
+async fn ops(g: &Global, table: &TableArg) -> anyhow::Result<Chosen> {
     ops_for(g, table, true).await
 }
 
 /// [`ops`]; `need_table`: against AWS a table must be named.
-async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Result<registry::Ops> {
+async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Result<Chosen> {
     let mut settings = crate::config::settings_from_env()?;
     if let Some(path) = &table.state {
         let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
@@ -97,7 +142,7 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
         let region = world
             .home()
             .map_or_else(|| "eu-west-1".to_string(), |h| h.region);
-        return Ok(registry::Ops {
+        return Ok(Chosen {
             backend: Backend::Embedded(world),
             region,
             settings,
@@ -121,7 +166,7 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
             ))
         }
     };
-    Ok(registry::Ops {
+    Ok(Chosen {
         backend: Backend::Aws(Box::new(crate::aws::admin::Admin {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
             ecr: crate::aws::EcrClients::new(aws_sdk_ecr::Client::new(&sdk))
@@ -139,12 +184,8 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
 }
 
 /// Writes the embedded world to `--save-state FILE` when asked, then hands `result` on.
-fn saved(
-    ops: &registry::Ops,
-    table: &TableArg,
-    result: anyhow::Result<bool>,
-) -> anyhow::Result<bool> {
-    if let (Some(path), Backend::Embedded(world)) = (&table.save_state, &ops.backend) {
+fn saved(world: &Memory, table: &TableArg, result: anyhow::Result<bool>) -> anyhow::Result<bool> {
+    if let Some(path) = &table.save_state {
         save_world(world, path)?;
     }
     result
@@ -216,7 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Registry {
             command: RegistryCommand::Init,
             table,
-        } => on_backend!(g, table, |ops| registry::init(&ops, out)),
+        } => registry::init(&ops(g, &table).await?.aws("registry init")?, out).await,
         Command::Protect {
             target,
             opts,
@@ -254,9 +295,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             target,
             dry_run,
             table,
-        } => on_backend!(g, table, |ops| registry::restore(
-            &ops, g, &target, dry_run, out
-        )),
+        } => {
+            let chosen = ops(g, &table).await?;
+            let result = registry::restore(&chosen, g, &target, dry_run, out).await;
+            match &chosen.backend {
+                Backend::Embedded(world) => saved(world, &table, result),
+                Backend::Aws(_) => result,
+            }
+        }
         Command::List { json, table } => {
             on_backend!(g, table, |ops| registry::list(&ops, json, out))
         }
@@ -290,7 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             table,
         } => {
             drill::drill(
-                &ops(g, &table).await?,
+                &ops(g, &table).await?.aws("drill")?,
                 &repo,
                 std::time::Duration::from_secs(timeout),
                 std::time::Duration::from_secs(1),
@@ -351,14 +397,16 @@ async fn run_lifecycle(
             let prefix = keep_prefix()?;
             match (images, repo) {
                 (Some(file), _) => {
-                    let source = lifecycle::Source::File(&file);
+                    let source = lifecycle::Source::<Memory>::File(&file);
                     lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
                 }
                 (None, Some(repo)) => {
                     // Without a table the images are read from ECR and none is marked.
-                    let ops = ops_for(g, &table, false).await?;
-                    let source = lifecycle::Source::Repo(&ops, &repo);
-                    lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
+                    let chosen = ops_for(g, &table, false).await?;
+                    with_ops!(chosen, |ops| {
+                        let source = lifecycle::Source::Repo(&ops, &repo);
+                        lifecycle::simulate_policy(&policy, source, now, &prefix, json, out).await
+                    })
                 }
                 (None, None) => anyhow::bail!("give --images FILE or --repo REPO"),
             }

@@ -3,14 +3,14 @@
 //! `restore`, `list`, `history` and `status`. Each parses, calls its use case in
 //! [`crate::service`] and renders the answer.
 
-pub use super::ops::{Backend, Ops};
+pub use super::ops::{Backend, Chosen, Ops};
 
 use std::io::Write;
 
 use anyhow::{anyhow, bail};
 use serde_json::{Map, Value};
 
-use crate::aws::admin::TableState;
+use crate::aws::admin::{Admin, TableState};
 use crate::aws::TTL_ATTRIBUTE;
 use crate::ports::Console;
 use crate::registry::field;
@@ -83,8 +83,8 @@ impl ProtectOptions {
 
 /// `registry init`: creates the table, or says it is there already, or refuses when a table
 /// of that name has another key schema.
-pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
-    let admin = ops.aws("registry init")?;
+pub async fn init(ops: &Ops<Admin>, out: &mut impl Write) -> anyhow::Result<bool> {
+    let admin = &ops.backend;
     let table = &admin.table;
     match admin.table_state().await? {
         TableState::Matching { stream: true } => {
@@ -111,8 +111,8 @@ pub async fn init(ops: &Ops, out: &mut impl Write) -> anyhow::Result<bool> {
 
 /// `protect REPO:TAG`: pins the tag's current image (an index with its children) in the
 /// registry ([`service::protect::protect`]).
-pub async fn protect(
-    ops: &Ops,
+pub async fn protect<B: Console>(
+    ops: &Ops<B>,
     target: &str,
     opts: &ProtectOptions,
     now: &Now,
@@ -125,7 +125,8 @@ pub async fn protect(
         no_keep_alive: opts.no_keep_alive,
     };
     let fields = opts.fields.fields();
-    let p = service::protect::protect(ops, &ops.settings, &repo, &tag, &fields, how, now).await?;
+    let p = service::protect::protect(&ops.backend, &ops.settings, &repo, &tag, &fields, how, now)
+        .await?;
     let e = &p.entry;
     let digest = e.digest().unwrap_or_default();
     let children = e.pin.as_ref().map_or(0, |p| p.children.len());
@@ -164,15 +165,16 @@ pub(super) fn name<T: serde::Serialize>(v: &T) -> String {
 
 /// `unprotect REPO:TAG [--force]`: removes the item (its history stays), lets its keep-alive
 /// tag go without deleting the image ([`service::protect::unprotect`]).
-pub async fn unprotect(
-    ops: &Ops,
+pub async fn unprotect<B: Console>(
+    ops: &Ops<B>,
     target: &str,
     force: bool,
     now: &Now,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
-    let u = service::protect::unprotect(ops, &ops.settings, &repo, &tag, force, now).await?;
+    let u =
+        service::protect::unprotect(&ops.backend, &ops.settings, &repo, &tag, force, now).await?;
     writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
     if u.was_missing {
         if let Some(pin) = &u.pin {
@@ -195,15 +197,15 @@ pub async fn unprotect(
 }
 
 /// `edit REPO:TAG`: changes the item's settings, not its pin ([`service::protect::edit`]).
-pub async fn edit(
-    ops: &Ops,
+pub async fn edit<B: Console>(
+    ops: &Ops<B>,
     target: &str,
     fields: &ItemFields,
     now: &Now,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
-    let edited = service::protect::edit(ops, &repo, &tag, fields, now).await?;
+    let edited = service::protect::edit(&ops.backend, &repo, &tag, fields, now).await?;
     if edited.changed.is_empty() {
         writeln!(
             out,
@@ -228,24 +230,27 @@ pub async fn edit(
 /// `restore REPO:TAG [--dry-run]`: puts the tag back on its pin now, with the Lambda's rules
 /// ([`crate::service::Handler::restore_by_hand`]).
 pub async fn restore(
-    ops: &Ops,
+    chosen: &Chosen,
     g: &super::Global,
     target: &str,
     dry_run: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let (repo, tag) = ops.target(target).await?;
-    let caller = ops
-        .caller()
-        .await
-        .map_or_else(|| "an unknown caller".to_string(), |(_, arn)| arn);
     let now = Now::system();
-    let done = match &ops.backend {
+    let done = match &chosen.backend {
         Backend::Embedded(world) => {
+            let ops = chosen_ops(chosen, world.clone());
+            let (repo, tag, caller) = restore_target(&ops, target).await?;
             let handler = crate::wiring::embedded(world, ops.settings.clone(), dry_run);
-            handler.restore_by_hand(&repo, &tag, &caller, &now).await?
+            (
+                handler.restore_by_hand(&repo, &tag, &caller, &now).await?,
+                repo,
+                tag,
+            )
         }
-        Backend::Aws(_) => {
+        Backend::Aws(admin) => {
+            let ops = chosen_ops(chosen, (**admin).clone());
+            let (repo, tag, caller) = restore_target(&ops, target).await?;
             let cfg = super::reconcile::config(g)
                 .map_err(|e| anyhow!("restore pages on-call and checks the pin's seal: {e} (name it with --topic-arn / --table)"))?;
             if cfg.pin_key.is_none() {
@@ -254,9 +259,14 @@ pub async fn restore(
             let sdk = super::sdk_config(g).await;
             let home = super::caller_account(&sdk, &cfg).await?;
             let handler = crate::wiring::from_config(&sdk, &cfg, home, dry_run)?;
-            handler.restore_by_hand(&repo, &tag, &caller, &now).await?
+            (
+                handler.restore_by_hand(&repo, &tag, &caller, &now).await?,
+                repo,
+                tag,
+            )
         }
     };
+    let (done, repo, tag) = done;
     let d = &done.decision;
     let pin = d.entry.digest().unwrap_or("none");
     match &done.outcome {
@@ -288,6 +298,28 @@ pub async fn restore(
             Ok(!outcome.is_problem())
         }
     }
+}
+
+/// The commands' view of `backend`, with the chosen region and settings.
+fn chosen_ops<B>(chosen: &Chosen, backend: B) -> Ops<B> {
+    Ops {
+        backend,
+        region: chosen.region.clone(),
+        settings: chosen.settings.clone(),
+    }
+}
+
+/// `REPO:TAG` of a restore, and who asks.
+async fn restore_target<B: Console>(
+    ops: &Ops<B>,
+    target: &str,
+) -> anyhow::Result<(crate::registry::RepoKey, String, String)> {
+    let (repo, tag) = ops.target(target).await?;
+    let caller = ops
+        .caller()
+        .await
+        .map_or_else(|| "an unknown caller".to_string(), |(_, arn)| arn);
+    Ok((repo, tag, caller))
 }
 
 pub use super::show::{history, list, status};

@@ -36,8 +36,8 @@ pub struct RuleSpec {
 }
 
 /// The rules in the table, valid or not (each invalid one named).
-pub(crate) async fn read_rules(
-    ops: &Ops,
+pub(crate) async fn read_rules<B: Console>(
+    ops: &Ops<B>,
 ) -> anyhow::Result<Vec<Result<TagRule, crate::registry::InvalidEntry>>> {
     Ok(ops
         .partition(RULE_PARTITION, false)
@@ -50,8 +50,8 @@ pub(crate) async fn read_rules(
 
 /// `rule add`: writes a rule item, checked first; an existing rule is replaced only with
 /// `--force`. The rule takes effect on the next push of a tag it matches, or reconcile.
-pub async fn add(
-    ops: &Ops,
+pub async fn add<B: Console>(
+    ops: &Ops<B>,
     spec: &RuleSpec,
     opts: &ProtectOptions,
     out: &mut impl Write,
@@ -114,7 +114,11 @@ fn describe(r: &TagRule) -> String {
 
 /// `rule list`: every rule, as lines or (`json`) one JSON object per line; invalid ones
 /// named. `Ok(false)` when one is invalid.
-pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn list<B: Console>(
+    ops: &Ops<B>,
+    as_json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let rules = read_rules(ops).await?;
     let mut ok = true;
     for r in &rules {
@@ -151,7 +155,11 @@ pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Res
 
 /// `rule remove NAME`: deletes the rule item. The pins it made are released by the next
 /// reconcile (or push of a matching tag).
-pub async fn remove(ops: &Ops, name: &str, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn remove<B: Console>(
+    ops: &Ops<B>,
+    name: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     if !ops.delete_item(RULE_PARTITION, name).await? {
         bail!("there is no rule {}", clean(name, 130));
     }
@@ -166,7 +174,11 @@ pub async fn remove(ops: &Ops, name: &str, out: &mut impl Write) -> anyhow::Resu
 /// `rule preview [REPO]`: for each rule and repository it covers (REPO, or the one it names,
 /// or those with registry items), which images it protects now, per group, and which one the
 /// next push to each full group releases.
-pub async fn preview(ops: &Ops, repo: Option<&str>, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn preview<B: Console>(
+    ops: &Ops<B>,
+    repo: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let only = match repo {
         Some(r) => Some(ops.repo(r).await?),
         None => None,
@@ -204,7 +216,7 @@ pub async fn preview(ops: &Ops, repo: Option<&str>, out: &mut impl Write) -> any
     };
     for rule in &rules {
         for repo in known.iter().filter(|k| rule.covers(k)) {
-            let images = ops.describe_images(repo).await?;
+            let images = ops.all_images(repo).await?;
             writeln!(out, "rule {} in {repo}: {}", rule.name, describe(rule))?;
             let kept = protected(rule, &images, &ops.settings.keep_prefix);
             let next = next_to_release(rule, &images, &ops.settings.keep_prefix);

@@ -14,7 +14,9 @@ use crate::service::reconcile::read_standings;
 use crate::text::{clean, short_digest};
 
 /// Every registry item, read and validated.
-async fn entries(ops: &Ops) -> anyhow::Result<(Vec<Entry>, Vec<registry::InvalidEntry>)> {
+async fn entries<B: Console>(
+    ops: &Ops<B>,
+) -> anyhow::Result<(Vec<Entry>, Vec<registry::InvalidEntry>)> {
     let items = ops.registry_items().await.context("reading the registry")?;
     let (mut good, bad) = registry::split_valid(
         items
@@ -28,7 +30,11 @@ async fn entries(ops: &Ops) -> anyhow::Result<(Vec<Entry>, Vec<registry::Invalid
 }
 
 /// `list`: the protected tags, as a table or (`json`) one JSON object per line.
-pub async fn list(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn list<B: Console>(
+    ops: &Ops<B>,
+    as_json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let (good, bad) = entries(ops).await?;
     if as_json {
         for e in &good {
@@ -132,7 +138,11 @@ fn table<const N: usize>(
 }
 
 /// `history REPO:TAG`: every pin, move, restore, failure and page for the tag, newest first.
-pub async fn history(ops: &Ops, target: &str, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn history<B: Console>(
+    ops: &Ops<B>,
+    target: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
     let records = ops
         .partition(&format!("history#{}:{tag}", repo.key()), true)
@@ -167,7 +177,11 @@ pub async fn history(ops: &Ops, target: &str, out: &mut impl Write) -> anyhow::R
 /// `status`: how every protected tag stands in ECR now. `Ok(false)` when any is not ok, so
 /// the exit code works in cron and CI. ECR is read per repository, 100 tags a call, plus the
 /// repository's archived images.
-pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn status<B: Console>(
+    ops: &Ops<B>,
+    as_json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let (good, bad) = entries(ops).await?;
     // Repositories holding retired guard tags are shown too, items or not.
     let noted: Vec<RepoKey> = ops
@@ -204,7 +218,7 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
             if es.is_empty() {
                 Ok(Vec::new())
             } else {
-                read_standings(ops, repo, &es, &ops.settings.keep_prefix).await
+                read_standings(&ops.backend, repo, &es, &ops.settings.keep_prefix).await
             }
         };
         let standings = match read.await {
@@ -238,9 +252,10 @@ pub async fn status(ops: &Ops, as_json: bool, out: &mut impl Write) -> anyhow::R
         .await;
         // The guard's own tags no pin needs: retired where nothing can carry them (the
         // image stays), else let go of by the next reconcile. Not a problem: reported.
-        let strays = crate::service::keep::stray_tags(ops, repo, &es, &ops.settings.keep_prefix)
-            .await
-            .context("listing the repository's images")?;
+        let strays =
+            crate::service::keep::stray_tags(&ops.backend, repo, &es, &ops.settings.keep_prefix)
+                .await
+                .context("listing the repository's images")?;
         for st in &strays {
             let retired = matches!(st.next, crate::guard::Leave::Retire { .. });
             let status = if retired {

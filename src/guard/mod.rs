@@ -22,6 +22,7 @@
 //! Before any of it is carried out, [`present::confirm`] checks each decision that writes
 //! against what ECR holds now: a decision the present has overtaken is superseded.
 
+pub mod history;
 mod keep_alive;
 pub mod lifecycle;
 mod outcome;

@@ -4,11 +4,10 @@
 
 use serde_json::{json, Value};
 
-use super::{Memory, Storage};
+use super::Memory;
 use crate::error::CallError;
-use crate::ports::{Console, HistoryRecord};
-use crate::registry::image::ImageInfo;
-use crate::registry::{field, ImageRef, Manifest, RepoKey};
+use crate::ports::{HistoryRecord, Identity, Items, Policies};
+use crate::registry::{field, RepoKey};
 
 /// The prefix of a tag's history partition.
 const HISTORY: &str = "history#";
@@ -25,7 +24,7 @@ fn item_key(item: &Value) -> Result<(String, String), CallError> {
     }
 }
 
-impl Console for Memory {
+impl Items for Memory {
     async fn put_item(&self, item: &Value, replace: bool) -> Result<bool, CallError> {
         let mut s = self.call("dynamodb:PutItem").await?;
         let key = item_key(item)?;
@@ -126,39 +125,9 @@ impl Console for Memory {
         let s = self.call("dynamodb:Scan").await?;
         Ok(s.items.values().cloned().collect())
     }
+}
 
-    async fn images(
-        &self,
-        repo: &RepoKey,
-        ids: &[ImageRef],
-    ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        self.read_images(repo, ids).await
-    }
-
-    async fn describe_images(&self, repo: &RepoKey) -> Result<Vec<ImageInfo>, CallError> {
-        let s = self.call("ecr:DescribeImages").await?;
-        let r = s.repos.get(repo).ok_or_else(|| {
-            CallError::fatal(
-                "ecr:DescribeImages",
-                format!(
-                    "RepositoryNotFoundException: repository {} does not exist",
-                    repo.name
-                ),
-            )
-        })?;
-        Ok(r.images
-            .iter()
-            .map(|(d, im)| ImageInfo {
-                digest: d.clone(),
-                tags: im.tags.iter().cloned().collect(),
-                pushed_at: im.pushed_at,
-                last_pulled: None,
-                storage: im.storage,
-                archived_at: (im.storage != Storage::Standard).then_some(im.pushed_at),
-            })
-            .collect())
-    }
-
+impl Policies for Memory {
     async fn lifecycle_policy(&self, repo: &RepoKey) -> Result<Option<String>, CallError> {
         let s = self.call("ecr:GetLifecyclePolicy").await?;
         Ok(s.repos.get(repo).and_then(|r| r.lifecycle_policy.clone()))
@@ -178,7 +147,9 @@ impl Console for Memory {
         r.lifecycle_policy = Some(text.to_string());
         Ok(())
     }
+}
 
+impl Identity for Memory {
     async fn caller(&self) -> Option<(String, String)> {
         let account = self.home()?.account;
         Some((

@@ -93,13 +93,29 @@ impl Images for Memory {
                 })
             }))
     }
-    async fn lookup(
+    async fn read(
         &self,
         repo: &RepoKey,
-        tags: &[String],
+        ids: &[ImageRef],
     ) -> Result<Option<Vec<Result<Manifest, String>>>, CallError> {
-        let ids: Vec<ImageRef> = tags.iter().cloned().map(ImageRef::Tag).collect();
-        self.read_images(repo, &ids).await
+        self.read_images(repo, ids).await
+    }
+
+    async fn list_all(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {
+        let s = self.call("ecr:DescribeImages").await?;
+        Ok(s.repos.get(repo).map(|r| {
+            r.images
+                .iter()
+                .map(|(d, im)| ImageInfo {
+                    digest: d.clone(),
+                    tags: im.tags.iter().cloned().collect(),
+                    pushed_at: im.pushed_at,
+                    last_pulled: None,
+                    storage: im.storage,
+                    archived_at: (im.storage != Storage::Standard).then_some(im.pushed_at),
+                })
+                .collect()
+        }))
     }
 
     async fn list(&self, repo: &RepoKey) -> Result<Option<Vec<ImageInfo>>, CallError> {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::text::{is_digest, sha256_digest};
 
 pub mod field;
+pub mod history;
 pub mod image;
 mod item;
 pub mod rule;

@@ -408,7 +408,7 @@ async fn restore_by_hand_moves_a_moved_tag_back_and_leaves_the_other_image() {
 
 #[tokio::test]
 async fn the_conditional_writes_refuse_a_pin_that_changed() {
-    use crate::ports::Console;
+    use crate::ports::Items;
     let w = protected_prod().await;
     let before = item(&w, "prod").unwrap();
     let mut edited = before.clone();

@@ -635,7 +635,7 @@ async fn the_drill_proves_the_chain_and_cleans_up() {
         w.digests("drill").await.is_empty(),
         "canary and keep-alive tag gone"
     );
-    let items = ecr_tag_guard::ports::Console::registry_items(&w.ops())
+    let items = ecr_tag_guard::ports::Items::registry_items(&w.ops().backend)
         .await
         .expect("items");
     assert!(items.is_empty(), "{items:?}");
@@ -754,8 +754,8 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
     )
     .await
     .expect("add with settings");
-    let ci = ecr_tag_guard::ports::Console::partition(
-        &w.ops(),
+    let ci = ecr_tag_guard::ports::Items::partition(
+        &w.ops().backend,
         ecr_tag_guard::registry::RULE_PARTITION,
         false,
     )
@@ -858,10 +858,8 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
 }
 
 /// The same commands on another table.
-fn on_table(ops: &mut registry::Ops, table: &str) {
-    if let registry::Backend::Aws(admin) = &mut ops.backend {
-        admin.table = table.into();
-    }
+fn on_table(ops: &mut registry::Ops<ecr_tag_guard::aws::admin::Admin>, table: &str) {
+    ops.backend.table = table.into();
 }
 
 /// The binary on moto as an operator runs it, with the guard's table, topic and pin key (moto's
@@ -1221,7 +1219,7 @@ async fn replay_restores_from_what_operators_hold_and_past_a_bad_record() {
 
 #[tokio::test]
 async fn dynamodb_writes_of_whole_items_refuse_a_pin_that_changed() {
-    use ecr_tag_guard::ports::Console;
+    use ecr_tag_guard::ports::Items;
     let Some(w) = World::new().await else { return };
     w.create_repo("cond", false).await;
     let d = w

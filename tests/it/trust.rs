@@ -7,7 +7,7 @@ use crate::util::*;
 use aws_sdk_kms::error::ErrorMetadata;
 use aws_sdk_kms::operation::generate_mac::GenerateMacError;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use ecr_tag_guard::cli::registry::{self, Backend, ProtectOptions};
+use ecr_tag_guard::cli::registry::{self, ProtectOptions};
 use ecr_tag_guard::ports::NoTrail;
 use ecr_tag_guard::service::Now;
 use serde_json::{json, Value};
@@ -158,9 +158,7 @@ async fn protect_refused(
     w.push("web", &manifest("refused"), DOCKER, Some("prod"))
         .await;
     let mut ops = w.ops();
-    if let Backend::Aws(admin) = &mut ops.backend {
-        key(&mut admin.kms);
-    }
+    key(&mut ops.backend.kms);
     let err = registry::protect(
         &ops,
         "web:prod",

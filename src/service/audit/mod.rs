@@ -20,7 +20,7 @@ use crate::audit::scan::{scan, Scanned};
 use crate::audit::timeline::{self, Timeline};
 use crate::audit::Window;
 use crate::events::Incident;
-use crate::ports::{Console, EventLookup, LogArchive};
+use crate::ports::{EventLookup, Items, LogArchive};
 use crate::registry::{self, RepoKey, TagRule};
 
 mod terms;
@@ -42,7 +42,7 @@ pub struct Audit<'a, C, W: Write, E: Write> {
     found: Vec<Incident>,
 }
 
-impl<'a, C: Console, W: Write, E: Write> Audit<'a, C, W, E> {
+impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
     /// An audit printing through `printer` and naming problems on `problems`.
     pub fn new(
         registry: Option<&'a C>,

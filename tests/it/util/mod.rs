@@ -393,17 +393,15 @@ impl World {
     }
 
     /// The registry commands on this world's clients.
-    pub fn ops(&self) -> ecr_tag_guard::cli::registry::Ops {
+    pub fn ops(&self) -> ecr_tag_guard::cli::registry::Ops<ecr_tag_guard::aws::admin::Admin> {
         ecr_tag_guard::cli::registry::Ops {
-            backend: ecr_tag_guard::cli::registry::Backend::Aws(Box::new(
-                ecr_tag_guard::aws::admin::Admin {
-                    ddb: self.ddb.clone(),
-                    ecr: ecr_tag_guard::aws::EcrClients::new(self.ecr.clone()),
-                    table: self.table.clone(),
-                    sts: self.sts.clone(),
-                    kms: self.kms_key(),
-                },
-            )),
+            backend: ecr_tag_guard::aws::admin::Admin {
+                ddb: self.ddb.clone(),
+                ecr: ecr_tag_guard::aws::EcrClients::new(self.ecr.clone()),
+                table: self.table.clone(),
+                sts: self.sts.clone(),
+                kms: self.kms_key(),
+            },
             region: REGION.into(),
             settings: Settings::default(),
         }

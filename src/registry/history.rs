@@ -1,9 +1,9 @@
 //! The tag's history as the registry keeps it: what was done (a decision's action, or a
-//! command), how it went, and the record of one change.
+//! command), how it went, and the record of one change. The guard's own kinds map onto these
+//! in one table ([`crate::guard::history`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::guard::{Action, Outcome};
 use crate::registry::RepoKey;
 
 /// What was done to a tag, as its history names it: a decision's action, or a command.
@@ -83,37 +83,18 @@ impl HistoryAction {
             HistoryAction::Protect => "protect",
             HistoryAction::Unprotect => "unprotect",
             HistoryAction::Edit => "edit",
-            HistoryAction::Restore => Action::Restore.name(),
-            HistoryAction::Revert => Action::Revert.name(),
+            HistoryAction::Restore => "restore",
+            HistoryAction::Revert => "revert",
             HistoryAction::Follow => "follow",
             HistoryAction::Pin => "pin",
-            HistoryAction::Release => Action::Release.name(),
-            HistoryAction::Seal => Action::Seal.name(),
-            HistoryAction::RestoreKeep => Action::RestoreKeep.name(),
-            HistoryAction::StoreManifest => Action::StoreManifest.name(),
-            HistoryAction::Unarchive => Action::Unarchive.name(),
-            HistoryAction::Alert => Action::Alert.name(),
-            HistoryAction::Nothing => Action::Nothing.name(),
-            HistoryAction::Superseded => Action::Superseded.name(),
-        }
-    }
-}
-
-impl From<&Action> for HistoryAction {
-    fn from(a: &Action) -> Self {
-        match a {
-            Action::Restore => HistoryAction::Restore,
-            Action::Revert => HistoryAction::Revert,
-            Action::Follow { .. } => HistoryAction::Follow,
-            Action::Pin { .. } => HistoryAction::Pin,
-            Action::Release => HistoryAction::Release,
-            Action::Seal => HistoryAction::Seal,
-            Action::RestoreKeep => HistoryAction::RestoreKeep,
-            Action::StoreManifest => HistoryAction::StoreManifest,
-            Action::Unarchive => HistoryAction::Unarchive,
-            Action::Alert => HistoryAction::Alert,
-            Action::Nothing => HistoryAction::Nothing,
-            Action::Superseded => HistoryAction::Superseded,
+            HistoryAction::Release => "release",
+            HistoryAction::Seal => "seal",
+            HistoryAction::RestoreKeep => "restore_keep",
+            HistoryAction::StoreManifest => "store_manifest",
+            HistoryAction::Unarchive => "unarchive",
+            HistoryAction::Alert => "alert",
+            HistoryAction::Nothing => "nothing",
+            HistoryAction::Superseded => "superseded",
         }
     }
 }
@@ -123,38 +104,19 @@ impl HistoryOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             HistoryOutcome::Removed => "removed",
-            HistoryOutcome::Restored => Outcome::Restored.name(),
-            HistoryOutcome::AlreadyInPlace => Outcome::AlreadyInPlace.name(),
-            HistoryOutcome::Followed => Outcome::Followed.name(),
-            HistoryOutcome::Pinned => Outcome::Pinned.name(),
-            HistoryOutcome::Released => Outcome::Released.name(),
-            HistoryOutcome::Alerted => Outcome::Alerted.name(),
-            HistoryOutcome::Unarchiving => Outcome::Unarchiving.name(),
-            HistoryOutcome::Skipped => Outcome::Skipped.name(),
+            HistoryOutcome::Restored => "restored",
+            HistoryOutcome::AlreadyInPlace => "already_in_place",
+            HistoryOutcome::Followed => "followed",
+            HistoryOutcome::Pinned => "pinned",
+            HistoryOutcome::Released => "released",
+            HistoryOutcome::Alerted => "alerted",
+            HistoryOutcome::Unarchiving => "unarchiving",
+            HistoryOutcome::Skipped => "skipped",
             HistoryOutcome::Refused => "refused",
             HistoryOutcome::Failed => "failed",
-            HistoryOutcome::Conflict => Outcome::Conflict.name(),
+            HistoryOutcome::Conflict => "conflict",
             HistoryOutcome::UntrustedPin => "untrusted_pin",
             HistoryOutcome::Changed => "changed",
-        }
-    }
-}
-
-impl From<&Outcome> for HistoryOutcome {
-    fn from(o: &Outcome) -> Self {
-        match o {
-            Outcome::Restored => HistoryOutcome::Restored,
-            Outcome::AlreadyInPlace => HistoryOutcome::AlreadyInPlace,
-            Outcome::Followed => HistoryOutcome::Followed,
-            Outcome::Pinned => HistoryOutcome::Pinned,
-            Outcome::Released => HistoryOutcome::Released,
-            Outcome::Alerted => HistoryOutcome::Alerted,
-            Outcome::Unarchiving => HistoryOutcome::Unarchiving,
-            Outcome::Skipped => HistoryOutcome::Skipped,
-            Outcome::Refused { .. } => HistoryOutcome::Refused,
-            Outcome::Failed { .. } => HistoryOutcome::Failed,
-            Outcome::Conflict => HistoryOutcome::Conflict,
-            Outcome::Untrusted { .. } => HistoryOutcome::UntrustedPin,
         }
     }
 }
