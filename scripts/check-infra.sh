@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "== cargo lambda build (x86_64, provided.al2023; no default features: no S3 client)"
-cargo lambda build --release --no-default-features --output-format zip --bin ecr-tag-guard
+echo "== cargo lambda build (profile lambda: size; x86_64, provided.al2023; no default features: no S3 client)"
+cargo lambda build --profile lambda --no-default-features --output-format zip --bin ecr-tag-guard
 zip=target/lambda/ecr-tag-guard/bootstrap.zip
 bootstrap=target/lambda/ecr-tag-guard/bootstrap.unzipped
 unzip -p "$zip" bootstrap > "$bootstrap"

@@ -2,8 +2,22 @@
 # Every check and test: formatting, lints, the Lambda build and the deployment checks, unit
 # tests, and the integration tests against moto_server. Installs its Python tools (pinned)
 # into .venv. Run from anywhere; CI runs this.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    formatting, lints and the unit tests only (no Python tools, no
+#                              Lambda build, no moto): the loop while editing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--quick" ]; then
+  echo "== cargo fmt --check"
+  cargo fmt --all -- --check
+  echo "== cargo clippy"
+  cargo clippy --all-targets --quiet -- -D warnings
+  echo "== cargo test --lib (unit tests)"
+  cargo test --lib --quiet
+  exit 0
+fi
 
 ./scripts/ensure-tools.sh
 

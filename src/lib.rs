@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod guard;
 pub mod lambda;
 pub mod memory;

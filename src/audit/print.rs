@@ -1,8 +1,45 @@
-//! Printing report lines as they come: an aligned table for people, JSON lines, or CSV.
+//! Printing report lines as they come: an aligned table for people, JSON lines, or CSV; and
+//! where an audit's findings go ([`Sink`]: the command hands the audit one).
 
 use std::io::Write;
 
 use super::report::{Line, COLUMNS};
+use super::scan::Problem;
+
+/// Where an audit's findings go as they are made: its report lines and the problems with its
+/// sources.
+pub trait Sink {
+    /// One report line.
+    fn line(&mut self, l: &Line) -> std::io::Result<()>;
+    /// A source or record that could not be read.
+    fn problem(&mut self, p: &Problem) -> std::io::Result<()>;
+    /// Everything is in; write out what is held.
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// The command's sink: lines through a [`Printer`] (standard output), problems as
+/// `problem: ...` lines on `problems` (standard error).
+pub struct Output<W: Write, E: Write> {
+    /// The report's printer.
+    pub lines: Printer<W>,
+    /// Where problems are told.
+    pub problems: E,
+}
+
+impl<W: Write, E: Write> Sink for Output<W, E> {
+    fn line(&mut self, l: &Line) -> std::io::Result<()> {
+        self.lines.line(l)
+    }
+
+    fn problem(&mut self, p: &Problem) -> std::io::Result<()> {
+        writeln!(self.problems, "problem: {p}")
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.lines.finish()?;
+        self.problems.flush()
+    }
+}
 
 /// How the report is printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

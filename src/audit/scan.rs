@@ -33,6 +33,40 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// One source an audit is handed to read: its name (a file's path, `(stdin)`) and how to
+/// open it. The command opens; the audit reads.
+pub struct Unit {
+    /// The name it is reported by (and, for a trail's file, the minute it was delivered).
+    pub label: String,
+    /// Opens it for reading.
+    pub open: Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>,
+}
+
+impl Unit {
+    /// A source named `label`, opened by `open`.
+    pub fn new<R: Read + Send + 'static>(
+        label: impl Into<String>,
+        open: impl FnOnce() -> std::io::Result<R> + Send + 'static,
+    ) -> Unit {
+        Unit {
+            label: label.into(),
+            open: Box::new(move || open().map(|r| Box::new(r) as Box<dyn Read + Send>)),
+        }
+    }
+
+    /// Reads it through [`scan`]; a source that cannot be opened is one problem.
+    pub fn scan(self, window: &Window) -> Scanned {
+        match (self.open)() {
+            Ok(r) => scan(&self.label, r, window),
+            Err(e) => {
+                let mut out = Scanned::new(&self.label);
+                out.problem(format!("cannot be opened: {e}"));
+                out
+            }
+        }
+    }
+}
+
 /// What one source held.
 #[derive(Debug, Default)]
 pub struct Scanned {

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::args::AuditArgs;
 use super::Global;
-use crate::audit::report::{Format, Printer};
+use crate::audit::print::{Format, Output, Printer, Sink};
+use crate::audit::scan::Unit;
 use crate::audit::Window;
 use crate::aws::CloudTrailLookup;
-use crate::events::input;
 use crate::memory::Memory;
 use crate::ports::Items;
 use crate::service::audit::{Audit, AuditError, AuditOptions};
@@ -164,7 +164,11 @@ async fn audit<C: Items>(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<crate::service::audit::AuditSummary> {
-    let mut audit = Audit::new(registry, opts, Printer::new(out, format), std::io::stderr());
+    let sink = Output {
+        lines: Printer::new(out, format),
+        problems: std::io::stderr(),
+    };
+    let mut audit = Audit::new(registry, opts, sink);
     let mut sdk = None;
     for s in sources {
         match s {
@@ -172,13 +176,17 @@ async fn audit<C: Items>(
                 if let Some(missing) = paths.iter().find(|p| !p.exists()) {
                     bail!("{}: no such file or directory", missing.display());
                 }
-                let files = input::expand_all(paths).map_err(|e| anyhow!("{e}"))?;
-                audit.files(files).await.map_err(told)?;
+                let files = crate::files::expand_all(paths).map_err(|e| anyhow!("{e}"))?;
+                let units = files
+                    .into_iter()
+                    .map(|p| Unit::new(p.display().to_string(), move || std::fs::File::open(p)))
+                    .collect();
+                audit.units(units).await.map_err(told)?;
             }
-            Source::Stdin => audit
-                .stream("(stdin)", std::io::stdin())
-                .await
-                .map_err(told)?,
+            Source::Stdin => {
+                let stdin = Unit::new("(stdin)", || Ok(std::io::stdin()));
+                audit.units(vec![stdin]).await.map_err(told)?
+            }
             Source::S3 { bucket, prefix } => {
                 let sdk = aws(g, &mut sdk).await;
                 s3(&mut audit, &sdk, bucket, prefix).await?;
@@ -207,8 +215,8 @@ async fn audit<C: Items>(
 
 /// Reads `s3://bucket/prefix` into the audit.
 #[cfg(feature = "s3")]
-async fn s3<C: Items, W: Write, E: Write>(
-    audit: &mut Audit<'_, C, W, E>,
+async fn s3<C: Items, S: Sink>(
+    audit: &mut Audit<'_, C, S>,
     sdk: &aws_config::SdkConfig,
     bucket: &str,
     prefix: &str,
@@ -246,8 +254,8 @@ async fn s3<C: Items, W: Write, E: Write>(
 
 /// Without the `s3` feature (the Lambda's build) there is no S3 client.
 #[cfg(not(feature = "s3"))]
-async fn s3<C: Items, W: Write, E: Write>(
-    _audit: &mut Audit<'_, C, W, E>,
+async fn s3<C: Items, S: Sink>(
+    _audit: &mut Audit<'_, C, S>,
     _sdk: &aws_config::SdkConfig,
     bucket: &str,
     prefix: &str,

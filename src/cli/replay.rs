@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::events::input::Step;
-use crate::events::{self, input, Change, Parsed};
+use crate::events::{self, Change, Parsed};
 use crate::guard::{Outcome, Settings};
 use crate::memory::{Memory, Scenario};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
@@ -43,7 +43,7 @@ pub struct ReplayOptions {
 
 /// Runs the replay, writing to `out`. `Ok(false)` when some input could not be handled.
 pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Result<bool> {
-    let files = input::expand(&opts.paths)?;
+    let files = crate::files::expand(&opts.paths)?;
     if files.is_empty() {
         bail!("no event files in {}", show(&opts.paths));
     }
@@ -68,7 +68,7 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
     let (scenario, name) = match &opts.state {
         Some(p) => (Scenario::load(p)?, p.display().to_string()),
         None => {
-            let default = Path::new("events").join(input::SCENARIO_FILE);
+            let default = Path::new("events").join(crate::files::SCENARIO_FILE);
             if default.exists() {
                 (Scenario::load(&default)?, default.display().to_string())
             } else {
@@ -117,7 +117,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
     for file in files {
         bar.set_message(file.display().to_string());
         bar.inc(1);
-        let loaded = match input::load(file) {
+        let loaded = match crate::files::load(file) {
             Ok(l) => l,
             Err(e) => {
                 failed += 1;

@@ -27,7 +27,7 @@ fn ignored(v: &Value) -> String {
 }
 
 fn project_events() -> Vec<PathBuf> {
-    input::expand(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("events")]).unwrap()
+    crate::files::expand(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("events")]).unwrap()
 }
 
 /// Every event the project ships parses, and each says what its name says.
@@ -37,7 +37,7 @@ fn every_project_event_reads_as_its_name_says() {
     assert!(files.len() >= 18, "events/ holds the story");
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        for ev in input::load(&f).unwrap() {
+        for ev in crate::files::load(&f).unwrap() {
             let ev = ev.unwrap();
             let parsed = parse(&ev.value).unwrap_or_else(|e| panic!("{name}: {e}"));
             let acted = matches!(parsed, Parsed::Incident(_));
@@ -153,13 +153,13 @@ fn every_published_sample_reads_as_what_it_is() {
         ("ecr-scan-resource-change__", "ignored"),
     ];
     let mut seen = 0;
-    for f in input::expand(&[dir]).unwrap() {
+    for f in crate::files::expand(&[dir]).unwrap() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let (_, want) = expect
             .iter()
             .find(|(p, _)| name.starts_with(p))
             .unwrap_or_else(|| panic!("no expectation for {name}"));
-        for ev in input::load(&f).unwrap() {
+        for ev in crate::files::load(&f).unwrap() {
             let ev = ev.unwrap();
             let got = match parse(&ev.value) {
                 Ok(Parsed::Incident(_)) => "incident",
@@ -443,7 +443,7 @@ fn mutated_events_never_panic() {
     ];
     let mut runs = 0;
     for f in project_events() {
-        for ev in input::load(&f).unwrap() {
+        for ev in crate::files::load(&f).unwrap() {
             let ev = ev.unwrap();
             let mut all = Vec::new();
             paths(&ev.value, Vec::new(), &mut all);

@@ -14,7 +14,7 @@ use aws_sdk_cloudtrail::error::ErrorMetadata;
 use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEventsOutput};
 use aws_sdk_cloudtrail::types::Event;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use ecr_tag_guard::audit::report::{Format, Printer};
+use ecr_tag_guard::audit::print::{Format, Output, Printer};
 use ecr_tag_guard::aws::CloudTrailLookup;
 use ecr_tag_guard::memory::Memory;
 use ecr_tag_guard::service::audit::{Audit, AuditOptions};
@@ -554,12 +554,11 @@ async fn lookup_audit(
         lookup_spacing: spacing,
         ..AuditOptions::default()
     };
-    let mut audit = Audit::new(
-        None::<&Memory>,
-        opts,
-        Printer::new(&mut out, Format::Json),
-        &mut err,
-    );
+    let sink = Output {
+        lines: Printer::new(&mut out, Format::Json),
+        problems: &mut err,
+    };
+    let mut audit = Audit::new(None::<&Memory>, opts, sink);
     audit
         .lookup(&CloudTrailLookup { client }, &[REGION.to_string()])
         .await

@@ -57,7 +57,7 @@ fn mutated_events() -> impl Strategy<Value = Value> {
             d.filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
                 .filter(|p| !p.ends_with("scenario.json"))
-                .flat_map(|p| input::load(&p).unwrap_or_default())
+                .flat_map(|p| ecr_tag_guard::files::load(&p).unwrap_or_default())
                 .filter_map(|l| l.ok().map(|l| l.value))
                 .collect()
         })

@@ -8,15 +8,15 @@
 //! never their records; the registry is read a repository at a time, a tag's history once.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::Read;
 use std::rc::Rc;
 
 use futures::{stream, StreamExt};
 use serde_json::Value;
 
-use crate::audit::report::{tag_changes, Deed, Printer, RepoView, TagChange, Verdict};
-use crate::audit::scan::{scan, Scanned};
+use crate::audit::print::Sink;
+use crate::audit::report::{tag_changes, Deed, RepoView, TagChange, Verdict};
+use crate::audit::scan::{scan, Scanned, Unit};
 use crate::audit::timeline::{self, Timeline};
 use crate::audit::Window;
 use crate::events::Incident;
@@ -29,11 +29,10 @@ pub use terms::{AuditError, AuditOptions, AuditSummary, LOOKUP_NAMES, LOOKUP_SPA
 
 /// An audit in progress: the registry it asks (none: every tag, `protected: null`), where
 /// lines and problems go, and what it has learnt so far.
-pub struct Audit<'a, C, W: Write, E: Write> {
+pub struct Audit<'a, C, S: Sink> {
     registry: Option<&'a C>,
     opts: AuditOptions,
-    printer: Printer<W>,
-    problems: E,
+    sink: S,
     summary: AuditSummary,
     views: HashMap<String, Rc<RepoView>>,
     rules: Option<Vec<TagRule>>,
@@ -42,19 +41,13 @@ pub struct Audit<'a, C, W: Write, E: Write> {
     found: Vec<Incident>,
 }
 
-impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
-    /// An audit printing through `printer` and naming problems on `problems`.
-    pub fn new(
-        registry: Option<&'a C>,
-        opts: AuditOptions,
-        printer: Printer<W>,
-        problems: E,
-    ) -> Self {
+impl<'a, C: Items, S: Sink> Audit<'a, C, S> {
+    /// An audit telling what it finds to `sink`.
+    pub fn new(registry: Option<&'a C>, opts: AuditOptions, sink: S) -> Self {
         Audit {
             registry,
             opts,
-            printer,
-            problems,
+            sink,
             summary: AuditSummary::default(),
             views: HashMap::new(),
             rules: None,
@@ -63,38 +56,24 @@ impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
         }
     }
 
-    /// Reads one stream (standard input: `aws s3 cp s3://... - | ecr-tag-guard audit -`) as
-    /// the source `label`, on the blocking pool.
-    pub async fn stream<R: Read + Send + 'static>(
-        &mut self,
-        label: &str,
-        reader: R,
-    ) -> Result<(), AuditError> {
+    /// Reads the sources the command opens (files, standard input), several at once on the
+    /// blocking pool (decoding and splitting are CPU work), reported in the order given; a
+    /// file whose name says it cannot hold the window is skipped unopened.
+    pub async fn units(&mut self, units: Vec<Unit>) -> Result<(), AuditError> {
         let window = self.opts.window;
-        let name = label.to_string();
-        let job = tokio::task::spawn_blocking(move || scan(&name, reader, &window));
-        let scanned = joined(job.await, label);
-        self.unit(scanned);
-        Ok(())
-    }
-
-    /// Reads files (directories already expanded), several at once, reported in order.
-    pub async fn files(&mut self, paths: Vec<PathBuf>) -> Result<(), AuditError> {
-        let window = self.opts.window;
-        let (keep, skip): (Vec<PathBuf>, Vec<PathBuf>) = paths
-            .into_iter()
-            .partition(|p| window.may_hold(&p.display().to_string()));
+        let (keep, skip): (Vec<Unit>, Vec<Unit>) =
+            units.into_iter().partition(|u| window.may_hold(&u.label));
         self.summary.skipped += skip.len() as u64;
         let jobs = stream::iter(keep)
-            .map(move |p| async move {
-                let label = p.display().to_string();
-                let job = tokio::task::spawn_blocking(move || scan_file(&p, &window));
+            .map(move |u| async move {
+                let label = u.label.clone();
+                let job = tokio::task::spawn_blocking(move || u.scan(&window));
                 joined(job.await, &label)
             })
             .buffered(self.opts.workers.max(1));
         futures::pin_mut!(jobs);
         while let Some(scanned) = jobs.next().await {
-            self.unit(scanned);
+            self.unit(scanned)?;
         }
         Ok(())
     }
@@ -134,7 +113,7 @@ impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
                 .buffered(self.opts.s3_reads.max(1));
             futures::pin_mut!(jobs);
             while let Some(scanned) = jobs.next().await {
-                self.unit(scanned);
+                self.unit(scanned)?;
             }
             match next {
                 Some(t) if !done => token = Some(t),
@@ -176,7 +155,7 @@ impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
                 }
             }
             found.sort();
-            self.unit(found);
+            self.unit(found)?;
         }
         Ok(())
     }
@@ -199,21 +178,20 @@ impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
         for c in timeline::merge(changes) {
             self.judge(&mut timeline, c, &mut counted).await?;
         }
-        self.printer.finish()?;
-        self.problems.flush()?;
+        self.sink.finish()?;
         Ok(self.summary)
     }
 
     /// Takes one unit: its problems said at once, its changes held for [`Audit::finish`].
-    fn unit(&mut self, scanned: Scanned) {
+    fn unit(&mut self, scanned: Scanned) -> Result<(), AuditError> {
         self.summary.sources += 1;
         self.summary.records += scanned.records;
         for p in &scanned.problems {
             self.summary.problems += 1;
-            // A problem that cannot be written is still counted (and exits 3).
-            let _ = writeln!(self.problems, "problem: {p}");
+            self.sink.problem(p)?;
         }
         self.found.extend(scanned.changes);
+        Ok(())
     }
 
     /// Judges one change against the registry and the tag's history, counts it and prints
@@ -254,7 +232,7 @@ impl<'a, C: Items, W: Write, E: Write> Audit<'a, C, W, E> {
         }
         if protected != Some(false) || self.opts.all_tags {
             self.summary.lines += 1;
-            self.printer.line(&judged.line)?;
+            self.sink.line(&judged.line)?;
         }
         Ok(())
     }
@@ -346,19 +324,6 @@ async fn read_object<A: LogArchive>(
     scanned
 }
 
-/// Reads one file.
-fn scan_file(path: &std::path::Path, window: &Window) -> Scanned {
-    let label = path.display().to_string();
-    match std::fs::File::open(path) {
-        Ok(f) => scan(&label, f, window),
-        Err(e) => {
-            let mut out = Scanned::new(&label);
-            out.problem(format!("cannot be opened: {e}"));
-            out
-        }
-    }
-}
-
 /// A finished scan, or a problem naming the source when its task failed.
 fn joined(r: Result<Scanned, tokio::task::JoinError>, label: &str) -> Scanned {
     r.unwrap_or_else(|e| {
@@ -406,7 +371,7 @@ impl Read for ChannelReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::report::Format;
+    use crate::audit::print::{Format, Output, Printer};
     use crate::error::CallError;
     use crate::memory::Memory;
 
@@ -468,12 +433,11 @@ mod tests {
             ("AWSLogs/1/CloudTrail/eu-west-1/2026/11/02/", Some(b"")),
         ]);
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let mut audit = Audit::new(
-            None::<&Memory>,
-            AuditOptions::default(),
-            Printer::new(&mut out, Format::Json),
-            &mut err,
-        );
+        let sink = Output {
+            lines: Printer::new(&mut out, Format::Json),
+            problems: &mut err,
+        };
+        let mut audit = Audit::new(None::<&Memory>, AuditOptions::default(), sink);
         audit.s3(&bucket, "trail", "AWSLogs/").await.expect("audit");
         let summary = audit.finish().await.expect("finish");
         assert_eq!(
