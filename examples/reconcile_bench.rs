@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ecr_tag_guard::guard::status::Storage;
-use ecr_tag_guard::guard::Settings;
+use ecr_tag_guard::guard::Scope;
 use ecr_tag_guard::memory::{Image, Memory, Repo, State};
 use ecr_tag_guard::registry::{keep_tag, RepoKey, DEFAULT_KEEP_PREFIX};
+use ecr_tag_guard::service::Tuning;
 use ecr_tag_guard::service::{Handler, Now};
 use ecr_tag_guard::text::sha256_digest;
 use serde_json::json;
@@ -68,7 +69,7 @@ fn main() {
     let concurrency = std::env::var("TAG_GUARD_RECONCILE_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(ecr_tag_guard::guard::DEFAULT_RECONCILE_CONCURRENCY);
+        .unwrap_or(ecr_tag_guard::service::DEFAULT_RECONCILE_CONCURRENCY);
     // (repositories, pins in each)
     let sizes: &[(usize, usize)] = if latency_ms == 0 {
         &[(500, 20), (1, 10_000)]
@@ -151,9 +152,10 @@ fn run(repos: usize, pins: usize, latency_ms: u64, concurrency: usize) {
         pager: world.clone(),
         ledger: world.clone(),
         pin_key: world.clone(),
-        settings: Settings {
+        scope: Scope::default(),
+        tuning: Tuning {
             reconcile_concurrency: concurrency,
-            ..Settings::default()
+            ..Tuning::default()
         },
         dry_run: false,
     };

@@ -2,7 +2,8 @@
 //! defaults). Names are listed in [`VARS`]; the README's Configuration section explains each.
 
 use crate::error::Error;
-use crate::guard::Settings;
+use crate::guard::Scope;
+use crate::service::Tuning;
 
 /// DynamoDB table holding the registry, history and once-only ledger.
 pub const TABLE: &str = "TAG_GUARD_TABLE";
@@ -81,8 +82,18 @@ pub struct Config {
     pub chat_topic_arn: Option<String>,
     /// The member accounts' role (name, external ID), if any.
     pub member_role: Option<(String, Option<String>)>,
-    /// What is guarded and who the guard is.
+    /// What is guarded and who the guard is, and how the service paces itself.
     pub settings: Settings,
+}
+
+/// What the environment says beside the Lambda's resources: what is guarded and who the guard
+/// is ([`Scope`]), and how the service paces itself ([`Tuning`]).
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// What is guarded and who the guard is.
+    pub scope: Scope,
+    /// How the service paces itself.
+    pub tuning: Tuning,
 }
 
 impl Config {
@@ -141,7 +152,7 @@ pub fn member_role_from(
     Ok(Some((name, external)))
 }
 
-/// The settings alone (scope, own role, keep-alive prefix), for the commands that need no
+/// The settings alone (scope, own role, keep-alive prefix, tuning), for the commands that need no
 /// table or topic of the Lambda's: read through `get`.
 pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     let list = |name: &str| -> Vec<String> {
@@ -179,7 +190,7 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         )));
     }
     let grace_secs = match get(GRACE_MINUTES).filter(|v| !v.trim().is_empty()) {
-        None => crate::guard::DEFAULT_GRACE_SECS,
+        None => crate::service::DEFAULT_GRACE_SECS,
         Some(v) => match v.trim().parse::<u32>() {
             Ok(m) if m <= 24 * 60 => i64::from(m) * 60,
             _ => {
@@ -205,26 +216,34 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         };
     let reconcile_concurrency = number(
         RECONCILE_CONCURRENCY,
-        crate::guard::DEFAULT_RECONCILE_CONCURRENCY,
+        crate::service::DEFAULT_RECONCILE_CONCURRENCY,
         1..=64,
     )?;
     let call_concurrency = number(
         CALL_CONCURRENCY,
-        crate::guard::DEFAULT_CALL_CONCURRENCY,
+        crate::service::DEFAULT_CALL_CONCURRENCY,
         1..=64,
     )?;
-    let pages_per_run = number(PAGES_PER_RUN, crate::guard::DEFAULT_PAGES_PER_RUN, 0..=1000)?;
+    let pages_per_run = number(
+        PAGES_PER_RUN,
+        crate::service::DEFAULT_PAGES_PER_RUN,
+        0..=1000,
+    )?;
     Ok(Settings {
-        accounts,
-        regions: list(REGIONS),
-        own_role_arn,
-        keep_prefix,
-        grace_secs,
-        busy_wait_ms: crate::guard::DEFAULT_BUSY_WAIT_MS,
-        reconcile_concurrency,
-        call_concurrency,
-        pages_per_run,
-        check_seals: false,
+        scope: Scope {
+            accounts,
+            regions: list(REGIONS),
+            own_role_arn,
+            keep_prefix,
+        },
+        tuning: Tuning {
+            grace_secs,
+            busy_wait_ms: crate::service::DEFAULT_BUSY_WAIT_MS,
+            reconcile_concurrency,
+            call_concurrency,
+            pages_per_run,
+            check_seals: false,
+        },
     })
 }
 
@@ -298,9 +317,12 @@ mod tests {
             (REGIONS, "eu-west-1"),
         ])
         .unwrap();
-        assert_eq!(c.settings.accounts, vec!["123456789012", "210987654321"]);
-        assert_eq!(c.settings.regions, vec!["eu-west-1"]);
-        assert_eq!(c.settings.own_role_arn, None);
+        assert_eq!(
+            c.settings.scope.accounts,
+            vec!["123456789012", "210987654321"]
+        );
+        assert_eq!(c.settings.scope.regions, vec!["eu-west-1"]);
+        assert_eq!(c.settings.scope.own_role_arn, None);
         let e = cfg(&[(TOPIC_ARN, "x")]).unwrap_err().to_string();
         assert!(e.contains(TABLE), "{e}");
         let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (ACCOUNTS, "12345")])
@@ -311,19 +333,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not an IAM role ARN"), "{e}");
-        assert_eq!(c.settings.keep_prefix, "etg-keep-");
+        assert_eq!(c.settings.scope.keep_prefix, "etg-keep-");
         let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (KEEP_PREFIX, ".bad")])
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot start an ECR tag"), "{e}");
-        assert_eq!(c.settings.grace_secs, 900, "15 minutes unless set");
+        assert_eq!(c.settings.tuning.grace_secs, 900, "15 minutes unless set");
         let five = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (GRACE_MINUTES, "5")]).unwrap();
-        assert_eq!(five.settings.grace_secs, 300);
+        assert_eq!(five.settings.tuning.grace_secs, 300);
         let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (GRACE_MINUTES, "soon")])
             .unwrap_err()
             .to_string();
         assert!(e.contains(GRACE_MINUTES) && e.contains("soon"), "{e}");
-        assert_eq!(c.settings.reconcile_concurrency, 16);
+        assert_eq!(c.settings.tuning.reconcile_concurrency, 16);
         let e = cfg(&[(TABLE, "t"), (TOPIC_ARN, "x"), (RECONCILE_CONCURRENCY, "0")])
             .unwrap_err()
             .to_string();

@@ -3,8 +3,8 @@
 
 use crate::aws::{DynamoLedger, DynamoRegistry, EcrImages, KmsPinKey, MemberRoles, SnsPager};
 use crate::config::Config;
+use crate::config::Settings;
 use crate::error::Error;
-use crate::guard::Settings;
 use crate::memory::Memory;
 use crate::service::Handler;
 
@@ -16,9 +16,10 @@ pub type EmbeddedHandler = Handler<Memory, Memory, Memory, Memory, Memory>;
 
 /// The handler on the embedded world `world`, every port of it; `settings` without a role of
 /// the guard's own take the one the world's scenario names.
-pub fn embedded(world: &Memory, mut settings: Settings, dry_run: bool) -> EmbeddedHandler {
-    if settings.own_role_arn.is_none() {
-        settings.own_role_arn = world.state().guard_role_arn.clone();
+pub fn embedded(world: &Memory, settings: Settings, dry_run: bool) -> EmbeddedHandler {
+    let Settings { mut scope, tuning } = settings;
+    if scope.own_role_arn.is_none() {
+        scope.own_role_arn = world.state().guard_role_arn.clone();
     }
     Handler {
         registry: world.clone(),
@@ -26,7 +27,8 @@ pub fn embedded(world: &Memory, mut settings: Settings, dry_run: bool) -> Embedd
         pager: world.clone(),
         ledger: world.clone(),
         pin_key: world.clone(),
-        settings,
+        scope,
+        tuning,
         dry_run,
     }
 }
@@ -60,7 +62,8 @@ pub fn handler(
             client: aws_sdk_kms::Client::new(sdk),
             key_id: pin_key.map(String::from),
         },
-        settings,
+        scope: settings.scope,
+        tuning: settings.tuning,
         dry_run,
     }
 }
@@ -88,6 +91,7 @@ pub fn member_roles(
 /// The account of the guard's own role (`TAG_GUARD_ROLE_ARN`), when set: `arn:PARTITION:iam::ACCOUNT:role/NAME`.
 pub fn own_account(cfg: &Config) -> Option<String> {
     cfg.settings
+        .scope
         .own_role_arn
         .as_deref()
         .and_then(|arn| arn.split(':').nth(4))

@@ -137,8 +137,8 @@ pub(crate) async fn run(g: &Global, a: AuditArgs, out: &mut impl Write) -> anyho
         None
     };
     let guard_role = match &registry {
-        Some(chosen) => chosen.settings.own_role_arn.clone(),
-        None => crate::config::settings_from_env()?.own_role_arn,
+        Some(chosen) => chosen.scope.own_role_arn.clone(),
+        None => crate::config::settings_from_env()?.scope.own_role_arn,
     };
     let opts = AuditOptions {
         window: Window::new(since, until),

@@ -52,7 +52,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let repo = ops.repo(repo).await?;
-    if let Some(why) = ops.settings.outside(&repo) {
+    if let Some(why) = ops.scope.outside(&repo) {
         anyhow::bail!("{repo} is outside the guard's scope ({why}): the guard would not act there, so no drill");
     }
     let now = Now::system();

@@ -76,7 +76,7 @@ pub async fn check<B: Console>(
             p.join("; ")
         )
     })?;
-    let prefix = &ops.settings.keep_prefix;
+    let prefix = &ops.scope.keep_prefix;
     if let Some(rule) = lifecycle::keep_alive_exposure(&policy, prefix) {
         writeln!(
             out,
@@ -101,7 +101,7 @@ pub async fn check<B: Console>(
         .iter()
         .map(|im| (im.digest.clone(), im.tags.clone()))
         .collect();
-    let risks = lifecycle::at_risk(&policy, &tagged, &ops.settings.keep_prefix);
+    let risks = lifecycle::at_risk(&policy, &tagged, &ops.scope.keep_prefix);
     let verdicts = simulate(&policy, &images, now);
     for r in &risks {
         let guarded: Vec<&str> = entries
@@ -155,11 +155,11 @@ pub async fn shield<B: Console>(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let repo = ops.repo(repo).await?;
-    if let (true, Some(why)) = (apply, ops.settings.outside(&repo)) {
+    if let (true, Some(why)) = (apply, ops.scope.outside(&repo)) {
         bail!("{repo} is outside the guard's scope ({why}): its lifecycle policy is left as it is");
     }
     let current = policy_json(ops, &repo).await?;
-    let Some(new) = lifecycle::shield(current.as_ref(), &ops.settings.keep_prefix)
+    let Some(new) = lifecycle::shield(current.as_ref(), &ops.scope.keep_prefix)
         .map_err(|e| anyhow!("the lifecycle policy of {repo}: {e}"))?
     else {
         writeln!(
@@ -253,7 +253,7 @@ async fn read_source<B: Console>(
                 // What the rules protect now, materialised or not yet.
                 for rule in super::rules::read_rules(ops).await?.into_iter().flatten() {
                     if rule.covers(&repo) {
-                        let prefix = &ops.settings.keep_prefix;
+                        let prefix = &ops.scope.keep_prefix;
                         let protected = crate::guard::rules::protected(&rule, &images, prefix);
                         pinned.extend(protected.into_iter().map(|p| p.digest));
                     }

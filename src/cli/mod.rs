@@ -5,13 +5,14 @@
 macro_rules! with_ops {
     ($chosen:expr, |$ops:ident| $body:expr) => {{
         let chosen: $crate::cli::ops::Chosen = $chosen;
-        let (region, settings) = (chosen.region, chosen.settings);
+        let (region, scope, tuning) = (chosen.region, chosen.scope, chosen.tuning);
         match chosen.backend {
             $crate::cli::ops::Backend::Aws(admin) => {
                 let $ops = $crate::cli::ops::Ops {
                     backend: *admin,
                     region,
-                    settings,
+                    scope,
+                    tuning,
                 };
                 $body
             }
@@ -19,7 +20,8 @@ macro_rules! with_ops {
                 let $ops = $crate::cli::ops::Ops {
                     backend: world,
                     region,
-                    settings,
+                    scope,
+                    tuning,
                 };
                 $body
             }
@@ -59,13 +61,14 @@ macro_rules! on_backend {
     ($global:expr, $table:expr, |$ops:ident| $call:expr) => {{
         let table = &$table;
         let chosen = ops($global, table).await?;
-        let (region, settings) = (chosen.region, chosen.settings);
+        let (region, scope, tuning) = (chosen.region, chosen.scope, chosen.tuning);
         match chosen.backend {
             Backend::Aws(admin) => {
                 let $ops = Ops {
                     backend: *admin,
                     region,
-                    settings,
+                    scope,
+                    tuning,
                 };
                 $call.await
             }
@@ -73,7 +76,8 @@ macro_rules! on_backend {
                 let $ops = Ops {
                     backend: world,
                     region,
-                    settings,
+                    scope,
+                    tuning,
                 };
                 let result = $call.await;
                 saved(&$ops.backend, table, result)
@@ -132,12 +136,12 @@ async fn ops(g: &Global, table: &TableArg) -> anyhow::Result<Chosen> {
 
 /// [`ops`]; `need_table`: against AWS a table must be named.
 async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Result<Chosen> {
-    let mut settings = crate::config::settings_from_env()?;
+    let crate::config::Settings { mut scope, tuning } = crate::config::settings_from_env()?;
     if let Some(path) = &table.state {
         let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
         // Without a role of its own configured, the guard is the one the world names.
-        if settings.own_role_arn.is_none() {
-            settings.own_role_arn = world.state().guard_role_arn.clone();
+        if scope.own_role_arn.is_none() {
+            scope.own_role_arn = world.state().guard_role_arn.clone();
         }
         let region = world
             .home()
@@ -145,7 +149,8 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
         return Ok(Chosen {
             backend: Backend::Embedded(world),
             region,
-            settings,
+            scope,
+            tuning,
         });
     }
     let name = g.table.clone().unwrap_or_default();
@@ -179,7 +184,8 @@ async fn ops_for(g: &Global, table: &TableArg, need_table: bool) -> anyhow::Resu
             },
         })),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-        settings,
+        scope,
+        tuning,
     })
 }
 
@@ -202,7 +208,7 @@ pub(crate) fn save_world(world: &Memory, path: &std::path::Path) -> anyhow::Resu
 
 /// The keep-alive prefix: `TAG_GUARD_KEEP_PREFIX`, or the default.
 fn keep_prefix() -> anyhow::Result<String> {
-    Ok(crate::config::settings_from_env()?.keep_prefix)
+    Ok(crate::config::settings_from_env()?.scope.keep_prefix)
 }
 
 /// Sets up logging: JSON lines for the Lambda (level from `TAG_GUARD_LOG`, default info);

@@ -8,12 +8,13 @@ use anyhow::{anyhow, bail};
 
 use crate::aws::admin::Admin;
 use crate::error::CallError;
-use crate::guard::Settings;
+use crate::guard::Scope;
 use crate::memory::Memory;
 use crate::ports::{Identity, Images, PinKey};
 use crate::registry::image::ImageInfo;
 use crate::registry::{self, RepoKey};
 use crate::service::trust::{distrust, seal_pin};
+use crate::service::Tuning;
 use crate::text::clean;
 
 /// Where the commands' calls go, as chosen from the command line.
@@ -32,9 +33,11 @@ pub struct Chosen {
     pub backend: Backend,
     /// The caller's region, for plain repository names.
     pub region: String,
-    /// The keep-alive prefix and the scope (`TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`) the
-    /// commands apply when set.
-    pub settings: Settings,
+    /// The keep-alive prefix, the guard's role and the scope (`TAG_GUARD_ACCOUNTS`,
+    /// `TAG_GUARD_REGIONS`) the commands apply when set.
+    pub scope: Scope,
+    /// How calls are paced (`TAG_GUARD_CALL_CONCURRENCY`, ...).
+    pub tuning: Tuning,
 }
 
 impl Chosen {
@@ -45,7 +48,8 @@ impl Chosen {
             Backend::Aws(admin) => Ok(Ops {
                 backend: *admin,
                 region: self.region,
-                settings: self.settings,
+                scope: self.scope,
+                tuning: self.tuning,
             }),
             Backend::Embedded(_) => {
                 bail!("{what} works against AWS only: it does not run on the embedded world (--state)")
@@ -63,8 +67,20 @@ pub struct Ops<B> {
     pub backend: B,
     /// The caller's region, for plain repository names.
     pub region: String,
-    /// The keep-alive prefix and the scope the commands apply when set.
-    pub settings: Settings,
+    /// The keep-alive prefix, the guard's role and the scope the commands apply when set.
+    pub scope: Scope,
+    /// How calls are paced.
+    pub tuning: Tuning,
+}
+
+impl<B> Ops<B> {
+    /// The settings the commands were started with, for a handler built on this backend.
+    pub fn settings(&self) -> crate::config::Settings {
+        crate::config::Settings {
+            scope: self.scope.clone(),
+            tuning: self.tuning.clone(),
+        }
+    }
 }
 
 impl<B> Deref for Ops<B> {

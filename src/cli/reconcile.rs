@@ -29,7 +29,7 @@ pub async fn run(how: How, g: &super::Global, out: &mut impl Write) -> anyhow::R
     let sdk = super::sdk_config(g).await;
     let home = super::caller_account(&sdk, &cfg).await?;
     let mut handler = crate::wiring::from_config(&sdk, &cfg, home, how.dry_run)?;
-    handler.settings.check_seals = how.check_seals;
+    handler.tuning.check_seals = how.check_seals;
     let trail = crate::aws::CloudTrailLookup {
         client: aws_sdk_cloudtrail::Client::new(&sdk),
     };
@@ -49,7 +49,7 @@ pub async fn run_embedded(
 ) -> anyhow::Result<bool> {
     let world = Memory::new(Scenario::load(path)?.into_state(&path.display().to_string())?);
     let mut settings = crate::config::settings_from_env()?;
-    settings.check_seals = how.check_seals;
+    settings.tuning.check_seals = how.check_seals;
     let handler = crate::wiring::embedded(&world, settings, how.dry_run);
     let report = handler
         .reconcile(&Now::system(), &world, &mut progress())

@@ -125,8 +125,8 @@ pub async fn protect<B: Console>(
         no_keep_alive: opts.no_keep_alive,
     };
     let fields = opts.fields.fields();
-    let p = service::protect::protect(&ops.backend, &ops.settings, &repo, &tag, &fields, how, now)
-        .await?;
+    let p =
+        service::protect::protect(&ops.backend, &ops.scope, &repo, &tag, &fields, how, now).await?;
     let e = &p.entry;
     let digest = e.digest().unwrap_or_default();
     let children = e.pin.as_ref().map_or(0, |p| p.children.len());
@@ -173,8 +173,7 @@ pub async fn unprotect<B: Console>(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let (repo, tag) = ops.target(target).await?;
-    let u =
-        service::protect::unprotect(&ops.backend, &ops.settings, &repo, &tag, force, now).await?;
+    let u = service::protect::unprotect(&ops.backend, &ops.scope, &repo, &tag, force, now).await?;
     writeln!(out, "unprotected {repo}:{tag} (its history is kept)")?;
     if u.was_missing {
         if let Some(pin) = &u.pin {
@@ -241,7 +240,7 @@ pub async fn restore(
         Backend::Embedded(world) => {
             let ops = chosen_ops(chosen, world.clone());
             let (repo, tag, caller) = restore_target(&ops, target).await?;
-            let handler = crate::wiring::embedded(world, ops.settings.clone(), dry_run);
+            let handler = crate::wiring::embedded(world, ops.settings(), dry_run);
             (
                 handler.restore_by_hand(&repo, &tag, &caller, &now).await?,
                 repo,
@@ -305,7 +304,8 @@ fn chosen_ops<B>(chosen: &Chosen, backend: B) -> Ops<B> {
     Ops {
         backend,
         region: chosen.region.clone(),
-        settings: chosen.settings.clone(),
+        scope: chosen.scope.clone(),
+        tuning: chosen.tuning.clone(),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::events::input::Step;
 use crate::events::{self, Change, Parsed};
-use crate::guard::{Outcome, Settings};
+use crate::guard::{Outcome, Scope};
 use crate::memory::{Memory, Scenario};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
 use crate::service::{Handler, Now, Report};
@@ -78,9 +78,12 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
     };
     let role = scenario.guard_role_arn.clone();
     let world = Memory::new(scenario.into_state(&name)?);
-    let settings = Settings {
-        own_role_arn: role.clone(),
-        ..Settings::default()
+    let settings = crate::config::Settings {
+        scope: Scope {
+            own_role_arn: role.clone(),
+            ..Scope::default()
+        },
+        ..Default::default()
     };
     let handler = crate::wiring::embedded(&world, settings, false);
     if !opts.json {

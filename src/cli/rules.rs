@@ -218,8 +218,8 @@ pub async fn preview<B: Console>(
         for repo in known.iter().filter(|k| rule.covers(k)) {
             let images = ops.all_images(repo).await?;
             writeln!(out, "rule {} in {repo}: {}", rule.name, describe(rule))?;
-            let kept = protected(rule, &images, &ops.settings.keep_prefix);
-            let next = next_to_release(rule, &images, &ops.settings.keep_prefix);
+            let kept = protected(rule, &images, &ops.scope.keep_prefix);
+            let next = next_to_release(rule, &images, &ops.scope.keep_prefix);
             let mut groups: Vec<&str> = kept.iter().map(|p| p.group.as_str()).collect();
             groups.dedup();
             if groups.is_empty() {

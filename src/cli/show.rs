@@ -199,7 +199,7 @@ pub async fn status<B: Console>(
     }
     let mut not_ok = bad.len();
     for (repo, es) in by_repo {
-        if let Some(why) = ops.settings.outside(repo) {
+        if let Some(why) = ops.scope.outside(repo) {
             // Never written to by the guard: reported, not read.
             for e in es {
                 not_ok += 1;
@@ -218,7 +218,7 @@ pub async fn status<B: Console>(
             if es.is_empty() {
                 Ok(Vec::new())
             } else {
-                read_standings(&ops.backend, repo, &es, &ops.settings.keep_prefix).await
+                read_standings(&ops.backend, repo, &es, &ops.scope.keep_prefix).await
             }
         };
         let standings = match read.await {
@@ -239,7 +239,7 @@ pub async fn status<B: Console>(
                 continue;
             }
         };
-        let n = ops.settings.call_concurrency;
+        let n = ops.tuning.call_concurrency;
         let distrusted = crate::service::bounded(
             n,
             es.iter().map(|e| async move {
@@ -253,7 +253,7 @@ pub async fn status<B: Console>(
         // The guard's own tags no pin needs: retired where nothing can carry them (the
         // image stays), else let go of by the next reconcile. Not a problem: reported.
         let strays =
-            crate::service::keep::stray_tags(&ops.backend, repo, &es, &ops.settings.keep_prefix)
+            crate::service::keep::stray_tags(&ops.backend, repo, &es, &ops.scope.keep_prefix)
                 .await
                 .context("listing the repository's images")?;
         for st in &strays {

@@ -1,7 +1,7 @@
 //! The decisions: the part of the guard a newcomer should read first.
 //!
 //! Everything here is pure: an [`Incident`] (what an event says happened), the registry
-//! [`Entry`]s of its repository and the [`Settings`] go in; [`Decision`]s come out. After the
+//! [`Entry`]s of its repository and the [`Scope`] go in; [`Decision`]s come out. After the
 //! handler has acted, [`report`] turns each decision and its [`Outcome`] into a page (or none)
 //! and a history record. No AWS types, no I/O, no clock: the handler passes the time in.
 //!
@@ -43,10 +43,7 @@ pub use keep_alive::{
 };
 pub use outcome::{Failure, Outcome};
 pub use restore::{plan_restore, PutStep};
-pub use screen::{
-    is_same_role, screen, Settings, DEFAULT_BUSY_WAIT_MS, DEFAULT_CALL_CONCURRENCY,
-    DEFAULT_GRACE_SECS, DEFAULT_PAGES_PER_RUN, DEFAULT_RECONCILE_CONCURRENCY,
-};
+pub use screen::{is_same_role, screen, Scope};
 
 use crate::events::{Actor, Change, Incident};
 use crate::registry::{Entry, Manifest, OnDelete, OnMove};

@@ -311,9 +311,9 @@ fn each_tag_is_decided_once_and_strangers_are_untouched() {
 
 #[test]
 fn screening_by_account_region_and_own_role() {
-    let mut s = Settings {
+    let mut s = Scope {
         own_role_arn: Some("arn:aws:iam::123456789012:role/path/ecr-tag-guard".into()),
-        ..Settings::default()
+        ..Scope::default()
     };
     let own = Actor::Principal {
         arn: "arn:aws:sts::123456789012:assumed-role/ecr-tag-guard/fn".into(),

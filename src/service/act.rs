@@ -164,7 +164,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         old: &str,
         prefer: Option<&str>,
     ) -> Vec<(String, guard::Leave)> {
-        let prefix = &self.settings.keep_prefix;
+        let prefix = &self.scope.keep_prefix;
         let drop: Vec<String> = guard::keep_alive_to_drop(entries, tag, old, prefix)
             .into_iter()
             .collect();
@@ -271,7 +271,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         };
         let mut children = Vec::new();
         if let Some(m) = &manifest {
-            let n = self.settings.call_concurrency;
+            let n = self.tuning.call_concurrency;
             let reads = m
                 .child_digests()
                 .into_iter()
@@ -313,7 +313,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 why: "nothing to push".into(),
             });
         };
-        let n = self.settings.call_concurrency;
+        let n = self.tuning.call_concurrency;
         for r in super::bounded(n, children.iter().map(|s| self.images.put(repo, s))).await {
             if let Err(e) = r {
                 return put_failed(e);
@@ -356,7 +356,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         }
         let (Some(manifest), Some(tag)) = (
             &pin.manifest,
-            crate::registry::keep_tag(&self.settings.keep_prefix, &pin.digest),
+            crate::registry::keep_tag(&self.scope.keep_prefix, &pin.digest),
         ) else {
             return;
         };
@@ -371,7 +371,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     pub(crate) async fn put_keep_alive(&self, repo: &RepoKey, steps: &[PutStep]) {
         for (step, r) in steps.iter().zip(
             super::bounded(
-                self.settings.call_concurrency,
+                self.tuning.call_concurrency,
                 steps.iter().map(|s| self.images.put(repo, s)),
             )
             .await,

@@ -27,10 +27,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::guard::{self, Leave, Settings};
+use crate::guard::{self, Leave, Scope};
 use crate::memory::{Memory, Scenario};
 use crate::registry::{self, RepoKey};
 use crate::service::protect::{self, ItemFields, ProtectHow};
+use crate::service::Tuning;
 use crate::service::{Handler, Now};
 use crate::text::sha256_digest;
 
@@ -193,12 +194,18 @@ impl Sim {
         }
     }
 
-    fn settings() -> Settings {
-        Settings {
+    fn settings() -> Scope {
+        Scope {
             own_role_arn: Some(GUARD.into()),
+            ..Scope::default()
+        }
+    }
+
+    fn tuning() -> Tuning {
+        Tuning {
             busy_wait_ms: 0,
             grace_secs: GRACE,
-            ..Settings::default()
+            ..Tuning::default()
         }
     }
 
@@ -209,7 +216,8 @@ impl Sim {
             pager: self.w.clone(),
             ledger: self.w.clone(),
             pin_key: self.w.clone(),
-            settings: Sim::settings(),
+            scope: Sim::settings(),
+            tuning: Sim::tuning(),
             dry_run: false,
         }
     }

@@ -76,7 +76,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
             return Err(e);
         }
-        let decisions = guard::decide(&incident, &entries, &self.settings.keep_prefix);
+        let decisions = guard::decide(&incident, &entries, &self.scope.keep_prefix);
         if !has_work(&decisions) {
             if ours {
                 // Claimed beside the read: mark it handled, so a duplicate is quiet too.
@@ -148,7 +148,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             }
             Parsed::Incident(i) => i,
         };
-        match guard::screen(&incident, &self.settings) {
+        match guard::screen(&incident, &self.scope) {
             Some(reason) => Ok(Err(ignored(
                 Some(incident.event_id.clone()),
                 reason,
@@ -213,7 +213,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     ) -> Result<(), Error> {
         let pushed = incident.changes.iter().find_map(|c| match c {
             Change::TagPushed { tag, manifest, .. }
-                if !tag.starts_with(&self.settings.keep_prefix)
+                if !tag.starts_with(&self.scope.keep_prefix)
                     && rules
                         .iter()
                         .any(|r| r.covers(&incident.repo) && r.group_of(tag).is_some()) =>
@@ -301,7 +301,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let id = id.as_str();
         let repo = incident.repo.clone();
         let results = super::bounded(
-            self.settings.call_concurrency,
+            self.tuning.call_concurrency,
             decisions
                 .iter()
                 .map(|d| self.act(&repo, d, entries, seals, now)),
@@ -342,7 +342,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             .iter()
             .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
             .collect();
-        let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
+        let keep = guard::keep_alive_steps(&done, &self.scope.keep_prefix);
         report.incident = Some(incident);
         let (sent, hist, ()) = futures::join!(
             self.send_pages(id, now, pages, retry.is_none(), &mut report),

@@ -196,7 +196,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         noted: bool,
         now: &Now,
     ) -> Result<Vec<String>, Error> {
-        let prefix = &self.settings.keep_prefix;
+        let prefix = &self.scope.keep_prefix;
         let Some(listing) = self.images.list(repo).await? else {
             if noted && !self.dry_run {
                 self.ledger.note_guard_tags(&repo.key(), false).await?;
@@ -215,12 +215,12 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let mut due = Vec::new();
         for (tag, digest) in strays.into_iter().take(SWEEP_PER_RUN) {
             let first_seen = if self.dry_run {
-                now.epoch - self.settings.grace_secs
+                now.epoch - self.tuning.grace_secs
             } else {
                 let key = format!("guard-tag/{repo}:{tag}@{digest}");
                 self.ledger.first_seen(&key, now.epoch).await?
             };
-            if now.epoch - first_seen >= self.settings.grace_secs {
+            if now.epoch - first_seen >= self.tuning.grace_secs {
                 due.push(tag);
             }
         }

@@ -38,13 +38,18 @@ mod tests;
 pub mod trust;
 #[cfg(test)]
 mod trust_tests;
+mod tuning;
 
 use serde::Serialize;
 
-use crate::guard::{Decision, Outcome, Settings};
+use crate::guard::{Decision, Outcome, Scope};
 use crate::ports::CLAIM_LEASE_SECS;
 
 pub use event::Report;
+pub use tuning::{
+    Tuning, DEFAULT_BUSY_WAIT_MS, DEFAULT_CALL_CONCURRENCY, DEFAULT_GRACE_SECS,
+    DEFAULT_PAGES_PER_RUN, DEFAULT_RECONCILE_CONCURRENCY,
+};
 
 /// The moment the handler runs, read once by the caller (the core never reads a clock), and
 /// how long what it starts may run.
@@ -102,13 +107,15 @@ pub struct Handler<R, I, P, L, K> {
     /// The key that seals pins (KMS).
     pub pin_key: K,
     /// What is guarded and who the guard is.
-    pub settings: Settings,
+    pub scope: Scope,
+    /// How the service paces itself.
+    pub tuning: Tuning,
     /// Decide only: make no write call and no page.
     pub dry_run: bool,
 }
 
 /// Runs `futures` with at most `limit` in flight, keeping their order in the answers: every
-/// fan-out over one repository's tags goes through here ([`Settings::call_concurrency`]).
+/// fan-out over one repository's tags goes through here ([`Tuning::call_concurrency`]).
 pub(crate) async fn bounded<F: std::future::Future>(
     limit: usize,
     futures: impl IntoIterator<Item = F>,

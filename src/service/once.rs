@@ -133,7 +133,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     }
 
     /// Another invocation holds the event: wait (polling the ledger, at most
-    /// [`Settings::busy_wait_ms`](crate::guard::Settings)) for it to finish and report what
+    /// [`Tuning::busy_wait_ms`](crate::service::Tuning)) for it to finish and report what
     /// it did — a duplicate is quiet, not a failed invocation. Takes the event over when the
     /// other's claim is dropped or goes stale; fails (so Lambda retries) only when the wait
     /// runs out.
@@ -144,7 +144,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         report: &mut Report,
     ) -> Result<Option<bool>, Error> {
         let started = std::time::Instant::now();
-        let limit = std::time::Duration::from_millis(self.settings.busy_wait_ms);
+        let limit = std::time::Duration::from_millis(self.tuning.busy_wait_ms);
         let poll = std::time::Duration::from_millis(500).min(limit);
         while started.elapsed() < limit {
             tokio::time::sleep(poll).await;
@@ -182,7 +182,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         finish: bool,
         report: &mut Report,
     ) -> Result<(), Error> {
-        let n = self.settings.call_concurrency;
+        let n = self.tuning.call_concurrency;
         let results = super::bounded(n, pages.iter().map(|p| self.pager.publish(p))).await;
         let mut failed = Vec::new();
         let mut first_err: Option<CallError> = None;

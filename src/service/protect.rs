@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::CallError;
-use crate::guard::{keep_alive_to_drop, Leave, PutStep, Settings};
+use crate::guard::{keep_alive_to_drop, Leave, PutStep, Scope};
 use crate::ports::{Console, HistoryAction, HistoryOutcome, Images, PinKey, PutError};
 use crate::registry::{self, field, parse_item, Entry, Manifest, Pin, RepoKey};
 use crate::text::short_digest;
@@ -145,14 +145,14 @@ pub struct Edited {
 /// its tag is on its pin, or with `accept_current` to what ECR holds now.
 pub async fn protect<O: Console + Images + PinKey>(
     o: &O,
-    settings: &Settings,
+    scope: &Scope,
     repo: &RepoKey,
     tag: &str,
     fields: &ItemFields,
     how: ProtectHow,
     now: &Now,
 ) -> Result<Protected, CommandError> {
-    if let Some(why) = settings.outside(repo) {
+    if let Some(why) = scope.outside(repo) {
         return refuse(format!("{repo} is outside the guard's scope ({why}): the guard would never act on it, so it is not protected"));
     }
     let existing = item_of(o, repo, tag).await?;
@@ -207,13 +207,13 @@ pub async fn protect<O: Console + Images + PinKey>(
         return refuse(format!("{repo}:{tag} changed meanwhile (protected by another, or its pin moved): nothing written; run the command again"));
     }
     let keep = if entry.keep_alive {
-        add_keep_alive(o, repo, &current, &settings.keep_prefix).await
+        add_keep_alive(o, repo, &current, &scope.keep_prefix).await
     } else {
         Err("none (keep_alive false)".to_string())
     };
     let replaced = old.clone().filter(|o| *o != pin.digest);
     let released = match &replaced {
-        Some(old) => release_old(o, settings, repo, tag, old, Some(&pin.digest)).await?,
+        Some(old) => release_old(o, scope, repo, tag, old, Some(&pin.digest)).await?,
         None => Vec::new(),
     };
     let action = (HistoryAction::Protect, HistoryOutcome::Pinned);
@@ -248,7 +248,7 @@ pub async fn protect<O: Console + Images + PinKey>(
 /// its image, is refused unless `force`.
 pub async fn unprotect<O: Console + Images>(
     o: &O,
-    settings: &Settings,
+    scope: &Scope,
     repo: &RepoKey,
     tag: &str,
     force: bool,
@@ -258,7 +258,7 @@ pub async fn unprotect<O: Console + Images>(
         return refuse(format!("{repo}:{tag} is not protected: nothing changed"));
     };
     let old = digest_of(&existing);
-    let outside = settings.outside(repo);
+    let outside = scope.outside(repo);
     let mut was_missing = false;
     if let (Some(pin), None) = (old.as_deref(), &outside) {
         was_missing = match o.lookup(repo, &[tag.to_string()]).await? {
@@ -266,7 +266,7 @@ pub async fn unprotect<O: Console + Images>(
             Some(found) => !found.iter().any(Result::is_ok),
         };
         if was_missing && !force {
-            let keep = registry::keep_tag(&settings.keep_prefix, pin).unwrap_or_default();
+            let keep = registry::keep_tag(&scope.keep_prefix, pin).unwrap_or_default();
             return refuse(format!(
                 "{repo}:{tag} is missing from ECR and its item pins {pin}: the item (and the guard tag {keep}, if it is there) hold the only copy of that image. `restore {repo}:{tag}` puts the tag back first; --force removes the item and leaves the image in ECR. Nothing changed"
             ));
@@ -277,7 +277,7 @@ pub async fn unprotect<O: Console + Images>(
     }
     let keeps = parse_item(&existing).is_ok_and(|e| e.keep_alive);
     let released = match (&old, &outside) {
-        (Some(pin), None) if keeps => release_old(o, settings, repo, tag, pin, None).await?,
+        (Some(pin), None) if keeps => release_old(o, scope, repo, tag, pin, None).await?,
         _ => Vec::new(),
     };
     let action = (HistoryAction::Unprotect, HistoryOutcome::Removed);
@@ -454,7 +454,7 @@ async fn add_keep_alive<O: Images>(
 /// pins it, without deleting any image.
 async fn release_old<O: Console + Images>(
     o: &O,
-    settings: &Settings,
+    scope: &Scope,
     repo: &RepoKey,
     tag: &str,
     old: &str,
@@ -462,10 +462,10 @@ async fn release_old<O: Console + Images>(
 ) -> Result<Vec<(String, Leave)>, CallError> {
     let items = o.partition(&repo.key(), false).await?;
     let entries: Vec<Entry> = items.iter().filter_map(|i| parse_item(i).ok()).collect();
-    let drop: Vec<String> = keep_alive_to_drop(&entries, tag, old, &settings.keep_prefix)
+    let drop: Vec<String> = keep_alive_to_drop(&entries, tag, old, &scope.keep_prefix)
         .into_iter()
         .collect();
-    let released = release_guard_tags(o, repo, &drop, prefer, &settings.keep_prefix).await;
+    let released = release_guard_tags(o, repo, &drop, prefer, &scope.keep_prefix).await;
     if super::keep::any_retired(&released) {
         o.note_guard_tags(&repo.key()).await?;
     }

@@ -18,8 +18,8 @@ fn keep(name: &str) -> String {
     keep_tag(DEFAULT_KEEP_PREFIX, &d(name)).unwrap()
 }
 
-fn settings() -> crate::guard::Settings {
-    handler(&world(vec![])).settings
+fn settings() -> crate::guard::Scope {
+    handler(&world(vec![])).scope
 }
 
 /// Adds image `name` with `tags` (moving them off other images, as a push does).
@@ -205,7 +205,7 @@ async fn with_nothing_to_carry_it_a_guard_tag_is_retired_noted_and_let_go_of_lat
     // has seen it for the grace period.
     put(&w, "c", &["new"]);
     let h = handler(&w);
-    let grace = h.settings.grace_secs;
+    let grace = h.tuning.grace_secs;
     let first = h.reconcile(&now(100), &w, &mut |_, _, _| {}).await.unwrap();
     assert!(first.guard_tags.is_empty(), "{:?}", first.guard_tags);
     let later = h

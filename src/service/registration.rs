@@ -132,7 +132,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 return Ok(format!("invalid: {}", bad.problems.join("; ")));
             }
         };
-        if let Some(why) = self.settings.outside(&entry.repo) {
+        if let Some(why) = self.scope.outside(&entry.repo) {
             return Ok(format!("skipped: outside the guard's scope ({why})"));
         }
         match &entry.pin {
@@ -292,7 +292,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 "rule over a glob: materialised on each repository's next push or reconcile".into(),
             );
         };
-        if let Some(why) = self.settings.outside(&repo) {
+        if let Some(why) = self.scope.outside(&repo) {
             return Ok(format!("skipped: outside the guard's scope ({why})"));
         }
         let (entries, rules) = futures::join!(self.registry.entries(&repo), self.registry.rules());

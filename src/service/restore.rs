@@ -40,7 +40,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         now: &Now,
     ) -> Result<ByHand, CommandError> {
         let refuse = |why: String| Err(CommandError::Refused(why));
-        if let Some(why) = self.settings.outside(repo) {
+        if let Some(why) = self.scope.outside(repo) {
             return refuse(format!(
                 "{repo} is outside the guard's scope ({why}): nothing done"
             ));
@@ -127,7 +127,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             note: None,
         };
         let done = [(&decision, &outcome)];
-        let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
+        let keep = guard::keep_alive_steps(&done, &self.scope.keep_prefix);
         self.put_keep_alive(repo, &keep).await;
         let alarm = page::report(&decision, &outcome, false).map(|mut a| {
             if matches!(outcome, Outcome::Restored | Outcome::AlreadyInPlace) {

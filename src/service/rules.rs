@@ -92,7 +92,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             &orphans,
             &images,
             entries,
-            &self.settings.keep_prefix,
+            &self.scope.keep_prefix,
         );
         let mut changes = self.pin_rule_tags(repo, pins, hint, now).await?;
         self.release_rule_tags(repo, releases, entries, &mut changes)
@@ -144,7 +144,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         entries: &[Entry],
         changes: &mut Vec<RuleChange>,
     ) -> Result<(), Error> {
-        let prefix = &self.settings.keep_prefix;
+        let prefix = &self.scope.keep_prefix;
         for (rule, e) in releases {
             let digest = e.digest().unwrap_or_default().to_string();
             if !self.dry_run {

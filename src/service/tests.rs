@@ -52,8 +52,11 @@ pub(super) fn handler(w: &Memory) -> Handler<Memory, Memory, Memory, Memory, Mem
         pager: w.clone(),
         ledger: w.clone(),
         pin_key: w.clone(),
-        settings: crate::guard::Settings {
+        scope: crate::guard::Scope {
             own_role_arn: Some("arn:aws:iam::123456789012:role/guard".into()),
+            ..Default::default()
+        },
+        tuning: crate::service::Tuning {
             busy_wait_ms: 600,
             ..Default::default()
         },
@@ -275,7 +278,7 @@ async fn a_mass_incident_keeps_its_calls_in_flight_within_the_setting() {
         .clear();
     w.state().latency = Some(std::time::Duration::from_millis(2));
     let mut h = handler(&w);
-    h.settings.call_concurrency = 8;
+    h.tuning.call_concurrency = 8;
     let actions: Vec<Value> = names
         .iter()
         .map(|n| json!({"lifecycleEventImage": {"digest": d(n), "tagStatus": "Tagged", "tagList": [format!("t-{n}")], "pushedAt": 1}, "rulePriority": 1}))
@@ -1174,9 +1177,9 @@ async fn reconcile_takes_the_least_recently_reconciled_first_and_resumes_after_a
     let repo = |n: &str| format!("123456789012/eu-west-1/{n}");
     let w = three_repositories(&["prod"]);
     let h = Handler {
-        settings: crate::guard::Settings {
+        tuning: crate::service::Tuning {
             reconcile_concurrency: 1,
-            ..handler(&w).settings
+            ..handler(&w).tuning
         },
         ..handler(&w)
     };
@@ -1290,7 +1293,7 @@ fn drifted_repositories(n: usize) -> Memory {
 async fn a_mass_drift_pages_once_per_repository_up_to_the_budget_then_sums_up() {
     let w = drifted_repositories(8);
     let mut h = handler(&w);
-    h.settings.pages_per_run = 3;
+    h.tuning.pages_per_run = 3;
     let r = h
         .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
         .await
@@ -1343,7 +1346,7 @@ async fn a_mass_drift_pages_once_per_repository_up_to_the_budget_then_sums_up() 
 async fn a_summary_sns_refused_is_sent_by_the_next_run() {
     let w = drifted_repositories(2);
     let mut h = handler(&w);
-    h.settings.pages_per_run = 0;
+    h.tuning.pages_per_run = 0;
     fail_next(&w, "sns:Publish", true, "InternalError");
     let r = h
         .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})
@@ -1403,7 +1406,7 @@ async fn reconcile_names_a_partition_that_is_no_repository_and_goes_on() {
 async fn a_repository_reconcile_could_not_check_is_folded_into_the_summary_too() {
     let w = drifted_repositories(2);
     let mut h = handler(&w);
-    h.settings.pages_per_run = 0;
+    h.tuning.pages_per_run = 0;
     fail_next(&w, "ecr:BatchGetImage", false, "AccessDeniedException");
     let r = h
         .reconcile(&now(1000), &w.clone(), &mut |_, _, _| {})

@@ -95,7 +95,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             Some(async move { (e.tag.clone(), self.distrust(&e.repo, &e.tag, pin).await) })
         });
         let mut seals = Seals::new();
-        for (tag, verdict) in super::bounded(self.settings.call_concurrency, checks).await {
+        for (tag, verdict) in super::bounded(self.tuning.call_concurrency, checks).await {
             seals.insert(tag, verdict?);
         }
         Ok(seals)
@@ -115,13 +115,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
 impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L, K> {
     /// `entries` with every pin that carries no seal but that ECR confirms — the tag sits on
     /// the pinned digest now — sealed: the migration of pins written before pins were sealed,
-    /// or by hand. A sealed pin is checked here only with [`Settings::check_seals`] (else it
+    /// or by hand. A sealed pin is checked here only with [`Tuning::check_seals`] (else it
     /// would be a KMS call per pin per run): its seal is checked before anything is pushed
     /// from it, and registration checks every write to the table. A pin ECR does not confirm
     /// stays as it is and is never pushed from. Also answers the pins sealed (`REPO:TAG`; in
     /// a dry run, the ones that would be).
     ///
-    /// [`Settings::check_seals`]: crate::guard::Settings
+    /// [`Tuning::check_seals`]: crate::service::Tuning
     pub(super) async fn seal_confirmed(
         &self,
         entries: &[Entry],
@@ -136,13 +136,13 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             .map(|(e, (_, found))| async move {
                 match &e.pin {
                     Some(p) if confirmed(e, found) && p.mac.is_none() => Ok(true),
-                    Some(p) if confirmed(e, found) && self.settings.check_seals => {
+                    Some(p) if confirmed(e, found) && self.tuning.check_seals => {
                         Ok(self.distrust(&e.repo, &e.tag, p).await?.is_some())
                     }
                     _ => Ok::<_, Error>(false),
                 }
             });
-        let reseal = super::bounded(self.settings.call_concurrency, checks).await;
+        let reseal = super::bounded(self.tuning.call_concurrency, checks).await;
         let mut out = entries.to_vec();
         let mut unsealed = Vec::new();
         for (e, reseal) in out.iter_mut().zip(reseal) {
@@ -176,7 +176,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             })
         });
         let mut sealed = Vec::new();
-        for s in super::bounded(self.settings.call_concurrency, seals).await {
+        for s in super::bounded(self.tuning.call_concurrency, seals).await {
             sealed.extend(s?);
         }
         Ok((out, sealed))

@@ -312,7 +312,7 @@ async fn after_the_key_is_replaced_reconcile_with_check_seals_seals_the_confirme
         "a sealed pin is not checked by default"
     );
     assert!(w.state().calls.iter().all(|c| c != "kms:GenerateMac"));
-    h.settings.check_seals = true;
+    h.tuning.check_seals = true;
     let r = h
         .reconcile(&now(200), &w.clone(), &mut |_, _, _| {})
         .await

@@ -69,7 +69,8 @@ async fn run(rule: Rule) -> (Result<Report, ecr_tag_guard::error::Error>, Memory
         pager: world.clone(),
         ledger: world.clone(),
         pin_key: world.clone(),
-        settings: Default::default(),
+        scope: Default::default(),
+        tuning: Default::default(),
         dry_run: false,
     };
     (h.handle(&event(), &Now::system()).await, world)
@@ -225,7 +226,8 @@ async fn reconcile(world: &Memory, rules: &[&Rule]) -> ReconcileReport {
         pager: world.clone(),
         ledger: world.clone(),
         pin_key: world.clone(),
-        settings: Default::default(),
+        scope: Default::default(),
+        tuning: Default::default(),
         dry_run: false,
     };
     h.reconcile(

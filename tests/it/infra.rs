@@ -55,7 +55,7 @@ fn waits_and_margins_fit_inside_an_invocation() {
         .expect("the function's Timeout");
     // The Lambda's claims last past its own deadline (`Now::until`); what must fit inside
     // the timeout is the wait for a duplicate's other invocation and reconcile's last stretch.
-    let busy_wait = ecr_tag_guard::guard::Settings::default().busy_wait_ms as i64 / 1000;
+    let busy_wait = ecr_tag_guard::service::Tuning::default().busy_wait_ms as i64 / 1000;
     let margin = ecr_tag_guard::lambda::RECONCILE_MARGIN.as_secs() as i64;
     assert!(
         busy_wait * 4 <= timeout && margin * 2 <= timeout,

@@ -1281,7 +1281,7 @@ async fn a_lifecycle_run_expiring_two_hundred_protected_images_restores_all_and_
         .count();
     assert_eq!(restored, 195, "every sealed pin is put back");
     // Counted on the wire: the restores and seal checks stream out within the setting.
-    let limit = ecr_tag_guard::guard::DEFAULT_CALL_CONCURRENCY;
+    let limit = ecr_tag_guard::service::DEFAULT_CALL_CONCURRENCY;
     for op in ["ecr:PutImage", "kms:VerifyMac"] {
         let peak = w.peak_in_flight(op);
         assert!(peak > 1 && peak <= limit, "{op}: {peak} in flight at once");

@@ -7,9 +7,10 @@
 
 use crate::util::*;
 use ecr_tag_guard::cli::registry::{protect, ProtectOptions};
-use ecr_tag_guard::guard::Settings;
+use ecr_tag_guard::guard::Scope;
 use ecr_tag_guard::ports::NoTrail;
 use ecr_tag_guard::service::registration::StreamRecord;
+use ecr_tag_guard::service::Tuning;
 use ecr_tag_guard::service::{Handler, Now};
 use serde_json::{json, Value};
 
@@ -288,9 +289,9 @@ async fn items_are_guarded_in_their_own_region_with_the_table_in_a_third() {
 
     // A delete in us-west-2 is restored there.
     let handler = Handler {
-        settings: Settings {
+        scope: Scope {
             regions: Vec::new(),
-            ..w.handler().settings
+            ..w.handler().scope
         },
         ..w.handler()
     };
@@ -340,9 +341,9 @@ async fn outside_the_configured_scope_nothing_is_written() {
     w.push("web", &m1, DOCKER, Some("v1")).await;
     w.delete("web", &[(Some("prod"), None)]).await;
     let other = Handler {
-        settings: Settings {
+        scope: Scope {
             accounts: vec!["999999999999".into()],
-            ..w.handler().settings
+            ..w.handler().scope
         },
         ..w.handler()
     };
@@ -382,7 +383,7 @@ async fn outside_the_configured_scope_nothing_is_written() {
         .is_none());
     // The CLI refuses to protect there when the scope is set.
     let ops = ecr_tag_guard::cli::registry::Ops {
-        settings: other.settings.clone(),
+        scope: other.scope.clone(),
         ..w.ops()
     };
     let e = protect(
@@ -420,9 +421,9 @@ async fn reconcile_leaves_an_allowed_move_to_its_caller_and_never_reverts_blind(
 
     // After the grace period, with no way to learn who moved it: paged, not reverted.
     let after = Handler {
-        settings: Settings {
+        tuning: Tuning {
             grace_secs: 0,
-            ..w.handler().settings
+            ..w.handler().tuning
         },
         ..w.handler()
     };

@@ -9,10 +9,11 @@ use aws_sdk_cloudtrail::types::{Event, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use ecr_tag_guard::aws::CloudTrailLookup;
-use ecr_tag_guard::guard::{Action, Settings};
+use ecr_tag_guard::guard::{Action, Scope};
 use ecr_tag_guard::memory::{Memory, Scenario};
 use ecr_tag_guard::registry::RepoKey;
 use ecr_tag_guard::service::reconcile::ReconcileReport;
+use ecr_tag_guard::service::Tuning;
 use ecr_tag_guard::service::{Handler, Now};
 use serde_json::json;
 
@@ -95,9 +96,10 @@ async fn reconcile_at(world: &Memory, rules: &[Rule], now: &Now, grace: i64) -> 
         pager: world.clone(),
         ledger: world.clone(),
         pin_key: world.clone(),
-        settings: Settings {
+        scope: Scope::default(),
+        tuning: Tuning {
             grace_secs: grace,
-            ..Settings::default()
+            ..Tuning::default()
         },
         dry_run: false,
     };

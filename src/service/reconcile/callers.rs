@@ -55,7 +55,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     ) -> Result<Result<guard::Decision, Told>, Error> {
         let repo = d.entry.repo.clone();
         let tag = d.tag.clone();
-        let grace = self.settings.grace_secs;
+        let grace = self.tuning.grace_secs;
         let key = format!(
             "drift/{repo}:{tag}/{}/{}",
             d.entry.digest().unwrap_or("-"),

@@ -105,7 +105,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             now,
             rules: &rule_list,
             callers: futures::lock::Mutex::new(callers),
-            pages: RunPages::new(self.settings.pages_per_run),
+            pages: RunPages::new(self.tuning.pages_per_run),
             noted,
         };
         let run = &run;
@@ -120,8 +120,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 (repo, part)
             });
         // Repositories side by side, at most `reconcile_concurrency` at a time.
-        let mut runs = futures::stream::iter(runs)
-            .buffer_unordered(self.settings.reconcile_concurrency.max(1));
+        let mut runs =
+            futures::stream::iter(runs).buffer_unordered(self.tuning.reconcile_concurrency.max(1));
         let (mut done, mut finished) = (0, Vec::new());
         while let Some((repo, part)) = runs.next().await {
             done += 1;
@@ -173,7 +173,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let result = async {
             let (entries, invalid) = split_valid(self.registry.entries(repo).await?);
             report.invalid.extend(invalid);
-            if let Some(why) = self.settings.outside(repo) {
+            if let Some(why) = self.scope.outside(repo) {
                 info!(repository = %repo, why, "reconcile: outside the guard's scope");
                 report
                     .out_of_scope
@@ -284,7 +284,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         callers: &futures::lock::Mutex<Callers<'_, T>>,
         report: &mut ReconcileReport,
     ) -> Result<Vec<guard::Decision>, Error> {
-        let prefix = &self.settings.keep_prefix;
+        let prefix = &self.scope.keep_prefix;
         let standings = read_standings(&self.images, repo, entries, prefix).await?;
         let (entries, sealed) = self.seal_confirmed(entries, &standings).await?;
         report.sealed.extend(sealed);
@@ -323,7 +323,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         let repo = &incident.repo;
         let seals = self.check_seals(&decisions).await?;
         let results = super::bounded(
-            self.settings.call_concurrency,
+            self.tuning.call_concurrency,
             decisions
                 .iter()
                 .map(|d| self.act(repo, d, entries, &seals, now)),
@@ -368,7 +368,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             .iter()
             .filter_map(|h| h.outcome.as_ref().map(|o| (&h.decision, o)))
             .collect();
-        let keep = guard::keep_alive_steps(&done, &self.settings.keep_prefix);
+        let keep = guard::keep_alive_steps(&done, &self.scope.keep_prefix);
         let alarms: Vec<(&guard::Decision, page::Alarm)> = alarms
             .into_iter()
             .map(|(i, a)| (&report.repairs[i].decision, a))

@@ -1,5 +1,5 @@
 //! A reconcile run's page budget: each repository with something to say gets one page, up to
-//! [`Settings::pages_per_run`](crate::guard::Settings) of them; past that, what the others
+//! [`Tuning::pages_per_run`](crate::service::Tuning) of them; past that, what the others
 //! would have said is folded into one summary page at the end of the run. A mass incident
 //! reaches on-call as a bounded number of pages; history still keeps every repair.
 //!

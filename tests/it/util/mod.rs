@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use ecr_tag_guard::aws::{json_to_attr, DynamoLedger, DynamoRegistry, EcrImages, SnsPager};
-use ecr_tag_guard::guard::Settings;
+use ecr_tag_guard::guard::Scope;
 use ecr_tag_guard::registry::RepoKey;
 use ecr_tag_guard::service::{Handler, Now, Report};
 use ecr_tag_guard::wiring::AwsHandler;
@@ -374,12 +374,13 @@ impl World {
                 table: self.table.clone(),
             },
             pin_key: self.kms_key(),
-            settings: Settings {
+            scope: Scope {
                 accounts: vec![self.account.clone()],
                 regions: vec![REGION.into()],
                 own_role_arn: Some(self.guard_role_arn()),
-                ..Settings::default()
+                ..Scope::default()
             },
+            tuning: Default::default(),
             dry_run: false,
         }
     }
@@ -403,7 +404,8 @@ impl World {
                 kms: self.kms_key(),
             },
             region: REGION.into(),
-            settings: Settings::default(),
+            scope: Scope::default(),
+            tuning: Default::default(),
         }
     }
 
