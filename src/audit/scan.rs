@@ -154,8 +154,8 @@ pub fn scan(label: &str, reader: impl Read, window: &Window) -> Scanned {
 
 /// The byte strings every ECR write record holds: the service (`eventSource` of a CloudTrail
 /// record, `source` of an EventBridge event), then one of the event names the guard reads.
-static SERVICE: LazyLock<[Finder<'static>; 2]> =
-    LazyLock::new(|| [Finder::new("ecr.amazonaws.com"), Finder::new("\"aws.ecr\"")]);
+/// The service is found in one pass: each `ecr` in the record, checked in place.
+static ECR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("ecr"));
 static NAMES: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
     [
         Finder::new("PutImage"),
@@ -169,8 +169,22 @@ static NAMES: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
 /// Whether a record may be an ECR write: a byte search, no parsing. Never false for one
 /// (AWS writes these names unescaped); true for some others, which the full read then drops.
 pub fn may_be_ecr_write(record: &[u8]) -> bool {
-    SERVICE.iter().any(|f| f.find(record).is_some())
-        && NAMES.iter().any(|f| f.find(record).is_some())
+    names_ecr(record) && NAMES.iter().any(|f| f.find(record).is_some())
+}
+
+/// Whether `record` holds `ecr.amazonaws.com` or `"aws.ecr"`.
+fn names_ecr(record: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(i) = ECR.find(&record[at..]) {
+        let p = at + i;
+        if record[p..].starts_with(b"ecr.amazonaws.com")
+            || (p >= 5 && record[p - 5..].starts_with(b"\"aws.ecr\""))
+        {
+            return true;
+        }
+        at = p + 1;
+    }
+    false
 }
 
 /// The change a record reports: `None` when it changes no tag (a read, a failed call, another
@@ -225,6 +239,12 @@ mod tests {
         assert!(!may_be_ecr_write(other("b").as_bytes()));
         let get = r#"{"eventSource":"ecr.amazonaws.com","eventName":"BatchGetImage"}"#;
         assert!(!may_be_ecr_write(get.as_bytes()));
+        // `ecr` inside another service's name is not ECR; EventBridge's `aws.ecr` is.
+        let secrets = r#"{"eventSource":"secretsmanager.amazonaws.com","eventName":"PutImage"}"#;
+        assert!(!may_be_ecr_write(secrets.as_bytes()));
+        let bridge = r#"{"source":"aws.ecr","detail-type":"ECR Image Action"}"#;
+        assert!(may_be_ecr_write(bridge.as_bytes()));
+        assert!(!may_be_ecr_write(b"ecr"));
     }
 
     #[test]
