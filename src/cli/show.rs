@@ -1,6 +1,5 @@
 //! The read-only registry commands: `list`, `history` and `status`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Context;
@@ -9,24 +8,17 @@ use serde_json::{json, Value};
 use super::ops::Ops;
 use super::registry::name;
 use crate::ports::Console;
-use crate::registry::{self, parse_item, Entry, RepoKey};
-use crate::service::reconcile::read_standings;
+use crate::registry::{self, Entry};
+use crate::service::status::TagStatus;
 use crate::text::{clean, short_digest};
 
 /// Every registry item, read and validated.
 async fn entries<B: Console>(
     ops: &Ops<B>,
 ) -> anyhow::Result<(Vec<Entry>, Vec<registry::InvalidEntry>)> {
-    let items = ops.registry_items().await.context("reading the registry")?;
-    let (mut good, bad) = registry::split_valid(
-        items
-            .iter()
-            .filter(|i| !registry::is_rule_item(i))
-            .map(parse_item)
-            .collect(),
-    );
-    good.sort_by(|a, b| (&a.repo, &a.tag).cmp(&(&b.repo, &b.tag)));
-    Ok((good, bad))
+    crate::service::status::entries(&ops.backend)
+        .await
+        .context("reading the registry")
 }
 
 /// `list`: the protected tags, as a table or (`json`) one JSON object per line.
@@ -174,177 +166,134 @@ pub async fn history<B: Console>(
     Ok(true)
 }
 
-/// `status`: how every protected tag stands in ECR now. `Ok(false)` when any is not ok, so
-/// the exit code works in cron and CI. ECR is read per repository, 100 tags a call, plus the
-/// repository's archived images.
+/// `status`: how every protected tag stands in ECR now ([`crate::service::status`]), as
+/// text or (`json`) one JSON object per line. `Ok(false)` when any is not ok, so the exit
+/// code works in cron and CI.
 pub async fn status<B: Console>(
     ops: &Ops<B>,
     as_json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let (good, bad) = entries(ops).await?;
-    // Repositories holding retired guard tags are shown too, items or not.
-    let noted: Vec<RepoKey> = ops
-        .guard_tag_repositories()
-        .await?
-        .iter()
-        .filter_map(|r| RepoKey::parse(r).ok())
-        .collect();
-    let mut by_repo: BTreeMap<&RepoKey, Vec<&Entry>> = BTreeMap::new();
-    for r in &noted {
-        by_repo.entry(r).or_default();
-    }
-    for e in &good {
-        by_repo.entry(&e.repo).or_default().push(e);
-    }
-    let mut not_ok = bad.len();
-    for (repo, es) in by_repo {
-        if let Some(why) = ops.scope.outside(repo) {
-            // Never written to by the guard: reported, not read.
-            for e in es {
-                not_ok += 1;
-                if as_json {
-                    let v = json!({"status": "out_of_scope", "why": why, "repository": repo.key(), "tag": e.tag, "pin": e.digest()});
-                    writeln!(out, "{v}")?;
-                } else {
-                    writeln!(out, "{:<22} {repo}:{} ({why})", "outside scope", e.tag)?;
-                }
-            }
-            continue;
-        }
-        // One read of the repository's protected tags and keep-alive tags together.
-        let es: Vec<Entry> = es.into_iter().cloned().collect();
-        let read = async {
-            if es.is_empty() {
-                Ok(Vec::new())
-            } else {
-                read_standings(&ops.backend, repo, &es, &ops.scope.keep_prefix).await
-            }
-        };
-        let standings = match read.await {
-            Ok(s) => s,
-            Err(e) => {
-                // One repository that cannot be read (a member account whose role cannot be
-                // assumed, access denied) is reported per tag; the others are still checked.
-                for t in &es {
-                    not_ok += 1;
-                    let why = crate::text::clean(&e.to_string(), 500);
-                    if as_json {
-                        let v = json!({"status": "not_checked", "why": why, "repository": repo.key(), "tag": t.tag, "pin": t.digest()});
-                        writeln!(out, "{v}")?;
-                    } else {
-                        writeln!(out, "{:<22} {repo}:{} ({why})", "not checked", t.tag)?;
-                    }
-                }
-                continue;
-            }
-        };
-        let n = ops.tuning.call_concurrency;
-        let distrusted = crate::service::bounded(
-            n,
-            es.iter().map(|e| async move {
-                match &e.pin {
-                    Some(pin) => ops.distrust(&e.repo, &e.tag, pin).await,
-                    None => Ok(None),
-                }
-            }),
-        )
-        .await;
-        // The guard's own tags no pin needs: retired where nothing can carry them (the
-        // image stays), else let go of by the next reconcile. Not a problem: reported.
-        let strays =
-            crate::service::keep::stray_tags(&ops.backend, repo, &es, &ops.scope.keep_prefix)
-                .await
-                .context("listing the repository's images")?;
-        for st in &strays {
-            let retired = matches!(st.next, crate::guard::Leave::Retire { .. });
-            let status = if retired {
-                "retired_guard_tag"
-            } else {
-                "stray_guard_tag"
-            };
-            if as_json {
-                let v = json!({"status": status, "repository": repo.key(), "tag": st.tag, "digest": st.digest, "next": st.next});
-                writeln!(out, "{v}")?;
-            } else {
-                let label = if retired {
-                    "retired guard tag"
-                } else {
-                    "stray guard tag"
-                };
-                writeln!(
-                    out,
-                    "{label:<22} {repo}:{} on {}",
-                    st.tag,
-                    short_digest(&st.digest)
-                )?;
-                let why = match &st.next {
-                    crate::guard::Leave::Retire { why, .. } => {
-                        format!("kept, so the guard deletes no image: {why}")
-                    }
-                    other => format!(
-                        "the next reconcile lets go of it: {}",
-                        other.describe(&st.tag)
-                    ),
-                };
-                writeln!(out, "{:<22}   ({why})", "")?;
-            }
-        }
-        for ((e, (s, _)), untrusted) in es.iter().zip(standings).zip(distrusted) {
-            // The guard pushes nothing from a pin it cannot vouch for: not ok either.
-            let untrusted = untrusted.context("checking the pins' seals")?;
-            if !s.is_ok() || untrusted.is_some() {
-                not_ok += 1;
-            }
-            if as_json {
-                let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
-                v["repository"] = json!(repo.key());
-                v["tag"] = json!(e.tag);
-                v["pin"] = json!(e.digest());
-                if e.pin.is_some() {
-                    v["trusted"] = json!(untrusted.is_none());
-                }
-                if let Some(why) = &untrusted {
-                    v["untrusted"] = json!(why);
-                }
-                writeln!(out, "{v}")?;
-            } else {
-                let standing = match (s.is_ok(), &untrusted) {
-                    (_, None) => s.describe(),
-                    (true, Some(_)) => "untrusted pin".to_string(),
-                    (false, Some(_)) => format!("{}; untrusted pin", s.describe()),
-                };
-                writeln!(out, "{standing:<22} {repo}:{}", e.tag)?;
-                if let Some(why) = untrusted {
-                    writeln!(out, "{:<22}   ({why})", "")?;
-                }
-            }
-        }
-    }
-    for b in &bad {
+    let found = crate::service::status::status(&ops.backend, &ops.scope, &ops.tuning)
+        .await
+        .context("reading the registry and ECR")?;
+    for t in &found.tags {
         if as_json {
-            writeln!(
-                out,
-                "{}",
-                json!({"status": "invalid", "item": b.key, "problems": b.problems})
-            )?;
+            writeln!(out, "{}", status_json(t))?;
         } else {
-            writeln!(
-                out,
-                "{:<22} {}: {}",
-                "invalid item",
-                b.key,
-                b.problems.join("; ")
-            )?;
+            status_text(t, out)?;
         }
     }
+    let not_ok = found.problems();
     if !as_json {
         writeln!(
             out,
             "{} protected tag(s): {} ok, {not_ok} not ok",
-            good.len() + bad.len(),
-            good.len() + bad.len() - not_ok
+            found.protected,
+            found.protected - not_ok
         )?;
     }
     Ok(not_ok == 0)
+}
+
+/// One standing as a JSON object.
+fn status_json(t: &TagStatus) -> Value {
+    let tagged = |status: &str, e: &Entry, why: &str| json!({"status": status, "why": why, "repository": e.repo.key(), "tag": e.tag, "pin": e.digest()});
+    match t {
+        TagStatus::OutOfScope { entry, why } => tagged("out_of_scope", entry, why),
+        TagStatus::NotChecked { entry, why } => tagged("not_checked", entry, why),
+        TagStatus::GuardTag { repo, tag } => {
+            let status = if TagStatus::is_retired(tag) {
+                "retired_guard_tag"
+            } else {
+                "stray_guard_tag"
+            };
+            json!({"status": status, "repository": repo.key(), "tag": tag.tag, "digest": tag.digest, "next": tag.next})
+        }
+        TagStatus::Checked {
+            entry,
+            standing,
+            untrusted,
+        } => {
+            let mut v = serde_json::to_value(standing).unwrap_or(Value::Null);
+            v["repository"] = json!(entry.repo.key());
+            v["tag"] = json!(entry.tag);
+            v["pin"] = json!(entry.digest());
+            if entry.pin.is_some() {
+                v["trusted"] = json!(untrusted.is_none());
+            }
+            if let Some(why) = untrusted {
+                v["untrusted"] = json!(why);
+            }
+            v
+        }
+        TagStatus::Invalid(b) => {
+            json!({"status": "invalid", "item": b.key, "problems": b.problems})
+        }
+    }
+}
+
+/// One standing as the text lines a person reads.
+fn status_text(t: &TagStatus, out: &mut impl Write) -> std::io::Result<()> {
+    match t {
+        TagStatus::OutOfScope { entry, why } => {
+            writeln!(
+                out,
+                "{:<22} {}:{} ({why})",
+                "outside scope", entry.repo, entry.tag
+            )
+        }
+        TagStatus::NotChecked { entry, why } => {
+            writeln!(
+                out,
+                "{:<22} {}:{} ({why})",
+                "not checked", entry.repo, entry.tag
+            )
+        }
+        TagStatus::GuardTag { repo, tag } => {
+            let (label, why) = match &tag.next {
+                crate::guard::Leave::Retire { why, .. } => (
+                    "retired guard tag",
+                    format!("kept, so the guard deletes no image: {why}"),
+                ),
+                other => (
+                    "stray guard tag",
+                    format!(
+                        "the next reconcile lets go of it: {}",
+                        other.describe(&tag.tag)
+                    ),
+                ),
+            };
+            writeln!(
+                out,
+                "{label:<22} {repo}:{} on {}",
+                tag.tag,
+                short_digest(&tag.digest)
+            )?;
+            writeln!(out, "{:<22}   ({why})", "")
+        }
+        TagStatus::Checked {
+            entry,
+            standing,
+            untrusted,
+        } => {
+            let shown = match (standing.is_ok(), untrusted) {
+                (_, None) => standing.describe(),
+                (true, Some(_)) => "untrusted pin".to_string(),
+                (false, Some(_)) => format!("{}; untrusted pin", standing.describe()),
+            };
+            writeln!(out, "{shown:<22} {}:{}", entry.repo, entry.tag)?;
+            match untrusted {
+                Some(why) => writeln!(out, "{:<22}   ({why})", ""),
+                None => Ok(()),
+            }
+        }
+        TagStatus::Invalid(b) => writeln!(
+            out,
+            "{:<22} {}: {}",
+            "invalid item",
+            b.key,
+            b.problems.join("; ")
+        ),
+    }
 }

@@ -33,6 +33,7 @@ pub mod reconcile;
 pub mod registration;
 pub mod restore;
 pub mod rules;
+pub mod status;
 #[cfg(test)]
 mod tests;
 pub mod trust;
