@@ -33,7 +33,7 @@ impl RepoView {
     /// history: it has an item for it now, or a rule matches it and the guard recorded acting
     /// on that very change (a rule protects only the newest images it matches, so a match
     /// alone does not say the tag was protected then).
-    pub fn protects(&self, tag: &str, change: &TagChange, deeds: &[Deed]) -> bool {
+    pub fn protects(&self, tag: &str, change: &TagChange, deeds: &[HistoryEntry]) -> bool {
         self.pins.contains_key(tag)
             || (self.may_protect(tag) && deeds.iter().any(|d| change.answers(&d.event_id)))
     }
@@ -50,7 +50,7 @@ impl RepoView {
 
 /// One record of a tag's history, as an audit reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Deed {
+pub struct HistoryEntry {
     /// When the guard acted (RFC 3339).
     pub at: String,
     /// The same, as epoch seconds.
@@ -67,13 +67,13 @@ pub struct Deed {
     pub old_digest: Option<String>,
 }
 
-impl Deed {
+impl HistoryEntry {
     /// A history record as the table or the embedded world holds it; `None` when it lacks
     /// the fields every record has.
-    pub fn read(v: &Value) -> Option<Deed> {
+    pub fn read(v: &Value) -> Option<HistoryEntry> {
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(|s| clean(s, 300));
         let at = s("at")?;
-        Some(Deed {
+        Some(HistoryEntry {
             at_epoch: crate::text::parse_time(&Value::String(at.clone())),
             at,
             event_id: s("event_id")?,
@@ -148,7 +148,7 @@ pub const REPAIR_WINDOW_SECS: i64 = 24 * 3600;
 /// this is asked ([`super::timeline`]).
 pub fn judge(
     c: &TagChange,
-    deeds: &[Deed],
+    deeds: &[HistoryEntry],
     pin: Option<&str>,
 ) -> (Option<String>, Verdict, Option<String>) {
     let own = deeds
@@ -440,8 +440,8 @@ mod tests {
         }
     }
 
-    fn deed(event: &str, at: &str, action: &str, outcome: &str) -> Deed {
-        Deed::read(&json!({"at": at, "event_id": event, "action": action, "outcome": outcome, "detail": "why", "old_digest": A})).unwrap()
+    fn deed(event: &str, at: &str, action: &str, outcome: &str) -> HistoryEntry {
+        HistoryEntry::read(&json!({"at": at, "event_id": event, "action": action, "outcome": outcome, "detail": "why", "old_digest": A})).unwrap()
     }
 
     #[test]

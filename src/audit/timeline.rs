@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::report::{judge, Deed, Kind, Line, TagChange, Verdict, REPAIR_WINDOW_SECS};
+use super::report::{judge, HistoryEntry, Kind, Line, TagChange, Verdict, REPAIR_WINDOW_SECS};
 
 /// How close in time CloudTrail's record and ECR's own event of one change are taken to be
 /// (ECR sends its event as the call ends; CloudTrail's `eventTime` is the call's).
@@ -117,7 +117,7 @@ impl Timeline {
         &mut self,
         c: TagChange,
         protected: Option<bool>,
-        deeds: &[Deed],
+        deeds: &[HistoryEntry],
         pin: Option<&str>,
     ) -> Judged {
         let key = c.tag.as_ref().map(|t| format!("{}:{t}", c.repo.key()));
@@ -183,7 +183,12 @@ impl Timeline {
     /// the tag back on (a change just before it, or a restore within [`REPAIR_WINDOW_SECS`]).
     /// Such a push can be no one else's: onto an image that already holds the tag, ECR
     /// refuses a push as `ImageAlreadyExistsException`, which changes nothing.
-    fn guard_push(&self, c: &TagChange, key: Option<&str>, deeds: &[Deed]) -> Option<String> {
+    fn guard_push(
+        &self,
+        c: &TagChange,
+        key: Option<&str>,
+        deeds: &[HistoryEntry],
+    ) -> Option<String> {
         if !c.kind.is_push() {
             return None;
         }
@@ -264,8 +269,8 @@ mod tests {
         }
     }
 
-    fn deed(event: &str, action: &str, outcome: &str, old: &str) -> Deed {
-        Deed::read(&json!({"at": "2026-12-07T00:00:00Z", "event_id": event, "action": action,
+    fn deed(event: &str, action: &str, outcome: &str, old: &str) -> HistoryEntry {
+        HistoryEntry::read(&json!({"at": "2026-12-07T00:00:00Z", "event_id": event, "action": action,
             "outcome": outcome, "detail": "superseded: the tag has been pushed since", "old_digest": old}))
         .unwrap()
     }
@@ -351,7 +356,7 @@ mod tests {
     #[test]
     fn a_restore_recorded_about_then_names_a_push_the_guards_when_its_change_is_not_read() {
         // Reconcile put the tag back on A two minutes after a delete this audit did not read.
-        let deeds = [Deed::read(
+        let deeds = [HistoryEntry::read(
             &json!({"at": "2026-11-30T00:02:00Z", "event_id": "reconcile-1",
             "action": "restore", "outcome": "restored", "old_digest": A}),
         )

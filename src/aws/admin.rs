@@ -39,15 +39,6 @@ pub enum TableState {
     Other(String),
 }
 
-/// A tag as ECR has it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TagState {
-    /// The tag points at this digest.
-    At(String),
-    /// ECR answered with this failure code (e.g. `ImageNotFound`).
-    Failed(String),
-}
-
 /// The registry table and ECR, for the commands.
 #[derive(Clone, Debug)]
 pub struct Admin {

@@ -7,7 +7,7 @@
 //! first for the event path (a grace period), then for CloudTrail's record of the change
 //! ([`with_caller`]); with no way to learn the caller it pages instead of undoing anything.
 
-use super::status::Standing;
+use super::status::TagState;
 use super::{decision, Action, Cause, Decision};
 use crate::events::{Change, Incident};
 use crate::registry::{Entry, OnDelete, OnMove};
@@ -16,10 +16,10 @@ use crate::text::parse_time;
 /// The repair for `entry` in `standing`, as a decision the handler carries out like one
 /// from an event; `None` when there is nothing to do. Nobody is known to have caused the
 /// drift, so `allow` plays no part: `on_move: revert` reverts.
-pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<Decision> {
+pub fn repair(entry: &Entry, standing: &TagState, keep_prefix: &str) -> Option<Decision> {
     let d = match standing {
-        Standing::Ok => return None,
-        Standing::Missing => match entry.on_delete {
+        TagState::Ok => return None,
+        TagState::Missing => match entry.on_delete {
             OnDelete::Restore => decision(
                 entry,
                 Cause::Deleted { digest: None },
@@ -33,7 +33,7 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
                 "reconcile: the tag is missing (on_delete is alert)",
             ),
         },
-        Standing::Moved { to } => {
+        TagState::Moved { to } => {
             let cause = Cause::Moved { to: to.clone() };
             match entry.on_move {
                 OnMove::Revert => decision(
@@ -60,8 +60,8 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
             }
         }
         // Pinned when first seen (a push); registration has paged it once.
-        Standing::NotPinned | Standing::TagNotFound => return None,
-        Standing::PinWithoutManifest => decision(
+        TagState::NotPinned | TagState::TagNotFound => return None,
+        TagState::PinWithoutManifest => decision(
             entry,
             Cause::Pushed {
                 digest: entry.digest()?.to_string(),
@@ -69,7 +69,7 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
             Action::StoreManifest,
             "reconcile: the pin has no stored manifest",
         ),
-        Standing::KeepAliveMissing => {
+        TagState::KeepAliveMissing => {
             let keep = crate::registry::keep_tag(keep_prefix, entry.digest()?)?;
             let d = decision(
                 entry,
@@ -81,7 +81,7 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
             );
             Decision { tag: keep, ..d }
         }
-        Standing::Archived => decision(
+        TagState::Archived => decision(
             entry,
             Cause::Archived {
                 digest: entry.digest()?.to_string(),
@@ -90,14 +90,14 @@ pub fn repair(entry: &Entry, standing: &Standing, keep_prefix: &str) -> Option<D
             "reconcile: the pinned image is in archive storage",
         ),
         // Already on its way back: the next run sees the outcome.
-        Standing::Activating => return None,
-        Standing::RepositoryGone => decision(
+        TagState::Activating => return None,
+        TagState::RepositoryGone => decision(
             entry,
             Cause::RepositoryDeleted,
             Action::Alert,
             "reconcile: the repository does not exist",
         ),
-        Standing::Unreadable { code } => decision(
+        TagState::Unreadable { code } => decision(
             entry,
             Cause::Deleted { digest: None },
             Action::Alert,
@@ -152,7 +152,7 @@ pub fn explaining<'a>(d: &Decision, records: &'a [Incident]) -> Option<&'a Incid
 
 /// What is known of who made a drift.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Witness<'a> {
+pub enum WhoChanged<'a> {
     /// CloudTrail's record of the change: who and when.
     Record(&'a Incident),
     /// No record of it (yet); reconcile first saw the drift at `first_seen` (epoch seconds).
@@ -175,7 +175,7 @@ pub enum Witness<'a> {
 /// is expected to decide. After that, a change by an allowed caller is kept (a move is
 /// followed, a delete releases the pin), one by anybody else is undone, and one whose caller
 /// cannot be learnt is paged, not undone.
-pub fn with_caller(d: Decision, witness: Witness<'_>, now: i64, grace: i64) -> Option<Decision> {
+pub fn with_caller(d: Decision, witness: WhoChanged<'_>, now: i64, grace: i64) -> Option<Decision> {
     let young = |since: i64| now - since < grace;
     let verb = if d.action == Action::Revert {
         "moved"
@@ -183,7 +183,7 @@ pub fn with_caller(d: Decision, witness: Witness<'_>, now: i64, grace: i64) -> O
         "deleted"
     };
     match witness {
-        Witness::Record(i) => {
+        WhoChanged::Record(i) => {
             let at = parse_time(&serde_json::Value::String(i.time.clone())).unwrap_or(now);
             if young(at) {
                 return None;
@@ -205,19 +205,19 @@ pub fn with_caller(d: Decision, witness: Witness<'_>, now: i64, grace: i64) -> O
             };
             Some(Decision { action, why, ..d })
         }
-        Witness::NotFound { first_seen } | Witness::Unknowable { first_seen, .. }
+        WhoChanged::NotFound { first_seen } | WhoChanged::Unknowable { first_seen, .. }
             if young(first_seen) =>
         {
             None
         }
-        Witness::NotFound { .. } => Some(Decision {
+        WhoChanged::NotFound { .. } => Some(Decision {
             action: Action::Alert,
             why: format!(
                 "reconcile: the tag was {verb}, no CloudTrail record says by whom, and some callers are allowed to: not undone"
             ),
             ..d
         }),
-        Witness::Unknowable { problem, .. } => Some(Decision {
+        WhoChanged::Unknowable { problem, .. } => Some(Decision {
             action: Action::Alert,
             why: format!(
                 "reconcile: the tag was {verb} and who did it cannot be learnt ({problem}); some callers are allowed to: not undone"
@@ -245,27 +245,27 @@ mod tests {
         parse_item(&v).unwrap()
     }
 
-    fn action(e: &Entry, s: Standing) -> Option<Action> {
+    fn action(e: &Entry, s: TagState) -> Option<Action> {
         repair(e, &s, "etg-keep-").map(|d| d.action)
     }
 
     #[test]
     fn each_standing_has_its_repair() {
         let e = entry(json!({}));
-        assert_eq!(action(&e, Standing::Ok), None);
-        assert_eq!(action(&e, Standing::Missing), Some(Action::Restore));
+        assert_eq!(action(&e, TagState::Ok), None);
+        assert_eq!(action(&e, TagState::Missing), Some(Action::Restore));
         assert_eq!(
-            action(&entry(json!({"on_delete": "alert"})), Standing::Missing),
+            action(&entry(json!({"on_delete": "alert"})), TagState::Missing),
             Some(Action::Alert)
         );
         assert_eq!(
-            action(&e, Standing::Moved { to: D2.into() }),
+            action(&e, TagState::Moved { to: D2.into() }),
             Some(Action::Revert)
         );
         assert_eq!(
             action(
                 &entry(json!({"allow": ["*"]})),
-                Standing::Moved { to: D2.into() }
+                TagState::Moved { to: D2.into() }
             ),
             Some(Action::Revert),
             "no caller is known"
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(
             action(
                 &entry(json!({"on_move": "follow"})),
-                Standing::Moved { to: D2.into() }
+                TagState::Moved { to: D2.into() }
             ),
             Some(Action::Follow {
                 to: D2.into(),
@@ -283,26 +283,26 @@ mod tests {
         assert_eq!(
             action(
                 &entry(json!({"on_move": "alert"})),
-                Standing::Moved { to: D2.into() }
+                TagState::Moved { to: D2.into() }
             ),
             Some(Action::Alert)
         );
         assert_eq!(
-            action(&e, Standing::PinWithoutManifest),
+            action(&e, TagState::PinWithoutManifest),
             Some(Action::StoreManifest)
         );
-        assert_eq!(action(&e, Standing::Archived), Some(Action::Unarchive));
+        assert_eq!(action(&e, TagState::Archived), Some(Action::Unarchive));
         assert_eq!(
-            action(&e, Standing::Activating),
+            action(&e, TagState::Activating),
             None,
             "already coming back"
         );
-        assert_eq!(action(&e, Standing::RepositoryGone), Some(Action::Alert));
+        assert_eq!(action(&e, TagState::RepositoryGone), Some(Action::Alert));
         assert_eq!(
-            action(&e, Standing::Unreadable { code: "X".into() }),
+            action(&e, TagState::Unreadable { code: "X".into() }),
             Some(Action::Alert)
         );
-        let keep = repair(&e, &Standing::KeepAliveMissing, "etg-keep-").unwrap();
+        let keep = repair(&e, &TagState::KeepAliveMissing, "etg-keep-").unwrap();
         assert_eq!(
             (keep.tag.as_str(), keep.action),
             ("etg-keep-1111111111111111", Action::RestoreKeep)

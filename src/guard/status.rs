@@ -14,7 +14,7 @@ pub use crate::registry::image::Storage;
 /// A protected tag's standing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum Standing {
+pub enum TagState {
     /// On its pin, with the manifest stored.
     Ok,
     /// On another digest.
@@ -46,26 +46,26 @@ pub enum Standing {
     },
 }
 
-impl Standing {
-    /// True for [`Standing::Ok`].
+impl TagState {
+    /// True for [`TagState::Ok`].
     pub fn is_ok(&self) -> bool {
-        *self == Standing::Ok
+        *self == TagState::Ok
     }
 
     /// A short line for people.
     pub fn describe(&self) -> String {
         match self {
-            Standing::Ok => "ok".into(),
-            Standing::Moved { to } => format!("moved to {}", short_digest(to)),
-            Standing::Missing => "missing".into(),
-            Standing::RepositoryGone => "repository gone".into(),
-            Standing::NotPinned => "not pinned yet".into(),
-            Standing::TagNotFound => "tag not in ECR (not pinned)".into(),
-            Standing::PinWithoutManifest => "pin without manifest".into(),
-            Standing::KeepAliveMissing => "keep-alive tag missing".into(),
-            Standing::Archived => "archived (cannot be pulled)".into(),
-            Standing::Activating => "coming back from archive (cannot be pulled yet)".into(),
-            Standing::Unreadable { code } => format!("unreadable ({code})"),
+            TagState::Ok => "ok".into(),
+            TagState::Moved { to } => format!("moved to {}", short_digest(to)),
+            TagState::Missing => "missing".into(),
+            TagState::RepositoryGone => "repository gone".into(),
+            TagState::NotPinned => "not pinned yet".into(),
+            TagState::TagNotFound => "tag not in ECR (not pinned)".into(),
+            TagState::PinWithoutManifest => "pin without manifest".into(),
+            TagState::KeepAliveMissing => "keep-alive tag missing".into(),
+            TagState::Archived => "archived (cannot be pulled)".into(),
+            TagState::Activating => "coming back from archive (cannot be pulled yet)".into(),
+            TagState::Unreadable { code } => format!("unreadable ({code})"),
         }
     }
 }
@@ -74,31 +74,31 @@ impl Standing {
 /// is stored and whether its keep-alive tag sits on it (`kept`). A moved tag is reported as
 /// moved whatever the storage of its old image; otherwise an archived pin comes first: it
 /// must be brought back before anything else can be put right.
-pub fn standing(entry: &Entry, seen: Seen<'_>, storage: Storage, kept: bool) -> Standing {
+pub fn standing(entry: &Entry, seen: Seen<'_>, storage: Storage, kept: bool) -> TagState {
     let Some(seen) = seen else {
-        return Standing::RepositoryGone;
+        return TagState::RepositoryGone;
     };
     let Some(pin) = &entry.pin else {
         return match seen {
-            Err("ImageNotFound") => Standing::TagNotFound,
-            _ => Standing::NotPinned,
+            Err("ImageNotFound") => TagState::TagNotFound,
+            _ => TagState::NotPinned,
         };
     };
     match (seen, storage) {
-        (Ok(d), _) if d != pin.digest => return Standing::Moved { to: d.to_string() },
-        (_, Storage::Archived) => return Standing::Archived,
-        (_, Storage::Activating) => return Standing::Activating,
+        (Ok(d), _) if d != pin.digest => return TagState::Moved { to: d.to_string() },
+        (_, Storage::Archived) => return TagState::Archived,
+        (_, Storage::Activating) => return TagState::Activating,
         (_, Storage::Standard) => {}
     }
     match seen {
-        Err("ImageNotFound") | Err("ImageTagDoesNotMatchDigest") => Standing::Missing,
-        Err(code) => Standing::Unreadable {
+        Err("ImageNotFound") | Err("ImageTagDoesNotMatchDigest") => TagState::Missing,
+        Err(code) => TagState::Unreadable {
             code: code.to_string(),
         },
-        Ok(d) if d != pin.digest => Standing::Moved { to: d.to_string() },
-        Ok(_) if pin.manifest.is_none() => Standing::PinWithoutManifest,
-        Ok(_) if !kept => Standing::KeepAliveMissing,
-        Ok(_) => Standing::Ok,
+        Ok(d) if d != pin.digest => TagState::Moved { to: d.to_string() },
+        Ok(_) if pin.manifest.is_none() => TagState::PinWithoutManifest,
+        Ok(_) if !kept => TagState::KeepAliveMissing,
+        Ok(_) => TagState::Ok,
     }
 }
 
@@ -127,7 +127,7 @@ pub fn standings(
     tags: &[String],
     seen: Option<&[Result<Manifest, String>]>,
     stored: &[(String, Storage)],
-) -> Vec<(Standing, Option<String>)> {
+) -> Vec<(TagState, Option<String>)> {
     let at = |tag: &str| -> Result<&str, &str> {
         let found = tags
             .iter()
@@ -179,54 +179,54 @@ mod tests {
         let full = parse_item(&v).unwrap();
         assert_eq!(
             standing(&full, None, Storage::Standard, true),
-            Standing::RepositoryGone
+            TagState::RepositoryGone
         );
         assert_eq!(
             standing(&unpinned, Some(Ok(D1)), Storage::Standard, true),
-            Standing::NotPinned
+            TagState::NotPinned
         );
         assert_eq!(
             standing(&full, Some(Err("ImageNotFound")), Storage::Standard, true),
-            Standing::Missing
+            TagState::Missing
         );
         assert_eq!(
             standing(&full, Some(Err("Throttled")), Storage::Standard, true),
-            Standing::Unreadable {
+            TagState::Unreadable {
                 code: "Throttled".into()
             }
         );
         assert_eq!(
             standing(&full, Some(Ok(D2)), Storage::Standard, true),
-            Standing::Moved { to: D2.into() }
+            TagState::Moved { to: D2.into() }
         );
         assert_eq!(
             standing(&no_manifest, Some(Ok(D1)), Storage::Standard, true),
-            Standing::PinWithoutManifest
+            TagState::PinWithoutManifest
         );
         assert!(standing(&full, Some(Ok(D1)), Storage::Standard, true).is_ok());
         assert_eq!(
             standing(&full, Some(Ok(D1)), Storage::Standard, false),
-            Standing::KeepAliveMissing
+            TagState::KeepAliveMissing
         );
         let archived = |seen, storage| standing(&full, Some(seen), storage, true);
-        assert_eq!(archived(Ok(D1), Storage::Archived), Standing::Archived);
+        assert_eq!(archived(Ok(D1), Storage::Archived), TagState::Archived);
         assert_eq!(
             archived(Err("ImageNotFound"), Storage::Archived),
-            Standing::Archived,
+            TagState::Archived,
             "brought back before it is re-tagged"
         );
-        assert_eq!(archived(Ok(D1), Storage::Activating), Standing::Activating);
+        assert_eq!(archived(Ok(D1), Storage::Activating), TagState::Activating);
         assert_eq!(
             archived(Ok(D2), Storage::Archived),
-            Standing::Moved { to: D2.into() },
+            TagState::Moved { to: D2.into() },
             "a move is what matters for a moved tag"
         );
         assert_eq!(
             standing(&unpinned, Some(Ok(D1)), Storage::Archived, true),
-            Standing::NotPinned
+            TagState::NotPinned
         );
         assert_eq!(
-            Standing::Moved { to: D2.into() }.describe(),
+            TagState::Moved { to: D2.into() }.describe(),
             "moved to sha256:222222222222"
         );
     }
@@ -253,12 +253,12 @@ mod tests {
         let got = standings(&entries, "k-", &tags, Some(&seen), &[]);
         assert_eq!(
             got,
-            vec![(Standing::Ok, Some(D1.into())), (Standing::Missing, None)]
+            vec![(TagState::Ok, Some(D1.into())), (TagState::Missing, None)]
         );
         let seen = [Ok(m(D2)), Ok(m(D1)), Err("ImageNotFound".to_string())];
         let got = standings(&entries, "k-", &tags, Some(&seen), &[]);
-        assert_eq!(got[0], (Standing::Moved { to: D2.into() }, Some(D2.into())));
-        assert_eq!(got[1].0, Standing::KeepAliveMissing);
+        assert_eq!(got[0], (TagState::Moved { to: D2.into() }, Some(D2.into())));
+        assert_eq!(got[1].0, TagState::KeepAliveMissing);
         let seen = [Ok(m(D1)), Ok(m(D1)), Ok(m(D1))];
         let stored = [
             (D2.to_string(), Storage::Archived),
@@ -267,12 +267,12 @@ mod tests {
         let got = standings(&entries, "k-", &tags, Some(&seen), &stored);
         assert_eq!(
             (got[0].0.clone(), got[1].0.clone()),
-            (Standing::Activating, Standing::Activating),
+            (TagState::Activating, TagState::Activating),
             "only the pinned digest's storage counts"
         );
         assert_eq!(
             standings(&entries, "k-", &tags, None, &[])[0].0,
-            Standing::RepositoryGone
+            TagState::RepositoryGone
         );
     }
 }

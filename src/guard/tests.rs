@@ -900,7 +900,7 @@ mod present_state {
 
 mod reconcile_callers {
     use super::*;
-    use crate::guard::reconcile::{explaining, needs_caller, with_caller, Witness};
+    use crate::guard::reconcile::{explaining, needs_caller, with_caller, WhoChanged};
 
     const GRACE: i64 = 900;
 
@@ -1006,7 +1006,7 @@ mod reconcile_callers {
             user("bob"),
             vec![pushed("prod", "b")],
         );
-        let got = with_caller(moved(), Witness::Record(&by_deploy), NOW, GRACE).unwrap();
+        let got = with_caller(moved(), WhoChanged::Record(&by_deploy), NOW, GRACE).unwrap();
         assert_eq!(
             got.action,
             Action::Follow {
@@ -1016,7 +1016,7 @@ mod reconcile_callers {
             "an allowed deploy is kept: {}",
             got.why
         );
-        let got = with_caller(moved(), Witness::Record(&by_bob), NOW, GRACE).unwrap();
+        let got = with_caller(moved(), WhoChanged::Record(&by_bob), NOW, GRACE).unwrap();
         assert_eq!(got.action, Action::Revert);
         assert!(got.why.contains("user/bob"), "{}", got.why);
         let deleted = drift(Action::Restore, Cause::Deleted { digest: None });
@@ -1026,7 +1026,7 @@ mod reconcile_callers {
             vec![removed("prod", None)],
         );
         assert_eq!(
-            with_caller(deleted, Witness::Record(&del), NOW, GRACE)
+            with_caller(deleted, WhoChanged::Record(&del), NOW, GRACE)
                 .unwrap()
                 .action,
             Action::Release
@@ -1037,14 +1037,14 @@ mod reconcile_callers {
             vec![pushed("prod", "b")],
         );
         assert_eq!(
-            with_caller(moved(), Witness::Record(&young), NOW, GRACE),
+            with_caller(moved(), WhoChanged::Record(&young), NOW, GRACE),
             None,
             "within the grace period its own event decides"
         );
         assert_eq!(
             with_caller(
                 moved(),
-                Witness::NotFound {
+                WhoChanged::NotFound {
                     first_seen: NOW - 60
                 },
                 NOW,
@@ -1054,7 +1054,7 @@ mod reconcile_callers {
         );
         let late = with_caller(
             moved(),
-            Witness::NotFound {
+            WhoChanged::NotFound {
                 first_seen: NOW - GRACE,
             },
             NOW,
@@ -1065,7 +1065,7 @@ mod reconcile_callers {
         let refused = |first_seen| {
             with_caller(
                 moved(),
-                Witness::Unknowable {
+                WhoChanged::Unknowable {
                     problem: "AccessDenied".into(),
                     first_seen,
                 },

@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn a_reconcile_summary_lists_its_findings() {
         let repo = RepoKey::parse("123456789012/eu-west-1/web").unwrap();
-        let parts = vec![crate::page::Folded::failure(&repo, "AccessDenied")];
+        let parts = vec![crate::page::SummaryPart::failure(&repo, "AccessDenied")];
         let page = crate::page::summary("reconcile-1", "2026-01-01T00:00:00Z", parts, 1);
         let chat: Value = serde_json::from_str(&render(&page)).unwrap();
         let text = chat["content"]["description"].as_str().unwrap();

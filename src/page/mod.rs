@@ -361,7 +361,7 @@ fn group_subject(severity: Severity, repo: &str, alarms: &[(&Decision, Alarm)]) 
 /// What one repository's page would have said, kept for the summary page of a run whose
 /// page budget was spent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Folded {
+pub struct SummaryPart {
     /// `ACCOUNT/REGION/NAME`, cleaned.
     pub repository: String,
     /// The highest severity among its lines.
@@ -372,10 +372,10 @@ pub struct Folded {
     pub tags: Vec<String>,
 }
 
-impl Folded {
+impl SummaryPart {
     /// The lines of the alarms one repository raised.
-    pub fn of(repo: &crate::registry::RepoKey, alarms: &[(&Decision, Alarm)]) -> Folded {
-        Folded {
+    pub fn of(repo: &crate::registry::RepoKey, alarms: &[(&Decision, Alarm)]) -> SummaryPart {
+        SummaryPart {
             repository: clean(&repo.key(), 300),
             severity: alarms
                 .iter()
@@ -391,8 +391,8 @@ impl Folded {
     }
 
     /// The line of a repository reconcile could not check.
-    pub fn failure(repo: &crate::registry::RepoKey, problem: &str) -> Folded {
-        Folded {
+    pub fn failure(repo: &crate::registry::RepoKey, problem: &str) -> SummaryPart {
+        SummaryPart {
             repository: clean(&repo.key(), 300),
             severity: Severity::High,
             lines: vec![format!(
@@ -412,7 +412,7 @@ const SUMMARY_TEXT_MAX: usize = 96 * 1024;
 /// pages were sent on their own: every other repository and what was found there, one line
 /// per tag, cut to fit a message ([`SUMMARY_TEXT_MAX`]; `ecr-tag-guard history` and the log
 /// keep everything).
-pub fn summary(run_id: &str, when: &str, mut parts: Vec<Folded>, budget: usize) -> Page {
+pub fn summary(run_id: &str, when: &str, mut parts: Vec<SummaryPart>, budget: usize) -> Page {
     parts.sort_by(|a, b| a.repository.cmp(&b.repository));
     let severity = parts
         .iter()
@@ -715,8 +715,8 @@ mod tests {
 
     #[test]
     fn a_summary_stays_within_what_sns_takes() {
-        let parts: Vec<Folded> = (0..5000)
-            .map(|r| Folded {
+        let parts: Vec<SummaryPart> = (0..5000)
+            .map(|r| SummaryPart {
                 repository: format!("123456789012/eu-west-1/team-{r:04}/app"),
                 severity: Severity::High,
                 lines: vec!["release-1: deleted; restored (restored)".into(); 2],

@@ -56,8 +56,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     /// Handles one event. An `Err` that [`Error::is_retryable`] should fail the invocation.
     pub async fn handle(&self, event: &Value, now: &Now) -> Result<Report, Error> {
         let incident = match self.read_event(event)? {
-            Ok(incident) => incident,
-            Err(ignored) => return Ok(ignored),
+            Reading::Act(incident) => incident,
+            Reading::Ignore(report) => return Ok(report),
         };
         let mut report = Report {
             event_id: Some(incident.event_id.clone()),
@@ -139,23 +139,23 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         self.carry_out(incident, decisions, read, now, report).await
     }
 
-    /// The incident an event reports, or (as `Err`) the report of an event that is none of
-    /// the guard's business.
-    fn read_event(&self, event: &Value) -> Result<Result<Incident, Report>, Error> {
+    /// What an event is for the guard: an incident to act on, or the report of an event that
+    /// is none of its business. An event that cannot be read is an error.
+    fn read_event(&self, event: &Value) -> Result<Reading, Error> {
         let incident = match events::parse(event)? {
             Parsed::Ignored { event_id, reason } => {
-                return Ok(Err(ignored(event_id, reason, None)))
+                return Ok(Reading::Ignore(ignored(event_id, reason, None)))
             }
             Parsed::Incident(i) => i,
         };
-        match guard::screen(&incident, &self.scope) {
-            Some(reason) => Ok(Err(ignored(
+        Ok(match guard::screen(&incident, &self.scope) {
+            Some(reason) => Reading::Ignore(ignored(
                 Some(incident.event_id.clone()),
                 reason,
                 Some(incident),
-            ))),
-            None => Ok(Ok(incident)),
-        }
+            )),
+            None => Reading::Act(incident),
+        })
     }
 
     /// The repository's valid items (with the settings rules give them) and the rules, read
@@ -389,6 +389,14 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         report.incident = Some(incident);
         report
     }
+}
+
+/// What an event is for the guard.
+enum Reading {
+    /// An incident to act on.
+    Act(Incident),
+    /// None of its business: the report says why.
+    Ignore(Report),
 }
 
 /// What was read before acting on an event's decisions.

@@ -23,9 +23,9 @@ pub mod audit;
 #[cfg(test)]
 mod differential_tests;
 pub mod event;
+mod exactly_once;
 pub mod history;
 pub mod keep;
-mod once;
 pub mod protect;
 #[cfg(test)]
 mod protect_tests;

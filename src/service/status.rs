@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::CallError;
-use crate::guard::status::Standing;
+use crate::guard::status::TagState;
 use crate::guard::{Leave, Scope};
 use crate::ports::{Images, Items, PinKey};
 use crate::registry::{self, Entry, InvalidEntry, RepoKey};
@@ -23,7 +23,7 @@ pub enum TagStatus {
         /// The item.
         entry: Entry,
         /// Where the tag stands.
-        standing: Standing,
+        standing: TagState,
         /// Why the pin cannot be vouched for, if it cannot.
         untrusted: Option<String>,
     },

@@ -816,7 +816,7 @@ async fn a_missing_tag_is_marked_and_paged_once() {
             crate::guard::status::Storage::Standard,
             false
         ),
-        crate::guard::status::Standing::TagNotFound
+        crate::guard::status::TagState::TagNotFound
     );
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use tracing::{info, warn};
 
 use crate::error::{CallError, Error};
-use crate::guard::status::Standing;
+use crate::guard::status::TagState;
 use crate::guard::{Action, Decision};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
 use crate::registry::{seal, Entry, Pin, RepoKey};
@@ -125,7 +125,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     pub(super) async fn seal_confirmed(
         &self,
         entries: &[Entry],
-        standings: &[(Standing, Option<String>)],
+        standings: &[(TagState, Option<String>)],
     ) -> Result<(Vec<Entry>, Vec<String>), Error> {
         let confirmed = |e: &Entry, found: &Option<String>| {
             e.digest().is_some() && e.digest() == found.as_deref()

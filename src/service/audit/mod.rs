@@ -15,7 +15,7 @@ use futures::{stream, StreamExt};
 use serde_json::Value;
 
 use crate::audit::print::Sink;
-use crate::audit::report::{tag_changes, Deed, RepoView, TagChange, Verdict};
+use crate::audit::report::{tag_changes, HistoryEntry, RepoView, TagChange, Verdict};
 use crate::audit::scan::{scan, Scanned, Unit};
 use crate::audit::timeline::{self, Timeline};
 use crate::audit::Window;
@@ -36,7 +36,7 @@ pub struct Audit<'a, C, S: Sink> {
     summary: AuditSummary,
     views: HashMap<String, Rc<RepoView>>,
     rules: Option<Vec<TagRule>>,
-    deeds: HashMap<String, Rc<Vec<Deed>>>,
+    deeds: HashMap<String, Rc<Vec<HistoryEntry>>>,
     /// The changes read so far, judged and printed by [`Audit::finish`].
     found: Vec<Incident>,
 }
@@ -276,7 +276,11 @@ impl<'a, C: Items, S: Sink> Audit<'a, C, S> {
     }
 
     /// The guard's history of `repo`:`tag` (read once).
-    async fn deeds(&mut self, repo: &RepoKey, tag: &str) -> Result<Rc<Vec<Deed>>, AuditError> {
+    async fn deeds(
+        &mut self,
+        repo: &RepoKey,
+        tag: &str,
+    ) -> Result<Rc<Vec<HistoryEntry>>, AuditError> {
         let key = format!("history#{}:{tag}", repo.key());
         if let Some(d) = self.deeds.get(&key) {
             return Ok(d.clone());
@@ -285,7 +289,8 @@ impl<'a, C: Items, S: Sink> Audit<'a, C, S> {
             return Ok(Rc::default());
         };
         let records: Vec<Value> = console.partition(&key, false).await?;
-        let deeds: Rc<Vec<Deed>> = Rc::new(records.iter().filter_map(Deed::read).collect());
+        let deeds: Rc<Vec<HistoryEntry>> =
+            Rc::new(records.iter().filter_map(HistoryEntry::read).collect());
         self.deeds.insert(key, deeds.clone());
         Ok(deeds)
     }

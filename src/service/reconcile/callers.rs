@@ -9,8 +9,8 @@ use tracing::{info, warn};
 use super::report::Told;
 use crate::error::Error;
 use crate::events::Incident;
-use crate::guard::reconcile::{explaining, with_caller, Witness};
-use crate::guard::status::Standing;
+use crate::guard::reconcile::{explaining, with_caller, WhoChanged};
+use crate::guard::status::TagState;
 use crate::guard::{self};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{Entry, RepoKey};
@@ -21,13 +21,13 @@ use crate::service::{Handler, Now};
 pub const TRAIL_LOOKBACK_SECS: i64 = 24 * 3600;
 
 /// CloudTrail's records per account and region, read once per run when first needed.
-pub(super) struct Callers<'a, T> {
+pub(super) struct TrailReads<'a, T> {
     pub(super) trail: &'a T,
     pub(super) since: i64,
     pub(super) read: HashMap<(String, String), Result<Vec<Incident>, crate::error::CallError>>,
 }
 
-impl<T: Trail> Callers<'_, T> {
+impl<T: Trail> TrailReads<'_, T> {
     async fn records(&mut self, repo: &RepoKey) -> Result<Vec<Incident>, crate::error::CallError> {
         let key = (repo.account.clone(), repo.region.clone());
         if !self.read.contains_key(&key) {
@@ -49,9 +49,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     pub(super) async fn with_caller<T: Trail>(
         &self,
         d: guard::Decision,
-        standing: &Standing,
+        standing: &TagState,
         now: &Now,
-        callers: &futures::lock::Mutex<Callers<'_, T>>,
+        callers: &futures::lock::Mutex<TrailReads<'_, T>>,
     ) -> Result<Result<guard::Decision, Told>, Error> {
         let repo = d.entry.repo.clone();
         let tag = d.tag.clone();
@@ -60,7 +60,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             "drift/{repo}:{tag}/{}/{}",
             d.entry.digest().unwrap_or("-"),
             match standing {
-                Standing::Moved { to } => to.as_str(),
+                TagState::Moved { to } => to.as_str(),
                 _ => "missing",
             }
         );
@@ -85,7 +85,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 }
                 Err(e) => {
                     let problem = e.to_string();
-                    let witness = Witness::Unknowable {
+                    let witness = WhoChanged::Unknowable {
                         problem,
                         first_seen,
                     };
@@ -94,8 +94,8 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
                 Ok(records) => {
                     let records = since_pinned(&records, &d.entry);
                     let witness = match explaining(&d, &records) {
-                        Some(i) => Witness::Record(i),
-                        None => Witness::NotFound { first_seen },
+                        Some(i) => WhoChanged::Record(i),
+                        None => WhoChanged::NotFound { first_seen },
                     };
                     with_caller(d.clone(), witness, now.epoch, grace)
                 }

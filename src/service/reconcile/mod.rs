@@ -18,13 +18,13 @@ use super::{Handled, Handler, Now};
 use crate::error::Error;
 use crate::events::Incident;
 use crate::guard::reconcile::{needs_caller, pin_first_seen, repair};
-use crate::guard::status::{self, Standing};
+use crate::guard::status::{self, TagState};
 use crate::guard::{self, Action, Outcome};
 use crate::page;
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry, Trail};
 use crate::registry::{split_valid, Entry, InvalidEntry, RepoKey, TagRule};
-use callers::{Callers, TRAIL_LOOKBACK_SECS};
-use paging::RunPages;
+use callers::{TrailReads, TRAIL_LOOKBACK_SECS};
+use paging::PageBudget;
 
 mod callers;
 mod paging;
@@ -59,7 +59,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             // What an earlier run found but could not page goes out first.
             report.tell(self.send_unsent(now).await);
         }
-        let callers = Callers {
+        let callers = TrailReads {
             trail,
             since: now.epoch - TRAIL_LOOKBACK_SECS,
             read: HashMap::new(),
@@ -105,7 +105,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             now,
             rules: &rule_list,
             callers: futures::lock::Mutex::new(callers),
-            pages: RunPages::new(self.tuning.pages_per_run),
+            pages: PageBudget::new(self.tuning.pages_per_run),
             noted,
         };
         let run = &run;
@@ -224,7 +224,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             Ok(false) => {}
             Ok(true) => {
                 let p = page::repository_failure(repo, &e.to_string());
-                let folded = page::Folded::failure(repo, &e.to_string());
+                let folded = page::SummaryPart::failure(repo, &e.to_string());
                 let told = self
                     .page_repository(&run.pages, p, folded, vec![key], run.now)
                     .await;
@@ -281,7 +281,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         repo: &RepoKey,
         entries: &[Entry],
         now: &Now,
-        callers: &futures::lock::Mutex<Callers<'_, T>>,
+        callers: &futures::lock::Mutex<TrailReads<'_, T>>,
         report: &mut ReconcileReport,
     ) -> Result<Vec<guard::Decision>, Error> {
         let prefix = &self.scope.keep_prefix;
@@ -292,7 +292,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         for (e, (s, found)) in entries.iter().zip(standings) {
             report.checked += 1;
             let decision = match (&s, found) {
-                (Standing::NotPinned, Some(digest)) => Some(pin_first_seen(e, &digest)),
+                (TagState::NotPinned, Some(digest)) => Some(pin_first_seen(e, &digest)),
                 _ => repair(e, &s, prefix),
             };
             match decision {
@@ -313,7 +313,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     /// written.
     async fn carry_out_repairs(
         &self,
-        pages: &RunPages,
+        pages: &PageBudget,
         incident: &Incident,
         decisions: Vec<guard::Decision>,
         entries: &[Entry],
@@ -374,7 +374,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             .map(|(i, a)| (&report.repairs[i].decision, a))
             .collect();
         let paged =
-            page::render_all(incident, &alarms).map(|p| (p, page::Folded::of(repo, &alarms)));
+            page::render_all(incident, &alarms).map(|p| (p, page::SummaryPart::of(repo, &alarms)));
         self.put_keep_alive(repo, &keep).await;
         if !history.is_empty() {
             if let Err(e) = self.registry.add_history(&history).await {
@@ -397,7 +397,7 @@ pub async fn read_standings<I: Images>(
     repo: &RepoKey,
     entries: &[Entry],
     keep_prefix: &str,
-) -> Result<Vec<(Standing, Option<String>)>, Error> {
+) -> Result<Vec<(TagState, Option<String>)>, Error> {
     let tags = status::tags_to_read(entries, keep_prefix);
     let seen = images.lookup(repo, &tags).await?;
     let stored = match seen {
@@ -452,9 +452,9 @@ struct Run<'a, T> {
     now: &'a Now,
     rules: &'a [TagRule],
     /// Who changed what, asked of CloudTrail at most once per account and region.
-    callers: futures::lock::Mutex<Callers<'a, T>>,
+    callers: futures::lock::Mutex<TrailReads<'a, T>>,
     /// The run's page budget.
-    pages: RunPages,
+    pages: PageBudget,
     /// Repositories noted as holding retired guard tags.
     noted: BTreeSet<String>,
 }

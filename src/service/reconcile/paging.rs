@@ -15,25 +15,25 @@ use tracing::{info, warn};
 
 use super::report::Told;
 use crate::error::CallError;
-use crate::page::{self, Folded, Page};
+use crate::page::{self, Page, SummaryPart};
 use crate::ports::{Images, Ledger, Pager, PinKey, Registry};
 use crate::service::{Handler, Now};
 
 /// The pages of one run: how many repositories paged on their own, and what the others
 /// left for the summary.
 #[derive(Debug, Default)]
-pub(super) struct RunPages {
+pub(super) struct PageBudget {
     limit: usize,
     own: AtomicUsize,
-    folded: Mutex<Vec<(Folded, Vec<String>)>>,
+    folded: Mutex<Vec<(SummaryPart, Vec<String>)>>,
 }
 
-impl RunPages {
+impl PageBudget {
     /// A budget of `limit` repository pages.
-    pub(super) fn new(limit: usize) -> RunPages {
-        RunPages {
+    pub(super) fn new(limit: usize) -> PageBudget {
+        PageBudget {
             limit,
-            ..RunPages::default()
+            ..PageBudget::default()
         }
     }
 
@@ -42,13 +42,13 @@ impl RunPages {
         self.own.fetch_add(1, Ordering::Relaxed) < self.limit
     }
 
-    fn fold(&self, part: Folded, keys: Vec<String>) {
+    fn fold(&self, part: SummaryPart, keys: Vec<String>) {
         if let Ok(mut f) = self.folded.lock() {
             f.push((part, keys));
         }
     }
 
-    fn take_folded(&self) -> Vec<(Folded, Vec<String>)> {
+    fn take_folded(&self) -> Vec<(SummaryPart, Vec<String>)> {
         self.folded
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
@@ -64,9 +64,9 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     /// repository failed.
     pub(super) async fn page_repository(
         &self,
-        run: &RunPages,
+        run: &PageBudget,
         page: Page,
-        folded: Folded,
+        folded: SummaryPart,
         keys: Vec<String>,
         now: &Now,
     ) -> Option<Told> {
@@ -149,7 +149,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
     /// refused is a warning: its problems are released for the next run.
     pub(super) async fn send_summary(
         &self,
-        run: &RunPages,
+        run: &PageBudget,
         run_id: &str,
         now: &Now,
     ) -> Option<Told> {
@@ -157,7 +157,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         if folded.is_empty() {
             return None;
         }
-        let (parts, keys): (Vec<Folded>, Vec<Vec<String>>) = folded.into_iter().unzip();
+        let (parts, keys): (Vec<SummaryPart>, Vec<Vec<String>>) = folded.into_iter().unzip();
         let keys: Vec<String> = keys.into_iter().flatten().collect();
         let p = page::summary(run_id, &now.rfc3339, parts, run.limit);
         let key = format!("summary/{run_id}");
