@@ -11,8 +11,11 @@
 //!   page → record), reconcile, pattern rules, registration from the table's stream, audit;
 //! * [`wiring`] builds the SDK clients into the service, for
 //! * [`lambda`] and [`cli`], the two entry points;
-//! * below them all, [`text`] (cleaning what comes from outside) and [`records`] (splitting a
-//!   stream of JSON into records, for `replay` and `audit`).
+//! * below them all, [`text`] (cleaning what comes from outside), [`records`] (splitting a
+//!   stream of JSON into records, for `replay` and `audit`) and [`files`] (the files, folders,
+//!   standard input and gzip the commands are handed).
+
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod aws;

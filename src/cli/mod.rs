@@ -43,6 +43,7 @@ mod show;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -260,64 +261,6 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             clap_complete::generate(shell, &mut cmd, "ecr-tag-guard", out);
             Ok(true)
         }
-        Command::Registry {
-            command: RegistryCommand::Init,
-            table,
-        } => registry::init(&ops(g, &table).await?.aws("registry init")?, out).await,
-        Command::Protect {
-            target,
-            opts,
-            table,
-        } => on_backend!(g, table, |ops| registry::protect(
-            &ops,
-            &target,
-            &opts,
-            &Now::system(),
-            out
-        )),
-        Command::Unprotect {
-            target,
-            force,
-            table,
-        } => on_backend!(g, table, |ops| registry::unprotect(
-            &ops,
-            &target,
-            force,
-            &Now::system(),
-            out
-        )),
-        Command::Edit {
-            target,
-            fields,
-            table,
-        } => on_backend!(g, table, |ops| registry::edit(
-            &ops,
-            &target,
-            &fields.fields(),
-            &Now::system(),
-            out
-        )),
-        Command::Restore {
-            target,
-            dry_run,
-            table,
-        } => {
-            let chosen = ops(g, &table).await?;
-            let result = registry::restore(&chosen, g, &target, dry_run, out).await;
-            match &chosen.backend {
-                Backend::Embedded(world) => saved(world, &table, result),
-                Backend::Aws(_) => result,
-            }
-        }
-        Command::List { json, table } => {
-            on_backend!(g, table, |ops| registry::list(&ops, json, out))
-        }
-        Command::History { target, table } => {
-            on_backend!(g, table, |ops| registry::history(&ops, &target, out))
-        }
-        Command::Status { json, table } => {
-            on_backend!(g, table, |ops| registry::status(&ops, json, out))
-        }
         Command::Lifecycle { command } => run_lifecycle(g, command, out).await,
         Command::Rule { command } => run_rule(g, command, out).await,
         Command::Reconcile {
@@ -341,15 +284,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             timeout,
             table,
         } => {
-            drill::drill(
-                &ops(g, &table).await?.aws("drill")?,
-                &repo,
-                std::time::Duration::from_secs(timeout),
-                std::time::Duration::from_secs(1),
-                out,
-                |_| async { Ok(()) },
-            )
-            .await
+            let ops = ops(g, &table).await?.aws("drill")?;
+            let (wait, poll) = (Duration::from_secs(timeout), Duration::from_secs(1));
+            drill::drill(&ops, &repo, wait, poll, out, |_| async { Ok(()) }).await
         }
         Command::Audit(a) => return audit::run(g, a, out).await,
         Command::Replay(a) => {
@@ -366,8 +303,68 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             replay(&opts, out).await
         }
+        item => run_item(g, item, out).await,
     }?;
     Ok(u8::from(!handled_all))
+}
+
+/// Runs a command on the registry's items: `registry init`, `protect`, `unprotect`, `edit`,
+/// `restore`, `list`, `history`, `status`.
+async fn run_item(g: &Global, command: Command, out: &mut impl Write) -> anyhow::Result<bool> {
+    let now = Now::system();
+    match command {
+        Command::Registry {
+            command: RegistryCommand::Init,
+            table,
+        } => registry::init(&ops(g, &table).await?.aws("registry init")?, out).await,
+        Command::Protect {
+            target,
+            opts,
+            table,
+        } => on_backend!(g, table, |ops| registry::protect(
+            &ops, &target, &opts, &now, out
+        )),
+        Command::Unprotect {
+            target,
+            force,
+            table,
+        } => on_backend!(g, table, |ops| registry::unprotect(
+            &ops, &target, force, &now, out
+        )),
+        Command::Edit {
+            target,
+            fields,
+            table,
+        } => on_backend!(g, table, |ops| registry::edit(
+            &ops,
+            &target,
+            &fields.fields(),
+            &now,
+            out
+        )),
+        Command::Restore {
+            target,
+            dry_run,
+            table,
+        } => {
+            let chosen = ops(g, &table).await?;
+            let result = registry::restore(&chosen, g, &target, dry_run, out).await;
+            match &chosen.backend {
+                Backend::Embedded(world) => saved(world, &table, result),
+                Backend::Aws(_) => result,
+            }
+        }
+        Command::List { json, table } => {
+            on_backend!(g, table, |ops| registry::list(&ops, json, out))
+        }
+        Command::History { target, table } => {
+            on_backend!(g, table, |ops| registry::history(&ops, &target, out))
+        }
+        Command::Status { json, table } => {
+            on_backend!(g, table, |ops| registry::status(&ops, json, out))
+        }
+        other => anyhow::bail!("{other:?} is not a command on the registry's items"),
+    }
 }
 
 async fn run_lifecycle(

@@ -58,6 +58,7 @@ impl FieldOptions {
 /// How `protect` sets the item.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ProtectOptions {
+    /// The item's settings (owner, severity, notes, what to do on a delete or a move).
     #[command(flatten)]
     pub fields: FieldOptions,
     /// Re-pin an existing item (and set the fields given), only while its tag is on its pin.

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::events::input::Step;
+use crate::events::input::{Loaded, Step};
 use crate::events::{self, Change, Parsed};
 use crate::guard::{Outcome, Scope};
 use crate::memory::{Memory, Scenario};
@@ -102,6 +102,17 @@ pub async fn replay(opts: &ReplayOptions, out: &mut impl Write) -> anyhow::Resul
     Ok(ok)
 }
 
+/// What a replay has counted and told so far.
+#[derive(Default)]
+struct Tally {
+    handled: usize,
+    failed: usize,
+    /// The changes made on the embedded world (each once).
+    applied: HashSet<String>,
+    /// Invalid registry items, each told once per run (the first event that reads it).
+    invalid: Vec<String>,
+}
+
 async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
     handler: &Handler<R, I, P, L, K>,
     world: Option<&Memory>,
@@ -109,10 +120,7 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
     opts: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let (mut handled, mut failed) = (0usize, 0usize);
-    let mut applied = HashSet::new();
-    // Invalid registry items, each told once per run (the first event that reads it).
-    let mut invalid: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
     // Over many files, a bar on a terminal's stderr while the story goes to a file.
     let bar = super::progress::bar("files", true);
     bar.set_prefix("replay");
@@ -123,86 +131,97 @@ async fn run<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
         let loaded = match crate::files::load(file) {
             Ok(l) => l,
             Err(e) => {
-                failed += 1;
+                tally.failed += 1;
                 error_line(out, opts.json, &e.path, &e.problem)?;
                 continue;
             }
         };
         for ev in loaded {
             // A record that cannot be read is named; the file's other records go on.
-            let ev = match ev {
-                Ok(ev) => ev,
+            match ev {
+                Ok(ev) => one(handler, world, &ev, opts, &mut tally, out).await?,
                 Err(e) => {
-                    failed += 1;
+                    tally.failed += 1;
                     error_line(out, opts.json, &e.path, &e.problem)?;
-                    continue;
-                }
-            };
-            if ev.step != Step::Deliver {
-                if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
-                    apply_once(world, i, &mut applied);
-                }
-            }
-            if ev.step == Step::Apply {
-                // The change happened; its event is delivered later (or never).
-                if opts.quiet {
-                    // Nothing to tell: the change is made, its event comes later.
-                } else if opts.json {
-                    writeln!(out, "{}", json!({"input": ev.label, "applied": true}))?;
-                } else {
-                    let what = events::parse(&ev.value)
-                        .ok()
-                        .and_then(|p| match p {
-                            Parsed::Incident(i) => Some(format!("{} on {}", i.source, i.repo)),
-                            Parsed::Ignored { .. } => None,
-                        })
-                        .unwrap_or_else(|| "an event".into());
-                    writeln!(out, "{}\n  happened, not delivered yet: {what}\n", ev.label)?;
-                }
-                continue;
-            }
-            match handler.handle(&ev.value, &Now::system()).await {
-                Ok(report) => {
-                    handled += 1;
-                    if opts.json && (!opts.quiet || troubled(&report)) {
-                        let ms = Now::system().epoch * 1000;
-                        let metrics = crate::metrics::for_event(&report, ms);
-                        writeln!(
-                            out,
-                            "{}",
-                            json!({"input": ev.label, "report": report, "metrics": metrics})
-                        )?;
-                    } else if !opts.quiet || troubled(&report) {
-                        human(out, &ev.label, &report, opts.verbose, &mut invalid)?;
-                    } else {
-                        note_invalid(out, "", &report, &mut invalid)?;
-                    }
-                }
-                Err(e) => {
-                    failed += 1;
-                    let retry = if e.is_retryable() {
-                        " (a retry may help)"
-                    } else {
-                        ""
-                    };
-                    error_line(out, opts.json, &ev.label, &format!("{e}{retry}"))?;
                 }
             }
         }
     }
     bar.finish_and_clear();
     if !opts.json {
-        if !invalid.is_empty() {
+        if !tally.invalid.is_empty() {
             writeln!(
                 out,
                 "{} invalid registry item(s), skipped: {}",
-                invalid.len(),
-                invalid.join(", ")
+                tally.invalid.len(),
+                tally.invalid.join(", ")
             )?;
         }
-        writeln!(out, "{handled} event(s) handled, {failed} failed")?;
+        writeln!(
+            out,
+            "{} event(s) handled, {} failed",
+            tally.handled, tally.failed
+        )?;
     }
-    Ok(failed == 0)
+    Ok(tally.failed == 0)
+}
+
+/// Replays one event: its change made on the embedded world (unless only delivered), then,
+/// unless only applied, handled and told.
+async fn one<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey>(
+    handler: &Handler<R, I, P, L, K>,
+    world: Option<&Memory>,
+    ev: &Loaded,
+    opts: &ReplayOptions,
+    tally: &mut Tally,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if ev.step != Step::Deliver {
+        if let (Some(world), Ok(Parsed::Incident(i))) = (world, events::parse(&ev.value)) {
+            apply_once(world, i, &mut tally.applied);
+        }
+    }
+    if ev.step == Step::Apply {
+        // The change happened; its event is delivered later (or never).
+        if opts.json && !opts.quiet {
+            writeln!(out, "{}", json!({"input": ev.label, "applied": true}))?;
+        } else if !opts.quiet {
+            let what = events::parse(&ev.value)
+                .ok()
+                .and_then(|p| match p {
+                    Parsed::Incident(i) => Some(format!("{} on {}", i.source, i.repo)),
+                    Parsed::Ignored { .. } => None,
+                })
+                .unwrap_or_else(|| "an event".into());
+            writeln!(out, "{}\n  happened, not delivered yet: {what}\n", ev.label)?;
+        }
+        return Ok(());
+    }
+    match handler.handle(&ev.value, &Now::system()).await {
+        Ok(report) => {
+            tally.handled += 1;
+            if opts.json && (!opts.quiet || troubled(&report)) {
+                let ms = Now::system().epoch * 1000;
+                let metrics = crate::metrics::for_event(&report, ms);
+                let line = json!({"input": ev.label, "report": report, "metrics": metrics});
+                writeln!(out, "{line}")?;
+            } else if !opts.quiet || troubled(&report) {
+                human(out, &ev.label, &report, opts.verbose, &mut tally.invalid)?;
+            } else {
+                note_invalid(out, "", &report, &mut tally.invalid)?;
+            }
+        }
+        Err(e) => {
+            tally.failed += 1;
+            let retry = if e.is_retryable() {
+                " (a retry may help)"
+            } else {
+                ""
+            };
+            error_line(out, opts.json, &ev.label, &format!("{e}{retry}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes the change an event reports happen in the embedded world, once: a change reported

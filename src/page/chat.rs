@@ -19,66 +19,16 @@ pub fn render(page: &Page) -> String {
         .nth(1)
         .and_then(|j| serde_json::from_str(j).ok())
         .unwrap_or(Value::Null);
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let action = page.attributes.get("action").cloned().unwrap_or_default();
-    let repository = page
-        .attributes
-        .get("repository")
-        .cloned()
-        .unwrap_or_default();
-    let mut lines: Vec<String> = Vec::new();
-    let mut next: Vec<String> = Vec::new();
-    let mut links: Vec<String> = Vec::new();
-    let changes: Vec<Value> = match facts.get("changes").and_then(Value::as_array) {
-        Some(changes) => changes.clone(),
-        None if facts.get("tag").is_some() => vec![facts.clone()],
-        None => Vec::new(),
-    };
-    for c in &changes {
-        lines.push(format!(
-            "*{}* — {}: {} _(by {})_",
-            s(c, "tag"),
-            s(c, "what"),
-            s(c, "guard_did"),
-            s(c, "who")
-        ));
-        let todo = s(c, "todo");
-        if !todo.is_empty() && !next.contains(&todo) {
-            next.push(todo);
-        }
-        for k in ["image", "event", "repository"] {
-            if let Some(l) = c["links"][k].as_str() {
-                if !links.iter().any(|x| x == l) {
-                    links.push(l.to_string());
-                }
-            }
-        }
-    }
-    if changes.is_empty() {
-        // A summary, an unreadable event, a repository reconcile could not get through: the
-        // page's text says it.
-        let text = page.message.split("--- JSON ---\n").next().unwrap_or("");
-        lines.extend(text.lines().skip(2).map(String::from));
-    }
-    lines.extend(links.iter().cloned());
-    let mut description = lines.join("\n");
-    if description.chars().count() > DESCRIPTION_MAX {
-        description = description
-            .chars()
-            .take(DESCRIPTION_MAX)
-            .collect::<String>()
-            + "…";
-    }
+    let attribute = |k: &str| page.attributes.get(k).cloned().unwrap_or_default();
+    let (action, repository) = (attribute("action"), attribute("repository"));
+    let (description, next) = describe(page, &facts);
     let tags: Vec<String> =
         serde_json::from_str(page.attributes.get("tag").map_or("[]", String::as_str))
             .unwrap_or_default();
-    let mut keywords = vec![
-        page.attributes.get("severity").cloned().unwrap_or_default(),
-        action.clone(),
-    ];
+    let mut keywords = vec![attribute("severity"), action.clone()];
     keywords.extend(tags.iter().take(5).cloned());
     keywords.retain(|k| !k.is_empty());
-    let event_id = s(&facts, "event_id");
+    let event_id = text(&facts, "event_id");
     let resources: Vec<String> = crate::registry::RepoKey::parse(&repository)
         .map(|r| {
             vec![format!(
@@ -111,6 +61,59 @@ pub fn render(page: &Page) -> String {
         },
     })
     .to_string()
+}
+
+fn text(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// The message's markdown (a line per tag, then the links; or the page's text when it lists
+/// no tag), cut at [`DESCRIPTION_MAX`], and the distinct next steps.
+fn describe(page: &Page, facts: &Value) -> (String, Vec<String>) {
+    let mut lines: Vec<String> = Vec::new();
+    let mut next: Vec<String> = Vec::new();
+    let mut links: Vec<String> = Vec::new();
+    let changes: Vec<Value> = match facts.get("changes").and_then(Value::as_array) {
+        Some(changes) => changes.clone(),
+        None if facts.get("tag").is_some() => vec![facts.clone()],
+        None => Vec::new(),
+    };
+    for c in &changes {
+        lines.push(format!(
+            "*{}* — {}: {} _(by {})_",
+            text(c, "tag"),
+            text(c, "what"),
+            text(c, "guard_did"),
+            text(c, "who")
+        ));
+        let todo = text(c, "todo");
+        if !todo.is_empty() && !next.contains(&todo) {
+            next.push(todo);
+        }
+        for k in ["image", "event", "repository"] {
+            if let Some(l) = c["links"][k].as_str() {
+                if !links.iter().any(|x| x == l) {
+                    links.push(l.to_string());
+                }
+            }
+        }
+    }
+    if changes.is_empty() {
+        // A summary, an unreadable event, a repository reconcile could not get through: the
+        // page's text says it.
+        let body = page.message.split("--- JSON ---\n").next().unwrap_or("");
+        lines.extend(body.lines().skip(2).map(String::from));
+    }
+    lines.extend(links);
+    let mut description = lines.join("\n");
+    if description.chars().count() > DESCRIPTION_MAX {
+        description = description
+            .chars()
+            .take(DESCRIPTION_MAX)
+            .collect::<String>()
+            + "…";
+    }
+    (description, next)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::settings::{string_field, Protection};
+use super::policy::{string_field, Protection};
 use super::{field, is_tag, Entry, InvalidEntry, Manifest, Pin, RepoKey};
 use crate::text::is_digest;
 
@@ -42,18 +42,15 @@ pub(super) const KNOWN: &[&str] = &[
     field::RELEASED_AT,
 ];
 
-/// Reads and validates one item. Every problem is listed, not only the first.
-pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
-    let Some(obj) = item.as_object() else {
-        return Err(InvalidEntry {
-            key: "(not an object)".into(),
-            problems: vec!["an item must be a JSON object".into()],
-        });
-    };
-    let mut problems = Vec::new();
-    let s = |name: &str, problems: &mut Vec<String>| string_field(obj, name, problems);
-    let repo_text = s(field::REPOSITORY, &mut problems);
-    let tag = s(field::TAG, &mut problems);
+/// An item's key as a reader sees it (`REPOSITORY:TAG`, `?` for what is missing), its
+/// repository and tag when they are valid, and every problem with them and with its fields'
+/// names.
+fn item_key(
+    obj: &serde_json::Map<String, Value>,
+    problems: &mut Vec<String>,
+) -> (String, Option<RepoKey>, Option<String>) {
+    let repo_text = string_field(obj, field::REPOSITORY, problems);
+    let tag = string_field(obj, field::TAG, problems);
     let key = format!(
         "{}:{}",
         crate::text::clean(repo_text.as_deref().unwrap_or("?"), 300),
@@ -79,6 +76,20 @@ pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
             problems.push(format!("unknown field `{}`", crate::text::clean(k, 60)));
         }
     }
+    (key, repo, tag)
+}
+
+/// Reads and validates one item. Every problem is listed, not only the first.
+pub fn parse_item(item: &Value) -> Result<Entry, InvalidEntry> {
+    let Some(obj) = item.as_object() else {
+        return Err(InvalidEntry {
+            key: "(not an object)".into(),
+            problems: vec!["an item must be a JSON object".into()],
+        });
+    };
+    let mut problems = Vec::new();
+    let s = |name: &str, problems: &mut Vec<String>| string_field(obj, name, problems);
+    let (key, repo, tag) = item_key(obj, &mut problems);
     let digest = s(field::DIGEST, &mut problems);
     if let Some(d) = &digest {
         if !is_digest(d) {

@@ -13,13 +13,13 @@ pub mod field;
 pub mod history;
 pub mod image;
 mod item;
+mod policy;
 pub mod rule;
 pub mod seal;
-mod settings;
 
 pub use item::{parse_item, pin_fields, release_fields, PIN_FIELDS};
+pub use policy::{Protection, PROTECTION_FIELDS};
 pub use rule::{is_internal_partition, is_rule_item, parse_rule, TagRule, RULE_PARTITION};
-pub use settings::{Protection, PROTECTION_FIELDS};
 
 /// The JSON Schema of a registry item, shipped with the binary.
 pub const SCHEMA: &str = include_str!("item.schema.json");
