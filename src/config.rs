@@ -155,6 +155,15 @@ pub fn member_role_from(
 /// The settings alone (scope, own role, keep-alive prefix, tuning), for the commands that need no
 /// table or topic of the Lambda's: read through `get`.
 pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+    Ok(Settings {
+        scope: scope_from_lookup(&get)?,
+        tuning: tuning_from_lookup(&get)?,
+    })
+}
+
+/// What is guarded and who the guard is: `TAG_GUARD_ACCOUNTS`, `TAG_GUARD_REGIONS`,
+/// `TAG_GUARD_ROLE_ARN`, `TAG_GUARD_KEEP_PREFIX`.
+fn scope_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Scope, Error> {
     let list = |name: &str| -> Vec<String> {
         get(name)
             .unwrap_or_default()
@@ -189,6 +198,17 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
             "{KEEP_PREFIX}: `{keep_prefix}` cannot start an ECR tag"
         )));
     }
+    Ok(Scope {
+        accounts,
+        regions: list(REGIONS),
+        own_role_arn,
+        keep_prefix,
+    })
+}
+
+/// How the service paces itself: `TAG_GUARD_GRACE_MINUTES`, `TAG_GUARD_RECONCILE_CONCURRENCY`,
+/// `TAG_GUARD_CALL_CONCURRENCY`, `TAG_GUARD_PAGES_PER_RUN`.
+fn tuning_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Tuning, Error> {
     let grace_secs = match get(GRACE_MINUTES).filter(|v| !v.trim().is_empty()) {
         None => crate::service::DEFAULT_GRACE_SECS,
         Some(v) => match v.trim().parse::<u32>() {
@@ -229,21 +249,13 @@ pub fn settings_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Sett
         crate::service::DEFAULT_PAGES_PER_RUN,
         0..=1000,
     )?;
-    Ok(Settings {
-        scope: Scope {
-            accounts,
-            regions: list(REGIONS),
-            own_role_arn,
-            keep_prefix,
-        },
-        tuning: Tuning {
-            grace_secs,
-            busy_wait_ms: crate::service::DEFAULT_BUSY_WAIT_MS,
-            reconcile_concurrency,
-            call_concurrency,
-            pages_per_run,
-            check_seals: false,
-        },
+    Ok(Tuning {
+        grace_secs,
+        busy_wait_ms: crate::service::DEFAULT_BUSY_WAIT_MS,
+        reconcile_concurrency,
+        call_concurrency,
+        pages_per_run,
+        check_seals: false,
     })
 }
 

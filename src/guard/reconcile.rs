@@ -19,46 +19,8 @@ use crate::text::parse_time;
 pub fn repair(entry: &Entry, standing: &TagState, keep_prefix: &str) -> Option<Decision> {
     let d = match standing {
         TagState::Ok => return None,
-        TagState::Missing => match entry.on_delete {
-            OnDelete::Restore => decision(
-                entry,
-                Cause::Deleted { digest: None },
-                Action::Restore,
-                "reconcile: the tag is missing",
-            ),
-            OnDelete::Alert => decision(
-                entry,
-                Cause::Deleted { digest: None },
-                Action::Alert,
-                "reconcile: the tag is missing (on_delete is alert)",
-            ),
-        },
-        TagState::Moved { to } => {
-            let cause = Cause::Moved { to: to.clone() };
-            match entry.on_move {
-                OnMove::Revert => decision(
-                    entry,
-                    cause,
-                    Action::Revert,
-                    "reconcile: the tag is on another digest",
-                ),
-                OnMove::Follow => decision(
-                    entry,
-                    cause,
-                    Action::Follow {
-                        to: to.clone(),
-                        manifest: None,
-                    },
-                    "reconcile: the tag moved (on_move is follow)",
-                ),
-                OnMove::Alert => decision(
-                    entry,
-                    cause,
-                    Action::Alert,
-                    "reconcile: the tag is on another digest (on_move is alert)",
-                ),
-            }
-        }
+        TagState::Missing => missing(entry),
+        TagState::Moved { to } => moved(entry, to),
         // Pinned when first seen (a push); registration has paged it once.
         TagState::NotPinned | TagState::TagNotFound => return None,
         TagState::PinWithoutManifest => decision(
@@ -105,6 +67,52 @@ pub fn repair(entry: &Entry, standing: &TagState, keep_prefix: &str) -> Option<D
         ),
     };
     Some(d)
+}
+
+/// A protected tag reconcile finds missing: restored, or paged (`on_delete: alert`).
+fn missing(entry: &Entry) -> Decision {
+    match entry.on_delete {
+        OnDelete::Restore => decision(
+            entry,
+            Cause::Deleted { digest: None },
+            Action::Restore,
+            "reconcile: the tag is missing",
+        ),
+        OnDelete::Alert => decision(
+            entry,
+            Cause::Deleted { digest: None },
+            Action::Alert,
+            "reconcile: the tag is missing (on_delete is alert)",
+        ),
+    }
+}
+
+/// A protected tag reconcile finds on another digest (`to`): as `on_move` says.
+fn moved(entry: &Entry, to: &str) -> Decision {
+    let cause = Cause::Moved { to: to.to_string() };
+    match entry.on_move {
+        OnMove::Revert => decision(
+            entry,
+            cause,
+            Action::Revert,
+            "reconcile: the tag is on another digest",
+        ),
+        OnMove::Follow => decision(
+            entry,
+            cause,
+            Action::Follow {
+                to: to.to_string(),
+                manifest: None,
+            },
+            "reconcile: the tag moved (on_move is follow)",
+        ),
+        OnMove::Alert => decision(
+            entry,
+            cause,
+            Action::Alert,
+            "reconcile: the tag is on another digest (on_move is alert)",
+        ),
+    }
 }
 
 /// The decision for an item that has only repository and tag, when ECR has the tag at

@@ -161,17 +161,13 @@ pub async fn protect<O: Console + Images + PinKey>(
     if existing.is_some() && !replace {
         return refuse(format!("{repo}:{tag} is already protected: `edit` changes its settings; --force re-pins it while the tag is on its pin"));
     }
-    let current = match (tag_now(o, repo, tag).await?, old.as_deref()) {
-        (None, Some(old)) => return refuse(format!(
-            "{repo}:{tag} is missing from ECR; its pin {old} is the image it should be on: `restore {repo}:{tag}` puts it back. Nothing changed"
-        )),
-        (None, None) => return refuse(format!("tag {tag} is not in {repo}: nothing to protect")),
-        (Some(m), Some(old)) if m.digest != old && !how.accept_current => return refuse(format!(
-            "{repo}:{tag} is not on its pin: ECR has it on {}, the pin is {old}. --force re-pins only a tag that is on its pin; `restore {repo}:{tag}` puts it back on the pin, --accept-current re-pins it to {} (what ECR holds now). Nothing changed",
-            m.digest, m.digest
-        )),
-        (Some(m), _) => m,
-    };
+    let current = image_to_pin(
+        tag_now(o, repo, tag).await?,
+        old.as_deref(),
+        repo,
+        tag,
+        &how,
+    )?;
     let children = children_of(o, repo, &current).await?;
     let by = o
         .caller()
@@ -216,7 +212,6 @@ pub async fn protect<O: Console + Images + PinKey>(
         Some(old) => release_old(o, scope, repo, tag, old, Some(&pin.digest)).await?,
         None => Vec::new(),
     };
-    let action = (HistoryAction::Protect, HistoryOutcome::Pinned);
     let detail = match &replaced {
         Some(old) if how.accept_current => format!(
             "ecr-tag-guard protect --accept-current (the pin was {})",
@@ -224,16 +219,9 @@ pub async fn protect<O: Console + Images + PinKey>(
         ),
         _ => "ecr-tag-guard protect".to_string(),
     };
-    record(
-        o,
-        repo,
-        tag,
-        action,
-        (old, Some(pin.digest.clone())),
-        &detail,
-        now,
-    )
-    .await?;
+    let digests = (old, Some(pin.digest.clone()));
+    let action = (HistoryAction::Protect, HistoryOutcome::Pinned);
+    record(o, repo, tag, action, digests, &detail, now).await?;
     Ok(Protected {
         entry,
         media_type: current.media_type.clone(),
@@ -241,6 +229,29 @@ pub async fn protect<O: Console + Images + PinKey>(
         replaced,
         released,
     })
+}
+
+/// The image `protect` pins: the one ECR has under the tag (`found`), unless that contradicts
+/// the pin the item holds (`old`): a missing tag is restored, not re-pinned; a moved one is
+/// re-pinned only with `accept_current`.
+fn image_to_pin(
+    found: Option<Manifest>,
+    old: Option<&str>,
+    repo: &RepoKey,
+    tag: &str,
+    how: &ProtectHow,
+) -> Result<Manifest, CommandError> {
+    match (found, old) {
+        (None, Some(old)) => refuse(format!(
+            "{repo}:{tag} is missing from ECR; its pin {old} is the image it should be on: `restore {repo}:{tag}` puts it back. Nothing changed"
+        )),
+        (None, None) => refuse(format!("tag {tag} is not in {repo}: nothing to protect")),
+        (Some(m), Some(old)) if m.digest != old && !how.accept_current => refuse(format!(
+            "{repo}:{tag} is not on its pin: ECR has it on {}, the pin is {old}. --force re-pins only a tag that is on its pin; `restore {repo}:{tag}` puts it back on the pin, --accept-current re-pins it to {} (what ECR holds now). Nothing changed",
+            m.digest, m.digest
+        )),
+        (Some(m), _) => Ok(m),
+    }
 }
 
 /// `unprotect REPO:TAG`: removes the item (its history stays) and lets go of its keep-alive

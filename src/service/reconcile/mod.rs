@@ -64,41 +64,7 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
             since: now.epoch - TRAIL_LOOKBACK_SECS,
             read: HashMap::new(),
         };
-        let (partitions, rules, last, noted) = futures::join!(
-            self.registry.repositories(),
-            self.registry.rules(),
-            self.ledger.reconciled(),
-            self.ledger.guard_tag_repositories()
-        );
-        // Not read: a warning of the run; a later one visits them.
-        let noted: BTreeSet<String> = match noted {
-            Ok(noted) => noted.into_iter().collect(),
-            Err(e) => {
-                report.warnings.push(format!(
-                    "repositories with retired guard tags not read: {e}"
-                ));
-                BTreeSet::new()
-            }
-        };
-        // Repositories holding retired guard tags are visited too, items or not.
-        let partitions: Vec<String> = partitions?
-            .into_iter()
-            .chain(noted.iter().cloned())
-            .collect::<BTreeSet<String>>()
-            .into_iter()
-            .collect();
-        let (rule_list, bad_rules) = split_valid(rules?);
-        report.invalid.extend(bad_rules);
-        let last: HashMap<String, i64> = last
-            .unwrap_or_else(|e| {
-                report
-                    .warnings
-                    .push(format!("reconcile order not read: {e}"));
-                Vec::new()
-            })
-            .into_iter()
-            .collect();
-        let repos = repositories(partitions, &rule_list, &last, &mut report.invalid);
+        let (repos, rule_list, noted) = self.plan_run(&mut report).await?;
         let total = repos.len();
         let run = Run {
             id: run_id(now),
@@ -141,6 +107,51 @@ impl<R: Registry, I: Images, P: Pager, L: Ledger, K: PinKey> Handler<R, I, P, L,
         report.repositories = total;
         report.left = total - started;
         Ok(report)
+    }
+
+    /// What a run reads first: the repositories to visit, least recently reconciled first
+    /// (those with items, and those noted as holding retired guard tags), the pattern rules,
+    /// and the noted repositories. What cannot be read but the items is a warning of the run.
+    async fn plan_run(
+        &self,
+        report: &mut ReconcileReport,
+    ) -> Result<(Vec<RepoKey>, Vec<TagRule>, BTreeSet<String>), Error> {
+        let (partitions, rules, last, noted) = futures::join!(
+            self.registry.repositories(),
+            self.registry.rules(),
+            self.ledger.reconciled(),
+            self.ledger.guard_tag_repositories()
+        );
+        // Not read: a warning of the run; a later one visits them.
+        let noted: BTreeSet<String> = match noted {
+            Ok(noted) => noted.into_iter().collect(),
+            Err(e) => {
+                report.warnings.push(format!(
+                    "repositories with retired guard tags not read: {e}"
+                ));
+                BTreeSet::new()
+            }
+        };
+        // Repositories holding retired guard tags are visited too, items or not.
+        let partitions: Vec<String> = partitions?
+            .into_iter()
+            .chain(noted.iter().cloned())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let (rule_list, bad_rules) = split_valid(rules?);
+        report.invalid.extend(bad_rules);
+        let last: HashMap<String, i64> = last
+            .unwrap_or_else(|e| {
+                report
+                    .warnings
+                    .push(format!("reconcile order not read: {e}"));
+                Vec::new()
+            })
+            .into_iter()
+            .collect();
+        let repos = repositories(partitions, &rule_list, &last, &mut report.invalid);
+        Ok((repos, rule_list, noted))
     }
 
     /// Notes the repositories reconciled (not in a dry run); a failed note is a warning.
