@@ -683,7 +683,7 @@ fn spec(
 }
 
 #[tokio::test]
-async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
+async fn rule_add_refuses_bad_specs_and_writes_the_settings_it_is_given() {
     let Some(w) = World::new().await else { return };
     w.create_repo("svc", false).await;
     let opts = ProtectOptions::default();
@@ -774,7 +774,20 @@ async fn rule_commands_and_a_reconcile_that_materialises_and_releases() {
         )
     );
     assert!(ci.get("on_delete").is_none(), "only the settings given");
+}
 
+#[tokio::test]
+async fn reconcile_materialises_a_rule_and_releases_what_it_made_once_it_is_removed() {
+    let Some(w) = World::new().await else { return };
+    w.create_repo("svc", false).await;
+    rules::add(
+        &w.ops(),
+        &spec("main", "svc", "^[0-9a-f]{8}$", None, 2),
+        &ProtectOptions::default(),
+        &mut Vec::new(),
+    )
+    .await
+    .expect("add");
     // Three builds from main, pushed one after another (moto keeps whole seconds).
     let mut d = Vec::new();
     for tag in ["aaaa0001", "bbbb0002", "cccc0003"] {
