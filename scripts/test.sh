@@ -19,7 +19,13 @@ if [ "${1:-}" = "--quick" ]; then
   exit 0
 fi
 
-./scripts/ensure-tools.sh
+mkdir -p target
+# The phases that need different things run side by side on the two cores: the Python tools
+# install while Rust compiles, and the tests run while the Lambda's size-tuned release build
+# and the deployment checks go on (the tests run their binaries directly, so they do not wait
+# for cargo's lock on target/). Each side's output is shown when it is done.
+./scripts/ensure-tools.sh > target/ensure-tools.log 2>&1 &
+tools=$!
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -27,11 +33,50 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 
-./scripts/check-infra.sh
+echo "== cargo test --no-run (the test binaries)"
+cargo test --all-targets --no-run --message-format=json-render-diagnostics > target/test-build.json
+mapfile -t binaries < <(python3 -c '
+import json, sys
+for line in open("target/test-build.json"):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+')
 
-echo "== cargo test"
+if ! wait "$tools"; then
+  cat target/ensure-tools.log
+  echo "FAIL: installing the Python tools" >&2
+  exit 1
+fi
+cat target/ensure-tools.log
+
+./scripts/check-infra.sh > target/check-infra.log 2>&1 &
+infra=$!
+
+echo "== the tests (${#binaries[@]} binaries)"
 # REQUIRE_MOTO makes a missing moto a failure instead of a skip.
-mkdir -p target
-REQUIRE_MOTO=1 cargo test --all-targets 2>&1 | tee target/test.log
+set +e
+(
+  failed=0
+  for b in "${binaries[@]}"; do
+    REQUIRE_MOTO=1 "$b" || failed=1
+  done
+  exit "$failed"
+) 2>&1 | tee target/test.log
+tests_status=${PIPESTATUS[0]}
+set -e
 # One closing line for all the test binaries (some, like the binary's own, hold none).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+
+echo "== the Lambda build and the deployment checks"
+infra_status=0
+wait "$infra" || infra_status=$?
+cat target/check-infra.log
+if [ "$infra_status" -ne 0 ]; then
+  echo "FAIL: scripts/check-infra.sh" >&2
+  exit 1
+fi
+if [ "$tests_status" -ne 0 ]; then
+  echo "FAIL: tests" >&2
+  exit 1
+fi
