@@ -124,7 +124,7 @@ fn shared_samples() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: ../shared/samples/events is not here (it comes with the project's CI, not with a clone)");
+        crate::text::say_skipped("../shared/samples/events is not here (it comes with the project's CI, not with a clone)");
         None
     }
 }

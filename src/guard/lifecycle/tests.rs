@@ -52,7 +52,7 @@ fn count_rule(priority: u64, prefixes: &[&str], n: u64) -> Value {
 fn the_documented_examples_come_out_as_documented() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/lifecycle");
     let Ok(read) = std::fs::read_dir(&dir) else {
-        eprintln!("SKIPPED: ../shared/samples/lifecycle is not here (it comes with the project's CI, not with a clone); the cases below cover the same rules");
+        crate::text::say_skipped("../shared/samples/lifecycle is not here (it comes with the project's CI, not with a clone); the cases below cover the same rules");
         return;
     };
     let mut files: Vec<_> = read
