@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+start=$SECONDS
+at() { printf '[%ds]' $((SECONDS - start)); }
 
 echo "== cargo lambda build (profile lambda: size; x86_64, provided.al2023; no default features: no S3 client)"
 cargo lambda build --profile lambda --no-default-features --output-format zip --bin ecr-tag-guard
@@ -27,9 +29,10 @@ if [ "$(printf '%s\n2.34\n' "$need" | sort -V | tail -n 1)" != "2.34" ]; then
   exit 1
 fi
 
-echo "== template: SAM translation and EventBridge patterns against events/"
+echo "== template: SAM translation and EventBridge patterns against events/ $(at)"
 .venv/bin/python infra/check.py "$bootstrap" target/infra/template.cfn.json
-echo "== cfn-lint (translated template, member role template)"
+echo "== cfn-lint (translated template, member role template) $(at)"
 cfn-lint target/infra/template.cfn.json infra/member.yaml
-echo "== checkov (SAM and translated templates)"
+echo "== checkov (SAM and translated templates) $(at)"
 checkov --skip-download --quiet --compact -f infra/template.yaml -f target/infra/template.cfn.json -f infra/member.yaml
+echo "== infra checks done $(at)"

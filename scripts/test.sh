@@ -20,6 +20,9 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 mkdir -p target
+start=$SECONDS
+# How long the run has taken, for each phase's heading.
+at() { printf '[%ds]' $((SECONDS - start)); }
 # The phases that need different things run side by side on the two cores: the Python tools
 # install while Rust compiles, and the tests run while the Lambda's size-tuned release build
 # and the deployment checks go on (the tests run their binaries directly, so they do not wait
@@ -30,10 +33,10 @@ tools=$!
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+echo "== cargo clippy $(at)"
 cargo clippy --all-targets --quiet -- -D warnings
 
-echo "== cargo test --no-run (the test binaries)"
+echo "== cargo test --no-run (the test binaries) $(at)"
 cargo test --all-targets --no-run --message-format=json-render-diagnostics > target/test-build.json
 mapfile -t binaries < <(python3 -c '
 import json, sys
@@ -50,10 +53,11 @@ if ! wait "$tools"; then
 fi
 cat target/ensure-tools.log
 
+echo "== the Lambda build and the deployment checks start $(at)"
 ./scripts/check-infra.sh > target/check-infra.log 2>&1 &
 infra=$!
 
-echo "== the tests (${#binaries[@]} binaries)"
+echo "== the tests (${#binaries[@]} binaries) $(at)"
 # REQUIRE_MOTO makes a missing moto a failure instead of a skip.
 set +e
 (
@@ -68,10 +72,11 @@ set -e
 # One closing line for all the test binaries (some, like the binary's own, hold none).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
-echo "== the Lambda build and the deployment checks"
+echo "== the Lambda build and the deployment checks (waited for at $(at))"
 infra_status=0
 wait "$infra" || infra_status=$?
 cat target/check-infra.log
+echo "== done $(at)"
 if [ "$infra_status" -ne 0 ]; then
   echo "FAIL: scripts/check-infra.sh" >&2
   exit 1

@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod aws;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod events;
 pub mod files;
 pub mod guard;
 pub mod lambda;
+pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod page;

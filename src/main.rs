@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    ecr_tag_guard::cli::init_logging(lambda);
+    ecr_tag_guard::logging::init_logging(lambda);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -24,6 +24,19 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        rt.block_on(ecr_tag_guard::cli::main())
+        command_line(&rt)
     }
+}
+
+/// The commands (the default build).
+#[cfg(feature = "cli")]
+fn command_line(rt: &tokio::runtime::Runtime) -> ExitCode {
+    rt.block_on(ecr_tag_guard::cli::main())
+}
+
+/// A build without the command line (the Lambda's) says so when run outside Lambda.
+#[cfg(not(feature = "cli"))]
+fn command_line(_rt: &tokio::runtime::Runtime) -> ExitCode {
+    eprintln!("error: this build is the Lambda's (built without the `cli` feature): it runs only under the Lambda runtime (AWS_LAMBDA_RUNTIME_API)");
+    ExitCode::from(2)
 }
