@@ -6,7 +6,8 @@
    moto's EventBridge with an SQS target each, and sends every event in events/ through it:
    each event the handler acts on must be delivered by a rule, each it ignores by its content
    by none.
-   What the handler does with each event comes from the binary itself (`replay --json`).
+   What the handler does with each event comes from the binary itself (`replay --json` of the
+   command line's build: the Lambda's build has no command line; the decisions are the same code).
 
 Usage: python infra/check.py BINARY OUT
 """

@@ -30,7 +30,10 @@ if [ "$(printf '%s\n2.34\n' "$need" | sort -V | tail -n 1)" != "2.34" ]; then
 fi
 
 echo "== template: SAM translation and EventBridge patterns against events/ $(at)"
-.venv/bin/python infra/check.py "$bootstrap" target/infra/template.cfn.json
+# What the handler does with each event comes from the binary's own `replay --json`: the
+# command line's build (the test build made it; the Lambda's build has no command line).
+[ -x target/debug/ecr-tag-guard ] || cargo build --quiet --bin ecr-tag-guard
+.venv/bin/python infra/check.py target/debug/ecr-tag-guard target/infra/template.cfn.json
 echo "== cfn-lint (translated template, member role template) $(at)"
 cfn-lint target/infra/template.cfn.json infra/member.yaml
 echo "== checkov (SAM and translated templates) $(at)"

@@ -7,6 +7,6 @@ stamp=.venv/.requirements
 if ! cmp -s scripts/requirements.txt "$stamp" 2>/dev/null; then
   echo "== installing scripts/requirements.txt into .venv"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-compile -r scripts/requirements.txt
   cp scripts/requirements.txt "$stamp"
 fi

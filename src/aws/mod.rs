@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod cloudtrail;
+mod drill;
 mod dynamodb;
 mod ecr;
 mod kms;

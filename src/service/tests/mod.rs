@@ -261,3 +261,5 @@ pub(super) fn push_event(id: &str, tag: &str, name: &str, w: &Memory, pushed_at:
 mod event;
 mod reconcile;
 mod registration;
+mod unreadable;
+mod world;
